@@ -1,0 +1,208 @@
+// SPDX-License-Identifier: (GPL-2.0 OR BSD-3-Clause)
+/*
+ * poold command line, start-up and shutdown.  Usage errors print one line
+ * and exit 2; run-time failures at start-up exit 1; SIGINT/SIGTERM
+ * disconnect every client, release all memory and exit 0.
+ */
+#include "poold.h"
+#include "conn_validate.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <event2/event.h>
+
+#include "rswap_frame.h"
+#include "rswap_util.h"
+
+#define MAX_QPS_DEFAULT	RSWAP_MAX_QPS_PER_SESSION
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: poold --coord HOST:PORT --listen ADDR:PORT --capacity SIZE\n"
+		"             [--max-qps N] [-v]\n"
+		"  --coord HOST:PORT   rswap-coord to register with (default port %d)\n"
+		"  --listen ADDR:PORT  RDMA address clients connect to; must be a\n"
+		"                      concrete address on an RDMA device (default port %d)\n"
+		"  --capacity SIZE     memory this poold may hand out, e.g. 48G or 512M\n"
+		"  --max-qps N         queue pairs one client session may open, 1..%d\n"
+		"                      (default %d)\n"
+		"  -v, --verbose       debug logging\n",
+		RSWAP_DEFAULT_COORD_PORT, RSWAP_DEFAULT_POOLD_PORT,
+		RSWAP_MAX_QPS_PER_SESSION, MAX_QPS_DEFAULT);
+}
+
+static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("poold: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs(" (see poold --help)\n", stderr);
+	exit(2);
+}
+
+static bool is_wildcard(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+	if (ss->ss_family == AF_INET6)
+		return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+	return false;
+}
+
+/* "ADDR:PORT" / "[V6]:PORT" with a numeric address: what clients dial. */
+static int format_addr(const struct sockaddr_storage *ss, socklen_t len,
+		       char *buf, size_t size)
+{
+	char host[INET6_ADDRSTRLEN], port[8];
+
+	if (getnameinfo((const struct sockaddr *)ss, len, host, sizeof(host), port,
+			sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV))
+		return -EINVAL;
+	if (ss->ss_family == AF_INET6)
+		snprintf(buf, size, "[%s]:%s", host, port);
+	else
+		snprintf(buf, size, "%s:%s", host, port);
+	return 0;
+}
+
+static void parse_args(int argc, char **argv, struct poold_settings *set)
+{
+	static const struct option opts[] = {
+		{ "coord", required_argument, NULL, 'c' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "capacity", required_argument, NULL, 's' },
+		{ "max-qps", required_argument, NULL, 'q' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *coord = NULL, *listen = NULL, *cap = NULL, *why;
+	unsigned long qps;
+	char *end;
+	int o, ret;
+
+	set->max_qps = MAX_QPS_DEFAULT;
+	opterr = 0;
+	while ((o = getopt_long(argc, argv, ":vh", opts, NULL)) != -1) {
+		switch (o) {
+		case 'c': coord = optarg; break;
+		case 'l': listen = optarg; break;
+		case 's': cap = optarg; break;
+		case 'q':
+			errno = 0;
+			qps = strtoul(optarg, &end, 10);
+			if (optarg[0] < '0' || optarg[0] > '9' || *end || errno ||
+			    qps < 1 || qps > RSWAP_MAX_QPS_PER_SESSION)
+				usage_error("--max-qps %s: expected a number from 1 to %d",
+					    optarg, RSWAP_MAX_QPS_PER_SESSION);
+			set->max_qps = (unsigned int)qps;
+			break;
+		case 'v': set->verbose = 1; break;
+		case 'h': usage(stdout); exit(0);
+		case ':': usage_error("%s needs a value", argv[optind - 1]);
+		default: usage_error("unknown option %s", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		usage_error("unexpected argument '%s'", argv[optind]);
+	if (!coord)
+		usage_error("--coord HOST:PORT is required");
+	if (!listen)
+		usage_error("--listen ADDR:PORT is required");
+	if (!cap)
+		usage_error("--capacity SIZE is required");
+
+	ret = rswap_parse_size(cap, &set->capacity);
+	if (ret)
+		usage_error("--capacity %s: %s (expected e.g. 48G or 512M)", cap,
+			    ret == -ERANGE ? "too large" : "not a size");
+	if (set->capacity < POOLD_CHUNK_MIN)
+		usage_error("--capacity %s: below the smallest chunk (16M)", cap);
+	if (rswap_parse_hostport(coord, RSWAP_DEFAULT_COORD_PORT, &set->coord_ss,
+				 &set->coord_len, &why))
+		usage_error("--coord %s: %s", coord, why);
+	snprintf(set->coord_str, sizeof(set->coord_str), "%s", coord);
+	if (rswap_parse_hostport(listen, RSWAP_DEFAULT_POOLD_PORT, &set->listen_ss,
+				 &set->listen_len, &why))
+		usage_error("--listen %s: %s", listen, why);
+	if (is_wildcard(&set->listen_ss))
+		usage_error("--listen %s: give the address clients reach, not a wildcard",
+			    listen);
+	if (format_addr(&set->listen_ss, set->listen_len, set->listen_str,
+			sizeof(set->listen_str)))
+		usage_error("--listen %s: cannot format the address", listen);
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct poold *p = arg;
+
+	log_info("%s received; disconnecting clients and releasing memory",
+		 strsignal((int)sig));
+	event_base_loopbreak(p->base);
+}
+
+int main(int argc, char **argv)
+{
+	struct poold p = { 0 };
+	struct event *sigint = NULL, *sigterm = NULL;
+	char cap[16];
+
+	parse_args(argc, argv, &p.set);
+	rswap_log_init("poold", p.set.verbose);
+	signal(SIGPIPE, SIG_IGN);
+
+	p.base = event_base_new();
+	if (!p.base) {
+		log_err("cannot create the event loop");
+		return 1;
+	}
+	sigint = evsignal_new(p.base, SIGINT, signal_cb, &p);
+	sigterm = evsignal_new(p.base, SIGTERM, signal_cb, &p);
+	if (!sigint || !sigterm || event_add(sigint, NULL) || event_add(sigterm, NULL)) {
+		log_err("cannot install signal handlers");
+		p.exit_code = 1;
+		goto out_free_base;
+	}
+	poold_chunks_init(&p);
+	log_info("starting: capacity %s, coordinator %s",
+		 rswap_fmt_size(p.set.capacity, cap, sizeof(cap)), p.set.coord_str);
+	if (poold_rdma_start(&p)) {
+		p.exit_code = 1;
+		goto out_stop_rdma;
+	}
+	if (poold_coord_start(&p)) {
+		log_err("cannot set up the coordinator session (out of memory)");
+		p.exit_code = 1;
+		goto out_stop_coord;
+	}
+	event_base_dispatch(p.base);
+
+out_stop_coord:
+	p.stopping = true;
+	poold_coord_stop(&p);
+out_stop_rdma:
+	poold_rdma_stop(&p);
+	poold_chunks_free_all(&p);
+out_free_base:
+	if (sigint)
+		event_free(sigint);
+	if (sigterm)
+		event_free(sigterm);
+	event_base_free(p.base);
+	log_info("stopped");
+	return p.exit_code;
+}

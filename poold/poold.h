@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR BSD-3-Clause) */
+/*
+ * poold: one memory server of a Remoteswap cluster.
+ *
+ * It owns chunks of memory that the coordinator allocates on its behalf for
+ * clients, and serves them to those clients over RDMA.  Three parts share
+ * one libevent loop and the struct poold below:
+ *   chunk.c  - the chunk store (allocation, capacity accounting, handles);
+ *   coord.c  - the session with rswap-coord (register, heartbeat, commands,
+ *              reconnect with backoff);
+ *   rdma.c   - the rdma_cm listener and the client sessions (one protection
+ *              domain per session, one CQ per queue pair).
+ */
+#ifndef POOLD_H
+#define POOLD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "rswap_wire.h"
+
+struct event_base;
+struct event;
+struct bufferevent;
+struct rdma_event_channel;
+struct rdma_cm_id;
+struct poold_session;
+struct poold_conn;
+
+/* Settings from the command line; each has its default here or in main.c. */
+struct poold_settings {
+	char coord_str[300];		/* --coord, as given */
+	struct sockaddr_storage coord_ss;
+	socklen_t coord_len;
+	char listen_str[80];		/* --listen, canonical numeric ADDR:PORT */
+	struct sockaddr_storage listen_ss;
+	socklen_t listen_len;
+	uint64_t capacity;		/* --capacity: bytes poold may hand out */
+	unsigned int max_qps;		/* --max-qps: per-session QP limit */
+	int verbose;
+};
+
+struct poold_chunk {
+	struct poold_chunk *next;
+	uint64_t handle;		/* poold-assigned, never reused */
+	char client_id[RSWAP_CLIENT_ID_LEN + 1];
+	uint32_t slot;
+	uint64_t client_size;
+	void *mem;
+	uint64_t len;
+	bool huge;			/* backed by MAP_HUGETLB pages */
+};
+
+struct poold {
+	struct event_base *base;
+	struct poold_settings set;
+	int exit_code;
+
+	/* chunk store */
+	struct poold_chunk *chunks;
+	unsigned int nchunks;
+	uint64_t used;			/* bytes held in chunks */
+	uint64_t chunk_size;		/* 0 until a coordinator names it */
+	uint64_t next_handle;
+	bool hugetlb_failed;		/* logged once, then normal pages */
+
+	/* coordinator session */
+	struct bufferevent *bev;
+	struct event *retry_timer;
+	struct event *hb_timer;
+	struct event *reg_timer;
+	unsigned int backoff_ms;
+	bool registered;
+	uint32_t heartbeat_ms;
+	uint64_t seq;			/* our requests' sequence numbers */
+	uint64_t reg_seq;
+
+	/* RDMA side */
+	struct rdma_event_channel *cm_ch;
+	struct rdma_cm_id *listen_id;
+	struct event *cm_ev;
+	struct poold_session *sessions;
+	unsigned int nsessions;
+	struct poold_conn *conns;
+	bool stopping;
+};
+
+/* chunk.c */
+void poold_chunks_init(struct poold *p);
+int poold_chunk_alloc(struct poold *p, const char *client_id, uint32_t slot,
+		      uint64_t client_size, struct poold_chunk **out,
+		      const char **why);
+struct poold_chunk *poold_chunk_find(struct poold *p, uint64_t handle);
+void poold_chunk_free(struct poold *p, struct poold_chunk *c);
+void poold_chunks_free_all(struct poold *p);
+
+/* coord.c */
+int poold_coord_start(struct poold *p);
+void poold_coord_stop(struct poold *p);
+
+/* rdma.c */
+int poold_rdma_start(struct poold *p);
+void poold_rdma_stop(struct poold *p);
+/* Revoke every session's access to c (before c's memory goes away). */
+void poold_rdma_revoke_chunk(struct poold *p, const struct poold_chunk *c);
+
+#endif /* POOLD_H */

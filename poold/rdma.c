@@ -1,0 +1,693 @@
+// SPDX-License-Identifier: (GPL-2.0 OR BSD-3-Clause)
+/*
+ * The RDMA side of poold: an rdma_cm listener and the client sessions.
+ *
+ * A session is (client id, session cookie).  Its first queue pair creates a
+ * protection domain and registers in it only the chunks the coordinator
+ * allocated to that client id; every later queue pair of the session uses
+ * the same PD.  So a client can never reach another client's memory, even
+ * with a guessed rkey.  Phases of one queue pair (struct poold_conn):
+ *   CONNECT_REQUEST  request validated (conn_validate.c); session found or
+ *                    created; CQ + QP created; rdma_accept(rswap_conn_acc)
+ *   ESTABLISHED      qp_index 0 SENDs the chunk table
+ *   DISCONNECTED     QP, CQ torn down; the last QP of a session takes the
+ *   (or any error)   MRs and the PD with it.  Chunks stay: only the
+ *                    coordinator frees chunks.
+ * Every rdma_cm event is copied and acknowledged before it is handled, so
+ * that a handler may destroy the event's id.
+ */
+#include "poold.h"
+#include "conn_validate.h"
+
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <event2/event.h>
+#include <infiniband/verbs.h>
+#include <rdma/rdma_cma.h>
+
+#include "rswap_util.h"
+
+#define LISTEN_BACKLOG	128
+#define WC_BATCH	16
+
+struct poold_smr {
+	const struct poold_chunk *chunk;
+	struct ibv_mr *mr;		/* NULL once revoked */
+};
+
+struct poold_session {
+	struct poold_session *next;
+	char client_id[RSWAP_CLIENT_ID_LEN + 1];
+	uint64_t cookie;
+	uint16_t qp_count;
+	uint16_t version;		/* negotiated with the first QP */
+	unsigned int nconns;
+	bool revoked;			/* a chunk was freed under it */
+	struct ibv_pd *pd;
+	struct poold_smr *mrs;
+	unsigned int nmrs;
+	char peer[NI_MAXHOST];
+};
+
+struct poold_conn {
+	struct poold_conn *next;
+	struct poold *p;
+	struct rdma_cm_id *id;
+	struct poold_session *s;
+	uint16_t qp_index;
+	struct ibv_comp_channel *cch;
+	struct ibv_cq *cq;
+	struct event *cq_ev;
+	uint8_t *tbl;			/* chunk table messages (qp_index 0) */
+	struct ibv_mr *tbl_mr;
+	unsigned int tbl_msgs;
+	unsigned int tbl_sent;
+};
+
+static void peer_str(struct rdma_cm_id *id, char *buf, size_t len)
+{
+	struct sockaddr *sa = rdma_get_peer_addr(id);
+	socklen_t salen = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+						      sizeof(struct sockaddr_in);
+
+	if (getnameinfo(sa, salen, buf, len, NULL, 0, NI_NUMERICHOST))
+		snprintf(buf, len, "?");
+}
+
+static int set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	return fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ? -errno : 0;
+}
+
+static unsigned int table_msgs(unsigned int ndesc)
+{
+	return (ndesc + RSWAP_DESCS_PER_MSG - 1) / RSWAP_DESCS_PER_MSG;
+}
+
+static bool holds_chunks_for(struct poold *p, const char *client_id)
+{
+	const struct poold_chunk *c;
+
+	for (c = p->chunks; c; c = c->next)
+		if (!strcmp(c->client_id, client_id))
+			return true;
+	return false;
+}
+
+static struct poold_session *session_find(struct poold *p, const char *client_id,
+					  uint64_t cookie)
+{
+	struct poold_session *s;
+
+	for (s = p->sessions; s; s = s->next)
+		if (s->cookie == cookie && !strcmp(s->client_id, client_id))
+			return s;
+	return NULL;
+}
+
+static void session_destroy(struct poold *p, struct poold_session *s)
+{
+	struct poold_session **pp;
+	unsigned int i;
+
+	for (i = 0; i < s->nmrs; i++)
+		if (s->mrs[i].mr && ibv_dereg_mr(s->mrs[i].mr))
+			log_warn("client %s: deregistering an MR failed", s->client_id);
+	free(s->mrs);
+	if (s->pd && ibv_dealloc_pd(s->pd))
+		log_warn("client %s: deallocating the PD failed", s->client_id);
+	for (pp = &p->sessions; *pp; pp = &(*pp)->next) {
+		if (*pp == s) {
+			*pp = s->next;
+			p->nsessions--;
+			break;
+		}
+	}
+	log_info("client %s %s: session %#llx closed", s->client_id, s->peer,
+		 (unsigned long long)s->cookie);
+	free(s);
+}
+
+/* A session with a PD holding MRs of exactly this client's chunks. */
+static struct poold_session *session_create(struct poold *p,
+					    const struct poold_conn_params *cp,
+					    struct ibv_context *verbs,
+					    const char *peer, const char **why)
+{
+	const int access = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ |
+			   IBV_ACCESS_REMOTE_WRITE;
+	struct poold_session *s;
+	struct poold_chunk *c;
+	unsigned int n = 0;
+
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		*why = "out of memory";
+		return NULL;
+	}
+	snprintf(s->client_id, sizeof(s->client_id), "%s", cp->client_id);
+	snprintf(s->peer, sizeof(s->peer), "%s", peer);
+	s->cookie = cp->session;
+	s->qp_count = cp->qp_count;
+	s->version = cp->version;
+	for (c = p->chunks; c; c = c->next)
+		n += !strcmp(c->client_id, cp->client_id);
+	s->mrs = calloc(n, sizeof(*s->mrs));
+	s->pd = ibv_alloc_pd(verbs);
+	if (!s->mrs || !s->pd) {
+		*why = s->pd ? "out of memory" : "cannot allocate a protection domain";
+		goto out_destroy_session;
+	}
+	s->next = p->sessions;
+	p->sessions = s;
+	p->nsessions++;
+	for (c = p->chunks; c; c = c->next) {
+		if (strcmp(c->client_id, cp->client_id))
+			continue;
+		s->mrs[s->nmrs].chunk = c;
+		s->mrs[s->nmrs].mr = ibv_reg_mr(s->pd, c->mem, c->len, access);
+		if (!s->mrs[s->nmrs].mr) {
+			log_err("client %s %s: registering chunk %#llx failed: %s "
+				"(is RLIMIT_MEMLOCK large enough?)", cp->client_id,
+				peer, (unsigned long long)c->handle, strerror(errno));
+			*why = "cannot register a chunk";
+			goto out_destroy_session;
+		}
+		s->nmrs++;
+	}
+	log_info("client %s %s: session %#llx opened: %u queue pairs, %u chunks, "
+		 "protocol version %u", s->client_id, peer,
+		 (unsigned long long)s->cookie, s->qp_count, s->nmrs, s->version);
+	return s;
+
+out_destroy_session:
+	session_destroy(p, s);
+	return NULL;
+}
+
+/*
+ * Release everything a queue pair holds except its rdma_cm id; the last
+ * queue pair of a session takes the session (MRs, PD) with it.
+ */
+static void conn_free(struct poold_conn *c)
+{
+	struct poold *p = c->p;
+	struct poold_conn **pp;
+
+	if (c->cq_ev)
+		event_free(c->cq_ev);
+	if (c->id->qp)
+		rdma_destroy_qp(c->id);
+	if (c->cq && ibv_destroy_cq(c->cq))
+		log_warn("client %s: destroying a CQ failed", c->s->client_id);
+	if (c->cch && ibv_destroy_comp_channel(c->cch))
+		log_warn("client %s: destroying a completion channel failed",
+			 c->s->client_id);
+	if (c->tbl_mr)
+		ibv_dereg_mr(c->tbl_mr);
+	free(c->tbl);
+	for (pp = &p->conns; *pp; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	}
+	c->id->context = NULL;
+	if (--c->s->nconns == 0)
+		session_destroy(p, c->s);
+	free(c);
+}
+
+static void conn_destroy(struct poold_conn *c)
+{
+	struct rdma_cm_id *id = c->id;
+
+	log_debug("client %s %s: queue pair %u closed", c->s->client_id,
+		  c->s->peer, c->qp_index);
+	conn_free(c);
+	rdma_destroy_id(id);
+}
+
+/* Lay out the chunk table as SEND messages in c->tbl, little-endian. */
+static int conn_build_table(struct poold_conn *c)
+{
+	struct poold_session *s = c->s;
+	unsigned int m, i, first;
+
+	c->tbl_msgs = table_msgs(s->nmrs);
+	if (!c->tbl_msgs)
+		return 0;
+	c->tbl = calloc(c->tbl_msgs, RSWAP_MSG_MAX);
+	if (!c->tbl)
+		return -ENOMEM;
+	for (m = 0; m < c->tbl_msgs; m++) {
+		uint8_t *buf = c->tbl + (size_t)m * RSWAP_MSG_MAX;
+		struct rswap_msg_hdr hdr = { 0 };
+		unsigned int count;
+
+		first = m * RSWAP_DESCS_PER_MSG;
+		count = s->nmrs - first < RSWAP_DESCS_PER_MSG ? s->nmrs - first :
+								 RSWAP_DESCS_PER_MSG;
+		hdr.magic = htole32(RSWAP_WIRE_MAGIC);
+		hdr.version = htole16(s->version);
+		hdr.type = htole16(RSWAP_MSG_CHUNK_TABLE);
+		hdr.first = htole32(first);
+		hdr.count = htole32(count);
+		hdr.total = htole32(s->nmrs);
+		memcpy(buf, &hdr, sizeof(hdr));
+		for (i = 0; i < count; i++) {
+			const struct poold_smr *smr = &s->mrs[first + i];
+			struct rswap_chunk_desc d = { 0 };
+
+			d.handle = htole64(smr->chunk->handle);
+			d.addr = htole64((uint64_t)(uintptr_t)smr->chunk->mem);
+			d.len = htole64(smr->chunk->len);
+			d.rkey = htole32(smr->mr->rkey);
+			memcpy(buf + sizeof(hdr) + i * sizeof(d), &d, sizeof(d));
+		}
+	}
+	c->tbl_mr = ibv_reg_mr(s->pd, c->tbl, (size_t)c->tbl_msgs * RSWAP_MSG_MAX, 0);
+	return c->tbl_mr ? 0 : -errno;
+}
+
+static void conn_send_table(struct poold_conn *c)
+{
+	struct ibv_send_wr *wrs, *bad;
+	struct ibv_sge *sges;
+	unsigned int m;
+	int ret;
+
+	if (!c->tbl_msgs)
+		return;
+	wrs = calloc(c->tbl_msgs, sizeof(*wrs));
+	sges = calloc(c->tbl_msgs, sizeof(*sges));
+	if (!wrs || !sges) {
+		ret = ENOMEM;
+		goto out_disconnect;
+	}
+	for (m = 0; m < c->tbl_msgs; m++) {
+		unsigned int first = m * RSWAP_DESCS_PER_MSG;
+		unsigned int count = c->s->nmrs - first < RSWAP_DESCS_PER_MSG ?
+				     c->s->nmrs - first : RSWAP_DESCS_PER_MSG;
+
+		sges[m].addr = (uintptr_t)(c->tbl + (size_t)m * RSWAP_MSG_MAX);
+		sges[m].length = sizeof(struct rswap_msg_hdr) +
+				 count * sizeof(struct rswap_chunk_desc);
+		sges[m].lkey = c->tbl_mr->lkey;
+		wrs[m].wr_id = m;
+		wrs[m].sg_list = &sges[m];
+		wrs[m].num_sge = 1;
+		wrs[m].opcode = IBV_WR_SEND;
+		wrs[m].send_flags = IBV_SEND_SIGNALED;
+		wrs[m].next = m + 1 < c->tbl_msgs ? &wrs[m + 1] : NULL;
+	}
+	ret = ibv_post_send(c->id->qp, wrs, &bad);
+	free(wrs);
+	free(sges);
+	if (!ret) {
+		log_debug("client %s %s: chunk table posted (%u descriptors in %u messages)",
+			  c->s->client_id, c->s->peer, c->s->nmrs, c->tbl_msgs);
+		return;
+	}
+out_disconnect:
+	free(wrs);
+	free(sges);
+	log_warn("client %s %s: cannot post the chunk table: %s; disconnecting",
+		 c->s->client_id, c->s->peer, strerror(ret));
+	rdma_disconnect(c->id);
+}
+
+static void cq_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct poold_conn *c = arg;
+	struct ibv_wc wc[WC_BATCH];
+	struct ibv_cq *cq;
+	void *ctx;
+	int n, i;
+
+	if (ibv_get_cq_event(c->cch, &cq, &ctx))
+		return;		/* EAGAIN: nothing yet */
+	ibv_ack_cq_events(cq, 1);
+	if (ibv_req_notify_cq(cq, 0))
+		log_warn("client %s: cannot re-arm a CQ", c->s->client_id);
+	while ((n = ibv_poll_cq(cq, WC_BATCH, wc)) > 0) {
+		for (i = 0; i < n; i++) {
+			if (wc[i].status == IBV_WC_SUCCESS) {
+				if (wc[i].opcode == IBV_WC_SEND &&
+				    ++c->tbl_sent == c->tbl_msgs)
+					log_debug("client %s %s: chunk table delivered",
+						  c->s->client_id, c->s->peer);
+				continue;
+			}
+			/* Flushes are what a QP in error (teardown) produces. */
+			if (wc[i].status == IBV_WC_WR_FLUSH_ERR) {
+				log_debug("client %s: work request flushed", c->s->client_id);
+				continue;
+			}
+			log_warn("client %s %s: queue pair %u: work request failed: %s; "
+				 "disconnecting", c->s->client_id, c->s->peer,
+				 c->qp_index, ibv_wc_status_str(wc[i].status));
+			rdma_disconnect(c->id);
+		}
+	}
+}
+
+/*
+ * Queue pair and CQ sizes: qp_index 0 SENDs the chunk table (tbl_msgs
+ * work requests); + 1 keeps every queue non-empty.  The client never
+ * SENDs to us, but a receive queue of one stays valid on every provider.
+ * The CQ holds every send and receive completion: send_wr + recv_wr.
+ */
+static int conn_create(struct poold *p, struct poold_session *s,
+		       struct rdma_cm_id *id, uint16_t qp_index,
+		       struct poold_conn **out, const char **why)
+{
+	struct ibv_qp_init_attr qa = { 0 };
+	struct poold_conn *c;
+	unsigned int send_wr, recv_wr = 1;
+
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		*why = "out of memory";
+		return -ENOMEM;
+	}
+	c->p = p;
+	c->id = id;
+	c->s = s;
+	c->qp_index = qp_index;
+	s->nconns++;
+	c->next = p->conns;
+	p->conns = c;
+	id->context = c;
+
+	if (qp_index == 0 && conn_build_table(c)) {
+		*why = "cannot register the chunk table buffer";
+		goto out_free_conn;
+	}
+	send_wr = c->tbl_msgs + 1;
+	c->cch = ibv_create_comp_channel(id->verbs);
+	if (!c->cch || set_nonblock(c->cch->fd)) {
+		*why = "cannot create a completion channel";
+		goto out_free_conn;
+	}
+	c->cq = ibv_create_cq(id->verbs, (int)(send_wr + recv_wr), c, c->cch, 0);
+	if (!c->cq || ibv_req_notify_cq(c->cq, 0)) {
+		*why = "cannot create a completion queue";
+		goto out_free_conn;
+	}
+	qa.send_cq = c->cq;
+	qa.recv_cq = c->cq;
+	qa.qp_type = IBV_QPT_RC;
+	qa.cap.max_send_wr = send_wr;
+	qa.cap.max_recv_wr = recv_wr;
+	qa.cap.max_send_sge = 1;
+	qa.cap.max_recv_sge = 1;
+	if (rdma_create_qp(id, s->pd, &qa)) {
+		*why = "cannot create a queue pair";
+		goto out_free_conn;
+	}
+	c->cq_ev = event_new(p->base, c->cch->fd, EV_READ | EV_PERSIST, cq_cb, c);
+	if (!c->cq_ev || event_add(c->cq_ev, NULL)) {
+		*why = "cannot watch the completion channel";
+		goto out_free_conn;
+	}
+	*out = c;
+	return 0;
+
+out_free_conn:
+	conn_free(c);	/* the caller rejects and destroys the id */
+	return -ENOMEM;
+}
+
+static void reject(struct poold *p, struct rdma_cm_id *id,
+		   const struct poold_conn_params *cp, const char *peer,
+		   enum rswap_rej_reason reason, const char *why)
+{
+	struct rswap_conn_rej rej = { 0 };
+
+	log_warn("client %s %s: refused: %s (%s)", cp->client_id, peer, why,
+		 poold_rej_reason_str(reason));
+	rej.magic = htole32(RSWAP_WIRE_MAGIC);
+	rej.version = htole16(RSWAP_WIRE_VERSION);
+	rej.reason = htole16(reason);
+	if (rdma_reject(id, &rej, sizeof(rej)))
+		log_debug("rdma_reject failed: %s", strerror(errno));
+	rdma_destroy_id(id);
+}
+
+static bool session_has_qp(struct poold *p, const struct poold_session *s,
+			   uint16_t qp_index)
+{
+	const struct poold_conn *c;
+
+	for (c = p->conns; c; c = c->next)
+		if (c->s == s && c->qp_index == qp_index)
+			return true;
+	return false;
+}
+
+static void on_connect_request(struct poold *p, struct rdma_cm_id *id,
+			       const void *pdata, size_t plen,
+			       uint8_t initiator_depth)
+{
+	struct poold_conn_params cp;
+	struct rdma_conn_param prm = { 0 };
+	struct rswap_conn_acc acc = { 0 };
+	struct ibv_device_attr dev;
+	struct poold_session *s;
+	struct poold_conn *c;
+	enum rswap_rej_reason r;
+	char peer[NI_MAXHOST];
+	const char *why;
+
+	peer_str(id, peer, sizeof(peer));
+	r = poold_conn_validate(pdata, plen, p->set.max_qps, &cp, &why);
+	if (r == RSWAP_REJ_NONE && p->stopping) {
+		r = RSWAP_REJ_SHUTTING_DOWN;
+		why = "poold is shutting down";
+	}
+	if (r) {
+		reject(p, id, &cp, peer, r, why);
+		return;
+	}
+	s = session_find(p, cp.client_id, cp.session);
+	if (s) {
+		if (s->qp_count != cp.qp_count) {
+			why = "qp_count differs from the session's first queue pair";
+			r = RSWAP_REJ_SESSION;
+		} else if (s->revoked) {
+			why = "session is being torn down (a chunk was freed)";
+			r = RSWAP_REJ_SESSION;
+		} else if (session_has_qp(p, s, cp.qp_index)) {
+			why = "qp_index is already connected in this session";
+			r = RSWAP_REJ_SESSION;
+		} else if (s->pd->context != id->verbs) {
+			why = "queue pair arrived on another RDMA device than its session";
+			r = RSWAP_REJ_SESSION;
+		}
+	} else if (!holds_chunks_for(p, cp.client_id)) {
+		why = "this poold holds no chunks for that client id";
+		r = RSWAP_REJ_NO_CHUNKS;
+	} else {
+		s = session_create(p, &cp, id->verbs, peer, &why);
+		if (!s)
+			r = RSWAP_REJ_NO_RESOURCES;
+	}
+	if (r) {
+		reject(p, id, &cp, peer, r, why);
+		return;
+	}
+	if (conn_create(p, s, id, cp.qp_index, &c, &why)) {
+		reject(p, id, &cp, peer, RSWAP_REJ_NO_RESOURCES, why);
+		return;
+	}
+
+	acc.magic = htole32(RSWAP_WIRE_MAGIC);
+	acc.version = htole16(s->version);
+	acc.chunk_count = htole32(s->nmrs);
+	acc.max_qps = htole32(p->set.max_qps);
+	prm.private_data = &acc;
+	prm.private_data_len = sizeof(acc);
+	/* We only answer READs: accept as many as the client and device allow. */
+	prm.responder_resources = initiator_depth;
+	if (!ibv_query_device(id->verbs, &dev) && dev.max_qp_rd_atom < initiator_depth)
+		prm.responder_resources = (uint8_t)dev.max_qp_rd_atom;
+	prm.initiator_depth = 0;
+	prm.retry_count = 7;
+	prm.rnr_retry_count = 7;	/* the client may post receives late */
+	if (rdma_accept(id, &prm)) {
+		log_warn("client %s %s: rdma_accept failed: %s", cp.client_id, peer,
+			 strerror(errno));
+		conn_destroy(c);
+		return;
+	}
+	log_debug("client %s %s: queue pair %u/%u accepted", cp.client_id, peer,
+		  cp.qp_index, cp.qp_count);
+}
+
+static void on_cm_event(struct poold *p, const struct rdma_cm_event *ev,
+			const void *pdata, size_t plen)
+{
+	struct poold_conn *c = ev->id->context;
+
+	switch (ev->event) {
+	case RDMA_CM_EVENT_CONNECT_REQUEST:
+		on_connect_request(p, ev->id, pdata, plen,
+				   ev->param.conn.initiator_depth);
+		return;
+	case RDMA_CM_EVENT_ESTABLISHED:
+		if (c && c->qp_index == 0)
+			conn_send_table(c);
+		return;
+	case RDMA_CM_EVENT_DISCONNECTED:
+	case RDMA_CM_EVENT_CONNECT_ERROR:
+	case RDMA_CM_EVENT_UNREACHABLE:
+	case RDMA_CM_EVENT_REJECTED:
+		if (c) {
+			if (ev->event != RDMA_CM_EVENT_DISCONNECTED)
+				log_warn("client %s %s: queue pair %u: %s",
+					 c->s->client_id, c->s->peer, c->qp_index,
+					 rdma_event_str(ev->event));
+			conn_destroy(c);
+		}
+		return;
+	case RDMA_CM_EVENT_DEVICE_REMOVAL:
+		if (c) {
+			conn_destroy(c);
+			return;
+		}
+		log_err("the RDMA device under %s was removed; stopping",
+			p->set.listen_str);
+		p->exit_code = 1;
+		event_base_loopbreak(p->base);
+		return;
+	default:
+		log_debug("rdma_cm event %s ignored", rdma_event_str(ev->event));
+		return;
+	}
+}
+
+static void cm_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct poold *p = arg;
+	struct rdma_cm_event *e;
+
+	while (!rdma_get_cm_event(p->cm_ch, &e)) {
+		struct rdma_cm_event ev = *e;
+		uint8_t pdata[256];
+		size_t plen = 0;
+
+		if (e->event == RDMA_CM_EVENT_CONNECT_REQUEST &&
+		    e->param.conn.private_data) {
+			plen = e->param.conn.private_data_len;
+			if (plen > sizeof(pdata))
+				plen = sizeof(pdata);
+			memcpy(pdata, e->param.conn.private_data, plen);
+		}
+		ev.param.conn.private_data = NULL;
+		rdma_ack_cm_event(e);
+		on_cm_event(p, &ev, pdata, plen);
+		if (p->stopping)
+			return;
+	}
+}
+
+int poold_rdma_start(struct poold *p)
+{
+	int ret;
+
+	p->cm_ch = rdma_create_event_channel();
+	if (!p->cm_ch) {
+		log_err("cannot open the RDMA CM (%s): is rdma_cm loaded and is "
+			"there an RDMA device (rdma link show)?", strerror(errno));
+		return -errno;
+	}
+	ret = set_nonblock(p->cm_ch->fd);
+	if (ret)
+		return ret;
+	if (rdma_create_id(p->cm_ch, &p->listen_id, p, RDMA_PS_TCP)) {
+		log_err("cannot create an RDMA CM id: %s", strerror(errno));
+		return -errno;
+	}
+	if (rdma_bind_addr(p->listen_id, (struct sockaddr *)&p->set.listen_ss)) {
+		ret = -errno;
+		if (errno == EADDRINUSE)
+			log_err("cannot listen on %s: address already in use (another "
+				"poold?)", p->set.listen_str);
+		else
+			log_err("cannot listen on %s: %s (is the address on an RDMA "
+				"device? see rdma link show)", p->set.listen_str,
+				strerror(errno));
+		return ret;
+	}
+	if (rdma_listen(p->listen_id, LISTEN_BACKLOG)) {
+		ret = -errno;
+		log_err("cannot listen on %s: %s", p->set.listen_str, strerror(errno));
+		return ret;
+	}
+	p->cm_ev = event_new(p->base, p->cm_ch->fd, EV_READ | EV_PERSIST, cm_cb, p);
+	if (!p->cm_ev || event_add(p->cm_ev, NULL))
+		return -ENOMEM;
+	log_info("listening for RDMA clients on %s; per-session queue pair limit %u",
+		 p->set.listen_str, p->set.max_qps);
+	return 0;
+}
+
+void poold_rdma_revoke_chunk(struct poold *p, const struct poold_chunk *chunk)
+{
+	struct poold_session *s;
+	struct poold_conn *c;
+	unsigned int i;
+
+	for (s = p->sessions; s; s = s->next) {
+		for (i = 0; i < s->nmrs; i++) {
+			if (s->mrs[i].chunk != chunk)
+				continue;
+			/* Deregistering invalidates the rkey: access ends here. */
+			if (s->mrs[i].mr && ibv_dereg_mr(s->mrs[i].mr))
+				log_warn("client %s: deregistering chunk %#llx failed",
+					 s->client_id, (unsigned long long)chunk->handle);
+			s->mrs[i].mr = NULL;
+			s->mrs[i].chunk = NULL;
+			if (!s->revoked)
+				log_info("client %s %s: chunk %#llx freed while connected; "
+					 "disconnecting session %#llx", s->client_id,
+					 s->peer, (unsigned long long)chunk->handle,
+					 (unsigned long long)s->cookie);
+			s->revoked = true;
+		}
+		if (!s->revoked)
+			continue;
+		for (c = p->conns; c; c = c->next)
+			if (c->s == s)
+				rdma_disconnect(c->id);
+	}
+}
+
+void poold_rdma_stop(struct poold *p)
+{
+	p->stopping = true;
+	if (p->listen_id) {
+		rdma_destroy_id(p->listen_id);
+		p->listen_id = NULL;
+	}
+	while (p->conns) {
+		rdma_disconnect(p->conns->id);
+		conn_destroy(p->conns);
+	}
+	if (p->cm_ev) {
+		event_free(p->cm_ev);
+		p->cm_ev = NULL;
+	}
+	if (p->cm_ch) {
+		rdma_destroy_event_channel(p->cm_ch);
+		p->cm_ch = NULL;
+	}
+}
