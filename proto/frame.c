@@ -3,6 +3,7 @@
 #include "rswap.pb-c.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -28,6 +29,8 @@ enum rswap_frame_status rswap_frame_peek(const uint8_t *buf, size_t avail,
 Rswap__Envelope *rswap_frame_decode(const uint8_t *body, size_t len,
 				    const char **why)
 {
+	/* Per thread, so that *why stays valid until the next decode. */
+	static __thread char version_why[80];
 	Rswap__Envelope *env;
 
 	env = rswap__envelope__unpack(NULL, len, body);
@@ -36,7 +39,10 @@ Rswap__Envelope *rswap_frame_decode(const uint8_t *body, size_t len,
 		return NULL;
 	}
 	if (env->version != RSWAP_PROTO_VERSION) {
-		*why = "unsupported protocol version";
+		snprintf(version_why, sizeof(version_why),
+			 "peer speaks protocol version %u, this side speaks %u",
+			 env->version, RSWAP_PROTO_VERSION);
+		*why = version_why;
 		rswap__envelope__free_unpacked(env, NULL);
 		return NULL;
 	}

@@ -38,7 +38,8 @@ enum rswap_frame_status rswap_frame_peek(const uint8_t *buf, size_t avail,
  * Decode one frame body into an Envelope and check what every receiver
  * must: a supported version and a body.  Returns the envelope (free with
  * rswap__envelope__free_unpacked(e, NULL)) or NULL with *why set to a
- * static one-line reason.
+ * one-line reason that stays valid until the thread's next decode (a
+ * version mismatch names both versions).
  */
 struct Rswap__Envelope *rswap_frame_decode(const uint8_t *body, size_t len,
 					    const char **why);

@@ -1,0 +1,1077 @@
+// SPDX-License-Identifier: (GPL-2.0 OR BSD-3-Clause)
+#include "dispatch.h"
+#include "placement.h"
+#include "registry.h"
+#include "report.h"
+#include "rswap_frame.h"
+#include "rswap_util.h"
+#include "rswap.pb-c.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <event2/buffer.h>
+
+/* A poold that leaves this many requests unanswered is dropped. */
+#define MAX_POOLD_REQS		65536
+
+enum peer_role { ROLE_NEW, ROLE_POOLD, ROLE_CLIENT, ROLE_ADMIN };
+
+enum preq_kind { PREQ_ALLOC, PREQ_FREE };
+
+struct op;
+
+/* A request the coordinator sent to a poold and whose reply it awaits. */
+struct preq {
+	struct preq *next;
+	uint64_t seq;
+	enum preq_kind kind;
+	struct op *op;		/* NULL once nobody waits: a late reply */
+	char client_id[RSWAP_ID_MAX + 1];
+	uint32_t slot;
+	uint64_t handle;	/* PREQ_FREE */
+	uint64_t deadline_ms;
+	bool timed_out;
+};
+
+enum op_kind { OP_HELLO, OP_RELEASE };
+
+/* A client request that waits on poolds. */
+struct op {
+	struct op *next, **pprev;	/* coord->inflight, so shutdown frees all */
+	enum op_kind kind;
+	struct peer *client_peer;	/* NULL if the client went away */
+	uint64_t client_seq;
+	struct client *client;
+	struct preq **preqs;		/* per slot, while outstanding */
+	uint32_t nslots;
+	uint32_t outstanding;
+	uint32_t freed, dropped;	/* OP_RELEASE */
+};
+
+struct peer {
+	struct peer *next;
+	struct peer *close_next;
+	char name[64];
+	enum peer_role role;
+	bool closing;
+	struct evbuffer *out;
+	void *glue;
+	struct poold *poold;		/* ROLE_POOLD */
+	struct preq *reqs;		/* ROLE_POOLD, oldest first */
+	struct preq **reqs_tail;
+	size_t nreqs;
+	struct op *op;			/* ROLE_CLIENT: its request in flight */
+};
+
+struct coord {
+	struct coord_settings s;
+	struct coord_ops ops;
+	struct registry *reg;
+	struct peer *peers;
+	struct peer *closing;
+	struct op *inflight;
+	uint64_t next_seq;
+	uint64_t now_ms;
+};
+
+struct coord *coord_new(const struct coord_settings *s,
+			const struct coord_ops *ops)
+{
+	struct coord *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->s = *s;
+	c->ops = *ops;
+	c->reg = registry_new(s->chunk_size);
+	if (!c->reg) {
+		free(c);
+		return NULL;
+	}
+	c->next_seq = 1;
+	return c;
+}
+
+struct registry *coord_registry(struct coord *c)
+{
+	return c->reg;
+}
+
+static const char *body_name(Rswap__Envelope__BodyCase bc)
+{
+	switch (bc) {
+	case RSWAP__ENVELOPE__BODY_ERROR: return "Error";
+	case RSWAP__ENVELOPE__BODY_POOLD_REGISTER: return "PooldRegister";
+	case RSWAP__ENVELOPE__BODY_POOLD_REGISTERED: return "PooldRegistered";
+	case RSWAP__ENVELOPE__BODY_HEARTBEAT: return "Heartbeat";
+	case RSWAP__ENVELOPE__BODY_CHUNK_ALLOC: return "ChunkAlloc";
+	case RSWAP__ENVELOPE__BODY_CHUNK_ALLOC_DONE: return "ChunkAllocDone";
+	case RSWAP__ENVELOPE__BODY_CHUNK_FREE: return "ChunkFree";
+	case RSWAP__ENVELOPE__BODY_CHUNK_FREE_DONE: return "ChunkFreeDone";
+	case RSWAP__ENVELOPE__BODY_CLIENT_HELLO: return "ClientHello";
+	case RSWAP__ENVELOPE__BODY_CHUNK_MAP: return "ChunkMap";
+	case RSWAP__ENVELOPE__BODY_CLIENT_RELEASE: return "ClientRelease";
+	case RSWAP__ENVELOPE__BODY_CLIENT_RELEASED: return "ClientReleased";
+	case RSWAP__ENVELOPE__BODY_ADMIN_LIST: return "AdminList";
+	case RSWAP__ENVELOPE__BODY_CLUSTER_STATE: return "ClusterState";
+	case RSWAP__ENVELOPE__BODY_ADMIN_STATUS: return "AdminStatus";
+	case RSWAP__ENVELOPE__BODY_CLIENT_INFO: return "ClientInfo";
+	default: return "unknown message";
+	}
+}
+
+static const char *role_name(enum peer_role r)
+{
+	switch (r) {
+	case ROLE_POOLD: return "poold";
+	case ROLE_CLIENT: return "client";
+	case ROLE_ADMIN: return "admin";
+	default: return "peer";
+	}
+}
+
+/* "poold 10.0.0.3:9400 (from 10.0.0.3:41234)" or "client 10.0.0.9:5133" */
+static const char *peer_label(const struct peer *p, char *buf, size_t len)
+{
+	if (p->poold)
+		snprintf(buf, len, "poold %s (from %s)", p->poold->addr, p->name);
+	else
+		snprintf(buf, len, "%s %s", role_name(p->role), p->name);
+	return buf;
+}
+
+static void peer_close(struct coord *c, struct peer *p, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Mark p for closing; the state forgets it at the end of this event. */
+static void peer_close(struct coord *c, struct peer *p, const char *fmt, ...)
+{
+	char reason[384], label[256];
+	va_list ap;
+
+	if (p->closing)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	log_warn("closing %s: %s", peer_label(p, label, sizeof(label)), reason);
+	p->closing = true;
+	p->close_next = c->closing;
+	c->closing = p;
+}
+
+static int peer_send(struct coord *c, struct peer *p, Rswap__Envelope *env)
+{
+	size_t queued;
+	int ret;
+
+	if (p->closing)
+		return -EPIPE;
+	env->version = RSWAP_PROTO_VERSION;
+	ret = rswap_frame_append(p->out, env);
+	if (ret) {
+		peer_close(c, p, "cannot queue %s: %s", body_name(env->body_case),
+			   strerror(-ret));
+		return ret;
+	}
+	queued = evbuffer_get_length(p->out);
+	if (queued > c->s.out_limit) {
+		peer_close(c, p, "it does not read its replies (%zu bytes queued)",
+			   queued);
+		return -ENOBUFS;
+	}
+	return 0;
+}
+
+static void send_error(struct coord *c, struct peer *p, uint64_t seq, int code,
+		       const char *reason)
+{
+	Rswap__Envelope env = RSWAP__ENVELOPE__INIT;
+	Rswap__Error err = RSWAP__ERROR__INIT;
+
+	err.code = code;
+	err.reason = (char *)reason;
+	env.seq = seq;
+	env.body_case = RSWAP__ENVELOPE__BODY_ERROR;
+	env.error = &err;
+	peer_send(c, p, &env);
+}
+
+static void refuse(struct coord *c, struct peer *p, uint64_t seq, int code,
+		   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* Error reply for a request that was well-formed but cannot be served. */
+static void refuse(struct coord *c, struct peer *p, uint64_t seq, int code,
+		   const char *fmt, ...)
+{
+	char reason[512], label[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	log_info("%s: refused: %s", peer_label(p, label, sizeof(label)), reason);
+	send_error(c, p, seq, code, reason);
+}
+
+/* Protocol violation: Error (if the peer can use one) and close. */
+static void violation(struct coord *c, struct peer *p, uint64_t seq, int code,
+		      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void violation(struct coord *c, struct peer *p, uint64_t seq, int code,
+		      const char *fmt, ...)
+{
+	char reason[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	send_error(c, p, seq, code, reason);
+	peer_close(c, p, "%s", reason);
+}
+
+/* ---- requests to poolds ------------------------------------------------ */
+
+static bool poold_reachable(const struct poold *pd)
+{
+	const struct peer *pp = pd->conn;
+
+	return pd->connected && pp && !pp->closing;
+}
+
+static struct preq *preq_send(struct coord *c, struct poold *pd,
+			      enum preq_kind kind, struct op *op,
+			      const char *client_id, uint32_t slot,
+			      uint64_t client_size, uint64_t handle)
+{
+	Rswap__Envelope env = RSWAP__ENVELOPE__INIT;
+	Rswap__ChunkAlloc alloc = RSWAP__CHUNK_ALLOC__INIT;
+	Rswap__ChunkFree cfree = RSWAP__CHUNK_FREE__INIT;
+	struct peer *pp = pd->conn;
+	struct preq *q;
+
+	if (pp->nreqs >= MAX_POOLD_REQS) {
+		peer_close(c, pp, "%d requests unanswered", MAX_POOLD_REQS);
+		return NULL;
+	}
+	q = calloc(1, sizeof(*q));
+	if (!q) {
+		peer_close(c, pp, "out of memory for a request");
+		return NULL;
+	}
+	q->seq = c->next_seq++;
+	q->kind = kind;
+	q->op = op;
+	snprintf(q->client_id, sizeof(q->client_id), "%s", client_id);
+	q->slot = slot;
+	q->handle = handle;
+	q->deadline_ms = c->now_ms + c->s.timeout_ms;
+	*pp->reqs_tail = q;
+	pp->reqs_tail = &q->next;
+	pp->nreqs++;
+
+	env.seq = q->seq;
+	if (kind == PREQ_ALLOC) {
+		alloc.client_id = q->client_id;
+		alloc.slot = slot;
+		alloc.client_size = client_size;
+		env.body_case = RSWAP__ENVELOPE__BODY_CHUNK_ALLOC;
+		env.chunk_alloc = &alloc;
+	} else {
+		cfree.handle = handle;
+		env.body_case = RSWAP__ENVELOPE__BODY_CHUNK_FREE;
+		env.chunk_free = &cfree;
+	}
+	/* On failure pp is closing; closing fails q with the others. */
+	peer_send(c, pp, &env);
+	return q;
+}
+
+/* Give a chunk back to its poold, or remember it if the poold is away. */
+static void chunk_free(struct coord *c, struct poold *pd, const char *client_id,
+		       uint32_t slot, uint64_t handle)
+{
+	if (poold_reachable(pd) &&
+	    preq_send(c, pd, PREQ_FREE, NULL, client_id, slot, 0, handle))
+		return;
+	if (registry_tomb_add(pd, client_id, slot, false, handle))
+		log_err("out of memory: poold %s keeps client %s slot %" PRIu32
+			" handle %" PRIu64 " until it is restarted",
+			pd->addr, client_id, slot, handle);
+}
+
+static struct preq *preq_take(struct peer *pp, uint64_t seq,
+			      enum preq_kind kind)
+{
+	struct preq **qq, *q;
+
+	for (qq = &pp->reqs; (q = *qq); qq = &q->next) {
+		if (q->seq != seq)
+			continue;
+		if (q->kind != kind)
+			return NULL;
+		*qq = q->next;
+		if (pp->reqs_tail == &q->next)
+			pp->reqs_tail = qq;
+		pp->nreqs--;
+		return q;
+	}
+	return NULL;
+}
+
+/* ---- client operations ------------------------------------------------- */
+
+static struct op *op_new(struct coord *c, enum op_kind kind, struct peer *cp,
+			 uint64_t seq, struct client *cl)
+{
+	struct op *op = calloc(1, sizeof(*op));
+
+	if (!op)
+		return NULL;
+	op->preqs = calloc(cl->nslots, sizeof(*op->preqs));
+	if (!op->preqs) {
+		free(op);
+		return NULL;
+	}
+	op->nslots = cl->nslots;
+	op->next = c->inflight;
+	if (c->inflight)
+		c->inflight->pprev = &op->next;
+	c->inflight = op;
+	op->pprev = &c->inflight;
+	op->kind = kind;
+	op->client_peer = cp;
+	op->client_seq = seq;
+	op->client = cl;
+	cl->busy = true;
+	cp->op = op;
+	return op;
+}
+
+static void op_free(struct op *op)
+{
+	uint32_t i;
+
+	if (op->next)
+		op->next->pprev = op->pprev;
+	*op->pprev = op->next;
+	for (i = 0; i < op->nslots; i++)
+		if (op->preqs[i])
+			op->preqs[i]->op = NULL;
+	if (op->client_peer)
+		op->client_peer->op = NULL;
+	free(op->preqs);
+	free(op);
+}
+
+static void send_chunk_map(struct coord *c, struct peer *p, uint64_t seq,
+			   const struct client *cl)
+{
+	Rswap__Envelope env = RSWAP__ENVELOPE__INIT;
+	Rswap__ChunkMap map;
+
+	if (report_chunk_map(c->reg, cl, &map)) {
+		refuse(c, p, seq, ENOMEM, "coordinator out of memory");
+		return;
+	}
+	env.seq = seq;
+	env.body_case = RSWAP__ENVELOPE__BODY_CHUNK_MAP;
+	env.chunk_map = &map;
+	peer_send(c, p, &env);
+	report_chunk_map_free(&map);
+}
+
+/* Undo a hello: every chunk allocated so far goes back, nothing is kept. */
+static void hello_fail(struct coord *c, struct op *op, int code,
+		       const char *reason)
+{
+	struct client *cl = op->client;
+	uint32_t i;
+
+	for (i = 0; i < cl->nslots; i++) {
+		struct slot *s = &cl->slots[i];
+
+		/* Outstanding: the late reply is freed when it comes. */
+		if (op->preqs[i]) {
+			op->preqs[i]->op = NULL;
+			op->preqs[i] = NULL;
+		} else if (s->state == SLOT_HELD) {
+			chunk_free(c, s->poold, cl->id, i, s->handle);
+		}
+	}
+	log_warn("client %s: allocation rolled back: %s", cl->id, reason);
+	if (op->client_peer)
+		send_error(c, op->client_peer, op->client_seq, code, reason);
+	op_free(op);
+	registry_client_remove(c->reg, cl);
+}
+
+static void hello_done(struct coord *c, struct op *op)
+{
+	struct client *cl = op->client;
+	char sz[16];
+
+	cl->busy = false;
+	log_info("client %s: %s in %" PRIu32 " chunks allocated", cl->id,
+		 rswap_fmt_size(cl->size, sz, sizeof(sz)), cl->nslots);
+	if (op->client_peer)
+		send_chunk_map(c, op->client_peer, op->client_seq, cl);
+	op_free(op);
+}
+
+static void release_done(struct coord *c, struct op *op)
+{
+	Rswap__Envelope env = RSWAP__ENVELOPE__INIT;
+	Rswap__ClientReleased rel = RSWAP__CLIENT_RELEASED__INIT;
+	struct client *cl = op->client;
+
+	if (op->dropped)
+		log_warn("client %s: released; %" PRIu32 " chunk record%s dropped without a confirmed free (poold down or refused); a returning poold frees them",
+			 cl->id, op->dropped, op->dropped == 1 ? "" : "s");
+	else
+		log_info("client %s: released, %" PRIu32 " chunks freed", cl->id,
+			 op->freed);
+	if (op->client_peer) {
+		rel.chunks_freed = op->freed;
+		env.seq = op->client_seq;
+		env.body_case = RSWAP__ENVELOPE__BODY_CLIENT_RELEASED;
+		env.client_released = &rel;
+		peer_send(c, op->client_peer, &env);
+	}
+	registry_released_add(c->reg, cl->id);
+	op_free(op);
+	registry_client_remove(c->reg, cl);
+}
+
+/*
+ * A request to a poold will not succeed (refused, timed out, poold gone):
+ * a hello rolls back, a release drops that slot's record.
+ */
+static void preq_failed(struct coord *c, struct preq *q, int code,
+			const char *reason)
+{
+	struct op *op = q->op;
+	struct client *cl;
+
+	if (!op)
+		return;
+	cl = op->client;
+	q->op = NULL;
+	op->preqs[q->slot] = NULL;
+	op->outstanding--;
+	if (op->kind == OP_HELLO) {
+		hello_fail(c, op, code, reason);
+		return;
+	}
+	log_warn("client %s: dropping slot %" PRIu32 " record: %s", cl->id,
+		 q->slot, reason);
+	registry_slot_clear(cl, q->slot);
+	op->dropped++;
+	if (!op->outstanding)
+		release_done(c, op);
+}
+
+static void handle_hello(struct coord *c, struct peer *p, uint64_t seq,
+			 const Rswap__ClientHello *m)
+{
+	struct client *cl;
+	struct op *op;
+	char why[512], a[16], b[16];
+	uint32_t i;
+	int ret;
+
+	if (!registry_valid_client_id(m->client_id)) {
+		refuse(c, p, seq, EINVAL,
+		       "client id must be 1 to %d printable characters without spaces",
+		       RSWAP_ID_MAX);
+		return;
+	}
+	if (!m->size) {
+		refuse(c, p, seq, EINVAL, "client %s asks for a pool of 0 bytes",
+		       m->client_id);
+		return;
+	}
+	cl = registry_client_find(c->reg, m->client_id);
+	if (cl) {
+		if (cl->busy) {
+			refuse(c, p, seq, EBUSY,
+			       "client %s has an allocation or release in progress; retry",
+			       cl->id);
+		} else if (cl->size != m->size) {
+			refuse(c, p, seq, EEXIST,
+			       "client %s already has a %s pool, not %s; ask for %s or release it first",
+			       cl->id, rswap_fmt_size(cl->size, a, sizeof(a)),
+			       rswap_fmt_size(m->size, b, sizeof(b)), a);
+		} else if (registry_client_missing(c->reg, cl, why, sizeof(why))) {
+			refuse(c, p, seq, EAGAIN, "%s", why);
+		} else {
+			log_info("client %s: reconnected from %s, existing map returned",
+				 cl->id, p->name);
+			send_chunk_map(c, p, seq, cl);
+		}
+		return;
+	}
+	ret = placement_reserve(c->reg, m->client_id, m->size, &cl, why, sizeof(why));
+	if (ret) {
+		refuse(c, p, seq, -ret, "client %s: %s", m->client_id, why);
+		return;
+	}
+	registry_released_forget(c->reg, cl->id);
+	op = op_new(c, OP_HELLO, p, seq, cl);
+	if (!op) {
+		registry_client_remove(c->reg, cl);
+		refuse(c, p, seq, ENOMEM, "coordinator out of memory");
+		return;
+	}
+	for (i = 0; i < cl->nslots; i++) {
+		op->preqs[i] = preq_send(c, cl->slots[i].poold, PREQ_ALLOC, op,
+					 cl->id, i, cl->size, 0);
+		if (!op->preqs[i]) {
+			hello_fail(c, op, EIO, "could not reach a poold");
+			return;
+		}
+		op->outstanding++;
+	}
+}
+
+static void handle_release(struct coord *c, struct peer *p, uint64_t seq,
+			   const Rswap__ClientRelease *m)
+{
+	struct client *cl;
+	struct op *op;
+	uint32_t i;
+
+	if (!registry_valid_client_id(m->client_id)) {
+		refuse(c, p, seq, EINVAL,
+		       "client id must be 1 to %d printable characters without spaces",
+		       RSWAP_ID_MAX);
+		return;
+	}
+	cl = registry_client_find(c->reg, m->client_id);
+	if (!cl) {
+		refuse(c, p, seq, ENOENT, "no client %s is known", m->client_id);
+		return;
+	}
+	if (cl->busy) {
+		refuse(c, p, seq, EBUSY,
+		       "client %s has an allocation or release in progress; retry",
+		       cl->id);
+		return;
+	}
+	op = op_new(c, OP_RELEASE, p, seq, cl);
+	if (!op) {
+		refuse(c, p, seq, ENOMEM, "coordinator out of memory");
+		return;
+	}
+	for (i = 0; i < cl->nslots; i++) {
+		struct slot *s = &cl->slots[i];
+
+		if (s->state != SLOT_HELD)
+			continue;
+		if (poold_reachable(s->poold)) {
+			op->preqs[i] = preq_send(c, s->poold, PREQ_FREE, op,
+						 cl->id, i, 0, s->handle);
+			if (op->preqs[i]) {
+				op->outstanding++;
+				continue;
+			}
+		}
+		log_warn("client %s: slot %" PRIu32 " is on poold %s, which is down; dropping the record",
+			 cl->id, i, s->poold->addr);
+		chunk_free(c, s->poold, cl->id, i, s->handle);
+		registry_slot_clear(cl, i);
+		op->dropped++;
+	}
+	if (!op->outstanding)
+		release_done(c, op);
+}
+
+/* ---- admin ------------------------------------------------------------- */
+
+static void handle_admin_list(struct coord *c, struct peer *p, uint64_t seq)
+{
+	Rswap__Envelope env = RSWAP__ENVELOPE__INIT;
+	Rswap__ClusterState *cs;
+
+	if (report_cluster_state(c->reg, c->now_ms, &cs)) {
+		refuse(c, p, seq, ENOMEM, "coordinator out of memory");
+		return;
+	}
+	env.seq = seq;
+	env.body_case = RSWAP__ENVELOPE__BODY_CLUSTER_STATE;
+	env.cluster_state = cs;
+	if (rswap__envelope__get_packed_size(&env) > RSWAP_MAX_FRAME)
+		refuse(c, p, seq, EMSGSIZE,
+		       "cluster state is larger than one frame; ask for clients one at a time with status");
+	else
+		peer_send(c, p, &env);
+	report_cluster_state_free(cs);
+}
+
+static void handle_admin_status(struct coord *c, struct peer *p, uint64_t seq,
+				const Rswap__AdminStatus *m)
+{
+	Rswap__Envelope env = RSWAP__ENVELOPE__INIT;
+	Rswap__ClientInfo info = RSWAP__CLIENT_INFO__INIT;
+	Rswap__ChunkMap map;
+	struct client *cl;
+
+	cl = registry_client_find(c->reg, m->client_id);
+	if (!cl) {
+		refuse(c, p, seq, ENOENT, "no client %.64s is known", m->client_id);
+		return;
+	}
+	if (report_chunk_map(c->reg, cl, &map)) {
+		refuse(c, p, seq, ENOMEM, "coordinator out of memory");
+		return;
+	}
+	info.client_id = cl->id;
+	info.map = &map;
+	env.seq = seq;
+	env.body_case = RSWAP__ENVELOPE__BODY_CLIENT_INFO;
+	env.client_info = &info;
+	peer_send(c, p, &env);
+	report_chunk_map_free(&map);
+}
+
+/* ---- poold ------------------------------------------------------------- */
+
+static void handle_register(struct coord *c, struct peer *p, uint64_t seq,
+			    const Rswap__PooldRegister *m)
+{
+	Rswap__Envelope env = RSWAP__ENVELOPE__INIT;
+	Rswap__PooldRegistered reg = RSWAP__POOLD_REGISTERED__INIT;
+	struct poold_report rep = {
+		.addr = m->listen_addr,
+		.capacity = m->capacity,
+		.chunk_size = m->chunk_size,
+		.nchunks = m->n_chunks,
+	};
+	struct held_chunk *held = NULL;
+	size_t *to_free = NULL, nfree = 0, i;
+	struct poold *pd;
+	char why[512], cap[16];
+	int ret;
+
+	if (m->n_chunks) {
+		held = calloc(m->n_chunks, sizeof(*held));
+		if (!held) {
+			violation(c, p, seq, ENOMEM, "coordinator out of memory");
+			return;
+		}
+	}
+	for (i = 0; i < m->n_chunks; i++) {
+		held[i].handle = m->chunks[i]->handle;
+		held[i].client_id = m->chunks[i]->client_id;
+		held[i].slot = m->chunks[i]->slot;
+		held[i].client_size = m->chunks[i]->client_size;
+	}
+	rep.chunks = held;
+	ret = registry_poold_register(c->reg, &rep, c->now_ms, &pd, &to_free,
+				      &nfree, why, sizeof(why));
+	if (ret) {
+		violation(c, p, seq, -ret, "registration refused: %s", why);
+		free(held);
+		return;
+	}
+	p->role = ROLE_POOLD;
+	p->poold = pd;
+	pd->conn = p;
+	pd->logged_state = POOLD_ALIVE;
+	log_info("poold %s registered from %s: capacity %s, %" PRIu32
+		 " chunks, %zu held, %zu orphaned chunk%s to free",
+		 pd->addr, p->name, rswap_fmt_size(pd->capacity, cap, sizeof(cap)),
+		 pd->chunks_total, m->n_chunks - nfree, nfree, nfree == 1 ? "" : "s");
+	reg.chunk_size = c->s.chunk_size;
+	reg.heartbeat_ms = c->s.heartbeat_ms;
+	env.seq = seq;
+	env.body_case = RSWAP__ENVELOPE__BODY_POOLD_REGISTERED;
+	env.poold_registered = &reg;
+	if (!peer_send(c, p, &env))
+		for (i = 0; i < nfree; i++)
+			chunk_free(c, pd, held[to_free[i]].client_id,
+				   held[to_free[i]].slot, held[to_free[i]].handle);
+	free(to_free);
+	free(held);
+}
+
+static void handle_alloc_done(struct coord *c, struct peer *p, uint64_t seq,
+			      const Rswap__ChunkAllocDone *m)
+{
+	struct preq *q = preq_take(p, seq, PREQ_ALLOC);
+	struct op *op;
+
+	if (!q) {
+		violation(c, p, seq, EPROTO,
+			  "ChunkAllocDone for seq %" PRIu64 ", which was never sent as a ChunkAlloc",
+			  seq);
+		return;
+	}
+	op = q->op;
+	if (!op) {
+		log_info("poold %s: late ChunkAllocDone for client %s slot %" PRIu32
+			 " (handle %" PRIu64 "); freeing it", p->poold->addr,
+			 q->client_id, q->slot, m->handle);
+		chunk_free(c, p->poold, q->client_id, q->slot, m->handle);
+		free(q);
+		return;
+	}
+	op->preqs[q->slot] = NULL;
+	registry_slot_set_handle(op->client, q->slot, m->handle);
+	free(q);
+	if (!--op->outstanding)
+		hello_done(c, op);
+}
+
+static void handle_free_done(struct coord *c, struct peer *p, uint64_t seq,
+			     const Rswap__ChunkFreeDone *m)
+{
+	struct preq *q = preq_take(p, seq, PREQ_FREE);
+	struct op *op;
+
+	if (!q) {
+		violation(c, p, seq, EPROTO,
+			  "ChunkFreeDone for seq %" PRIu64 ", which was never sent as a ChunkFree",
+			  seq);
+		return;
+	}
+	if (m->handle != q->handle)
+		log_warn("poold %s: ChunkFreeDone names handle %" PRIu64
+			 ", ChunkFree asked for %" PRIu64, p->poold->addr,
+			 m->handle, q->handle);
+	op = q->op;
+	if (op) {
+		op->preqs[q->slot] = NULL;
+		registry_slot_clear(op->client, q->slot);
+		op->freed++;
+		if (!--op->outstanding)
+			release_done(c, op);
+	}
+	free(q);
+}
+
+static void handle_poold_error(struct coord *c, struct peer *p, uint64_t seq,
+			       const Rswap__Error *m)
+{
+	struct preq *q = preq_take(p, seq, PREQ_ALLOC);
+	char reason[512];
+
+	if (!q)
+		q = preq_take(p, seq, PREQ_FREE);
+	if (!q) {
+		log_warn("poold %s: Error %d for no request of ours (seq %" PRIu64
+			 "): %.200s", p->poold->addr, m->code, seq, m->reason);
+		return;
+	}
+	snprintf(reason, sizeof(reason), "poold %s refused %s for client %s slot %"
+		 PRIu32 ": %.200s (%s)", p->poold->addr,
+		 q->kind == PREQ_ALLOC ? "ChunkAlloc" : "ChunkFree", q->client_id,
+		 q->slot, m->reason, strerror(m->code > 0 ? m->code : EIO));
+	if (!q->op)
+		log_warn("%s", reason);
+	preq_failed(c, q, m->code > 0 ? m->code : EIO, reason);
+	free(q);
+}
+
+/* ---- input ------------------------------------------------------------- */
+
+static void dispatch_new(struct coord *c, struct peer *p, Rswap__Envelope *e)
+{
+	switch (e->body_case) {
+	case RSWAP__ENVELOPE__BODY_POOLD_REGISTER:
+		handle_register(c, p, e->seq, e->poold_register);
+		return;
+	case RSWAP__ENVELOPE__BODY_CLIENT_HELLO:
+	case RSWAP__ENVELOPE__BODY_CLIENT_RELEASE:
+		p->role = ROLE_CLIENT;
+		break;
+	case RSWAP__ENVELOPE__BODY_ADMIN_LIST:
+	case RSWAP__ENVELOPE__BODY_ADMIN_STATUS:
+		p->role = ROLE_ADMIN;
+		break;
+	default:
+		violation(c, p, e->seq, EPROTO,
+			  "first message must be PooldRegister, ClientHello, ClientRelease, AdminList or AdminStatus, not %s",
+			  body_name(e->body_case));
+		return;
+	}
+	log_debug("%s connected as %s", p->name, role_name(p->role));
+}
+
+static void dispatch_poold(struct coord *c, struct peer *p, Rswap__Envelope *e)
+{
+	switch (e->body_case) {
+	case RSWAP__ENVELOPE__BODY_HEARTBEAT:
+		registry_poold_heartbeat(p->poold, c->now_ms,
+					 e->heartbeat->chunks_held,
+					 e->heartbeat->clients_connected);
+		return;
+	case RSWAP__ENVELOPE__BODY_CHUNK_ALLOC_DONE:
+		handle_alloc_done(c, p, e->seq, e->chunk_alloc_done);
+		return;
+	case RSWAP__ENVELOPE__BODY_CHUNK_FREE_DONE:
+		handle_free_done(c, p, e->seq, e->chunk_free_done);
+		return;
+	case RSWAP__ENVELOPE__BODY_ERROR:
+		handle_poold_error(c, p, e->seq, e->error);
+		return;
+	default:
+		violation(c, p, e->seq, EPROTO, "%s is not a poold message here",
+			  body_name(e->body_case));
+	}
+}
+
+static void dispatch_client(struct coord *c, struct peer *p, Rswap__Envelope *e)
+{
+	if (e->body_case != RSWAP__ENVELOPE__BODY_CLIENT_HELLO &&
+	    e->body_case != RSWAP__ENVELOPE__BODY_CLIENT_RELEASE) {
+		violation(c, p, e->seq, EPROTO, "%s is not a client message",
+			  body_name(e->body_case));
+		return;
+	}
+	if (p->op) {
+		refuse(c, p, e->seq, EBUSY,
+		       "one request at a time: wait for the reply to the previous one");
+		return;
+	}
+	if (e->body_case == RSWAP__ENVELOPE__BODY_CLIENT_HELLO)
+		handle_hello(c, p, e->seq, e->client_hello);
+	else
+		handle_release(c, p, e->seq, e->client_release);
+}
+
+static void dispatch_admin(struct coord *c, struct peer *p, Rswap__Envelope *e)
+{
+	if (e->body_case == RSWAP__ENVELOPE__BODY_ADMIN_LIST)
+		handle_admin_list(c, p, e->seq);
+	else if (e->body_case == RSWAP__ENVELOPE__BODY_ADMIN_STATUS)
+		handle_admin_status(c, p, e->seq, e->admin_status);
+	else
+		violation(c, p, e->seq, EPROTO, "%s is not an admin message",
+			  body_name(e->body_case));
+}
+
+static void dispatch(struct coord *c, struct peer *p, Rswap__Envelope *e)
+{
+	if (p->role == ROLE_NEW) {
+		dispatch_new(c, p, e);
+		if (p->role == ROLE_POOLD || p->closing)
+			return;
+	}
+	switch (p->role) {
+	case ROLE_POOLD:
+		if (e->body_case == RSWAP__ENVELOPE__BODY_POOLD_REGISTER)
+			violation(c, p, e->seq, EPROTO,
+				  "second PooldRegister on one connection");
+		else
+			dispatch_poold(c, p, e);
+		break;
+	case ROLE_CLIENT:
+		dispatch_client(c, p, e);
+		break;
+	case ROLE_ADMIN:
+		dispatch_admin(c, p, e);
+		break;
+	default:
+		break;
+	}
+}
+
+/* Detach a closing or vanished peer from all state. */
+static void peer_detach(struct coord *c, struct peer *p, const char *why)
+{
+	struct preq *q, *reqs;
+	char reason[512];
+
+	if (p->role == ROLE_CLIENT && p->op) {
+		p->op->client_peer = NULL;
+		p->op = NULL;
+	}
+	if (p->role != ROLE_POOLD || !p->poold)
+		return;
+	registry_poold_disconnect(c->reg, p->poold);
+	p->poold->logged_state = POOLD_DEAD;
+	log_warn("poold %s is down (%s); its chunk records are kept", p->poold->addr,
+		 why);
+	reqs = p->reqs;
+	p->reqs = NULL;
+	p->reqs_tail = &p->reqs;
+	p->nreqs = 0;
+	while ((q = reqs)) {
+		reqs = q->next;
+		/* The poold may hold it (or get it): free it when it returns. */
+		registry_tomb_add(p->poold, q->client_id, q->slot,
+				  q->kind == PREQ_ALLOC, q->handle);
+		snprintf(reason, sizeof(reason), "poold %s went away (%s)",
+			 p->poold->addr, why);
+		preq_failed(c, q, EIO, reason);
+		free(q);
+	}
+}
+
+static void peer_unlink_free(struct coord *c, struct peer *p)
+{
+	struct peer **pp;
+
+	for (pp = &c->peers; *pp; pp = &(*pp)->next) {
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	}
+	free(p);
+}
+
+/* Finish every close requested during this event. */
+static void reap(struct coord *c)
+{
+	struct peer *p;
+
+	while ((p = c->closing)) {
+		c->closing = p->close_next;
+		peer_detach(c, p, "connection closed by the coordinator");
+		c->ops.close_peer(p->glue);
+		peer_unlink_free(c, p);
+	}
+}
+
+struct peer *coord_peer_new(struct coord *c, const char *name,
+			    struct evbuffer *out, void *glue)
+{
+	struct peer *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	p->out = out;
+	p->glue = glue;
+	p->reqs_tail = &p->reqs;
+	p->next = c->peers;
+	c->peers = p;
+	return p;
+}
+
+void coord_peer_input(struct coord *c, struct peer *p, struct evbuffer *in,
+		      uint64_t now_ms)
+{
+	c->now_ms = now_ms;
+	while (!p->closing) {
+		size_t avail = evbuffer_get_length(in);
+		Rswap__Envelope *env;
+		const char *why;
+		uint8_t *buf;
+		uint32_t len;
+
+		if (avail < RSWAP_FRAME_HDR)
+			break;
+		buf = evbuffer_pullup(in, RSWAP_FRAME_HDR);
+		if (rswap_frame_peek(buf, RSWAP_FRAME_HDR, &len) ==
+		    RSWAP_FRAME_BAD_LENGTH) {
+			len = (uint32_t)buf[0] << 24 | (uint32_t)buf[1] << 16 |
+			      (uint32_t)buf[2] << 8 | buf[3];
+			violation(c, p, 0, EMSGSIZE,
+				  "frame length %" PRIu32 " is zero or above the maximum of %u bytes",
+				  len, RSWAP_MAX_FRAME);
+			break;
+		}
+		if (avail - RSWAP_FRAME_HDR < len)
+			break;
+		buf = evbuffer_pullup(in, RSWAP_FRAME_HDR + (ssize_t)len);
+		if (!buf) {
+			peer_close(c, p, "out of memory reading a frame");
+			break;
+		}
+		env = rswap_frame_decode(buf + RSWAP_FRAME_HDR, len, &why);
+		evbuffer_drain(in, RSWAP_FRAME_HDR + (size_t)len);
+		if (!env) {
+			violation(c, p, 0, EPROTO, "bad frame: %s", why);
+			break;
+		}
+		dispatch(c, p, env);
+		rswap__envelope__free_unpacked(env, NULL);
+	}
+	reap(c);
+}
+
+void coord_peer_gone(struct coord *c, struct peer *p, const char *why,
+		     uint64_t now_ms)
+{
+	char label[256];
+
+	c->now_ms = now_ms;
+	if (p->role == ROLE_POOLD || p->op)
+		log_info("%s disconnected: %s", peer_label(p, label, sizeof(label)), why);
+	else
+		log_debug("%s disconnected: %s", peer_label(p, label, sizeof(label)), why);
+	peer_detach(c, p, why);
+	peer_unlink_free(c, p);
+	reap(c);
+}
+
+static void check_timeouts(struct coord *c, struct peer *p)
+{
+	char reason[512];
+	struct preq *q;
+
+	for (q = p->reqs; q; q = q->next) {
+		if (q->timed_out || c->now_ms < q->deadline_ms)
+			continue;
+		q->timed_out = true;
+		if (!q->op)
+			continue;
+		snprintf(reason, sizeof(reason),
+			 "poold %s did not answer %s for client %s slot %" PRIu32
+			 " within %" PRIu32 " ms", p->poold->addr,
+			 q->kind == PREQ_ALLOC ? "ChunkAlloc" : "ChunkFree",
+			 q->client_id, q->slot, c->s.timeout_ms);
+		/* The request stays listed: a late reply is still handled. */
+		preq_failed(c, q, ETIMEDOUT, reason);
+	}
+}
+
+void coord_tick(struct coord *c, uint64_t now_ms)
+{
+	struct poold *pd;
+	struct peer *p;
+
+	c->now_ms = now_ms;
+	registry_update_liveness(c->reg, now_ms, c->s.heartbeat_ms);
+	for (pd = c->reg->poolds; pd; pd = pd->next) {
+		if (pd->state == pd->logged_state)
+			continue;
+		log_warn("poold %s is now %s (last heartbeat %" PRIu64 " ms ago)",
+			 pd->addr, registry_state_name(pd->state),
+			 now_ms - pd->last_heartbeat_ms);
+		pd->logged_state = pd->state;
+	}
+	for (p = c->peers; p; p = p->next)
+		if (p->role == ROLE_POOLD && !p->closing)
+			check_timeouts(c, p);
+	reap(c);
+}
+
+void coord_free(struct coord *c)
+{
+	struct peer *p;
+	struct preq *q;
+
+	if (!c)
+		return;
+	while (c->inflight)
+		op_free(c->inflight);
+	while ((p = c->peers)) {
+		c->peers = p->next;
+		while ((q = p->reqs)) {
+			p->reqs = q->next;
+			free(q);
+		}
+		free(p);
+	}
+	registry_free(c->reg);
+	free(c);
+}

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR BSD-3-Clause) */
+/*
+ * The coordinator's protocol engine: connections ("peers"), their roles,
+ * message handling, in-flight requests to poolds, rollback and timeouts.
+ * It reads from and writes to evbuffers only; the event loop (main.c), the
+ * tests and the fuzzer drive it through the coord_* entry points below and
+ * pass the monotonic time in.
+ *
+ * Roles: a peer's first frame decides what it is.  PooldRegister -> poold,
+ * ClientHello/ClientRelease -> client, AdminList/AdminStatus -> admin.
+ * Anything out of place closes that peer only, with a logged reason and,
+ * where it makes sense, an Error frame.
+ *
+ * Closing is deferred: coord_peer_close() marks the peer, and before an
+ * entry point returns every marked peer is detached from the state (its
+ * requests failed and rolled back), handed to ops->close_peer() and freed.
+ * After that callback the caller must not use the peer pointer again.
+ */
+#ifndef RSWAP_COORD_DISPATCH_H
+#define RSWAP_COORD_DISPATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct evbuffer;
+struct registry;
+struct coord;
+struct peer;
+
+struct coord_settings {
+	uint64_t chunk_size;	/* power of two >= 16M; default 4G */
+	uint32_t heartbeat_ms;	/* poolds' heartbeat period; default 1000 */
+	uint32_t timeout_ms;	/* wait for a poold's reply; default 10000 */
+	size_t out_limit;	/* queued output bytes before a peer is dropped */
+};
+
+struct coord_ops {
+	/*
+	 * The coordinator is done with this peer: send what is queued in
+	 * its output buffer, then close.  Must not call back into coord.
+	 */
+	void (*close_peer)(void *glue);
+};
+
+struct coord *coord_new(const struct coord_settings *s,
+			const struct coord_ops *ops);
+/* Free everything, peers included (without close_peer callbacks). */
+void coord_free(struct coord *c);
+struct registry *coord_registry(struct coord *c);
+
+/* name: "ADDR:PORT" of the remote end, for log lines. */
+struct peer *coord_peer_new(struct coord *c, const char *name,
+			    struct evbuffer *out, void *glue);
+/* Consume every whole frame in `in`; leaves a partial frame there. */
+void coord_peer_input(struct coord *c, struct peer *p, struct evbuffer *in,
+		      uint64_t now_ms);
+/* The connection went away (EOF, error): detach and free p now. */
+void coord_peer_gone(struct coord *c, struct peer *p, const char *why,
+		     uint64_t now_ms);
+/* Liveness and request timeouts; call every ~100 ms. */
+void coord_tick(struct coord *c, uint64_t now_ms);
+
+#endif /* RSWAP_COORD_DISPATCH_H */

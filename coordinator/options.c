@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: (GPL-2.0 OR BSD-3-Clause)
+#include "options.h"
+#include "registry.h"
+#include "rswap_frame.h"
+#include "rswap_util.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum opt_kind { OPT_ADDR, OPT_SIZE, OPT_MS, OPT_FLAG, OPT_HELP };
+
+struct opt {
+	const char *name;
+	int short_name;
+	enum opt_kind kind;
+	size_t offset;		/* into struct coord_config */
+	uint64_t min, max;	/* bounds for OPT_SIZE and OPT_MS */
+	const char *arg, *help;
+};
+
+#define CFG(f) offsetof(struct coord_config, f)
+
+static const struct opt opts[] = {
+	{ "listen", 'l', OPT_ADDR, CFG(listen), 0, 0, "ADDR:PORT",
+	  "address to listen on (required; port defaults to 9400)" },
+	{ "chunk-size", 'c', OPT_SIZE, CFG(s.chunk_size), RSWAP_MIN_CHUNK, 1ull << 40,
+	  "SIZE", "chunk size, a power of two from 16M to 1T. Default: 4G" },
+	{ "heartbeat-ms", 'b', OPT_MS, CFG(s.heartbeat_ms), 10, 60000, "N",
+	  "poolds' heartbeat period; suspect after 3 missed, dead after 10. Default: 1000" },
+	{ "timeout-ms", 't', OPT_MS, CFG(s.timeout_ms), 100, 600000, "N",
+	  "how long to wait for a poold's reply before rolling back. Default: 10000" },
+	{ "verbose", 'v', OPT_FLAG, CFG(verbose), 0, 0, NULL, "log debug messages" },
+	{ "help", 'h', OPT_HELP, 0, 0, 0, NULL, "show this help" },
+};
+
+#define NOPTS (sizeof(opts) / sizeof(opts[0]))
+
+void coord_usage(FILE *f)
+{
+	size_t i;
+
+	fprintf(f, "usage: rswap-coord --listen ADDR:PORT [--chunk-size SIZE] [--heartbeat-ms N] [--timeout-ms N] [-v]\n\n");
+	for (i = 0; i < NOPTS; i++) {
+		char left[40];
+
+		snprintf(left, sizeof(left), "-%c, --%s%s%s", opts[i].short_name,
+			 opts[i].name, opts[i].arg ? " " : "",
+			 opts[i].arg ? opts[i].arg : "");
+		fprintf(f, "  %-28s %s\n", left, opts[i].help);
+	}
+}
+
+static int set_opt(const struct opt *o, const char *arg, struct coord_config *cfg,
+		   char *err, size_t errlen)
+{
+	char *field = (char *)cfg + o->offset, a[16], b[16];
+	const char *why;
+	uint64_t v;
+	char *end;
+
+	switch (o->kind) {
+	case OPT_ADDR:
+		if (rswap_parse_hostport(arg, RSWAP_DEFAULT_COORD_PORT, &cfg->addr,
+					 &cfg->addrlen, &why)) {
+			snprintf(err, errlen, "--%s %s: %s", o->name, arg, why);
+			return -EINVAL;
+		}
+		*(const char **)field = arg;
+		return 0;
+	case OPT_SIZE:
+		if (rswap_parse_size(arg, &v)) {
+			snprintf(err, errlen, "--%s %s: not a size (use e.g. 16M, 4G)",
+				 o->name, arg);
+			return -EINVAL;
+		}
+		if (v < o->min || v > o->max || (v & (v - 1))) {
+			snprintf(err, errlen, "--%s %s: must be a power of two from %s to %s",
+				 o->name, arg, rswap_fmt_size(o->min, a, sizeof(a)),
+				 rswap_fmt_size(o->max, b, sizeof(b)));
+			return -EINVAL;
+		}
+		*(uint64_t *)field = v;
+		return 0;
+	case OPT_MS:
+		errno = 0;
+		v = strtoull(arg, &end, 10);
+		if (arg[0] < '0' || arg[0] > '9' || *end || errno ||
+		    v < o->min || v > o->max) {
+			snprintf(err, errlen, "--%s %s: must be a number of milliseconds from %"
+				 PRIu64 " to %" PRIu64, o->name, arg, o->min, o->max);
+			return -EINVAL;
+		}
+		*(uint32_t *)field = (uint32_t)v;
+		return 0;
+	case OPT_FLAG:
+		(*(int *)field)++;
+		return 0;
+	case OPT_HELP:
+		return 1;
+	}
+	return -EINVAL;
+}
+
+int coord_parse_args(int argc, char **argv, struct coord_config *cfg,
+		     char *err, size_t errlen)
+{
+	struct option lopts[NOPTS + 1];
+	char sopts[NOPTS * 2 + 2], *sp = sopts;
+	size_t i;
+	int ch, ret;
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->s.chunk_size = 4ull << 30;
+	cfg->s.heartbeat_ms = 1000;
+	cfg->s.timeout_ms = 10000;
+	cfg->s.out_limit = 8 * (size_t)RSWAP_MAX_FRAME;
+	memset(lopts, 0, sizeof(lopts));
+	*sp++ = ':';	/* report a missing argument as ':' */
+	for (i = 0; i < NOPTS; i++) {
+		lopts[i].name = opts[i].name;
+		lopts[i].has_arg = opts[i].arg ? required_argument : no_argument;
+		lopts[i].val = opts[i].short_name;
+		*sp++ = (char)opts[i].short_name;
+		if (opts[i].arg)
+			*sp++ = ':';
+	}
+	*sp = '\0';
+	optind = 0;	/* glibc: restart scanning (tests parse many times) */
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, sopts, lopts, NULL)) != -1) {
+		const struct opt *o = NULL;
+
+		if (ch == '?' || ch == ':') {
+			const char *bad = argv[optind - 1] ? argv[optind - 1] : "?";
+
+			snprintf(err, errlen, ch == ':' ? "%s needs a value" :
+				 "unknown option %s (see --help)", bad);
+			return -EINVAL;
+		}
+		for (i = 0; i < NOPTS; i++)
+			if (opts[i].short_name == ch)
+				o = &opts[i];
+		if (!o)
+			continue;
+		ret = set_opt(o, optarg, cfg, err, errlen);
+		if (ret)
+			return ret;
+	}
+	if (optind < argc) {
+		snprintf(err, errlen, "unexpected argument '%s' (see --help)", argv[optind]);
+		return -EINVAL;
+	}
+	if (!cfg->listen) {
+		snprintf(err, errlen, "--listen ADDR:PORT is required (e.g. --listen 0.0.0.0:9400)");
+		return -EINVAL;
+	}
+	return 0;
+}

@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR BSD-3-Clause) */
+/* rswap-coord's command line: one table of options with bounds. */
+#ifndef RSWAP_COORD_OPTIONS_H
+#define RSWAP_COORD_OPTIONS_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include "dispatch.h"
+
+struct coord_config {
+	struct coord_settings s;
+	const char *listen;		/* as given */
+	struct sockaddr_storage addr;	/* resolved --listen */
+	socklen_t addrlen;
+	int verbose;
+};
+
+/*
+ * Parse argv into cfg (defaults first).  Returns 0 to run, 1 if --help was
+ * printed to stdout, or -EINVAL with a one-line reason in err (exit 2).
+ */
+int coord_parse_args(int argc, char **argv, struct coord_config *cfg,
+		     char *err, size_t errlen);
+void coord_usage(FILE *f);
+
+#endif /* RSWAP_COORD_OPTIONS_H */

@@ -1,0 +1,174 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR BSD-3-Clause) */
+/*
+ * The coordinator's whole state: poolds (keyed by listen address) and
+ * clients (keyed by client id) with their slot -> (poold, handle) maps.
+ * No sockets and no clock here: callers pass the time in, so that every
+ * rule can be unit-tested.  Everything can be rebuilt from the poolds'
+ * registrations after a restart.
+ *
+ * Chunk accounting: poold->chunks_used counts the slots that name the
+ * poold, whether held (handle known) or reserved (ChunkAlloc in flight).
+ * Only slot_assign()/slot_clear() change it.
+ */
+#ifndef RSWAP_COORD_REGISTRY_H
+#define RSWAP_COORD_REGISTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RSWAP_ID_MAX		31	/* client id: 1..31 printable, no spaces */
+#define RSWAP_ADDR_MAX		127	/* poold listen address "HOST:PORT" */
+#define RSWAP_MAX_SLOTS		16384	/* a client's map must fit one frame */
+#define RSWAP_MIN_CHUNK		(16ull << 20)
+#define RSWAP_SUSPECT_BEATS	3	/* missed heartbeats before suspect */
+#define RSWAP_DEAD_BEATS	10	/* ... and before dead */
+#define RSWAP_MAX_TOMBS		4096	/* per poold; oldest dropped first */
+#define RSWAP_MAX_RELEASED	1024	/* remembered released client ids */
+
+enum poold_state {
+	POOLD_ALIVE = 1,	/* values match rswap.PooldState */
+	POOLD_SUSPECT = 2,
+	POOLD_DEAD = 3,
+};
+
+/*
+ * A chunk the coordinator dropped while its poold could not be told (dead,
+ * or an allocation whose reply never came): freed when the poold registers
+ * again and reports it.  any_handle: the handle was never learnt, match on
+ * (client_id, slot) alone.
+ */
+struct tombstone {
+	char client_id[RSWAP_ID_MAX + 1];
+	uint32_t slot;
+	bool any_handle;
+	uint64_t handle;
+};
+
+struct poold {
+	struct poold *next;		/* registry list, sorted by addr */
+	char addr[RSWAP_ADDR_MAX + 1];
+	uint64_t capacity;
+	uint32_t chunks_total;		/* capacity / chunk size */
+	uint32_t chunks_used;		/* held + reserved slots */
+	enum poold_state state;
+	enum poold_state logged_state;	/* last state the dispatcher logged */
+	bool draining;			/* keeps its chunks, gets no new ones */
+	bool connected;
+	uint64_t last_heartbeat_ms;
+	uint32_t clients_connected;	/* as last reported */
+	uint32_t chunks_reported;	/* as last reported */
+	void *conn;			/* the dispatcher's peer while connected */
+	struct tombstone *tombs;
+	size_t ntombs;
+};
+
+enum slot_state { SLOT_EMPTY, SLOT_RESERVED, SLOT_HELD };
+
+struct slot {
+	enum slot_state state;
+	struct poold *poold;		/* set unless SLOT_EMPTY */
+	uint64_t handle;		/* valid when SLOT_HELD */
+};
+
+struct client {
+	struct client *next;		/* registry list, sorted by id */
+	char id[RSWAP_ID_MAX + 1];
+	uint64_t size;
+	uint32_t nslots;
+	bool busy;			/* allocation or release in flight */
+	struct slot *slots;
+};
+
+struct registry {
+	uint64_t chunk_size;
+	unsigned int chunk_shift;
+	struct poold *poolds;
+	struct client *clients;
+	size_t npoolds, nclients;
+	/* Ring of released client ids whose late-reported chunks are freed. */
+	char (*released)[RSWAP_ID_MAX + 1];
+	size_t nreleased, released_head;
+};
+
+/* What a poold reports at registration (rswap.PooldRegister, decoded). */
+struct held_chunk {
+	uint64_t handle;
+	const char *client_id;
+	uint32_t slot;
+	uint64_t client_size;
+};
+
+struct poold_report {
+	const char *addr;
+	uint64_t capacity;
+	uint64_t chunk_size;		/* 0 if it holds none */
+	const struct held_chunk *chunks;
+	size_t nchunks;
+};
+
+/* chunk_size: a power of two >= RSWAP_MIN_CHUNK.  NULL on bad size/ENOMEM. */
+struct registry *registry_new(uint64_t chunk_size);
+void registry_free(struct registry *r);
+
+bool registry_valid_client_id(const char *id);
+bool registry_valid_addr(const char *addr);
+/* Slots a client of this size needs, or 0 if size is 0 or too large. */
+uint32_t registry_slots_for(const struct registry *r, uint64_t size);
+
+struct poold *registry_poold_find(const struct registry *r, const char *addr);
+struct client *registry_client_find(const struct registry *r, const char *id);
+
+/*
+ * Register (or re-register) a poold.  Validates the whole report before
+ * changing anything: on error nothing changed, *why says why.  Errors:
+ * -EINVAL bad report or chunk size mismatch, -EEXIST a poold with this
+ * address is connected or a held chunk conflicts with what is known,
+ * -ENOMEM.  On success *out is the poold (connected, alive), and
+ * *to_free and *nto_free list the indexes in rep->chunks of chunks that nobody
+ * owns any more (tombstones, released clients): the caller sends ChunkFree
+ * for them and free()s the array.
+ */
+int registry_poold_register(struct registry *r, const struct poold_report *rep,
+			    uint64_t now_ms, struct poold **out,
+			    size_t **to_free, size_t *nto_free,
+			    char *why, size_t whylen);
+
+/* The poold's connection is gone: dead, no conn, chunk records kept. */
+void registry_poold_disconnect(struct registry *r, struct poold *p);
+void registry_poold_heartbeat(struct poold *p, uint64_t now_ms,
+			      uint32_t chunks_held, uint32_t clients_connected);
+/* Recompute liveness of connected poolds from heartbeat age. */
+void registry_update_liveness(struct registry *r, uint64_t now_ms,
+			      uint32_t heartbeat_ms);
+/* Alive, connected and not draining: may receive new chunks. */
+bool registry_poold_placeable(const struct poold *p);
+const char *registry_state_name(enum poold_state s);
+
+/* Remember that p still holds a chunk nobody owns (see struct tombstone). */
+int registry_tomb_add(struct poold *p, const char *client_id, uint32_t slot,
+		      bool any_handle, uint64_t handle);
+
+/* New client with every slot empty, not yet in any poold's books. */
+struct client *registry_client_add(struct registry *r, const char *id,
+				   uint64_t size);
+/* Drop every slot record and the client itself. */
+void registry_client_remove(struct registry *r, struct client *c);
+/* Remember a released id; forget it when the id is used again. */
+void registry_released_add(struct registry *r, const char *id);
+void registry_released_forget(struct registry *r, const char *id);
+bool registry_released_has(const struct registry *r, const char *id);
+
+void registry_slot_assign(struct client *c, uint32_t slot, struct poold *p);
+void registry_slot_set_handle(struct client *c, uint32_t slot, uint64_t handle);
+void registry_slot_clear(struct client *c, uint32_t slot);
+
+/*
+ * Number of slots without a held chunk.  If nonzero and why is not NULL,
+ * a one-line reason names the slots and any poold that is down.
+ */
+uint32_t registry_client_missing(const struct registry *r,
+				 const struct client *c, char *why,
+				 size_t whylen);
+
+#endif /* RSWAP_COORD_REGISTRY_H */
