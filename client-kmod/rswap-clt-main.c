@@ -1,24 +1,237 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * rswap-client: swap to remote memory over RDMA.  Skeleton: loads and
- * unloads; the block device and the cluster session come next.
+ * rswap-client: swap to remote memory over RDMA.
+ *
+ * Module parameters are read once, at load; everything is set up in
+ * module init in this order and torn down in reverse in module exit:
+ *   parameters -> (rdma) coordinator ChunkMap -> poold sessions
+ *               -> (dram) page store
+ *   -> /dev/rswap0.
+ * A failure at any step fails insmod with an errno and one pr_err line and
+ * leaves nothing behind (chunks obtained from the coordinator are released).
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/module.h>
 #include <linux/init.h>
+#include <linux/moduleparam.h>
+#include <linux/slab.h>
+#include <linux/ctype.h>
+#include <linux/cpumask.h>
+#include <linux/utsname.h>
+#include <linux/string.h>
 
-#include "rswap_wire.h"
+#include "rswap-clt.h"
+#include "rswap-clt-pb.h"
+#include "rswap_frame.h"
+
+static char *backend = "rdma";
+module_param(backend, charp, 0444);
+MODULE_PARM_DESC(backend, "Where pages go: \"rdma\" (remote pool through the coordinator) or \"dram\" (this module's memory, for debugging). Default: rdma");
+
+static char *size;
+module_param(size, charp, 0444);
+MODULE_PARM_DESC(size, "Size of /dev/rswap0 in bytes, suffixes K/M/G/T accepted, a multiple of 4K (e.g. 8G). Required. Default: none");
+
+static char *coord;
+module_param(coord, charp, 0444);
+MODULE_PARM_DESC(coord, "Coordinator address IPV4:PORT or [IPV6]:PORT; required with backend=rdma. Default: none");
+
+static char *name;
+module_param(name, charp, 0444);
+MODULE_PARM_DESC(name, "Client id the coordinator knows this host by, at most 31 printable bytes. Default: the host name, truncated to 31 bytes");
+
+static unsigned int queue_depth = 128;
+module_param(queue_depth, uint, 0444);
+MODULE_PARM_DESC(queue_depth, "Requests in flight per hardware queue, 16..1024. Default: 128");
+
+static unsigned int timeout_ms = 10000;
+module_param(timeout_ms, uint, 0444);
+MODULE_PARM_DESC(timeout_ms, "Timeout of each connection step to the coordinator and the poolds, in ms, 100..120000. Default: 10000");
+
+#define RSWAP_MAX_SIZE		BIT_ULL(50)
+
+static struct rswap_dev *rswap_the_dev;
+
+static int rswap_parse_size(const char *s, u64 *out)
+{
+	char *end;
+	u64 v;
+
+	if (!s || !*s) {
+		pr_err("size= is required, e.g. size=8G\n");
+		return -EINVAL;
+	}
+	if (!isdigit(*s)) {
+		pr_err("size=%s is not a number with an optional K/M/G/T suffix\n",
+		       s);
+		return -EINVAL;
+	}
+	v = memparse(s, &end);
+	if (*end && !(*end == '\n' && !end[1])) {
+		pr_err("size=%s is not a number with an optional K/M/G/T suffix\n",
+		       s);
+		return -EINVAL;
+	}
+	if (!v || v > RSWAP_MAX_SIZE || !IS_ALIGNED(v, RSWAP_BLOCK_SIZE)) {
+		pr_err("size=%s must be a non-zero multiple of 4K up to 1P\n", s);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+static int rswap_parse_client_id(const char *s, char *id)
+{
+	size_t i, len;
+
+	if (!s) {
+		/* Truncate silently: the host name is only a default. */
+		strscpy(id, utsname()->nodename, RSWAP_CLIENT_ID_LEN);
+		s = id;
+	}
+	len = strlen(s);
+	if (!len || len >= RSWAP_CLIENT_ID_LEN) {
+		pr_err("name=%s must be 1..%d bytes\n", s,
+		       RSWAP_CLIENT_ID_LEN - 1);
+		return -EINVAL;
+	}
+	for (i = 0; i < len; i++) {
+		if (!isgraph(s[i])) {
+			pr_err("name=%s must be printable, without spaces\n",
+			       s);
+			return -EINVAL;
+		}
+	}
+	strscpy(id, s, RSWAP_CLIENT_ID_LEN);
+	return 0;
+}
+
+static int rswap_parse_config(struct rswap_config *cfg)
+{
+	int ret;
+
+	if (backend && !strcmp(backend, "dram")) {
+		cfg->backend = RSWAP_BACKEND_DRAM;
+	} else if (backend && !strcmp(backend, "rdma")) {
+		cfg->backend = RSWAP_BACKEND_RDMA;
+	} else {
+		pr_err("backend=%s: use backend=rdma or backend=dram\n",
+		       backend ? backend : "");
+		return -EINVAL;
+	}
+	ret = rswap_parse_size(size, &cfg->size);
+	if (ret)
+		return ret;
+	ret = rswap_parse_client_id(name, cfg->client_id);
+	if (ret)
+		return ret;
+	if (queue_depth < 16 || queue_depth > 1024) {
+		pr_err("queue_depth=%u is outside 16..1024\n", queue_depth);
+		return -EINVAL;
+	}
+	cfg->queue_depth = queue_depth;
+	if (timeout_ms < 100 || timeout_ms > 120000) {
+		pr_err("timeout_ms=%u is outside 100..120000\n", timeout_ms);
+		return -EINVAL;
+	}
+	cfg->timeout_ms = timeout_ms;
+
+	if (cfg->backend == RSWAP_BACKEND_DRAM) {
+		if (coord)
+			pr_warn("coord= is ignored with backend=dram\n");
+		return 0;
+	}
+	if (!coord || !*coord) {
+		pr_err("coord=HOST:PORT is required with backend=rdma (or load with backend=dram)\n");
+		return -EINVAL;
+	}
+	if (strscpy(cfg->coord_str, coord, sizeof(cfg->coord_str)) < 0 ||
+	    rswap_parse_addr(coord, &cfg->coord)) {
+		pr_err("coord=%s is not IPV4:PORT or [IPV6]:PORT\n", coord);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Coordinator map, then sessions to every poold in it.  May sleep. */
+static int rswap_open_rdma(struct rswap_dev *dev)
+{
+	struct rswap_pb_map map;
+	int ret;
+
+	ret = rswap_coord_hello(&dev->cfg, &map);
+	if (ret)
+		return ret;
+	ret = rswap_rdma_open(dev, &map);
+	rswap_pb_map_free(&map);
+	if (ret)
+		goto out_release_chunks;
+	return 0;
+
+out_release_chunks:
+	rswap_coord_release(&dev->cfg);
+	return ret;
+}
+
+static void rswap_close_backend(struct rswap_dev *dev)
+{
+	if (dev->cfg.backend == RSWAP_BACKEND_DRAM) {
+		rswap_dram_close(dev);
+		return;
+	}
+	rswap_rdma_close(dev);
+	rswap_coord_release(&dev->cfg);
+}
 
 static int __init rswap_init(void)
 {
-	pr_info("loaded (wire protocol %d)\n", RSWAP_WIRE_VERSION);
+	struct rswap_dev *dev;
+	int ret;
+
+	dev = kzalloc(sizeof(*dev), GFP_KERNEL);
+	if (!dev)
+		return -ENOMEM;
+	strscpy(dev->name, "rswap0", sizeof(dev->name));
+	/* One hardware queue (and QP per poold) per CPU online now. */
+	dev->nr_queues = num_online_cpus();
+
+	ret = rswap_parse_config(&dev->cfg);
+	if (ret)
+		goto out_free_dev;
+
+	if (dev->cfg.backend == RSWAP_BACKEND_DRAM)
+		ret = rswap_dram_open(dev);
+	else
+		ret = rswap_open_rdma(dev);
+	if (ret)
+		goto out_free_dev;
+
+	ret = rswap_blk_add(dev);
+	if (ret)
+		goto out_close_backend;
+
+	rswap_the_dev = dev;
+	rswap_info(dev, "%llu bytes on %s, %u queues, chunk %llu, client %s\n",
+		   dev->core.size, dev->ops->name, dev->nr_queues,
+		   dev->core.chunk_size, dev->cfg.client_id);
 	return 0;
+
+out_close_backend:
+	rswap_close_backend(dev);
+out_free_dev:
+	kfree(dev);
+	return ret;
 }
 
 static void __exit rswap_exit(void)
 {
-	pr_info("unloaded\n");
+	struct rswap_dev *dev = rswap_the_dev;
+
+	rswap_blk_remove(dev);
+	rswap_close_backend(dev);
+	rswap_info(dev, "removed\n");
+	kfree(dev);
 }
 
 module_init(rswap_init);

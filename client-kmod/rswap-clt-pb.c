@@ -1,0 +1,604 @@
+// SPDX-License-Identifier: (GPL-2.0 OR BSD-3-Clause)
+/*
+ * Protobuf wire codec for the client side of rswap.proto.  See
+ * rswap-clt-pb.h.  Only the wire format is implemented: varint (0),
+ * fixed64 (1), length-delimited (2) and fixed32 (5); groups are refused.
+ * Encoding follows protobuf-c for proto3: fields in number order, zero
+ * scalars and empty strings omitted, the oneof body always present.
+ */
+#include "rswap-clt-pb.h"
+
+enum {
+	PB_WT_VARINT = 0,
+	PB_WT_I64 = 1,
+	PB_WT_LEN = 2,
+	PB_WT_I32 = 5,
+};
+
+#define PB_MAX_FIELD	((1u << 29) - 1)
+
+/* ---- encoding ---------------------------------------------------------- */
+
+struct pb_wr {
+	u8 *p;
+	u8 *end;
+	bool overflow;
+};
+
+static size_t pb_varint_len(u64 v)
+{
+	size_t n = 1;
+
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+static void pb_put_byte(struct pb_wr *w, u8 b)
+{
+	if (w->p >= w->end) {
+		w->overflow = true;
+		return;
+	}
+	*w->p++ = b;
+}
+
+static void pb_put_varint(struct pb_wr *w, u64 v)
+{
+	while (v >= 0x80) {
+		pb_put_byte(w, (u8)(v | 0x80));
+		v >>= 7;
+	}
+	pb_put_byte(w, (u8)v);
+}
+
+static void pb_put_tag(struct pb_wr *w, u32 field, u32 wt)
+{
+	pb_put_varint(w, ((u64)field << 3) | wt);
+}
+
+static size_t pb_tag_len(u32 field)
+{
+	return pb_varint_len((u64)field << 3);
+}
+
+static void pb_put_bytes(struct pb_wr *w, const void *data, size_t len)
+{
+	if ((size_t)(w->end - w->p) < len) {
+		w->overflow = true;
+		w->p = w->end;
+		return;
+	}
+	memcpy(w->p, data, len);
+	w->p += len;
+}
+
+/* Size of a proto3 string field: omitted when empty. */
+static size_t pb_string_field_len(u32 field, size_t len)
+{
+	return len ? pb_tag_len(field) + pb_varint_len(len) + len : 0;
+}
+
+static void pb_put_string_field(struct pb_wr *w, u32 field, const char *s,
+				size_t len)
+{
+	if (!len)
+		return;
+	pb_put_tag(w, field, PB_WT_LEN);
+	pb_put_varint(w, len);
+	pb_put_bytes(w, s, len);
+}
+
+static size_t pb_varint_field_len(u32 field, u64 v)
+{
+	return v ? pb_tag_len(field) + pb_varint_len(v) : 0;
+}
+
+static void pb_put_varint_field(struct pb_wr *w, u32 field, u64 v)
+{
+	if (!v)
+		return;
+	pb_put_tag(w, field, PB_WT_VARINT);
+	pb_put_varint(w, v);
+}
+
+/* Envelope{version, seq, <body_field> = <body of body_len bytes>} head. */
+static void pb_put_envelope_head(struct pb_wr *w, u32 version, u64 seq,
+				 u32 body_field, size_t body_len)
+{
+	pb_put_varint_field(w, 1, version);
+	pb_put_varint_field(w, 2, seq);
+	pb_put_tag(w, body_field, PB_WT_LEN);
+	pb_put_varint(w, body_len);
+}
+
+static int pb_id_len(const char *id, size_t *len)
+{
+	size_t n = 0;
+
+	if (!id)
+		return -EINVAL;
+	while (n < RSWAP_PB_ID_MAX && id[n])
+		n++;
+	if (!n || n >= RSWAP_PB_ID_MAX)
+		return -EINVAL;
+	*len = n;
+	return 0;
+}
+
+static int pb_finish(struct pb_wr *w, u8 *buf)
+{
+	if (w->overflow)
+		return -ENOSPC;
+	return (int)(w->p - buf);
+}
+
+int rswap_pb_encode_hello(u8 *buf, size_t cap, u32 version, u64 seq,
+			  const char *client_id, u64 size)
+{
+	struct pb_wr w = { .p = buf, .end = buf + cap };
+	size_t id_len, body;
+
+	if (pb_id_len(client_id, &id_len))
+		return -EINVAL;
+	body = pb_string_field_len(1, id_len) + pb_varint_field_len(2, size);
+	pb_put_envelope_head(&w, version, seq, RSWAP_PB_BODY_CLIENT_HELLO,
+			     body);
+	pb_put_string_field(&w, 1, client_id, id_len);
+	pb_put_varint_field(&w, 2, size);
+	return pb_finish(&w, buf);
+}
+
+int rswap_pb_encode_release(u8 *buf, size_t cap, u32 version, u64 seq,
+			    const char *client_id)
+{
+	struct pb_wr w = { .p = buf, .end = buf + cap };
+	size_t id_len;
+
+	if (pb_id_len(client_id, &id_len))
+		return -EINVAL;
+	pb_put_envelope_head(&w, version, seq, RSWAP_PB_BODY_CLIENT_RELEASE,
+			     pb_string_field_len(1, id_len));
+	pb_put_string_field(&w, 1, client_id, id_len);
+	return pb_finish(&w, buf);
+}
+
+/* ---- decoding ---------------------------------------------------------- */
+
+struct pb_rd {
+	const u8 *p;
+	const u8 *end;
+	const char *why;
+};
+
+static int pb_fail(struct pb_rd *r, const char *why)
+{
+	if (!r->why)
+		r->why = why;
+	return -EBADMSG;
+}
+
+static int pb_get_varint(struct pb_rd *r, u64 *out)
+{
+	u64 v = 0;
+	unsigned int i;
+
+	for (i = 0; i < 10; i++) {
+		u8 b;
+
+		if (r->p >= r->end)
+			return pb_fail(r, "varint runs past the end");
+		b = *r->p++;
+		/* The 10th byte may only carry bit 63. */
+		if (i == 9 && b > 1)
+			return pb_fail(r, "varint overflows 64 bits");
+		v |= (u64)(b & 0x7f) << (7 * i);
+		if (!(b & 0x80)) {
+			*out = v;
+			return 0;
+		}
+	}
+	return pb_fail(r, "varint longer than 10 bytes");
+}
+
+static int pb_get_tag(struct pb_rd *r, u32 *field, u32 *wt)
+{
+	u64 v = 0;
+	int ret;
+
+	ret = pb_get_varint(r, &v);
+	if (ret)
+		return ret;
+	if ((v >> 3) == 0 || (v >> 3) > PB_MAX_FIELD)
+		return pb_fail(r, "field number out of range");
+	*field = (u32)(v >> 3);
+	*wt = (u32)(v & 7);
+	return 0;
+}
+
+static int pb_get_len(struct pb_rd *r, struct pb_rd *sub)
+{
+	u64 n;
+	int ret;
+
+	ret = pb_get_varint(r, &n);
+	if (ret)
+		return ret;
+	if (n > (u64)(r->end - r->p))
+		return pb_fail(r, "length runs past the end");
+	sub->p = r->p;
+	sub->end = r->p + n;
+	sub->why = NULL;
+	r->p += n;
+	return 0;
+}
+
+static int pb_skip(struct pb_rd *r, u32 wt)
+{
+	struct pb_rd sub;
+	u64 v = 0;
+
+	switch (wt) {
+	case PB_WT_VARINT:
+		return pb_get_varint(r, &v);
+	case PB_WT_I64:
+		if (r->end - r->p < 8)
+			return pb_fail(r, "fixed64 runs past the end");
+		r->p += 8;
+		return 0;
+	case PB_WT_LEN:
+		return pb_get_len(r, &sub);
+	case PB_WT_I32:
+		if (r->end - r->p < 4)
+			return pb_fail(r, "fixed32 runs past the end");
+		r->p += 4;
+		return 0;
+	default:
+		return pb_fail(r, "unsupported wire type (group?)");
+	}
+}
+
+static int pb_expect(struct pb_rd *r, u32 wt, u32 want)
+{
+	if (wt != want)
+		return pb_fail(r, "known field with the wrong wire type");
+	return 0;
+}
+
+/* Copy a string field; refuse embedded NULs and strings that don't fit. */
+static int pb_get_string(struct pb_rd *r, char *dst, size_t cap)
+{
+	struct pb_rd s;
+	size_t n;
+	int ret;
+
+	ret = pb_get_len(r, &s);
+	if (ret)
+		return ret;
+	n = s.end - s.p;
+	if (n >= cap)
+		return pb_fail(r, "string too long");
+	if (memchr(s.p, 0, n))
+		return pb_fail(r, "string holds a NUL byte");
+	memcpy(dst, s.p, n);
+	dst[n] = '\0';
+	return 0;
+}
+
+/* Copy a human-readable reason, truncated, control bytes replaced. */
+static int pb_get_reason(struct pb_rd *r, char *dst, size_t cap)
+{
+	struct pb_rd s;
+	size_t n, i;
+	int ret;
+
+	ret = pb_get_len(r, &s);
+	if (ret)
+		return ret;
+	n = s.end - s.p;
+	if (n >= cap)
+		n = cap - 1;
+	for (i = 0; i < n; i++)
+		dst[i] = (s.p[i] < 0x20 || s.p[i] == 0x7f) ? '?' : s.p[i];
+	dst[n] = '\0';
+	return 0;
+}
+
+static int pb_decode_error(struct pb_rd *r, struct rswap_pb_env *env)
+{
+	u32 field, wt;
+	u64 v = 0;
+	int ret;
+
+	while (r->p < r->end) {
+		ret = pb_get_tag(r, &field, &wt);
+		if (ret)
+			return ret;
+		switch (field) {
+		case 1:
+			ret = pb_expect(r, wt, PB_WT_VARINT) ?:
+			      pb_get_varint(r, &v);
+			env->error.code = (s32)(u32)v;
+			break;
+		case 2:
+			ret = pb_expect(r, wt, PB_WT_LEN) ?:
+			      pb_get_reason(r, env->error.reason,
+					    sizeof(env->error.reason));
+			break;
+		default:
+			ret = pb_skip(r, wt);
+			break;
+		}
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int pb_decode_slot(struct pb_rd *r, struct rswap_pb_slot *slot)
+{
+	u32 field, wt;
+	u64 v = 0;
+	int ret;
+
+	while (r->p < r->end) {
+		ret = pb_get_tag(r, &field, &wt);
+		if (ret)
+			return ret;
+		switch (field) {
+		case 1:
+			ret = pb_expect(r, wt, PB_WT_VARINT) ?:
+			      pb_get_varint(r, &v);
+			if (!ret && v > 0xffffffffull)
+				ret = pb_fail(r, "slot index over 32 bits");
+			slot->index = (u32)v;
+			break;
+		case 2:
+			ret = pb_expect(r, wt, PB_WT_LEN) ?:
+			      pb_get_string(r, slot->poold_addr,
+					    sizeof(slot->poold_addr));
+			break;
+		case 3:
+			ret = pb_expect(r, wt, PB_WT_VARINT) ?:
+			      pb_get_varint(r, &slot->handle);
+			break;
+		default:
+			ret = pb_skip(r, wt);
+			break;
+		}
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* Two passes: count the slots, allocate once, then decode them. */
+static int pb_decode_map(struct pb_rd *r, struct rswap_pb_map *map)
+{
+	struct pb_rd scan = *r, sub;
+	u32 field, wt, n = 0, i = 0;
+	int ret;
+
+	while (scan.p < scan.end) {
+		ret = pb_get_tag(&scan, &field, &wt);
+		if (ret)
+			return pb_fail(r, scan.why);
+		if (field == 3 && wt == PB_WT_LEN && ++n > RSWAP_PB_MAX_SLOTS)
+			return pb_fail(r, "more slots than the client supports");
+		ret = pb_skip(&scan, wt);
+		if (ret)
+			return pb_fail(r, scan.why);
+	}
+	if (n) {
+		map->slots = rswap_pb_calloc(n, sizeof(*map->slots));
+		if (!map->slots)
+			return -ENOMEM;
+	}
+
+	while (r->p < r->end) {
+		ret = pb_get_tag(r, &field, &wt);
+		if (ret)
+			return ret;
+		switch (field) {
+		case 1:
+			ret = pb_expect(r, wt, PB_WT_VARINT) ?:
+			      pb_get_varint(r, &map->chunk_size);
+			break;
+		case 2:
+			ret = pb_expect(r, wt, PB_WT_VARINT) ?:
+			      pb_get_varint(r, &map->size);
+			break;
+		case 3:
+			ret = pb_expect(r, wt, PB_WT_LEN) ?:
+			      pb_get_len(r, &sub);
+			if (ret)
+				break;
+			ret = pb_decode_slot(&sub, &map->slots[i]);
+			if (ret)
+				return pb_fail(r, sub.why);
+			map->nslots = ++i;
+			break;
+		default:
+			ret = pb_skip(r, wt);
+			break;
+		}
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int pb_decode_released(struct pb_rd *r, struct rswap_pb_env *env)
+{
+	u32 field, wt;
+	u64 v = 0;
+	int ret;
+
+	while (r->p < r->end) {
+		ret = pb_get_tag(r, &field, &wt);
+		if (ret)
+			return ret;
+		if (field == 1) {
+			ret = pb_expect(r, wt, PB_WT_VARINT) ?:
+			      pb_get_varint(r, &v);
+			env->chunks_freed = (u32)v;
+		} else {
+			ret = pb_skip(r, wt);
+		}
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int pb_decode_body(struct pb_rd *r, u32 field,
+			  struct rswap_pb_env *env)
+{
+	struct pb_rd sub;
+	int ret;
+
+	ret = pb_get_len(r, &sub);
+	if (ret)
+		return ret;
+	if (env->body)
+		return pb_fail(r, "envelope carries two bodies");
+	env->body = field;
+	switch (field) {
+	case RSWAP_PB_BODY_ERROR:
+		ret = pb_decode_error(&sub, env);
+		break;
+	case RSWAP_PB_BODY_CHUNK_MAP:
+		ret = pb_decode_map(&sub, &env->map);
+		break;
+	case RSWAP_PB_BODY_CLIENT_RELEASED:
+		ret = pb_decode_released(&sub, env);
+		break;
+	default:
+		/* A body this client never expects: the caller refuses it. */
+		ret = 0;
+		break;
+	}
+	if (ret == -EBADMSG)
+		return pb_fail(r, sub.why);
+	return ret;
+}
+
+static bool pb_is_body(u32 field)
+{
+	return field == 3 || (field >= 10 && field <= 16) ||
+	       (field >= 20 && field <= 23) || (field >= 30 && field <= 33);
+}
+
+int rswap_pb_decode(const u8 *buf, size_t len, struct rswap_pb_env *env,
+		    const char **why)
+{
+	struct pb_rd r = { .p = buf, .end = buf + len };
+	u32 field, wt;
+	u64 v = 0;
+	int ret = 0;
+
+	memset(env, 0, sizeof(*env));
+	while (r.p < r.end) {
+		ret = pb_get_tag(&r, &field, &wt);
+		if (ret)
+			break;
+		if (field == 1) {
+			ret = pb_expect(&r, wt, PB_WT_VARINT) ?:
+			      pb_get_varint(&r, &v);
+			env->version = (u32)v;
+		} else if (field == 2) {
+			ret = pb_expect(&r, wt, PB_WT_VARINT) ?:
+			      pb_get_varint(&r, &env->seq);
+		} else if (pb_is_body(field)) {
+			ret = pb_expect(&r, wt, PB_WT_LEN) ?:
+			      pb_decode_body(&r, field, env);
+		} else {
+			ret = pb_skip(&r, wt);
+		}
+		if (ret)
+			break;
+	}
+	if (ret) {
+		rswap_pb_env_free(env);
+		*why = ret == -ENOMEM ? "out of memory" :
+		       (r.why ? r.why : "malformed envelope");
+	}
+	return ret;
+}
+
+void rswap_pb_map_free(struct rswap_pb_map *map)
+{
+	rswap_pb_free(map->slots);
+	map->slots = NULL;
+	map->nslots = 0;
+}
+
+void rswap_pb_env_free(struct rswap_pb_env *env)
+{
+	rswap_pb_map_free(&env->map);
+}
+
+int rswap_pb_check_map(struct rswap_pb_map *map, u64 size, const char **why)
+{
+	u64 want;
+	u32 i;
+
+	if (!map->chunk_size || (map->chunk_size & (map->chunk_size - 1))) {
+		*why = "chunk size is not a power of two";
+		return -EBADMSG;
+	}
+	if (map->size != size) {
+		*why = "map size differs from the size asked for";
+		return -EBADMSG;
+	}
+	want = size / map->chunk_size + !!(size % map->chunk_size);
+	if (map->nslots != want) {
+		*why = "slot count is not ceil(size / chunk size)";
+		return -EBADMSG;
+	}
+	/* Cycle sort: each slot moves to its index; a clash is a duplicate. */
+	for (i = 0; i < map->nslots; i++) {
+		while (map->slots[i].index != i) {
+			u32 j = map->slots[i].index;
+			struct rswap_pb_slot tmp;
+
+			if (j >= map->nslots) {
+				*why = "slot index out of range";
+				return -EBADMSG;
+			}
+			if (map->slots[j].index == j) {
+				*why = "slot index appears twice";
+				return -EBADMSG;
+			}
+			tmp = map->slots[j];
+			map->slots[j] = map->slots[i];
+			map->slots[i] = tmp;
+		}
+		if (!map->slots[i].poold_addr[0]) {
+			*why = "slot without a poold address";
+			return -EBADMSG;
+		}
+	}
+	return 0;
+}
+
+int rswap_pb_frame_len(const u8 hdr[4], u32 max, u32 *len)
+{
+	u32 n = ((u32)hdr[0] << 24) | ((u32)hdr[1] << 16) |
+		((u32)hdr[2] << 8) | hdr[3];
+
+	if (!n || n > max)
+		return -EBADMSG;
+	*len = n;
+	return 0;
+}
+
+void rswap_pb_frame_put_len(u8 hdr[4], u32 len)
+{
+	hdr[0] = (u8)(len >> 24);
+	hdr[1] = (u8)(len >> 16);
+	hdr[2] = (u8)(len >> 8);
+	hdr[3] = (u8)len;
+}

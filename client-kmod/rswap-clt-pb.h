@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR BSD-3-Clause) */
+/*
+ * A small protobuf wire codec for the client's messages of rswap.proto:
+ * it encodes Envelope{ClientHello} and Envelope{ClientRelease} and decodes
+ * Envelope{ChunkMap | ClientReleased | Error}.  Pure C on byte buffers,
+ * built into the kernel module and, unchanged, into a host unit test that
+ * checks it byte for byte against protobuf-c.
+ *
+ * Decoding trusts nothing: varints longer than 10 bytes, lengths past the
+ * end, known fields with the wrong wire type, groups, two bodies and
+ * oversized strings are errors; unknown fields are skipped.
+ */
+#ifndef RSWAP_CLT_PB_H
+#define RSWAP_CLT_PB_H
+
+#include "rswap-clt-pb-shim.h"
+
+#define RSWAP_PB_ID_MAX		32	/* client id, NUL included */
+#define RSWAP_PB_ADDR_MAX	64	/* poold "ADDR:PORT", NUL included */
+#define RSWAP_PB_REASON_MAX	160	/* Error.reason kept, NUL included */
+#define RSWAP_PB_MAX_SLOTS	65536u
+
+/* Envelope body field numbers (rswap.proto). */
+enum rswap_pb_body {
+	RSWAP_PB_BODY_NONE = 0,
+	RSWAP_PB_BODY_ERROR = 3,
+	RSWAP_PB_BODY_CLIENT_HELLO = 20,
+	RSWAP_PB_BODY_CHUNK_MAP = 21,
+	RSWAP_PB_BODY_CLIENT_RELEASE = 22,
+	RSWAP_PB_BODY_CLIENT_RELEASED = 23,
+};
+
+struct rswap_pb_slot {
+	u32 index;
+	u64 handle;
+	char poold_addr[RSWAP_PB_ADDR_MAX];
+};
+
+struct rswap_pb_map {
+	u64 chunk_size;
+	u64 size;
+	u32 nslots;
+	struct rswap_pb_slot *slots;	/* rswap_pb_map_free() */
+};
+
+struct rswap_pb_env {
+	u32 version;
+	u64 seq;
+	u32 body;		/* field number of the body, or 0 */
+	/* Valid according to body: */
+	struct {
+		s32 code;
+		char reason[RSWAP_PB_REASON_MAX];	/* printable only */
+	} error;
+	struct rswap_pb_map map;
+	u32 chunks_freed;
+};
+
+/* Largest frame body this client ever encodes. */
+#define RSWAP_PB_HELLO_MAX	96
+
+/*
+ * Encode one Envelope into buf (no frame length prefix).  Returns the
+ * number of bytes, -ENOSPC if cap is too small, -EINVAL for an id that is
+ * empty or longer than RSWAP_PB_ID_MAX - 1.
+ */
+int rswap_pb_encode_hello(u8 *buf, size_t cap, u32 version, u64 seq,
+			  const char *client_id, u64 size);
+int rswap_pb_encode_release(u8 *buf, size_t cap, u32 version, u64 seq,
+			    const char *client_id);
+
+/*
+ * Decode one Envelope.  0, -EBADMSG with *why set to a static one-line
+ * reason, or -ENOMEM.  On success free with rswap_pb_env_free().
+ */
+int rswap_pb_decode(const u8 *buf, size_t len, struct rswap_pb_env *env,
+		    const char **why);
+void rswap_pb_env_free(struct rswap_pb_env *env);
+void rswap_pb_map_free(struct rswap_pb_map *map);
+
+/*
+ * Check a ChunkMap against the size asked for: chunk_size a power of two,
+ * size equal, slot count == ceil(size / chunk_size), indexes 0..n-1 each
+ * exactly once, every poold address set.  Sorts the slots by index.
+ * 0 or -EBADMSG with *why set.
+ */
+int rswap_pb_check_map(struct rswap_pb_map *map, u64 size, const char **why);
+
+/*
+ * Frame length prefix: 4 bytes big-endian.  0 with *len set if it is
+ * 1..max, else -EBADMSG.
+ */
+int rswap_pb_frame_len(const u8 hdr[4], u32 max, u32 *len);
+void rswap_pb_frame_put_len(u8 hdr[4], u32 len);
+
+#endif /* RSWAP_CLT_PB_H */

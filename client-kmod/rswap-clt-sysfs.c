@@ -1,0 +1,149 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * /sys/block/rswapN/rswap/: one value per file, except the grouped
+ * "errors", "chunk_map" and "poolds" tables (one line per item).  Sysfs is
+ * ABI: add files, never change what an existing one prints.
+ */
+#include <linux/blkdev.h>
+#include <linux/device.h>
+#include <linux/sysfs.h>
+
+#include "rswap-clt.h"
+
+static struct rswap_dev *rswap_from_device(struct device *d)
+{
+	return dev_to_disk(d)->private_data;
+}
+
+struct rswap_stat_attr {
+	struct device_attribute attr;
+	size_t offset;		/* of an atomic64_t in struct rswap_stats */
+};
+
+static ssize_t rswap_stat_show(struct device *d, struct device_attribute *a,
+			       char *buf)
+{
+	struct rswap_stat_attr *sa = container_of(a, struct rswap_stat_attr,
+						  attr);
+	struct rswap_dev *dev = rswap_from_device(d);
+	atomic64_t *v = (void *)&dev->stats + sa->offset;
+
+	return sysfs_emit(buf, "%lld\n", (long long)atomic64_read(v));
+}
+
+#define RSWAP_STAT_OFF(field)	offsetof(struct rswap_stats, field)
+
+static struct rswap_stat_attr rswap_stat_attrs[] = {
+	{ __ATTR(reads, 0444, rswap_stat_show, NULL), RSWAP_STAT_OFF(reads) },
+	{ __ATTR(writes, 0444, rswap_stat_show, NULL), RSWAP_STAT_OFF(writes) },
+	{ __ATTR(discards, 0444, rswap_stat_show, NULL), RSWAP_STAT_OFF(discards) },
+	{ __ATTR(bytes_read, 0444, rswap_stat_show, NULL), RSWAP_STAT_OFF(bytes_read) },
+	{ __ATTR(bytes_written, 0444, rswap_stat_show, NULL), RSWAP_STAT_OFF(bytes_written) },
+};
+
+static ssize_t inflight_show(struct device *d, struct device_attribute *attr,
+			     char *buf)
+{
+	return sysfs_emit(buf, "%d\n",
+			  atomic_read(&rswap_from_device(d)->stats.inflight));
+}
+static DEVICE_ATTR_RO(inflight);
+
+static ssize_t errors_show(struct device *d, struct device_attribute *attr,
+			   char *buf)
+{
+	struct rswap_dev *dev = rswap_from_device(d);
+	int i, len = 0;
+
+	for (i = 0; i < RSWAP_ERR_KINDS; i++)
+		len += sysfs_emit_at(buf, len, "%s %lld\n", rswap_err_names[i],
+				     (long long)atomic64_read(&dev->stats.errors[i]));
+	return len;
+}
+static DEVICE_ATTR_RO(errors);
+
+static ssize_t backend_show(struct device *d, struct device_attribute *attr,
+			    char *buf)
+{
+	return sysfs_emit(buf, "%s\n", rswap_from_device(d)->ops->name);
+}
+static DEVICE_ATTR_RO(backend);
+
+static ssize_t client_id_show(struct device *d, struct device_attribute *attr,
+			      char *buf)
+{
+	return sysfs_emit(buf, "%s\n", rswap_from_device(d)->cfg.client_id);
+}
+static DEVICE_ATTR_RO(client_id);
+
+static ssize_t chunk_size_show(struct device *d, struct device_attribute *attr,
+			       char *buf)
+{
+	return sysfs_emit(buf, "%llu\n", rswap_from_device(d)->core.chunk_size);
+}
+static DEVICE_ATTR_RO(chunk_size);
+
+static ssize_t nr_queues_show(struct device *d, struct device_attribute *attr,
+			      char *buf)
+{
+	return sysfs_emit(buf, "%u\n", rswap_from_device(d)->nr_queues);
+}
+static DEVICE_ATTR_RO(nr_queues);
+
+/* One line per slot: index, poold, handle.  Truncated at PAGE_SIZE. */
+static ssize_t chunk_map_show(struct device *d, struct device_attribute *attr,
+			      char *buf)
+{
+	struct rswap_dev *dev = rswap_from_device(d);
+	int len = 0;
+	u32 i;
+
+	for (i = 0; i < dev->core.nslots; i++) {
+		const struct rswap_slot *s = &dev->core.slots[i];
+		int n;
+
+		n = sysfs_emit_at(buf, len, "%u %s %llu\n", i,
+				  rswap_slot_poold_name(s), s->handle);
+		if (!n)
+			break;
+		len += n;
+	}
+	return len;
+}
+static DEVICE_ATTR_RO(chunk_map);
+
+static ssize_t poolds_show(struct device *d, struct device_attribute *attr,
+			   char *buf)
+{
+	struct rswap_dev *dev = rswap_from_device(d);
+
+	return dev->ops->show_poolds ? dev->ops->show_poolds(dev, buf) : 0;
+}
+static DEVICE_ATTR_RO(poolds);
+
+static struct attribute *rswap_attrs[] = {
+	&rswap_stat_attrs[0].attr.attr,
+	&rswap_stat_attrs[1].attr.attr,
+	&rswap_stat_attrs[2].attr.attr,
+	&rswap_stat_attrs[3].attr.attr,
+	&rswap_stat_attrs[4].attr.attr,
+	&dev_attr_inflight.attr,
+	&dev_attr_errors.attr,
+	&dev_attr_backend.attr,
+	&dev_attr_client_id.attr,
+	&dev_attr_chunk_size.attr,
+	&dev_attr_nr_queues.attr,
+	&dev_attr_chunk_map.attr,
+	&dev_attr_poolds.attr,
+	NULL,
+};
+
+static const struct attribute_group rswap_attr_group = {
+	.name = "rswap",
+	.attrs = rswap_attrs,
+};
+
+const struct attribute_group *rswap_disk_groups[] = {
+	&rswap_attr_group,
+	NULL,
+};

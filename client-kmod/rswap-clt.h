@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * rswap-client: objects shared by the front-end, the backends and the
+ * control path.
+ *
+ * Lifetime: everything is built in module init (params -> coordinator map
+ * -> poold sessions -> block device, in that order) and torn down in the
+ * reverse order in module exit.  Nothing is reconfigured at run time, so
+ * the I/O path reads struct rswap_dev and the routing core without locks.
+ */
+#ifndef RSWAP_CLT_H
+#define RSWAP_CLT_H
+
+#include <linux/blk-mq.h>
+#include <linux/xarray.h>
+#include <linux/scatterlist.h>
+#include <linux/socket.h>
+#include <rdma/ib_verbs.h>
+
+#include "rswap-clt-core.h"
+#include "rswap_wire.h"
+
+#define RSWAP_SECTOR_SHIFT	9
+#define RSWAP_BLOCK_SIZE	4096u
+/*
+ * One SGE per segment: a request never has more segments than the RDMA
+ * devices accept SGEs (soft-RoCE takes 32); the block layer splits for us.
+ */
+#define RSWAP_MAX_SEGMENTS	32u
+#define RSWAP_MAX_IO_BYTES	(256u * 1024)
+#define RSWAP_DRAM_CHUNK_SIZE	(16ull << 20)
+
+enum rswap_backend_kind {
+	RSWAP_BACKEND_DRAM,
+	RSWAP_BACKEND_RDMA,
+};
+
+/* Validated module parameters. */
+struct rswap_config {
+	enum rswap_backend_kind backend;
+	u64 size;
+	char client_id[RSWAP_CLIENT_ID_LEN];	/* NUL-terminated, <= 31 */
+	char coord_str[64];			/* as given, for messages */
+	struct sockaddr_storage coord;
+	unsigned int queue_depth;
+	unsigned int timeout_ms;		/* each connect/handshake step */
+};
+
+struct rswap_dev;
+struct rswap_rdma;
+
+/* A backend serves a routed request; a front-end owns the request. */
+struct rswap_backend_ops {
+	const char *name;
+	bool blocking;		/* queue_rq may sleep (BLK_MQ_F_BLOCKING) */
+	/* Must not sleep unless .blocking. */
+	blk_status_t (*queue_rq)(struct rswap_dev *dev, unsigned int qidx,
+				 struct request *rq);
+	/* Free the backing store of nr pages; atomic context; optional. */
+	void (*discard)(struct rswap_dev *dev, pgoff_t first, pgoff_t nr);
+	/* Extra sysfs text: one line per poold, or nothing. */
+	ssize_t (*show_poolds)(struct rswap_dev *dev, char *buf);
+};
+
+/* Per block request state (blk-mq pdu). */
+struct rswap_cmd {
+	struct ib_cqe cqe;		/* RDMA completion -> this request */
+	struct ib_device *ibdev;	/* non-NULL while sg is DMA mapped */
+	struct rswap_sess *sess;
+	int nents;
+	struct scatterlist sg[RSWAP_MAX_SEGMENTS];
+	struct ib_sge sge[RSWAP_MAX_SEGMENTS];
+};
+
+struct rswap_dev {
+	char name[DISK_NAME_LEN];
+	struct rswap_config cfg;
+	const struct rswap_backend_ops *ops;
+	struct rswap_core core;
+	struct rswap_stats stats;
+	unsigned int nr_queues;		/* num_online_cpus() at load */
+	unsigned short max_segments;
+
+	struct xarray dram_pages;	/* DRAM: page index -> struct page */
+	atomic64_t dram_nr_pages;
+	struct rswap_rdma *rdma;	/* RDMA: sessions to the poolds */
+
+	int major;
+	struct blk_mq_tag_set tag_set;
+	struct gendisk *disk;
+};
+
+#define rswap_err(dev, fmt, ...) \
+	pr_err("%s: " fmt, (dev)->name, ##__VA_ARGS__)
+#define rswap_warn(dev, fmt, ...) \
+	pr_warn("%s: " fmt, (dev)->name, ##__VA_ARGS__)
+#define rswap_info(dev, fmt, ...) \
+	pr_info("%s: " fmt, (dev)->name, ##__VA_ARGS__)
+#define rswap_err_rl(dev, fmt, ...) \
+	pr_err_ratelimited("%s: " fmt, (dev)->name, ##__VA_ARGS__)
+#define rswap_warn_rl(dev, fmt, ...) \
+	pr_warn_ratelimited("%s: " fmt, (dev)->name, ##__VA_ARGS__)
+
+static inline void rswap_count_err(struct rswap_dev *dev,
+				   enum rswap_err_kind kind)
+{
+	atomic64_inc(&dev->stats.errors[kind]);
+}
+
+/* rswap-clt-blk.c */
+void rswap_blk_end(struct rswap_dev *dev, struct request *rq,
+		   blk_status_t status);
+int rswap_blk_add(struct rswap_dev *dev);
+void rswap_blk_remove(struct rswap_dev *dev);
+
+/* rswap-clt-dram.c */
+int rswap_dram_open(struct rswap_dev *dev);
+void rswap_dram_close(struct rswap_dev *dev);
+
+/* rswap-clt-rdma.c */
+struct rswap_pb_map;
+int rswap_rdma_open(struct rswap_dev *dev, const struct rswap_pb_map *map);
+void rswap_rdma_close(struct rswap_dev *dev);
+
+/* rswap-clt-coord.c */
+int rswap_parse_addr(const char *s, struct sockaddr_storage *ss);
+int rswap_coord_hello(const struct rswap_config *cfg,
+		      struct rswap_pb_map *map);
+void rswap_coord_release(const struct rswap_config *cfg);
+
+/* Name of the poold holding a slot, for messages and sysfs. */
+const char *rswap_slot_poold_name(const struct rswap_slot *slot);
+
+/* rswap-clt-sysfs.c */
+extern const struct attribute_group *rswap_disk_groups[];
+
+#endif /* RSWAP_CLT_H */
