@@ -1,0 +1,172 @@
+// SPDX-License-Identifier: (GPL-2.0 OR BSD-3-Clause)
+/* The client's side of the coordinator protocol: ClientHello, ClientRelease. */
+#include "testclient.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/time.h>
+
+#include "rswap.pb-c.h"
+#include "rswap_frame.h"
+#include "rswap_util.h"
+
+#define COORD_TIMEOUT_S 30
+
+static int coord_open(const char *hostport)
+{
+	struct sockaddr_storage ss;
+	struct timeval tv = { .tv_sec = COORD_TIMEOUT_S };
+	socklen_t len;
+	const char *why;
+	int fd;
+
+	if (rswap_parse_hostport(hostport, RSWAP_DEFAULT_COORD_PORT, &ss, &len, &why)) {
+		log_err("coordinator %s: %s", hostport, why);
+		return -EINVAL;
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&ss, len)) {
+		log_err("coordinator %s: cannot connect: %s", hostport, strerror(errno));
+		close(fd);
+		return -errno;
+	}
+	return fd;
+}
+
+/* Send req, receive the reply; an Error reply is logged and -code returned. */
+static int coord_call(const struct tc_opts *o, Rswap__Envelope *req,
+		      Rswap__Envelope **reply)
+{
+	const char *why;
+	int fd, ret;
+
+	fd = coord_open(o->coord);
+	if (fd < 0)
+		return fd;
+	req->version = RSWAP_PROTO_VERSION;
+	req->seq = 1;
+	ret = rswap_frame_send_fd(fd, req);
+	if (!ret) {
+		ret = rswap_frame_recv_fd(fd, reply, &why);
+		if (ret)
+			log_err("coordinator %s: no reply: %s (%s)", o->coord, why,
+				strerror(-ret));
+	} else {
+		log_err("coordinator %s: cannot send: %s", o->coord, strerror(-ret));
+	}
+	close(fd);
+	if (ret)
+		return ret;
+	if ((*reply)->seq != req->seq) {
+		log_err("coordinator %s: reply carries seq %llu, expected %llu",
+			o->coord, (unsigned long long)(*reply)->seq,
+			(unsigned long long)req->seq);
+		rswap__envelope__free_unpacked(*reply, NULL);
+		return -EPROTO;
+	}
+	if ((*reply)->body_case == RSWAP__ENVELOPE__BODY_ERROR) {
+		const Rswap__Error *e = (*reply)->error;
+
+		log_err("coordinator %s refused: %s (%s)", o->coord, e->reason,
+			strerror(e->code > 0 ? e->code : EPROTO));
+		ret = e->code > 0 ? -e->code : -EPROTO;
+		rswap__envelope__free_unpacked(*reply, NULL);
+		return ret;
+	}
+	return 0;
+}
+
+static int map_from_reply(const struct tc_opts *o, const Rswap__ChunkMap *m,
+			  struct tc_map *map)
+{
+	uint64_t want;
+	size_t i;
+
+	if (!m->chunk_size || (m->chunk_size & (m->chunk_size - 1))) {
+		log_err("chunk map: chunk size %llu is not a power of two",
+			(unsigned long long)m->chunk_size);
+		return -EPROTO;
+	}
+	want = m->size / m->chunk_size + !!(m->size % m->chunk_size);
+	if (m->n_slots != want || m->n_slots > (1u << 20)) {
+		log_err("chunk map: %zu slots for a pool of %llu bytes in chunks of "
+			"%llu", m->n_slots, (unsigned long long)m->size,
+			(unsigned long long)m->chunk_size);
+		return -EPROTO;
+	}
+	map->chunk_size = m->chunk_size;
+	map->size = m->size;
+	map->nslots = (unsigned int)m->n_slots;
+	map->slots = calloc(m->n_slots ? m->n_slots : 1, sizeof(*map->slots));
+	if (!map->slots)
+		return -ENOMEM;
+	for (i = 0; i < m->n_slots; i++) {
+		const Rswap__Slot *s = m->slots[i];
+		size_t alen = strlen(s->poold_addr);
+
+		if (s->index != i || !alen || alen >= sizeof(map->slots[i].poold_addr)) {
+			log_err("chunk map: slot %zu is malformed (index %u, poold '%s')",
+				i, s->index, s->poold_addr);
+			return -EPROTO;
+		}
+		map->slots[i].index = s->index;
+		map->slots[i].handle = s->handle;
+		memcpy(map->slots[i].poold_addr, s->poold_addr, alen + 1);
+	}
+	(void)o;
+	return 0;
+}
+
+int tc_coord_hello(const struct tc_opts *o, struct tc_map *map)
+{
+	Rswap__Envelope req = RSWAP__ENVELOPE__INIT, *reply;
+	Rswap__ClientHello hello = RSWAP__CLIENT_HELLO__INIT;
+	int ret;
+
+	hello.client_id = (char *)o->id;
+	hello.size = o->size;
+	req.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HELLO;
+	req.client_hello = &hello;
+	ret = coord_call(o, &req, &reply);
+	if (ret)
+		return ret;
+	if (reply->body_case != RSWAP__ENVELOPE__BODY_CHUNK_MAP) {
+		log_err("coordinator %s answered ClientHello with message %d",
+			o->coord, reply->body_case);
+		ret = -EPROTO;
+	} else {
+		ret = map_from_reply(o, reply->chunk_map, map);
+	}
+	rswap__envelope__free_unpacked(reply, NULL);
+	return ret;
+}
+
+int tc_coord_release(const struct tc_opts *o, unsigned int *freed)
+{
+	Rswap__Envelope req = RSWAP__ENVELOPE__INIT, *reply;
+	Rswap__ClientRelease rel = RSWAP__CLIENT_RELEASE__INIT;
+	int ret;
+
+	rel.client_id = (char *)o->id;
+	req.body_case = RSWAP__ENVELOPE__BODY_CLIENT_RELEASE;
+	req.client_release = &rel;
+	ret = coord_call(o, &req, &reply);
+	if (ret)
+		return ret;
+	if (reply->body_case != RSWAP__ENVELOPE__BODY_CLIENT_RELEASED) {
+		log_err("coordinator %s answered ClientRelease with message %d",
+			o->coord, reply->body_case);
+		ret = -EPROTO;
+	} else {
+		*freed = reply->client_released->chunks_freed;
+	}
+	rswap__envelope__free_unpacked(reply, NULL);
+	return ret;
+}
