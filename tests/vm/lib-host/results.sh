@@ -27,7 +27,7 @@ results_report() {
 		if [ "$status" = fail ] || [ "$verbose" -eq 1 ]; then
 			echo "---- ${name#??-} output ----"
 			awk -v b="@@RSWAP-BEGIN $name" -v e="@@RSWAP-END $name " \
-				'index($0, e) == 1 { exit } on { print "  | " $0 } $0 == b { on = 1 }' "$log"
+				'index($0, e) == 1 { exit } /^@@RSWAP-DMESG/ { print "  ---- kernel log after the marker ----"; next } on { print "  | " $0 } $0 == b { on = 1 }' "$log"
 			if [ -z "$line" ]; then
 				tail -n 40 "$work/console.log" | sed 's/^/  console| /'
 			fi

@@ -1,0 +1,144 @@
+# Shared helpers for cluster tests (busybox ash): start a coordinator and
+# poolds on the Soft-RoCE address, wait for them, stop them, show logs.
+#
+#   . "$RSWAP_TESTLIB/cluster.sh"
+#   cluster_init            # logs under /tmp/cluster.<pid>, trap stop_all
+#   start_coord PORT CHUNK  # rswap-coord on $RSWAP_IP:PORT
+#   start_poold N CAPACITY  # poold N on $RSWAP_IP:$((POOLD_BASE_PORT + N))
+#   wait_registered N [COUNT]
+#   fail "what went wrong"  # prints every log, exits 1
+#
+# Every started process is remembered and stopped by stop_all (EXIT trap).
+
+POOLD_BASE_PORT=${POOLD_BASE_PORT:-9500}
+CLUSTER_TIMEOUT=${CLUSTER_TIMEOUT:-30}	# seconds to wait for a daemon
+COORD_PORT=
+COORD_PID=
+CLUSTER_PIDS=
+
+cluster_init() {
+	CLUSTER_LOG=/tmp/cluster.$$
+	mkdir -p "$CLUSTER_LOG"
+	trap 'stop_all' EXIT
+	trap 'exit 1' INT TERM
+}
+
+dump_logs() {
+	for f in "$CLUSTER_LOG"/*.log; do
+		[ -f "$f" ] || continue
+		echo "---- $f (last 60 lines)"
+		tail -n 60 "$f"
+	done
+}
+
+fail() {
+	echo "FAIL: $*"
+	dump_logs
+	exit 1
+}
+
+# wait_log FILE PATTERN [COUNT] [TIMEOUT]: until PATTERN (grep -E) shows up
+# COUNT times in FILE.
+wait_log() {
+	_f=$1 _p=$2 _n=${3:-1} _t=${4:-$CLUSTER_TIMEOUT}
+	_i=0
+	while :; do
+		_c=$(grep -cE "$_p" "$_f" 2>/dev/null)
+		[ "${_c:-0}" -ge "$_n" ] && break
+		_i=$((_i + 1))
+		[ $_i -gt $((_t * 10)) ] && return 1
+		sleep 0.1
+	done
+	return 0
+}
+
+# wait_listen PORT: a TCP socket listens on PORT (hex in /proc/net/tcp).
+wait_listen() {
+	_hex=$(printf '%04X' "$1")
+	_i=0
+	while ! grep -qE "^ *[0-9]+: [0-9A-F]+:$_hex [0-9A-F]+:0000 0A" /proc/net/tcp /proc/net/tcp6 2>/dev/null; do
+		_i=$((_i + 1))
+		[ $_i -gt $((CLUSTER_TIMEOUT * 10)) ] && return 1
+		sleep 0.1
+	done
+	return 0
+}
+
+# alive PID: the process exists and is not a zombie.
+alive() {
+	[ -r "/proc/$1/stat" ] && ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$1/stat"
+}
+
+start_coord() {
+	COORD_PORT=$1
+	rswap-coord --listen "$RSWAP_IP:$1" --chunk-size "$2" --heartbeat-ms 200 \
+		>> "$CLUSTER_LOG/coord.log" 2>&1 &
+	COORD_PID=$!
+	CLUSTER_PIDS="$CLUSTER_PIDS $COORD_PID"
+	wait_listen "$1" || fail "rswap-coord did not listen on port $1"
+}
+
+# kill_coord: SIGKILL, as a crash would.
+kill_coord() {
+	kill -9 "$COORD_PID" 2>/dev/null
+	wait "$COORD_PID" 2>/dev/null
+	COORD_PID=
+}
+
+poold_port() { echo $((POOLD_BASE_PORT + $1)); }
+poold_addr() { echo "$RSWAP_IP:$(poold_port "$1")"; }
+poold_log() { echo "$CLUSTER_LOG/poold$1.log"; }
+poold_pid() { eval echo "\${POOLD_PID_$1:-}"; }
+
+# start_poold N CAPACITY [EXTRA ARGS]: returns once it listens for RDMA.
+start_poold() {
+	_n=$1 _cap=$2
+	shift 2
+	poold --coord "$RSWAP_IP:$COORD_PORT" --listen "$(poold_addr "$_n")" \
+		--capacity "$_cap" "$@" >> "$(poold_log "$_n")" 2>&1 &
+	eval POOLD_PID_$_n=$!
+	CLUSTER_PIDS="$CLUSTER_PIDS $!"
+	wait_log "$(poold_log "$_n")" "listening for RDMA clients" ||
+		fail "poold $_n did not start listening"
+}
+
+# wait_registered N [COUNT]: poold N registered COUNT times in all.
+wait_registered() {
+	wait_log "$(poold_log "$1")" "registered with coordinator" "${2:-1}" ||
+		fail "poold $1 did not register (${2:-1} times) with the coordinator"
+}
+
+# stop_poold N: SIGTERM, must exit 0 (clean shutdown).
+stop_poold() {
+	_pid=$(poold_pid "$1")
+	[ -n "$_pid" ] || return 0
+	kill -TERM "$_pid" 2>/dev/null
+	wait "$_pid"
+	_rc=$?
+	eval POOLD_PID_$1=
+	[ $_rc -eq 0 ] || fail "poold $1 exited with status $_rc on SIGTERM"
+}
+
+stop_all() {
+	for _p in $CLUSTER_PIDS; do
+		kill -TERM "$_p" 2>/dev/null
+	done
+	for _p in $CLUSTER_PIDS; do
+		wait "$_p" 2>/dev/null
+	done
+	CLUSTER_PIDS=
+}
+
+admin() { rswap-admin --coord "$RSWAP_IP:$COORD_PORT" "$@"; }
+
+testclient() { rswap-testclient --coord "$RSWAP_IP:$COORD_PORT" "$@"; }
+
+# json_poold_used ADDR: chunks_used of one poold in `rswap-admin --json list`.
+json_poold_used() {
+	admin --json list | tr '{' '\n' | grep "\"listen_addr\":\"$1\"" |
+		sed -n 's/.*"chunks_used":\([0-9]*\).*/\1/p'
+}
+
+json_used_total() {
+	admin --json list | sed -n 's/.*"used_total":\([0-9]*\).*/\1/p'
+}

@@ -1,0 +1,3 @@
+#!/bin/sh
+echo "this script fails on purpose"
+exit 3

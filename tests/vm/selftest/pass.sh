@@ -1,0 +1,3 @@
+#!/bin/sh
+echo "this script passes"
+exit 0

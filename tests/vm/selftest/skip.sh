@@ -1,0 +1,3 @@
+#!/bin/sh
+echo "not applicable here"
+exit 77

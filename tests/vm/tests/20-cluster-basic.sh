@@ -1,0 +1,65 @@
+#!/bin/sh
+# Cluster basics: one coordinator and three poolds on Soft-RoCE; a client
+# whose pool is larger than any one poold gets chunks on all three, writes
+# and verifies every chunk over RDMA; the coordinator is killed (-9) and
+# restarted, relearns the same map from the poolds' registrations, and the
+# data is still intact; release frees every chunk.
+set -u
+. "$RSWAP_TESTLIB/cluster.sh"
+cluster_init
+
+start_coord 9400 16M
+for n in 1 2 3; do start_poold "$n" 48M; done
+for n in 1 2 3; do wait_registered "$n"; done
+grep -q "per-session queue pair limit" "$(poold_log 1)" ||
+	fail "poold does not log its per-session queue pair limit"
+
+# 96M = 6 chunks of 16M; one poold holds at most 3.
+testclient --id h1 --size 96M --qps 2 write > "$CLUSTER_LOG/write.log" 2>&1 ||
+	{ cat "$CLUSTER_LOG/write.log"; fail "testclient write failed"; }
+cat "$CLUSTER_LOG/write.log"
+
+admin list > "$CLUSTER_LOG/list1.txt" 2>&1 || fail "rswap-admin list failed"
+cat "$CLUSTER_LOG/list1.txt"
+for n in 1 2 3; do
+	used=$(json_poold_used "$(poold_addr "$n")")
+	[ "${used:-0}" -ge 1 ] || fail "poold $n holds no chunk of h1 (chunks_used '${used}')"
+	grep -q "$(poold_addr "$n")" "$CLUSTER_LOG/list1.txt" ||
+		fail "rswap-admin list does not show poold $n"
+done
+[ "$(json_used_total)" = $((96 * 1024 * 1024)) ] || fail "used_total is not 96M"
+admin --json status h1 > "$CLUSTER_LOG/map-before.json" || fail "rswap-admin status h1 failed"
+
+# Crash and restart the coordinator; the poolds re-register.
+kill_coord
+sleep 0.5
+start_coord 9400 16M
+for n in 1 2 3; do wait_registered "$n" 2; done
+grep -q "3 chunks held\|2 chunks held\|1 chunks held" "$(poold_log 1)" ||
+	fail "poold 1 did not report its chunks on re-registration"
+admin --json status h1 > "$CLUSTER_LOG/map-after.json" || fail "rswap-admin status h1 failed after restart"
+cmp -s "$CLUSTER_LOG/map-before.json" "$CLUSTER_LOG/map-after.json" || {
+	cat "$CLUSTER_LOG/map-before.json" "$CLUSTER_LOG/map-after.json"
+	fail "chunk map of h1 differs after the coordinator restart"
+}
+testclient --id h1 --size 96M verify > "$CLUSTER_LOG/verify.log" 2>&1 ||
+	{ cat "$CLUSTER_LOG/verify.log"; fail "data did not survive the coordinator restart"; }
+cat "$CLUSTER_LOG/verify.log"
+
+# Heartbeats carry the poold's counts: wait until the coordinator has one.
+sleep 1
+admin list
+
+testclient --id h1 release || fail "release of h1 failed"
+[ "$(json_used_total)" = 0 ] || { admin list; fail "chunks still used after release"; }
+for n in 1 2 3; do
+	[ "$(json_poold_used "$(poold_addr "$n")")" = 0 ] || fail "poold $n still holds chunks"
+done
+grep -q "freed" "$(poold_log 1)" || fail "poold 1 did not log freeing chunks"
+# With its chunks gone, the client is refused by every poold that held them.
+rswap-testclient --poold "$(poold_addr 1)" --id h1 --expect-refusal NO_CHUNKS connect ||
+	fail "a released client was not refused with NO_CHUNKS"
+
+for n in 1 2 3; do stop_poold "$n"; done
+grep -q "stopped" "$(poold_log 1)" || fail "poold 1 did not log a clean stop"
+echo "20-cluster-basic: 6 chunks on 3 poolds written, verified across a coordinator restart, released"
