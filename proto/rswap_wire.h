@@ -30,10 +30,11 @@
 #ifndef RSWAP_WIRE_H
 #define RSWAP_WIRE_H
 
+#include <linux/types.h>
 #ifdef __KERNEL__
-#include <linux/types.h>
+#include <linux/build_bug.h>
 #else
-#include <linux/types.h>
+#include <assert.h>
 #include <stddef.h>
 #endif
 
@@ -116,17 +117,17 @@ struct rswap_chunk_desc {
 	((RSWAP_MSG_MAX - sizeof(struct rswap_msg_hdr)) / \
 	 sizeof(struct rswap_chunk_desc))
 
-_Static_assert(sizeof(struct rswap_conn_req) == RSWAP_CONN_REQ_MAX,
-	       "rswap_conn_req must fill exactly the REQ private data");
-_Static_assert(sizeof(struct rswap_conn_acc) == 32,
-	       "rswap_conn_acc size is ABI");
-_Static_assert(sizeof(struct rswap_conn_acc) <= RSWAP_CONN_REP_MAX,
-	       "rswap_conn_acc must fit the REP private data");
-_Static_assert(sizeof(struct rswap_conn_rej) == 16,
-	       "rswap_conn_rej size is ABI");
-_Static_assert(sizeof(struct rswap_msg_hdr) == 32,
-	       "rswap_msg_hdr size is ABI");
-_Static_assert(sizeof(struct rswap_chunk_desc) == 32,
-	       "rswap_chunk_desc size is ABI");
+static_assert(sizeof(struct rswap_conn_req) == RSWAP_CONN_REQ_MAX,
+	      "rswap_conn_req must fill exactly the REQ private data");
+static_assert(sizeof(struct rswap_conn_acc) == 32,
+	      "rswap_conn_acc size is ABI");
+static_assert(sizeof(struct rswap_conn_acc) <= RSWAP_CONN_REP_MAX,
+	      "rswap_conn_acc must fit the REP private data");
+static_assert(sizeof(struct rswap_conn_rej) == 16,
+	      "rswap_conn_rej size is ABI");
+static_assert(sizeof(struct rswap_msg_hdr) == 32,
+	      "rswap_msg_hdr size is ABI");
+static_assert(sizeof(struct rswap_chunk_desc) == 32,
+	      "rswap_chunk_desc size is ABI");
 
 #endif /* RSWAP_WIRE_H */
