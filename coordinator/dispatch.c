@@ -975,7 +975,7 @@ void coord_peer_input(struct coord *c, struct peer *p, struct evbuffer *in,
 			len = (uint32_t)buf[0] << 24 | (uint32_t)buf[1] << 16 |
 			      (uint32_t)buf[2] << 8 | buf[3];
 			violation(c, p, 0, EMSGSIZE,
-				  "frame length %" PRIu32 " is zero or above the maximum of %u bytes",
+				  "frame length %" PRIu32 " is out of range (1 to %u bytes)",
 				  len, RSWAP_MAX_FRAME);
 			break;
 		}

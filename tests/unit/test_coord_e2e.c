@@ -1,0 +1,1107 @@
+// SPDX-License-Identifier: (GPL-2.0 OR BSD-3-Clause)
+/*
+ * End to end: a real rswap-coord on a free loopback port, fake poolds and
+ * fake clients over TCP, rswap-admin run as a program.
+ *
+ *   test_coord_e2e RSWAP_COORD RSWAP_ADMIN LOGDIR
+ *
+ * Exit 0 pass, 1 fail.  The coordinator's log is LOGDIR/coord-N.log.
+ */
+#include "rswap_frame.h"
+#include "rswap.pb-c.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#define MB		(1ull << 20)
+#define CHUNK		(16 * MB)
+#define HB_MS		500
+#define TIMEOUT_MS	1000
+
+static const char *coord_bin, *admin_bin, *logdir;
+static pid_t coord_pid;
+static int coord_port, coord_runs;
+static int failures;
+
+#define CHECK(cond, ...) do {						\
+	if (!(cond)) {							\
+		fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+		fprintf(stderr, __VA_ARGS__);				\
+		fprintf(stderr, "\n");					\
+		exit(1);						\
+	}								\
+} while (0)
+
+static void step(const char *what)
+{
+	fprintf(stderr, "--- %s\n", what);
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- processes --------------------------------------------------------- */
+
+static int free_port(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CHECK(!bind(fd, (struct sockaddr *)&sa, sizeof(sa)), "bind: %s", strerror(errno));
+	CHECK(!getsockname(fd, (struct sockaddr *)&sa, &len), "getsockname");
+	port = ntohs(sa.sin_port);
+	close(fd);
+	return port;
+}
+
+static int tcp_connect(int port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	struct timeval tv = { 5, 0 };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void coord_start(void)
+{
+	char port[32], log[512];
+	uint64_t t0;
+	int fd;
+
+	snprintf(port, sizeof(port), "127.0.0.1:%d", coord_port);
+	snprintf(log, sizeof(log), "%s/coord-%d.log", logdir, ++coord_runs);
+	coord_pid = fork();
+	CHECK(coord_pid >= 0, "fork");
+	if (!coord_pid) {
+		char hb[16], to[16];
+
+		snprintf(hb, sizeof(hb), "%d", HB_MS);
+		snprintf(to, sizeof(to), "%d", TIMEOUT_MS);
+		if (!freopen(log, "w", stderr))
+			_exit(127);
+		execl(coord_bin, coord_bin, "--listen", port, "--chunk-size", "16M",
+		      "--heartbeat-ms", hb, "--timeout-ms", to, "-v", (char *)NULL);
+		_exit(127);
+	}
+	for (t0 = now_ms(); now_ms() - t0 < 10000; usleep(20000)) {
+		fd = tcp_connect(coord_port);
+		if (fd >= 0) {
+			close(fd);
+			return;
+		}
+		CHECK(waitpid(coord_pid, NULL, WNOHANG) == 0, "rswap-coord exited at start; see %s", log);
+	}
+	CHECK(0, "rswap-coord did not start listening; see %s", log);
+}
+
+/* SIGTERM must give a clean exit (under ASan: no leak reports). */
+static void coord_stop(void)
+{
+	int status;
+
+	CHECK(!kill(coord_pid, SIGTERM), "kill");
+	CHECK(waitpid(coord_pid, &status, 0) == coord_pid, "waitpid");
+	coord_pid = 0;
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	      "rswap-coord did not exit cleanly on SIGTERM (status 0x%x); see %s/coord-%d.log",
+	      status, logdir, coord_runs);
+}
+
+static void kill_coord_at_exit(void)
+{
+	if (coord_pid > 0)
+		kill(coord_pid, SIGKILL);
+}
+
+/* Run a command line; returns the exit status, stdout+stderr in out. */
+static int run(char *out, size_t outlen, const char *fmt, ...)
+{
+	char cmd[2048];
+	va_list ap;
+	size_t n = 0;
+	FILE *f;
+	int st;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	strncat(cmd, " 2>&1", sizeof(cmd) - strlen(cmd) - 1);
+	f = popen(cmd, "r");
+	CHECK(f, "popen");
+	n = fread(out, 1, outlen - 1, f);
+	out[n] = '\0';
+	st = pclose(f);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 255;
+}
+
+static int count_lines(const char *s)
+{
+	int n = 0;
+
+	for (; *s; s++)
+		n += *s == '\n';
+	return n;
+}
+
+/* Bad usage: exit 2 and exactly one line that starts with the program. */
+static void expect_usage_error(const char *bin, const char *args, const char *needle)
+{
+	char out[4096];
+	int st = run(out, sizeof(out), "%s %s", bin, args);
+
+	CHECK(st == 2, "'%s %s' exited %d, want 2: %s", bin, args, st, out);
+	CHECK(count_lines(out) == 1, "'%s %s' printed %d lines: %s", bin, args,
+	      count_lines(out), out);
+	CHECK(strstr(out, needle), "'%s %s': '%s' not in: %s", bin, args, needle, out);
+}
+
+/* ---- frames ------------------------------------------------------------ */
+
+static void send_env(int fd, Rswap__Envelope *e)
+{
+	int ret;
+
+	e->version = RSWAP_PROTO_VERSION;
+	ret = rswap_frame_send_fd(fd, e);
+	CHECK(!ret, "send: %s", strerror(-ret));
+}
+
+static Rswap__Envelope *recv_env(int fd)
+{
+	Rswap__Envelope *e = NULL;
+	const char *why;
+	int ret = rswap_frame_recv_fd(fd, &e, &why);
+
+	CHECK(!ret, "recv: %s (%s)", strerror(-ret), why);
+	return e;
+}
+
+/* The coordinator closed fd, after at most one Error frame. */
+static void expect_closed(int fd, const char *needle)
+{
+	Rswap__Envelope *e = NULL;
+	const char *why;
+	int ret = rswap_frame_recv_fd(fd, &e, &why);
+
+	if (!ret) {
+		CHECK(e->body_case == RSWAP__ENVELOPE__BODY_ERROR,
+		      "expected Error before close, got message %d", e->body_case);
+		CHECK(!needle || strstr(e->error->reason, needle),
+		      "'%s' not in Error '%s'", needle, e->error->reason);
+		fprintf(stderr, "    closed with: %s\n", e->error->reason);
+		rswap__envelope__free_unpacked(e, NULL);
+		ret = rswap_frame_recv_fd(fd, &e, &why);
+	} else {
+		CHECK(!needle, "connection closed without the Error '%s'", needle);
+	}
+	CHECK(ret == -ECONNRESET, "connection still open after a violation (%d)", ret);
+	close(fd);
+}
+
+static void send_raw(int fd, const void *buf, size_t len)
+{
+	CHECK(write(fd, buf, len) == (ssize_t)len, "write");
+}
+
+/* ---- fake poolds ------------------------------------------------------- */
+
+enum fmode { FM_OK, FM_REFUSE, FM_SILENT, FM_DROP };
+
+struct held {
+	uint64_t handle, size;
+	char id[32];
+	uint32_t slot;
+};
+
+struct fpoold {
+	int fd;
+	char addr[32];
+	uint64_t capacity;
+	enum fmode mode;
+	bool beat;
+	struct held held[64];
+	int nheld;
+	uint64_t next_handle;
+	uint64_t silent_seq[64];	/* ChunkAllocs left unanswered */
+	struct held silent[64];
+	int nsilent;
+	int frees;
+};
+
+#define NPOOLDS 8
+static struct fpoold *fps[NPOOLDS];
+
+static void fp_unlist(struct fpoold *fp)
+{
+	int i;
+
+	for (i = 0; i < NPOOLDS; i++)
+		if (fps[i] == fp)
+			fps[i] = NULL;
+}
+
+static void fp_list(struct fpoold *fp)
+{
+	int i;
+
+	for (i = 0; i < NPOOLDS; i++)
+		if (!fps[i]) {
+			fps[i] = fp;
+			return;
+		}
+	CHECK(0, "too many fake poolds");
+}
+
+/* Connect and register with everything fp holds.  Returns the reply. */
+static Rswap__Envelope *fp_register(struct fpoold *fp, uint64_t chunk_size)
+{
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT, *r;
+	Rswap__PooldRegister reg = RSWAP__POOLD_REGISTER__INIT;
+	Rswap__HeldChunk hc[64], *hcp[64];
+	int i;
+
+	fp->fd = tcp_connect(coord_port);
+	CHECK(fp->fd >= 0, "connect");
+	for (i = 0; i < fp->nheld; i++) {
+		rswap__held_chunk__init(&hc[i]);
+		hc[i].handle = fp->held[i].handle;
+		hc[i].client_id = fp->held[i].id;
+		hc[i].slot = fp->held[i].slot;
+		hc[i].client_size = fp->held[i].size;
+		hcp[i] = &hc[i];
+	}
+	reg.listen_addr = fp->addr;
+	reg.capacity = fp->capacity;
+	reg.chunk_size = fp->nheld ? chunk_size : 0;
+	reg.n_chunks = (size_t)fp->nheld;
+	reg.chunks = hcp;
+	e.seq = 1;
+	e.body_case = RSWAP__ENVELOPE__BODY_POOLD_REGISTER;
+	e.poold_register = &reg;
+	send_env(fp->fd, &e);
+	r = recv_env(fp->fd);
+	if (r->body_case == RSWAP__ENVELOPE__BODY_POOLD_REGISTERED) {
+		CHECK(r->poold_registered->chunk_size == CHUNK, "chunk size");
+		CHECK(r->poold_registered->heartbeat_ms == HB_MS, "heartbeat");
+		fp->beat = true;
+		fp_list(fp);
+	}
+	return r;
+}
+
+static struct fpoold *fp_new(int n, uint64_t capacity)
+{
+	struct fpoold *fp = calloc(1, sizeof(*fp));
+	Rswap__Envelope *r;
+
+	snprintf(fp->addr, sizeof(fp->addr), "127.0.0.1:%d", 19000 + n);
+	fp->capacity = capacity;
+	fp->next_handle = (uint64_t)n * 1000 + 1;
+	r = fp_register(fp, CHUNK);
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_POOLD_REGISTERED,
+	      "poold %s not registered", fp->addr);
+	rswap__envelope__free_unpacked(r, NULL);
+	return fp;
+}
+
+static void fp_disconnect(struct fpoold *fp)
+{
+	fp_unlist(fp);
+	fp->beat = false;
+	close(fp->fd);
+	fp->fd = -1;
+}
+
+static void fp_reply(struct fpoold *fp, uint64_t seq, Rswap__Envelope *e)
+{
+	e->seq = seq;
+	send_env(fp->fd, e);
+}
+
+static void fp_alloc_done(struct fpoold *fp, uint64_t seq, const struct held *h)
+{
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT;
+	Rswap__ChunkAllocDone d = RSWAP__CHUNK_ALLOC_DONE__INIT;
+
+	CHECK(fp->nheld < 64, "fake poold full");
+	fp->held[fp->nheld++] = *h;
+	d.handle = h->handle;
+	e.body_case = RSWAP__ENVELOPE__BODY_CHUNK_ALLOC_DONE;
+	e.chunk_alloc_done = &d;
+	fp_reply(fp, seq, &e);
+}
+
+static void fp_error(struct fpoold *fp, uint64_t seq, int code, const char *why)
+{
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT;
+	Rswap__Error err = RSWAP__ERROR__INIT;
+
+	err.code = code;
+	err.reason = (char *)why;
+	e.body_case = RSWAP__ENVELOPE__BODY_ERROR;
+	e.error = &err;
+	fp_reply(fp, seq, &e);
+}
+
+static void fp_serve_one(struct fpoold *fp)
+{
+	Rswap__Envelope *e = NULL, r = RSWAP__ENVELOPE__INIT;
+	Rswap__ChunkFreeDone fd = RSWAP__CHUNK_FREE_DONE__INIT;
+	const char *why;
+	struct held h;
+	int i, ret;
+
+	ret = rswap_frame_recv_fd(fp->fd, &e, &why);
+	if (ret) {
+		/* The coordinator closed us (a test provoked it). */
+		fp_disconnect(fp);
+		return;
+	}
+	switch (e->body_case) {
+	case RSWAP__ENVELOPE__BODY_CHUNK_ALLOC:
+		memset(&h, 0, sizeof(h));
+		h.handle = fp->next_handle++;
+		snprintf(h.id, sizeof(h.id), "%s", e->chunk_alloc->client_id);
+		h.slot = e->chunk_alloc->slot;
+		h.size = e->chunk_alloc->client_size;
+		if (fp->mode == FM_OK) {
+			fp_alloc_done(fp, e->seq, &h);
+		} else if (fp->mode == FM_REFUSE) {
+			fp_error(fp, e->seq, ENOMEM, "fake poold out of memory");
+		} else if (fp->mode == FM_SILENT) {
+			fp->silent_seq[fp->nsilent] = e->seq;
+			fp->silent[fp->nsilent++] = h;
+		} else {
+			fp_disconnect(fp);
+		}
+		break;
+	case RSWAP__ENVELOPE__BODY_CHUNK_FREE:
+		for (i = 0; i < fp->nheld; i++)
+			if (fp->held[i].handle == e->chunk_free->handle)
+				break;
+		if (i == fp->nheld) {
+			fp_error(fp, e->seq, ENOENT, "no such handle");
+			break;
+		}
+		fp->held[i] = fp->held[--fp->nheld];
+		fp->frees++;
+		fd.handle = e->chunk_free->handle;
+		r.body_case = RSWAP__ENVELOPE__BODY_CHUNK_FREE_DONE;
+		r.chunk_free_done = &fd;
+		fp_reply(fp, e->seq, &r);
+		break;
+	default:
+		CHECK(0, "fake poold %s got unexpected message %d", fp->addr, e->body_case);
+	}
+	rswap__envelope__free_unpacked(e, NULL);
+}
+
+static void heartbeat_all(void)
+{
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT;
+	Rswap__Heartbeat hb = RSWAP__HEARTBEAT__INIT;
+	int i;
+
+	e.body_case = RSWAP__ENVELOPE__BODY_HEARTBEAT;
+	e.heartbeat = &hb;
+	for (i = 0; i < NPOOLDS; i++) {
+		if (!fps[i] || !fps[i]->beat)
+			continue;
+		hb.chunks_held = (uint32_t)fps[i]->nheld;
+		send_env(fps[i]->fd, &e);
+	}
+}
+
+/*
+ * Serve the fake poolds (and beat) until fd has a frame or ms pass.
+ * Returns the frame from fd, or NULL when fd < 0 or on timeout.
+ */
+static Rswap__Envelope *pump(int fd, int ms)
+{
+	uint64_t end = now_ms() + (uint64_t)ms, last_beat = 0;
+
+	for (;;) {
+		struct pollfd pfd[NPOOLDS + 1];
+		struct fpoold *who[NPOOLDS + 1];
+		int n = 0, i, left = (int)(end - now_ms());
+
+		if (now_ms() >= end)
+			return NULL;
+		if (now_ms() - last_beat >= 100) {
+			heartbeat_all();
+			last_beat = now_ms();
+		}
+		if (fd >= 0) {
+			pfd[n].fd = fd;
+			pfd[n].events = POLLIN;
+			who[n++] = NULL;
+		}
+		for (i = 0; i < NPOOLDS; i++) {
+			if (!fps[i])
+				continue;
+			pfd[n].fd = fps[i]->fd;
+			pfd[n].events = POLLIN;
+			who[n++] = fps[i];
+		}
+		if (poll(pfd, (nfds_t)n, left < 100 ? left : 100) <= 0)
+			continue;
+		for (i = 0; i < n; i++) {
+			if (!(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			if (!who[i])
+				return recv_env(fd);
+			fp_serve_one(who[i]);
+		}
+	}
+}
+
+/* ---- client and admin requests ----------------------------------------- */
+
+static Rswap__Envelope *hello_on(int fd, const char *id, uint64_t size)
+{
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT, *r;
+	Rswap__ClientHello h = RSWAP__CLIENT_HELLO__INIT;
+
+	h.client_id = (char *)id;
+	h.size = size;
+	e.seq = 77;
+	e.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HELLO;
+	e.client_hello = &h;
+	send_env(fd, &e);
+	r = pump(fd, 15000);
+	CHECK(r, "no reply to ClientHello %s", id);
+	CHECK(r->seq == 77, "reply seq %" PRIu64, r->seq);
+	return r;
+}
+
+static Rswap__Envelope *hello(const char *id, uint64_t size)
+{
+	int fd = tcp_connect(coord_port);
+	Rswap__Envelope *r;
+
+	CHECK(fd >= 0, "connect");
+	r = hello_on(fd, id, size);
+	close(fd);
+	return r;
+}
+
+static Rswap__Envelope *release(const char *id)
+{
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT, *r;
+	Rswap__ClientRelease rel = RSWAP__CLIENT_RELEASE__INIT;
+	int fd = tcp_connect(coord_port);
+
+	CHECK(fd >= 0, "connect");
+	rel.client_id = (char *)id;
+	e.seq = 5;
+	e.body_case = RSWAP__ENVELOPE__BODY_CLIENT_RELEASE;
+	e.client_release = &rel;
+	send_env(fd, &e);
+	r = pump(fd, 15000);
+	CHECK(r, "no reply to ClientRelease %s", id);
+	close(fd);
+	return r;
+}
+
+static void expect_error(Rswap__Envelope *r, int code, const char *needle)
+{
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_ERROR, "expected Error %d, got message %d",
+	      code, r->body_case);
+	CHECK(r->error->code == code, "Error code %d, want %d (%s)", r->error->code, code,
+	      r->error->reason);
+	CHECK(!needle || strstr(r->error->reason, needle), "'%s' not in '%s'", needle,
+	      r->error->reason);
+	fprintf(stderr, "    refused as expected: %s\n", r->error->reason);
+	rswap__envelope__free_unpacked(r, NULL);
+}
+
+static Rswap__ClusterState *admin_list(Rswap__Envelope **keep)
+{
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT, *r;
+	Rswap__AdminList l = RSWAP__ADMIN_LIST__INIT;
+	int fd = tcp_connect(coord_port);
+
+	CHECK(fd >= 0, "connect");
+	e.seq = 9;
+	e.body_case = RSWAP__ENVELOPE__BODY_ADMIN_LIST;
+	e.admin_list = &l;
+	send_env(fd, &e);
+	r = pump(fd, 5000);
+	CHECK(r && r->body_case == RSWAP__ENVELOPE__BODY_CLUSTER_STATE, "AdminList");
+	close(fd);
+	*keep = r;
+	return r->cluster_state;
+}
+
+static const Rswap__PooldInfo *find_poold(const Rswap__ClusterState *cs, const char *addr)
+{
+	size_t i;
+
+	for (i = 0; i < cs->n_poolds; i++)
+		if (!strcmp(cs->poolds[i]->listen_addr, addr))
+			return cs->poolds[i];
+	return NULL;
+}
+
+static uint64_t used_total(void)
+{
+	Rswap__Envelope *keep;
+	uint64_t u = admin_list(&keep)->used_total;
+
+	rswap__envelope__free_unpacked(keep, NULL);
+	return u;
+}
+
+static Rswap__ChunkMap *status_map(const char *id, Rswap__Envelope **keep)
+{
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT, *r;
+	Rswap__AdminStatus s = RSWAP__ADMIN_STATUS__INIT;
+	int fd = tcp_connect(coord_port);
+
+	CHECK(fd >= 0, "connect");
+	s.client_id = (char *)id;
+	e.seq = 10;
+	e.body_case = RSWAP__ENVELOPE__BODY_ADMIN_STATUS;
+	e.admin_status = &s;
+	send_env(fd, &e);
+	r = pump(fd, 5000);
+	CHECK(r, "no reply to AdminStatus");
+	close(fd);
+	*keep = r;
+	if (r->body_case != RSWAP__ENVELOPE__BODY_CLIENT_INFO)
+		return NULL;
+	return r->client_info->map;
+}
+
+/* A map as "slot:poold:handle;..." for comparisons. */
+static void map_str(const Rswap__ChunkMap *m, char *buf, size_t len)
+{
+	size_t i, pos = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < m->n_slots && pos < len; i++)
+		pos += (size_t)snprintf(buf + pos, len - pos, "%u:%s:%" PRIu64 ";",
+					m->slots[i]->index, m->slots[i]->poold_addr,
+					m->slots[i]->handle);
+}
+
+static int slots_on(const Rswap__ChunkMap *m, const char *addr)
+{
+	size_t i;
+	int n = 0;
+
+	for (i = 0; i < m->n_slots; i++)
+		n += !strcmp(m->slots[i]->poold_addr, addr);
+	return n;
+}
+
+/* ---- the scenarios ----------------------------------------------------- */
+
+static void test_command_lines(void)
+{
+	step("bad command lines exit 2 with one clear line");
+	expect_usage_error(coord_bin, "--listen 127.0.0.1:9400 --chunk-size 3M", "power of two");
+	expect_usage_error(coord_bin, "--listen 127.0.0.1:9400 --chunk-size 24M", "power of two");
+	expect_usage_error(coord_bin, "--listen 127.0.0.1:9400 --chunk-size lots", "not a size");
+	expect_usage_error(coord_bin, "--listen 127.0.0.1:9400 --chunk-size 0", "not a size");
+	expect_usage_error(coord_bin, "--listen 127.0.0.1:0", "port");
+	expect_usage_error(coord_bin, "--listen 127.0.0.1:70000", "port");
+	expect_usage_error(coord_bin, "--listen 127.0.0.1:http", "port");
+	expect_usage_error(coord_bin, "--listen [::1", "'['");
+	expect_usage_error(coord_bin, "--listen :9400", "host");
+	expect_usage_error(coord_bin, "--listen 127.0.0.1:9400 --heartbeat-ms 0", "milliseconds");
+	expect_usage_error(coord_bin, "--listen 127.0.0.1:9400 --heartbeat-ms 1s", "milliseconds");
+	expect_usage_error(coord_bin, "--listen 127.0.0.1:9400 --timeout-ms 99999999", "milliseconds");
+	expect_usage_error(coord_bin, "--listen 127.0.0.1:9400 --frobnicate", "unknown option");
+	expect_usage_error(coord_bin, "--listen", "needs a value");
+	expect_usage_error(coord_bin, "", "--listen");
+	expect_usage_error(coord_bin, "--listen 127.0.0.1:9400 extra", "unexpected argument");
+	expect_usage_error(admin_bin, "list", "--coord");
+	expect_usage_error(admin_bin, "--coord 127.0.0.1:0 list", "port");
+	expect_usage_error(admin_bin, "--coord 127.0.0.1:1 --timeout 0 list", "seconds");
+	expect_usage_error(admin_bin, "--coord 127.0.0.1:1", "missing command");
+	expect_usage_error(admin_bin, "--coord 127.0.0.1:1 frob", "unknown command");
+	expect_usage_error(admin_bin, "--coord 127.0.0.1:1 status", "CLIENT_ID");
+	expect_usage_error(admin_bin, "--coord 127.0.0.1:1 status 'a b'", "invalid");
+	expect_usage_error(admin_bin, "--coord 127.0.0.1:1 status 0123456789012345678901234567890123",
+			   "invalid");
+	expect_usage_error(admin_bin, "--coord 127.0.0.1:1 list more", "no argument");
+}
+
+static struct fpoold *A, *B, *C;
+static char c1_map[4096];
+
+static void test_spread(void)
+{
+	Rswap__Envelope *r, *keep;
+	Rswap__ClusterState *cs;
+	size_t i;
+
+	step("three poolds; a pool bigger than any one of them spreads over all");
+	A = fp_new(1, 64 * MB);	/* 4 chunks */
+	B = fp_new(2, 32 * MB);	/* 2 chunks */
+	C = fp_new(3, 48 * MB);	/* 3 chunks */
+	r = hello("c1", 96 * MB);
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_CHUNK_MAP, "c1 hello got message %d (%s)",
+	      r->body_case, r->body_case == RSWAP__ENVELOPE__BODY_ERROR ? r->error->reason : "");
+	CHECK(r->chunk_map->n_slots == 6 && r->chunk_map->chunk_size == CHUNK &&
+	      r->chunk_map->size == 96 * MB, "c1 map shape");
+	for (i = 0; i < 6; i++)
+		CHECK(r->chunk_map->slots[i]->index == i, "slot order");
+	/* Lowest fill fraction first, ties by name: A B C A C A. */
+	CHECK(slots_on(r->chunk_map, A->addr) == 3 && slots_on(r->chunk_map, B->addr) == 1 &&
+	      slots_on(r->chunk_map, C->addr) == 2, "spread A%d B%d C%d",
+	      slots_on(r->chunk_map, A->addr), slots_on(r->chunk_map, B->addr),
+	      slots_on(r->chunk_map, C->addr));
+	CHECK(A->nheld == 3 && B->nheld == 1 && C->nheld == 2, "fake poolds hold what the map says");
+	map_str(r->chunk_map, c1_map, sizeof(c1_map));
+	rswap__envelope__free_unpacked(r, NULL);
+
+	step("same id and size again: the same map; another size: EEXIST");
+	r = hello("c1", 96 * MB);
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_CHUNK_MAP, "second hello");
+	{
+		char again[4096];
+
+		map_str(r->chunk_map, again, sizeof(again));
+		CHECK(!strcmp(again, c1_map), "map changed: %s vs %s", again, c1_map);
+	}
+	rswap__envelope__free_unpacked(r, NULL);
+	expect_error(hello("c1", 32 * MB), EEXIST, "already has a 96M pool");
+	expect_error(hello("bad id", 32 * MB), EINVAL, "client id");
+	expect_error(hello("c0", 0), EINVAL, "0 bytes");
+
+	step("more than the cluster has: ENOSPC and nothing allocated");
+	expect_error(hello("c2", 64 * MB), ENOSPC, "need 4 chunks of 16M, cluster has 3 free");
+	cs = admin_list(&keep);
+	CHECK(cs->used_total == 96 * MB, "used %" PRIu64, cs->used_total);
+	CHECK(cs->n_clients == 1, "clients %zu", cs->n_clients);
+	CHECK(find_poold(cs, A->addr)->chunks_used == 3, "A used");
+	rswap__envelope__free_unpacked(keep, NULL);
+	CHECK(A->nheld + B->nheld + C->nheld == 6, "no stray allocation on the poolds");
+}
+
+static void test_double_register(void)
+{
+	struct fpoold dup = { 0 };
+	Rswap__Envelope *r;
+
+	step("a second poold with a connected poold's address is refused");
+	snprintf(dup.addr, sizeof(dup.addr), "%s", A->addr);
+	dup.capacity = 64 * MB;
+	r = fp_register(&dup, CHUNK);
+	expect_error(r, EEXIST, "already connected");
+	expect_closed(dup.fd, NULL);
+}
+
+static void test_bad_frames(void)
+{
+	static const uint8_t zero_len[4] = { 0, 0, 0, 0 };
+	static const uint8_t huge_len[4] = { 0, 0x20, 0, 0 };
+	static const uint8_t garbage[12] = { 0, 0, 0, 8, 0xff, 0xff, 0xff, 0xff,
+					     0xff, 0xff, 0xff, 0xff };
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT, *keep;
+	Rswap__AdminList l = RSWAP__ADMIN_LIST__INIT;
+	Rswap__Heartbeat hb = RSWAP__HEARTBEAT__INIT;
+	Rswap__ChunkAllocDone ad = RSWAP__CHUNK_ALLOC_DONE__INIT;
+	Rswap__ClientHello h = RSWAP__CLIENT_HELLO__INIT;
+	Rswap__ChunkMap *m;
+	struct fpoold *D;
+	uint8_t buf[64];
+	char now[4096];
+	size_t len;
+	int fd;
+
+	step("malformed frames close only the offending connection");
+	fd = tcp_connect(coord_port);
+	send_raw(fd, zero_len, sizeof(zero_len));
+	expect_closed(fd, "frame length 0");
+
+	fd = tcp_connect(coord_port);
+	send_raw(fd, huge_len, sizeof(huge_len));
+	expect_closed(fd, "frame length 2097152 is out of range");
+
+	fd = tcp_connect(coord_port);
+	send_raw(fd, garbage, sizeof(garbage));
+	expect_closed(fd, "not a valid");
+
+	/* An Envelope with a version and nothing in it. */
+	fd = tcp_connect(coord_port);
+	e.version = RSWAP_PROTO_VERSION;
+	len = rswap__envelope__pack(&e, buf + 4);
+	buf[0] = 0; buf[1] = 0; buf[2] = 0; buf[3] = (uint8_t)len;
+	send_raw(fd, buf, 4 + len);
+	expect_closed(fd, "no message");
+
+	/* Wrong version: the Error names both. */
+	fd = tcp_connect(coord_port);
+	e.version = 99;
+	e.body_case = RSWAP__ENVELOPE__BODY_ADMIN_LIST;
+	e.admin_list = &l;
+	len = rswap__envelope__pack(&e, buf + 4);
+	buf[3] = (uint8_t)len;
+	send_raw(fd, buf, 4 + len);
+	expect_closed(fd, "version 99, this side speaks 1");
+
+	/* Truncated: half a frame, then the client gives up. */
+	fd = tcp_connect(coord_port);
+	buf[3] = 40;
+	send_raw(fd, buf, 10);
+	close(fd);
+
+	step("out-of-order messages close only that connection");
+	fd = tcp_connect(coord_port);
+	e = (Rswap__Envelope)RSWAP__ENVELOPE__INIT;
+	e.body_case = RSWAP__ENVELOPE__BODY_CHUNK_ALLOC_DONE;
+	e.chunk_alloc_done = &ad;
+	send_env(fd, &e);
+	expect_closed(fd, "first message must be");
+
+	/* A client that then speaks like a poold. */
+	fd = tcp_connect(coord_port);
+	h.client_id = "c1";
+	h.size = 96 * MB;
+	e.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HELLO;
+	e.client_hello = &h;
+	e.seq = 3;
+	send_env(fd, &e);
+	keep = pump(fd, 5000);
+	CHECK(keep && keep->body_case == RSWAP__ENVELOPE__BODY_CHUNK_MAP, "hello before violation");
+	rswap__envelope__free_unpacked(keep, NULL);
+	e.body_case = RSWAP__ENVELOPE__BODY_HEARTBEAT;
+	e.heartbeat = &hb;
+	send_env(fd, &e);
+	expect_closed(fd, "Heartbeat is not a client message");
+
+	/* An admin that sends a client message. */
+	fd = tcp_connect(coord_port);
+	e.body_case = RSWAP__ENVELOPE__BODY_ADMIN_LIST;
+	e.admin_list = &l;
+	send_env(fd, &e);
+	keep = pump(fd, 5000);
+	CHECK(keep && keep->body_case == RSWAP__ENVELOPE__BODY_CLUSTER_STATE, "admin list");
+	rswap__envelope__free_unpacked(keep, NULL);
+	e.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HELLO;
+	e.client_hello = &h;
+	send_env(fd, &e);
+	expect_closed(fd, "ClientHello is not an admin message");
+
+	/* A poold answering a ChunkAlloc that was never sent. */
+	D = fp_new(4, 16 * MB);
+	fp_unlist(D);
+	e.body_case = RSWAP__ENVELOPE__BODY_CHUNK_ALLOC_DONE;
+	e.chunk_alloc_done = &ad;
+	e.seq = 123456;
+	send_env(D->fd, &e);
+	expect_closed(D->fd, "never sent");
+
+	/* A poold registering twice on one connection. */
+	free(D);
+	D = fp_new(5, 16 * MB);
+	fp_unlist(D);
+	{
+		Rswap__PooldRegister reg = RSWAP__POOLD_REGISTER__INIT;
+
+		reg.listen_addr = D->addr;
+		reg.capacity = 16 * MB;
+		e.body_case = RSWAP__ENVELOPE__BODY_POOLD_REGISTER;
+		e.poold_register = &reg;
+		send_env(D->fd, &e);
+	}
+	expect_closed(D->fd, "second PooldRegister");
+
+	step("everyone else's state is intact");
+	m = status_map("c1", &keep);
+	CHECK(m, "c1 gone");
+	map_str(m, now, sizeof(now));
+	CHECK(!strcmp(now, c1_map), "c1 map changed: %s", now);
+	rswap__envelope__free_unpacked(keep, NULL);
+	{
+		Rswap__ClusterState *cs = admin_list(&keep);
+
+		CHECK(find_poold(cs, A->addr)->state == RSWAP__POOLD_STATE__POOLD_ALIVE, "A alive");
+		CHECK(find_poold(cs, "127.0.0.1:19004")->state == RSWAP__POOLD_STATE__POOLD_DEAD,
+		      "misbehaving poold is dead");
+		rswap__envelope__free_unpacked(keep, NULL);
+	}
+	free(D);
+}
+
+static void test_rollback(void)
+{
+	Rswap__Envelope *r;
+	uint64_t used = used_total();
+	int held = A->nheld + B->nheld + C->nheld, i;
+
+	step("a poold refusing ChunkAlloc: everything allocated is freed again");
+	C->mode = FM_REFUSE;
+	expect_error(hello("c3", 48 * MB), ENOMEM, "fake poold out of memory");
+	pump(-1, 300);
+	CHECK(A->nheld + B->nheld + C->nheld == held, "chunks left on the poolds: %d vs %d",
+	      A->nheld + B->nheld + C->nheld, held);
+	CHECK(used_total() == used, "coordinator still counts chunks");
+
+	step("a poold not answering: timeout, rollback, and the late reply is freed");
+	C->mode = FM_SILENT;
+	expect_error(hello("c3", 48 * MB), ETIMEDOUT, "did not answer");
+	pump(-1, 300);
+	CHECK(C->nsilent == 1, "C saw %d silent allocs", C->nsilent);
+	C->mode = FM_OK;
+	i = C->frees;
+	fp_alloc_done(C, C->silent_seq[0], &C->silent[0]);
+	C->nsilent = 0;
+	pump(-1, 500);
+	CHECK(C->frees == i + 1, "late chunk not freed");
+	CHECK(A->nheld + B->nheld + C->nheld == held, "chunks left after timeout");
+	CHECK(used_total() == used, "coordinator still counts chunks");
+
+	step("a poold dropping its connection mid-allocation: rollback, poold dead");
+	C->mode = FM_DROP;
+	r = hello("c3", 48 * MB);
+	expect_error(r, EIO, "went away");
+	pump(-1, 300);
+	CHECK(A->nheld + B->nheld == held - C->nheld, "A/B chunks not freed");
+	CHECK(used_total() == used, "coordinator still counts chunks");
+	C->mode = FM_OK;
+	r = fp_register(C, CHUNK);
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_POOLD_REGISTERED, "C back: %d", r->body_case);
+	rswap__envelope__free_unpacked(r, NULL);
+	CHECK(used_total() == used, "C's chunks back in the books");
+}
+
+static void test_client_leaves_midway(void)
+{
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT, *keep, *r;
+	Rswap__ClientHello h = RSWAP__CLIENT_HELLO__INIT;
+	struct fpoold *all[3] = { A, B, C }, *got = NULL;
+	Rswap__ChunkMap *m;
+	int fd, i;
+
+	step("a client closing while its hello is pending: allocation completes, no crash");
+	for (i = 0; i < 3; i++)
+		all[i]->mode = FM_SILENT;
+	fd = tcp_connect(coord_port);
+	h.client_id = "c4";
+	h.size = 16 * MB;
+	e.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HELLO;
+	e.client_hello = &h;
+	send_env(fd, &e);
+	pump(-1, 300);
+	close(fd);
+	pump(-1, 100);
+	for (i = 0; i < 3; i++) {
+		all[i]->mode = FM_OK;
+		if (all[i]->nsilent)
+			got = all[i];
+	}
+	CHECK(got && got->nsilent == 1, "no poold got the ChunkAlloc");
+	fp_alloc_done(got, got->silent_seq[0], &got->silent[0]);
+	got->nsilent = 0;
+	pump(-1, 300);
+	m = status_map("c4", &keep);
+	CHECK(m && m->n_slots == 1 && !strcmp(m->slots[0]->poold_addr, got->addr), "c4 map");
+	rswap__envelope__free_unpacked(keep, NULL);
+
+	step("release: ChunkFree everywhere, ClientReleased; unknown client ENOENT");
+	i = got->frees;
+	r = release("c4");
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_CLIENT_RELEASED &&
+	      r->client_released->chunks_freed == 1, "release c4");
+	rswap__envelope__free_unpacked(r, NULL);
+	CHECK(got->frees == i + 1, "%s did not free", got->addr);
+	expect_error(release("c4"), ENOENT, "no client c4");
+	m = status_map("c4", &keep);
+	CHECK(!m && keep->body_case == RSWAP__ENVELOPE__BODY_ERROR &&
+	      keep->error->code == ENOENT, "status of a released client");
+	rswap__envelope__free_unpacked(keep, NULL);
+}
+
+static void test_liveness(void)
+{
+	Rswap__Envelope *keep, *r;
+	Rswap__ClusterState *cs;
+
+	step("a poold that stops beating turns suspect and gets no new chunks");
+	B->beat = false;
+	pump(-1, HB_MS * 3 + 400);
+	cs = admin_list(&keep);
+	CHECK(find_poold(cs, B->addr)->state == RSWAP__POOLD_STATE__POOLD_SUSPECT,
+	      "B state %d", find_poold(cs, B->addr)->state);
+	CHECK(find_poold(cs, A->addr)->state == RSWAP__POOLD_STATE__POOLD_ALIVE, "A alive");
+	rswap__envelope__free_unpacked(keep, NULL);
+	r = hello("c6", 16 * MB);
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_CHUNK_MAP &&
+	      slots_on(r->chunk_map, B->addr) == 0, "c6 placed on suspect B");
+	rswap__envelope__free_unpacked(r, NULL);
+	B->beat = true;
+	pump(-1, 300);
+	cs = admin_list(&keep);
+	CHECK(find_poold(cs, B->addr)->state == RSWAP__POOLD_STATE__POOLD_ALIVE, "B alive again");
+	rswap__envelope__free_unpacked(keep, NULL);
+	r = release("c6");
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_CLIENT_RELEASED, "release c6");
+	rswap__envelope__free_unpacked(r, NULL);
+}
+
+static void test_admin_tool(void)
+{
+	char out[16384];
+	int st;
+
+	step("rswap-admin list/status, human and JSON");
+	st = run(out, sizeof(out), "%s --coord 127.0.0.1:%d list", admin_bin, coord_port);
+	CHECK(st == 0 && strstr(out, A->addr) && strstr(out, "client c1") &&
+	      strstr(out, "total: "), "admin list (%d): %s", st, out);
+	fprintf(stderr, "%s", out);
+	st = run(out, sizeof(out), "%s --coord 127.0.0.1:%d --json list", admin_bin, coord_port);
+	CHECK(st == 0 && !strncmp(out, "{\"chunk_size\":16777216", 22) &&
+	      strstr(out, "\"client_id\":\"c1\""), "admin --json list (%d): %s", st, out);
+	st = run(out, sizeof(out), "%s --coord 127.0.0.1:%d status c1", admin_bin, coord_port);
+	CHECK(st == 0 && strstr(out, "client c1: 96M in 6 chunks of 16M"), "status (%d): %s",
+	      st, out);
+	st = run(out, sizeof(out), "%s --coord 127.0.0.1:%d --json status c1", admin_bin,
+		 coord_port);
+	CHECK(st == 0 && strstr(out, "\"slots\":[{\"index\":0"), "json status (%d): %s", st, out);
+	st = run(out, sizeof(out), "%s --coord 127.0.0.1:%d status nosuch", admin_bin, coord_port);
+	CHECK(st == 1 && strstr(out, "no client nosuch") && count_lines(out) == 1,
+	      "status of unknown (%d): %s", st, out);
+	st = run(out, sizeof(out), "%s --coord 127.0.0.1:%d list", admin_bin, free_port());
+	CHECK(st == 1 && strstr(out, "cannot reach coordinator") &&
+	      strstr(out, "Connection refused") && count_lines(out) == 1,
+	      "unreachable (%d): %s", st, out);
+}
+
+static void test_restart(void)
+{
+	struct fpoold *F, saved_c;
+	Rswap__Envelope *r, *keep;
+	Rswap__ChunkMap *m;
+	char now[4096];
+
+	step("restart: poolds re-register their chunks and the map comes back");
+	coord_stop();
+	fp_disconnect(A);
+	fp_disconnect(B);
+	fp_disconnect(C);
+	coord_start();
+
+	r = fp_register(A, CHUNK);
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_POOLD_REGISTERED, "A re-register");
+	rswap__envelope__free_unpacked(r, NULL);
+	expect_error(hello("c1", 96 * MB), EAGAIN, "not reported yet");
+
+	/* A poold with chunks of another size. */
+	F = calloc(1, sizeof(*F));
+	snprintf(F->addr, sizeof(F->addr), "127.0.0.1:19006");
+	F->capacity = 64 * MB;
+	F->held[0] = (struct held){ .handle = 1, .size = 64 * MB, .slot = 0, .id = "x" };
+	F->nheld = 1;
+	r = fp_register(F, 2 * CHUNK);
+	expect_error(r, EINVAL, "chunks of 32M, this coordinator uses 16M");
+	expect_closed(F->fd, NULL);
+
+	/* A poold claiming a slot A already reported. */
+	F->held[0] = A->held[0];
+	F->held[0].handle = 999;
+	r = fp_register(F, CHUNK);
+	expect_error(r, EEXIST, "already held by poold 127.0.0.1:19001");
+	expect_closed(F->fd, NULL);
+	free(F);
+
+	r = fp_register(B, CHUNK);
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_POOLD_REGISTERED, "B re-register");
+	rswap__envelope__free_unpacked(r, NULL);
+	saved_c = *C;
+	r = fp_register(C, CHUNK);
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_POOLD_REGISTERED, "C re-register");
+	rswap__envelope__free_unpacked(r, NULL);
+
+	m = status_map("c1", &keep);
+	CHECK(m, "c1 not rebuilt");
+	map_str(m, now, sizeof(now));
+	CHECK(!strcmp(now, c1_map), "rebuilt map differs:\n  %s\n  %s", now, c1_map);
+	rswap__envelope__free_unpacked(keep, NULL);
+	r = hello("c1", 96 * MB);
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_CHUNK_MAP, "hello after rebuild");
+	map_str(r->chunk_map, now, sizeof(now));
+	CHECK(!strcmp(now, c1_map), "hello map differs after restart");
+	rswap__envelope__free_unpacked(r, NULL);
+	(void)saved_c;
+
+	step("release with a dead poold: its record is dropped, the rest freed");
+	fp_disconnect(C);
+	pump(-1, 200);
+	r = release("c1");
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_CLIENT_RELEASED &&
+	      r->client_released->chunks_freed == 4, "release c1 freed %u",
+	      r->body_case == RSWAP__ENVELOPE__BODY_CLIENT_RELEASED ?
+	      r->client_released->chunks_freed : 0);
+	rswap__envelope__free_unpacked(r, NULL);
+	CHECK(A->nheld == 0 && B->nheld == 0, "A/B still hold chunks");
+	CHECK(used_total() == 0, "records left");
+
+	step("the dead poold comes back: its orphaned chunks are freed, not adopted");
+	r = fp_register(C, CHUNK);
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_POOLD_REGISTERED, "C back");
+	rswap__envelope__free_unpacked(r, NULL);
+	pump(-1, 300);
+	CHECK(C->nheld == 0, "C still holds %d", C->nheld);
+	CHECK(used_total() == 0, "orphans adopted");
+	m = status_map("c1", &keep);
+	CHECK(!m, "c1 resurrected");
+	rswap__envelope__free_unpacked(keep, NULL);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 4) {
+		fprintf(stderr, "usage: %s RSWAP_COORD RSWAP_ADMIN LOGDIR\n", argv[0]);
+		return 2;
+	}
+	coord_bin = argv[1];
+	admin_bin = argv[2];
+	logdir = argv[3];
+	signal(SIGPIPE, SIG_IGN);
+	atexit(kill_coord_at_exit);
+	test_command_lines();
+	coord_port = free_port();
+	coord_start();
+	test_spread();
+	test_double_register();
+	test_bad_frames();
+	test_rollback();
+	test_client_leaves_midway();
+	test_liveness();
+	test_admin_tool();
+	test_restart();
+	coord_stop();
+	fprintf(stderr, "PASS (%d failures)\n", failures);
+	return 0;
+}
