@@ -96,9 +96,9 @@ int placement_reserve(struct registry *r, const char *id, uint64_t size,
 	ret = placement_spread(cand, n, need, pick, &free_total);
 	if (ret == -ENOSPC) {
 		snprintf(why, whylen,
-			 "need %" PRIu32 " chunks of %s, cluster has %" PRIu64
+			 "need %" PRIu32 " chunk%s of %s, cluster has %" PRIu64
 			 " free on %zu usable poold%s",
-			 need, rswap_fmt_size(r->chunk_size, a, sizeof(a)),
+			 need, need == 1 ? "" : "s", rswap_fmt_size(r->chunk_size, a, sizeof(a)),
 			 free_total, n, n == 1 ? "" : "s");
 		goto out;
 	}

@@ -1,0 +1,233 @@
+// SPDX-License-Identifier: (GPL-2.0 OR BSD-3-Clause)
+/* Placement: the pure spreading rule and its application to a registry. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <string.h>
+#include "placement.h"
+#include "registry.h"
+
+#define MB (1ull << 20)
+#define CHUNK (16 * MB)
+
+static void count(const size_t *out, uint32_t n, unsigned int *per, size_t ncand)
+{
+	uint32_t i;
+
+	memset(per, 0, ncand * sizeof(*per));
+	for (i = 0; i < n; i++)
+		per[out[i]]++;
+}
+
+static void spread_equal_poolds(void **state)
+{
+	struct place_cand c[3] = { { "a", 4, 0 }, { "b", 4, 0 }, { "c", 4, 0 } };
+	size_t out[6];
+	unsigned int per[3];
+	uint64_t free_total;
+
+	assert_int_equal(placement_spread(c, 3, 6, out, &free_total), 0);
+	assert_int_equal(free_total, 12);
+	count(out, 6, per, 3);
+	assert_int_equal(per[0], 2);
+	assert_int_equal(per[1], 2);
+	assert_int_equal(per[2], 2);
+	/* Ties go by name: a, b, c, a, b, c. */
+	assert_int_equal(out[0], 0);
+	assert_int_equal(out[1], 1);
+	assert_int_equal(out[2], 2);
+	assert_int_equal(out[3], 0);
+}
+
+static void shares_follow_capacity(void **state)
+{
+	/* 8, 4 and 2 chunks, half the cluster asked: each gets half its size. */
+	struct place_cand c[3] = { { "big", 8, 0 }, { "mid", 4, 0 }, { "small", 2, 0 } };
+	size_t out[7];
+	unsigned int per[3];
+	uint64_t free_total;
+
+	assert_int_equal(placement_spread(c, 3, 7, out, &free_total), 0);
+	count(out, 7, per, 3);
+	assert_int_equal(per[0], 4);
+	assert_int_equal(per[1], 2);
+	assert_int_equal(per[2], 1);
+}
+
+static void existing_load_is_counted(void **state)
+{
+	/* a is already 3/4 full: new chunks go to the emptier poolds first. */
+	struct place_cand c[2] = { { "a", 4, 3 }, { "b", 4, 0 } };
+	size_t out[3];
+	unsigned int per[2];
+	uint64_t free_total;
+
+	assert_int_equal(placement_spread(c, 2, 3, out, &free_total), 0);
+	assert_int_equal(free_total, 5);
+	count(out, 3, per, 2);
+	assert_int_equal(per[0], 0);
+	assert_int_equal(per[1], 3);
+}
+
+static void no_share_overrun_while_others_have_room(void **state)
+{
+	struct place_cand c[4] = { { "a", 10, 0 }, { "b", 3, 0 }, { "c", 7, 1 }, { "d", 1, 0 } };
+	uint32_t used[4] = { 0, 0, 1, 0 };
+	size_t out[15];
+	uint64_t free_total;
+	unsigned int k, i, j;
+
+	assert_int_equal(placement_spread(c, 4, 15, out, &free_total), 0);
+	/* After each step, no candidate's fraction exceeds another's by more
+	 * than one chunk's worth of its own share. */
+	for (k = 0; k < 15; k++) {
+		used[out[k]]++;
+		for (i = 0; i < 4; i++)
+			for (j = 0; j < 4; j++) {
+				if (used[j] >= c[j].total)
+					continue;
+				/* (used_i - 1)/total_i <= used_j/total_j */
+				assert_true((uint64_t)(used[i] - 1) * c[j].total <=
+					    (uint64_t)used[j] * c[i].total || used[i] == 0 ||
+					    i == j);
+			}
+	}
+	for (i = 0; i < 4; i++)
+		assert_true(used[i] <= c[i].total);
+}
+
+static void enospc_leaves_output_alone(void **state)
+{
+	struct place_cand c[2] = { { "a", 2, 1 }, { "b", 3, 1 } };
+	size_t out[4] = { 99, 99, 99, 99 };
+	uint64_t free_total;
+
+	assert_int_equal(placement_spread(c, 2, 4, out, &free_total), -ENOSPC);
+	assert_int_equal(free_total, 3);
+	assert_int_equal(out[0], 99);
+	assert_int_equal(placement_spread(NULL, 0, 1, out, &free_total), -ENOSPC);
+	assert_int_equal(free_total, 0);
+}
+
+static void full_and_zero_poolds_skipped(void **state)
+{
+	struct place_cand c[3] = { { "a", 0, 0 }, { "b", 2, 2 }, { "c", 5, 6 } };
+	size_t out[1];
+	uint64_t free_total;
+
+	/* c is over its capacity (it shrank): counts as no room, not negative. */
+	assert_int_equal(placement_spread(c, 3, 1, out, &free_total), -ENOSPC);
+	assert_int_equal(free_total, 0);
+}
+
+/* ---- on a registry ----------------------------------------------------- */
+
+static struct poold *add_poold(struct registry *r, const char *addr, uint64_t cap)
+{
+	struct poold_report rep = { .addr = addr, .capacity = cap };
+	struct poold *p;
+	size_t *to_free, n;
+	char why[256];
+
+	assert_int_equal(registry_poold_register(r, &rep, 0, &p, &to_free, &n, why,
+						 sizeof(why)), 0);
+	return p;
+}
+
+static void pool_bigger_than_any_poold(void **state)
+{
+	struct registry *r = registry_new(CHUNK);
+	struct poold *a = add_poold(r, "h1:1", 64 * MB);
+	struct poold *b = add_poold(r, "h2:1", 32 * MB);
+	struct poold *c = add_poold(r, "h3:1", 48 * MB);
+	struct client *cl;
+	char why[256];
+
+	assert_int_equal(placement_reserve(r, "vm1", 96 * MB, &cl, why, sizeof(why)), 0);
+	assert_int_equal(cl->nslots, 6);
+	assert_int_equal(a->chunks_used, 3);
+	assert_int_equal(b->chunks_used, 1);
+	assert_int_equal(c->chunks_used, 2);
+	assert_int_equal(cl->slots[0].state, SLOT_RESERVED);
+	assert_ptr_equal(cl->slots[0].poold, a);
+	registry_free(r);
+}
+
+static void enospc_allocates_nothing(void **state)
+{
+	struct registry *r = registry_new(CHUNK);
+	struct poold *a = add_poold(r, "h1:1", 64 * MB);
+	struct poold *b = add_poold(r, "h2:1", 32 * MB);
+	struct client *cl = NULL;
+	char why[256];
+
+	assert_int_equal(placement_reserve(r, "vm1", 112 * MB, &cl, why, sizeof(why)), -ENOSPC);
+	assert_string_equal(why, "need 7 chunks of 16M, cluster has 6 free on 2 usable poolds");
+	assert_null(cl);
+	assert_null(registry_client_find(r, "vm1"));
+	assert_int_equal(a->chunks_used, 0);
+	assert_int_equal(b->chunks_used, 0);
+	/* Exactly full works; then nothing is left. */
+	assert_int_equal(placement_reserve(r, "vm1", 96 * MB, &cl, why, sizeof(why)), 0);
+	assert_int_equal(placement_reserve(r, "vm2", 1, &cl, why, sizeof(why)), -ENOSPC);
+	assert_string_equal(why, "need 1 chunk of 16M, cluster has 0 free on 2 usable poolds");
+	registry_free(r);
+}
+
+static void draining_dead_suspect_excluded(void **state)
+{
+	struct registry *r = registry_new(CHUNK);
+	struct poold *a = add_poold(r, "h1:1", 64 * MB);
+	struct poold *b = add_poold(r, "h2:1", 64 * MB);
+	struct poold *c = add_poold(r, "h3:1", 64 * MB);
+	struct poold *d = add_poold(r, "h4:1", 64 * MB);
+	struct client *cl;
+	char why[256];
+
+	b->draining = true;
+	registry_poold_disconnect(r, c);
+	d->state = POOLD_SUSPECT;
+	assert_int_equal(placement_reserve(r, "vm1", 64 * MB, &cl, why, sizeof(why)), 0);
+	assert_int_equal(a->chunks_used, 4);
+	assert_int_equal(b->chunks_used + c->chunks_used + d->chunks_used, 0);
+	assert_int_equal(placement_reserve(r, "vm2", 16 * MB, &cl, why, sizeof(why)), -ENOSPC);
+	assert_non_null(strstr(why, "on 1 usable poold"));
+	registry_free(r);
+}
+
+static void too_many_slots_rejected(void **state)
+{
+	struct registry *r = registry_new(CHUNK);
+	struct client *cl;
+	char why[256];
+
+	add_poold(r, "h1:1", 1ull << 50);
+	assert_int_equal(placement_reserve(r, "vm1", (uint64_t)(RSWAP_MAX_SLOTS + 1) * CHUNK,
+					   &cl, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "more than"));
+	assert_int_equal(placement_reserve(r, "vm1", (uint64_t)RSWAP_MAX_SLOTS * CHUNK,
+					   &cl, why, sizeof(why)), 0);
+	registry_free(r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(spread_equal_poolds),
+		cmocka_unit_test(shares_follow_capacity),
+		cmocka_unit_test(existing_load_is_counted),
+		cmocka_unit_test(no_share_overrun_while_others_have_room),
+		cmocka_unit_test(enospc_leaves_output_alone),
+		cmocka_unit_test(full_and_zero_poolds_skipped),
+		cmocka_unit_test(pool_bigger_than_any_poold),
+		cmocka_unit_test(enospc_allocates_nothing),
+		cmocka_unit_test(draining_dead_suspect_excluded),
+		cmocka_unit_test(too_many_slots_rejected),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

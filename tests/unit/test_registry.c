@@ -1,0 +1,309 @@
+// SPDX-License-Identifier: (GPL-2.0 OR BSD-3-Clause)
+/* Registry: registration, re-registration, rebuild after a restart,
+ * conflicts, tombstones, liveness and input validation. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "registry.h"
+
+#define MB (1ull << 20)
+#define CHUNK (16 * MB)
+
+static char why[512];
+
+static int reg(struct registry *r, const char *addr, uint64_t cap,
+	       const struct held_chunk *h, size_t n, struct poold **out,
+	       size_t *nfree)
+{
+	struct poold_report rep = { .addr = addr, .capacity = cap,
+				    .chunk_size = n ? CHUNK : 0, .chunks = h, .nchunks = n };
+	struct poold *p = NULL;
+	size_t *to_free = NULL, nf = 0;
+	int ret;
+
+	why[0] = '\0';
+	ret = registry_poold_register(r, &rep, 1000, &p, &to_free, &nf, why, sizeof(why));
+	free(to_free);
+	if (out)
+		*out = p;
+	if (nfree)
+		*nfree = nf;
+	return ret;
+}
+
+static void validators(void **state)
+{
+	assert_true(registry_valid_client_id("vm-1.example"));
+	assert_true(registry_valid_client_id("0123456789012345678901234567890"));
+	assert_false(registry_valid_client_id("01234567890123456789012345678901"));
+	assert_false(registry_valid_client_id(""));
+	assert_false(registry_valid_client_id("a b"));
+	assert_false(registry_valid_client_id("a\tb"));
+	assert_false(registry_valid_client_id("caf\xc3\xa9"));
+	assert_false(registry_valid_client_id(NULL));
+
+	assert_true(registry_valid_addr("10.0.0.3:9401"));
+	assert_true(registry_valid_addr("node-7:1"));
+	assert_true(registry_valid_addr("[fe80::1]:65535"));
+	assert_false(registry_valid_addr("10.0.0.3"));
+	assert_false(registry_valid_addr("10.0.0.3:0"));
+	assert_false(registry_valid_addr("10.0.0.3:65536"));
+	assert_false(registry_valid_addr("10.0.0.3:-1"));
+	assert_false(registry_valid_addr("10.0.0.3:9x"));
+	assert_false(registry_valid_addr(":9401"));
+	assert_false(registry_valid_addr("fe80::1:9401"));
+	assert_false(registry_valid_addr("[]:9401"));
+	assert_false(registry_valid_addr("a b:1"));
+	assert_false(registry_valid_addr(""));
+}
+
+static void chunk_size_rules(void **state)
+{
+	struct registry *r;
+
+	assert_null(registry_new(8 * MB));
+	assert_null(registry_new(24 * MB));
+	r = registry_new(CHUNK);
+	assert_non_null(r);
+	assert_int_equal(registry_slots_for(r, 0), 0);
+	assert_int_equal(registry_slots_for(r, 1), 1);
+	assert_int_equal(registry_slots_for(r, CHUNK), 1);
+	assert_int_equal(registry_slots_for(r, CHUNK + 1), 2);
+	assert_int_equal(registry_slots_for(r, (uint64_t)RSWAP_MAX_SLOTS * CHUNK), RSWAP_MAX_SLOTS);
+	assert_int_equal(registry_slots_for(r, (uint64_t)RSWAP_MAX_SLOTS * CHUNK + 1), 0);
+	assert_int_equal(registry_slots_for(r, UINT64_MAX), 0);
+	registry_free(r);
+}
+
+static void register_and_double_register(void **state)
+{
+	struct registry *r = registry_new(CHUNK);
+	struct poold *p, *q;
+
+	assert_int_equal(reg(r, "h1:9401", 100 * MB, NULL, 0, &p, NULL), 0);
+	assert_int_equal(p->chunks_total, 6);	/* 100M / 16M, rounded down */
+	assert_int_equal(p->state, POOLD_ALIVE);
+	assert_true(p->connected);
+	assert_int_equal(reg(r, "h1:9401", 100 * MB, NULL, 0, &q, NULL), -EEXIST);
+	assert_non_null(strstr(why, "already connected"));
+	assert_int_equal(reg(r, "bad", 100 * MB, NULL, 0, &q, NULL), -EINVAL);
+	assert_int_equal(r->npoolds, 1);
+
+	/* After a disconnect the same address may come back (with new size). */
+	registry_poold_disconnect(r, p);
+	assert_int_equal(p->state, POOLD_DEAD);
+	assert_int_equal(reg(r, "h1:9401", 200 * MB, NULL, 0, &q, NULL), 0);
+	assert_ptr_equal(p, q);
+	assert_int_equal(q->chunks_total, 12);
+	assert_int_equal(r->npoolds, 1);
+	registry_free(r);
+}
+
+static void chunk_size_mismatch(void **state)
+{
+	struct registry *r = registry_new(CHUNK);
+	struct held_chunk h = { 7, "vm1", 0, 32 * MB };
+	struct poold_report rep = { "h1:1", 64 * MB, 32 * MB, &h, 1 };
+	struct poold *p;
+	size_t *tf, nf;
+
+	assert_int_equal(registry_poold_register(r, &rep, 0, &p, &tf, &nf, why, sizeof(why)),
+			 -EINVAL);
+	assert_string_equal(why, "poold h1:1 holds chunks of 32M, this coordinator uses 16M; restart rswap-coord with --chunk-size 32M or empty the poold");
+	/* Without chunks, its chunk_size does not matter. */
+	rep.nchunks = 0;
+	assert_int_equal(registry_poold_register(r, &rep, 0, &p, &tf, &nf, why, sizeof(why)), 0);
+	registry_free(r);
+}
+
+static void rebuild_after_restart(void **state)
+{
+	struct registry *r = registry_new(CHUNK);
+	/* vm1: 4 slots on two poolds; vm2: 1 slot. */
+	struct held_chunk a[] = { { 11, "vm1", 0, 64 * MB }, { 12, "vm1", 2, 64 * MB },
+				  { 13, "vm2", 0, 10 * MB } };
+	struct held_chunk b[] = { { 21, "vm1", 1, 64 * MB }, { 22, "vm1", 3, 64 * MB } };
+	struct poold *pa, *pb;
+	struct client *c;
+
+	assert_int_equal(reg(r, "a:1", 64 * MB, a, 3, &pa, NULL), 0);
+	c = registry_client_find(r, "vm1");
+	assert_non_null(c);
+	assert_int_equal(c->nslots, 4);
+	assert_int_equal(pa->chunks_used, 3);
+	assert_int_equal(registry_client_missing(r, c, why, sizeof(why)), 2);
+	assert_string_equal(why, "client vm1 is incomplete: slots 1,3 of 4 not reported yet; is a poold not registered yet?");
+	assert_int_equal(registry_client_missing(r, registry_client_find(r, "vm2"), NULL, 0), 0);
+
+	assert_int_equal(reg(r, "b:1", 64 * MB, b, 2, &pb, NULL), 0);
+	assert_int_equal(registry_client_missing(r, c, why, sizeof(why)), 0);
+	assert_ptr_equal(c->slots[1].poold, pb);
+	assert_int_equal(c->slots[3].handle, 22);
+	assert_int_equal(c->slots[2].handle, 12);
+	assert_int_equal(pb->chunks_used, 2);
+
+	/* pb drops: records stay, the reason names it when a slot is missing. */
+	registry_poold_disconnect(r, pb);
+	assert_int_equal(c->slots[1].state, SLOT_HELD);
+	registry_slot_clear(c, 1);
+	registry_client_missing(r, c, why, sizeof(why));
+	assert_string_equal(why, "client vm1 is incomplete: slot 1 of 4 not reported yet; down: poold b:1");
+
+	/* pb re-registers without slot 3 (its memory was lost): dropped. */
+	assert_int_equal(reg(r, "b:1", 64 * MB, b, 1, &pb, NULL), 0);
+	assert_int_equal(c->slots[1].handle, 21);
+	assert_int_equal(c->slots[3].state, SLOT_EMPTY);
+	assert_int_equal(pb->chunks_used, 1);
+	registry_free(r);
+}
+
+static void conflicts_refused(void **state)
+{
+	struct registry *r = registry_new(CHUNK);
+	struct held_chunk a[] = { { 11, "vm1", 0, 32 * MB } };
+	struct held_chunk same_slot[] = { { 99, "vm1", 0, 32 * MB }, { 98, "vm1", 1, 32 * MB } };
+	struct held_chunk other_size[] = { { 97, "vm1", 1, 48 * MB } };
+	struct held_chunk dup_slot[] = { { 1, "x", 0, CHUNK }, { 2, "x", 0, CHUNK } };
+	struct held_chunk dup_handle[] = { { 1, "x", 0, 2 * CHUNK }, { 1, "x", 1, 2 * CHUNK } };
+	struct held_chunk two_sizes[] = { { 1, "x", 0, 2 * CHUNK }, { 2, "x", 1, 3 * CHUNK } };
+	struct held_chunk bad_slot[] = { { 1, "x", 2, 2 * CHUNK } };
+	struct held_chunk bad_id[] = { { 1, "a b", 0, CHUNK } };
+	struct held_chunk zero_size[] = { { 1, "x", 0, 0 } };
+	struct client *c;
+
+	assert_int_equal(reg(r, "a:1", 64 * MB, a, 1, NULL, NULL), 0);
+	c = registry_client_find(r, "vm1");
+
+	assert_int_equal(reg(r, "b:1", 64 * MB, same_slot, 2, NULL, NULL), -EEXIST);
+	assert_string_equal(why, "poold b:1 claims client vm1 slot 0, already held by poold a:1");
+	/* Refused means nothing changed: b unknown, slot 1 still empty. */
+	assert_null(registry_poold_find(r, "b:1"));
+	assert_int_equal(c->slots[1].state, SLOT_EMPTY);
+
+	assert_int_equal(reg(r, "b:1", 64 * MB, other_size, 1, NULL, NULL), -EEXIST);
+	assert_non_null(strstr(why, "known size is"));
+	assert_int_equal(reg(r, "b:1", 64 * MB, dup_slot, 2, NULL, NULL), -EINVAL);
+	assert_non_null(strstr(why, "slot 0 twice"));
+	assert_int_equal(reg(r, "b:1", 64 * MB, dup_handle, 2, NULL, NULL), -EINVAL);
+	assert_non_null(strstr(why, "handle 1 twice"));
+	assert_int_equal(reg(r, "b:1", 64 * MB, two_sizes, 2, NULL, NULL), -EINVAL);
+	assert_int_equal(reg(r, "b:1", 64 * MB, bad_slot, 1, NULL, NULL), -EINVAL);
+	assert_non_null(strstr(why, "no such slot"));
+	assert_int_equal(reg(r, "b:1", 64 * MB, bad_id, 1, NULL, NULL), -EINVAL);
+	assert_int_equal(reg(r, "b:1", 64 * MB, zero_size, 1, NULL, NULL), -EINVAL);
+	assert_null(registry_poold_find(r, "b:1"));
+	assert_int_equal(r->nclients, 1);
+	registry_free(r);
+}
+
+static void tombstones_and_released(void **state)
+{
+	struct registry *r = registry_new(CHUNK);
+	struct held_chunk a[] = { { 11, "vm1", 0, 32 * MB }, { 12, "vm1", 1, 32 * MB },
+				  { 13, "vm9", 0, 16 * MB } };
+	struct poold *p;
+	struct client *c;
+	size_t nfree;
+
+	assert_int_equal(reg(r, "a:1", 64 * MB, a, 3, &p, &nfree), 0);
+	assert_int_equal(nfree, 0);
+	registry_poold_disconnect(r, p);
+	/* vm1 released while a was down; vm9 slot 0 was an allocation whose
+	 * reply never came (handle unknown). */
+	c = registry_client_find(r, "vm1");
+	registry_tomb_add(p, "vm1", 0, false, 11);
+	registry_tomb_add(p, "vm1", 1, false, 12);
+	registry_client_remove(r, c);
+	registry_released_add(r, "vm1");
+	registry_client_remove(r, registry_client_find(r, "vm9"));
+	registry_tomb_add(p, "vm9", 0, true, 0);
+	assert_int_equal(p->chunks_used, 0);
+
+	assert_int_equal(reg(r, "a:1", 64 * MB, a, 3, &p, &nfree), 0);
+	assert_int_equal(nfree, 3);
+	assert_null(registry_client_find(r, "vm1"));
+	assert_null(registry_client_find(r, "vm9"));
+	assert_int_equal(p->chunks_used, 0);
+	assert_int_equal(p->ntombs, 0);
+
+	/* A released id is forgotten once used again. */
+	assert_true(registry_released_has(r, "vm1"));
+	registry_released_forget(r, "vm1");
+	assert_false(registry_released_has(r, "vm1"));
+	registry_free(r);
+}
+
+static void liveness(void **state)
+{
+	struct registry *r = registry_new(CHUNK);
+	struct poold *p;
+
+	assert_int_equal(reg(r, "a:1", 64 * MB, NULL, 0, &p, NULL), 0);
+	registry_poold_heartbeat(p, 10000, 0, 2);
+	registry_update_liveness(r, 10000 + 2999, 1000);
+	assert_int_equal(p->state, POOLD_ALIVE);
+	assert_true(registry_poold_placeable(p));
+	registry_update_liveness(r, 10000 + 3000, 1000);
+	assert_int_equal(p->state, POOLD_SUSPECT);
+	assert_false(registry_poold_placeable(p));
+	registry_update_liveness(r, 10000 + 10000, 1000);
+	assert_int_equal(p->state, POOLD_DEAD);
+	registry_poold_heartbeat(p, 20001, 0, 2);
+	assert_int_equal(p->state, POOLD_ALIVE);
+	assert_int_equal(p->clients_connected, 2);
+	p->draining = true;
+	assert_false(registry_poold_placeable(p));
+	p->draining = false;
+	registry_poold_disconnect(r, p);
+	registry_update_liveness(r, 20002, 1000);
+	assert_int_equal(p->state, POOLD_DEAD);
+	assert_false(registry_poold_placeable(p));
+	assert_string_equal(registry_state_name(POOLD_SUSPECT), "suspect");
+	registry_free(r);
+}
+
+static void tombstone_ring_is_bounded(void **state)
+{
+	struct registry *r = registry_new(CHUNK);
+	struct poold *p;
+	uint32_t i;
+
+	assert_int_equal(reg(r, "a:1", 64 * MB, NULL, 0, &p, NULL), 0);
+	for (i = 0; i < RSWAP_MAX_TOMBS + 10; i++)
+		assert_int_equal(registry_tomb_add(p, "x", i, false, i), 0);
+	assert_int_equal(p->ntombs, RSWAP_MAX_TOMBS);
+	assert_int_equal(p->tombs[0].slot, 10);
+	for (i = 0; i < RSWAP_MAX_RELEASED + 5; i++) {
+		char id[16];
+
+		snprintf(id, sizeof(id), "c%u", i);
+		registry_released_add(r, id);
+	}
+	assert_false(registry_released_has(r, "c0"));
+	assert_true(registry_released_has(r, "c5"));
+	registry_free(r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(validators),
+		cmocka_unit_test(chunk_size_rules),
+		cmocka_unit_test(register_and_double_register),
+		cmocka_unit_test(chunk_size_mismatch),
+		cmocka_unit_test(rebuild_after_restart),
+		cmocka_unit_test(conflicts_refused),
+		cmocka_unit_test(tombstones_and_released),
+		cmocka_unit_test(liveness),
+		cmocka_unit_test(tombstone_ring_is_bounded),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
