@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: (GPL-2.0 OR BSD-3-Clause)
+/* rswap-coord's option table: defaults, bounds, messages. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <string.h>
+#include "options.h"
+
+static int parse(struct coord_config *cfg, char *err, size_t errlen, ...)
+{
+	char *argv[16] = { "rswap-coord" };
+	int argc = 1;
+	va_list ap;
+	char *a;
+
+	va_start(ap, errlen);
+	while ((a = va_arg(ap, char *)) && argc < 15)
+		argv[argc++] = a;
+	va_end(ap);
+	err[0] = '\0';
+	return coord_parse_args(argc, argv, cfg, err, errlen);
+}
+
+static void defaults(void **state)
+{
+	struct coord_config cfg;
+	char err[256];
+
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "127.0.0.1:9400", NULL), 0);
+	assert_int_equal(cfg.s.chunk_size, 4ull << 30);
+	assert_int_equal(cfg.s.heartbeat_ms, 1000);
+	assert_int_equal(cfg.s.timeout_ms, 10000);
+	assert_true(cfg.s.out_limit >= (1u << 20));
+	assert_int_equal(cfg.verbose, 0);
+	assert_string_equal(cfg.listen, "127.0.0.1:9400");
+}
+
+static void all_options(void **state)
+{
+	struct coord_config cfg;
+	char err[256];
+
+	assert_int_equal(parse(&cfg, err, sizeof(err), "-l", "127.0.0.1", "-c", "16M",
+			       "--heartbeat-ms", "250", "--timeout-ms=100", "-v", "-v", NULL), 0);
+	assert_int_equal(cfg.s.chunk_size, 16ull << 20);
+	assert_int_equal(cfg.s.heartbeat_ms, 250);
+	assert_int_equal(cfg.s.timeout_ms, 100);
+	assert_int_equal(cfg.verbose, 2);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "[::1]:1", "--chunk-size",
+			       "1T", NULL), 0);
+	assert_int_equal(cfg.s.chunk_size, 1ull << 40);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--help", NULL), 1);
+}
+
+static void bad_values(void **state)
+{
+	static const struct { const char *opt, *val, *msg; } bad[] = {
+		{ "--chunk-size", "8M", "--chunk-size 8M: must be a power of two from 16M to 1T" },
+		{ "--chunk-size", "48M", "--chunk-size 48M: must be a power of two from 16M to 1T" },
+		{ "--chunk-size", "2T", "--chunk-size 2T: must be a power of two from 16M to 1T" },
+		{ "--chunk-size", "4Q", "--chunk-size 4Q: not a size (use e.g. 16M, 4G)" },
+		{ "--heartbeat-ms", "9", "--heartbeat-ms 9: must be a number of milliseconds from 10 to 60000" },
+		{ "--heartbeat-ms", "-5", "--heartbeat-ms -5: must be a number of milliseconds from 10 to 60000" },
+		{ "--timeout-ms", "600001", "--timeout-ms 600001: must be a number of milliseconds from 100 to 600000" },
+		{ "--timeout-ms", "99999999999999999999999", "--timeout-ms 99999999999999999999999: must be a number of milliseconds from 100 to 600000" },
+		{ "--listen", "1.2.3.4:0", "--listen 1.2.3.4:0: port must be a number from 1 to 65535" },
+	};
+	struct coord_config cfg;
+	char err[256];
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "127.0.0.1:1",
+				       bad[i].opt, bad[i].val, NULL), -EINVAL);
+		assert_string_equal(err, bad[i].msg);
+	}
+	assert_int_equal(parse(&cfg, err, sizeof(err), NULL), -EINVAL);
+	assert_string_equal(err, "--listen ADDR:PORT is required (e.g. --listen 0.0.0.0:9400)");
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "127.0.0.1:1", "-x", NULL), -EINVAL);
+	assert_string_equal(err, "unknown option -x (see --help)");
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "127.0.0.1:1", "--chunk-size", NULL),
+			 -EINVAL);
+	assert_string_equal(err, "--chunk-size needs a value");
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "127.0.0.1:1", "now", NULL), -EINVAL);
+	assert_string_equal(err, "unexpected argument 'now' (see --help)");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(defaults),
+		cmocka_unit_test(all_options),
+		cmocka_unit_test(bad_values),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
