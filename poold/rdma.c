@@ -455,7 +455,7 @@ static bool session_has_qp(struct poold *p, const struct poold_session *s,
 
 static void on_connect_request(struct poold *p, struct rdma_cm_id *id,
 			       const void *pdata, size_t plen,
-			       uint8_t initiator_depth)
+			       uint8_t rd_atom)
 {
 	struct poold_conn_params cp;
 	struct rdma_conn_param prm = { 0 };
@@ -515,9 +515,13 @@ static void on_connect_request(struct poold *p, struct rdma_cm_id *id,
 	acc.max_qps = htole32(p->set.max_qps);
 	prm.private_data = &acc;
 	prm.private_data_len = sizeof(acc);
-	/* We only answer READs: accept as many as the client and device allow. */
-	prm.responder_resources = initiator_depth;
-	if (!ibv_query_device(id->verbs, &dev) && dev.max_qp_rd_atom < initiator_depth)
+	/*
+	 * We only answer READs: take as many in flight as the client asks for
+	 * (its initiator depth, which rdma_cm hands us as the responder
+	 * resources to use) and the device allows.
+	 */
+	prm.responder_resources = rd_atom;
+	if (!ibv_query_device(id->verbs, &dev) && dev.max_qp_rd_atom < rd_atom)
 		prm.responder_resources = (uint8_t)dev.max_qp_rd_atom;
 	prm.initiator_depth = 0;
 	prm.retry_count = 7;
@@ -540,7 +544,7 @@ static void on_cm_event(struct poold *p, const struct rdma_cm_event *ev,
 	switch (ev->event) {
 	case RDMA_CM_EVENT_CONNECT_REQUEST:
 		on_connect_request(p, ev->id, pdata, plen,
-				   ev->param.conn.initiator_depth);
+				   ev->param.conn.responder_resources);
 		return;
 	case RDMA_CM_EVENT_ESTABLISHED:
 		if (c && c->qp_index == 0)

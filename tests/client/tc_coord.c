@@ -170,3 +170,25 @@ int tc_coord_release(const struct tc_opts *o, unsigned int *freed)
 	rswap__envelope__free_unpacked(reply, NULL);
 	return ret;
 }
+
+int tc_coord_register(const struct tc_opts *o)
+{
+	Rswap__Envelope req = RSWAP__ENVELOPE__INIT, *reply;
+	Rswap__PooldRegister reg = RSWAP__POOLD_REGISTER__INIT;
+	int ret;
+
+	reg.listen_addr = (char *)o->as;
+	reg.capacity = o->size;
+	req.body_case = RSWAP__ENVELOPE__BODY_POOLD_REGISTER;
+	req.poold_register = &reg;
+	ret = coord_call(o, &req, &reply);
+	if (ret)
+		return ret;
+	if (reply->body_case != RSWAP__ENVELOPE__BODY_POOLD_REGISTERED) {
+		log_err("coordinator %s answered PooldRegister with message %d",
+			o->coord, reply->body_case);
+		ret = -EPROTO;
+	}
+	rswap__envelope__free_unpacked(reply, NULL);
+	return ret;
+}

@@ -437,6 +437,10 @@ int tc_poold_io(const struct tc_opts *o, struct tc_dev *dev, struct tc_poold *po
 				return -EIO;
 			}
 			q->inflight++;
+			log_debug("posted %s wr %#llx len %u raddr %#llx rkey %#x lkey %#x",
+				  write ? "WRITE" : "READ", (unsigned long long)wr.wr_id,
+				  sge.length, (unsigned long long)wr.wr.rdma.remote_addr,
+				  s->rkey, sge.lkey);
 			next++;
 		}
 		k = cq_wait(po, wc, 16);

@@ -11,6 +11,8 @@
  *   verify   connect, READ and compare only: proves data survived whatever
  *            happened since the last write (e.g. a coordinator restart).
  *   release  ClientRelease: the coordinator frees every chunk of the id.
+ *   register pose as a poold: PooldRegister --as ADDR:PORT with capacity
+ *            --size, to check the coordinator's refusals.
  *
  * Exit 0 on success, 1 on failure, 2 on bad usage.  With --expect-refusal
  * REASON, success means every poold refused with exactly that reason; with
@@ -65,7 +67,7 @@ const char *rswap_rej_reason_name(int reason)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: rswap-testclient [options] write|verify|release|connect|map\n"
+		"usage: rswap-testclient [options] write|verify|release|connect|map|register\n"
 		"  --coord HOST:PORT    coordinator\n"
 		"  --id ID              client id (1..32 printable characters)\n"
 		"  --size SIZE          pool size to ask for, e.g. 96M\n"
@@ -73,6 +75,7 @@ static void usage(FILE *f)
 		"  --block SIZE         RDMA transfer size (default 64K)\n"
 		"  --sample N           test N evenly spread blocks per chunk (default: all)\n"
 		"  --poold ADDR:PORT    connect to this poold directly (connect mode)\n"
+		"  --as ADDR:PORT       listen address to register as (register mode)\n"
 		"bad input, to check refusals:\n"
 		"  --bad-magic  --bad-version  --version N  --bad-flags  --qp-count N\n"
 		"  --session-mismatch   second queue pair claims another qp_count\n"
@@ -122,7 +125,7 @@ static const char *parse_args(int argc, char **argv, struct tc_opts *o)
 {
 	enum { O_COORD = 256, O_POOLD, O_ID, O_SIZE, O_QPS, O_BLOCK, O_SAMPLE,
 	       O_BAD_MAGIC, O_BAD_VERSION, O_VERSION, O_BAD_FLAGS, O_QP_COUNT,
-	       O_SESSION_MISMATCH, O_EXPECT_REFUSAL, O_EXPECT_COORD_ERROR };
+	       O_SESSION_MISMATCH, O_EXPECT_REFUSAL, O_EXPECT_COORD_ERROR, O_AS };
 	static const struct option opts[] = {
 		{ "coord", required_argument, NULL, O_COORD },
 		{ "poold", required_argument, NULL, O_POOLD },
@@ -139,6 +142,7 @@ static const char *parse_args(int argc, char **argv, struct tc_opts *o)
 		{ "session-mismatch", no_argument, NULL, O_SESSION_MISMATCH },
 		{ "expect-refusal", required_argument, NULL, O_EXPECT_REFUSAL },
 		{ "expect-coord-error", no_argument, NULL, O_EXPECT_COORD_ERROR },
+		{ "as", required_argument, NULL, O_AS },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -158,6 +162,7 @@ static const char *parse_args(int argc, char **argv, struct tc_opts *o)
 		case O_COORD: o->coord = optarg; break;
 		case O_POOLD: o->poold = optarg; break;
 		case O_ID: o->id = optarg; break;
+		case O_AS: o->as = optarg; break;
 		case O_SIZE:
 			if (rswap_parse_size(optarg, &o->size))
 				usage_error("--size %s: not a size (e.g. 96M)", optarg);
@@ -189,11 +194,16 @@ static const char *parse_args(int argc, char **argv, struct tc_opts *o)
 		}
 	}
 	if (optind != argc - 1)
-		usage_error("expected exactly one mode: write, verify, release, connect or map");
+		usage_error("expected exactly one mode: write, verify, release, connect, map or register");
 	mode = argv[optind];
 	if (strcmp(mode, "write") && strcmp(mode, "verify") && strcmp(mode, "release") &&
-	    strcmp(mode, "connect") && strcmp(mode, "map"))
+	    strcmp(mode, "connect") && strcmp(mode, "map") && strcmp(mode, "register"))
 		usage_error("unknown mode '%s'", mode);
+	if (!strcmp(mode, "register")) {
+		if (!o->as || !o->coord || !o->size)
+			usage_error("register needs --coord, --as ADDR:PORT and --size");
+		return mode;
+	}
 	if (!o->id || !*o->id || strlen(o->id) > RSWAP_CLIENT_ID_LEN)
 		usage_error("--id ID (1..%d characters) is required", RSWAP_CLIENT_ID_LEN);
 	if (o->poold && strcmp(mode, "connect"))
@@ -398,6 +408,19 @@ static int connect_all(const struct tc_opts *o, struct tc_dev *dev,
 	return 1;	/* refused as expected: nothing more to do */
 }
 
+/* An Error reply (a positive errno from the coordinator) is what we want. */
+static int expect_coord_refusal(int ret)
+{
+	if (ret && ret != -ECONNREFUSED && ret != -ECONNRESET &&
+	    ret != -ETIMEDOUT && ret != -EPROTO && ret != -EAGAIN) {
+		log_info("coordinator refused as expected");
+		return 0;
+	}
+	log_err("expected the coordinator to refuse, but %s",
+		ret ? "the request failed otherwise" : "it accepted");
+	return -EPROTO;
+}
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -429,14 +452,7 @@ static int run_data(const struct tc_opts *o, const char *mode)
 		ret = tc_coord_hello(o, &map);
 		if (o->expect_coord_error) {
 			free(map.slots);
-			if (ret && ret != -ECONNREFUSED && ret != -ECONNRESET &&
-			    ret != -ETIMEDOUT && ret != -EPROTO) {
-				log_info("coordinator refused as expected");
-				return 0;
-			}
-			log_err("expected the coordinator to refuse, but %s",
-				ret ? "the request failed otherwise" : "it returned a map");
-			return -EPROTO;
+			return expect_coord_refusal(ret);
 		}
 		if (ret)
 			return ret;
@@ -507,7 +523,13 @@ int main(int argc, char **argv)
 	int ret;
 
 	rswap_log_init("rswap-testclient", o.verbose);
-	if (!strcmp(mode, "release")) {
+	if (!strcmp(mode, "register")) {
+		ret = tc_coord_register(&o);
+		if (o.expect_coord_error)
+			ret = expect_coord_refusal(ret);
+		else if (!ret)
+			log_info("registered as poold %s", o.as);
+	} else if (!strcmp(mode, "release")) {
 		ret = tc_coord_release(&o, &freed);
 		if (!ret)
 			log_info("released %s: %u chunks freed", o.id, freed);

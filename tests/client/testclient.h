@@ -25,6 +25,7 @@ struct tc_opts {
 	const char *coord;		/* --coord HOST:PORT */
 	const char *poold;		/* --poold ADDR:PORT: skip the coordinator */
 	const char *id;			/* --id */
+	const char *as;			/* --as ADDR:PORT (register mode) */
 	uint64_t size;			/* --size */
 	unsigned int qps;		/* --qps, default 2 */
 	uint64_t block;			/* --block, default 64K */
@@ -101,6 +102,8 @@ const char *rswap_rej_reason_name(int reason);
 /* tc_coord.c */
 int tc_coord_hello(const struct tc_opts *o, struct tc_map *map);
 int tc_coord_release(const struct tc_opts *o, unsigned int *freed);
+/* Pose as a poold registering --as with capacity --size (refusal tests). */
+int tc_coord_register(const struct tc_opts *o);
 
 /* tc_rdma.c */
 int tc_poold_connect(const struct tc_opts *o, struct tc_dev *dev,
