@@ -71,9 +71,9 @@ static void report_reject(struct tc_poold *po, const struct rdma_cm_event *e)
 		if (le32toh(rej.magic) == RSWAP_WIRE_MAGIC) {
 			po->refused = le16toh(rej.reason);
 			log_info("poold %s refused: %s (reason %d; poold speaks "
-				 "version %u, this client %u)", po->addr,
+				 "version %u)", po->addr,
 				 rswap_rej_reason_name(po->refused), po->refused,
-				 le16toh(rej.version), RSWAP_WIRE_VERSION);
+				 le16toh(rej.version));
 			return;
 		}
 	}
@@ -463,6 +463,24 @@ int tc_poold_io(const struct tc_opts *o, struct tc_dev *dev, struct tc_poold *po
 		}
 	}
 	return 0;
+}
+
+bool tc_poold_disconnected(struct tc_poold *po)
+{
+	struct rdma_cm_event *e;
+	bool gone = false;
+	unsigned int i;
+
+	for (i = 0; i < po->nqps; i++) {
+		struct pollfd pfd = { .fd = po->qps[i].ch->fd, .events = POLLIN };
+
+		while (poll(&pfd, 1, 0) == 1 && !rdma_get_cm_event(po->qps[i].ch, &e)) {
+			if (e->event == RDMA_CM_EVENT_DISCONNECTED)
+				gone = true;
+			rdma_ack_cm_event(e);
+		}
+	}
+	return gone;
 }
 
 void tc_poold_close(struct tc_poold *po)

@@ -53,13 +53,13 @@ static const struct {
 
 const char *rswap_rej_reason_name(int reason)
 {
-	static char buf[64];
+	static char buf[96];
 
 	if (reason < 0 || reason >= NREJ) {
 		snprintf(buf, sizeof(buf), "UNKNOWN(%d)", reason);
 		return buf;
 	}
-	snprintf(buf, sizeof(buf), "%s: %.40s", rej_names[reason].name,
+	snprintf(buf, sizeof(buf), "%s: %s", rej_names[reason].name,
 		 rej_names[reason].text);
 	return buf;
 }
@@ -81,7 +81,10 @@ static void usage(FILE *f)
 		"  --session-mismatch   second queue pair claims another qp_count\n"
 		"  --expect-refusal R   succeed only if refused with R (BAD_REQUEST,\n"
 		"                       VERSION, NO_CHUNKS, TOO_MANY_QPS, SESSION, ...)\n"
-		"  --expect-coord-error succeed only if the coordinator refuses\n",
+		"  --expect-coord-error succeed only if the coordinator refuses\n"
+		"  --hold SEC           after write/verify stay connected up to SEC seconds\n"
+		"                       (until a poold disconnects), then read again\n"
+		"  --expect-revoked     with --hold: succeed only if access ended\n",
 		DEFAULT_QPS);
 }
 
@@ -125,7 +128,8 @@ static const char *parse_args(int argc, char **argv, struct tc_opts *o)
 {
 	enum { O_COORD = 256, O_POOLD, O_ID, O_SIZE, O_QPS, O_BLOCK, O_SAMPLE,
 	       O_BAD_MAGIC, O_BAD_VERSION, O_VERSION, O_BAD_FLAGS, O_QP_COUNT,
-	       O_SESSION_MISMATCH, O_EXPECT_REFUSAL, O_EXPECT_COORD_ERROR, O_AS };
+	       O_SESSION_MISMATCH, O_EXPECT_REFUSAL, O_EXPECT_COORD_ERROR, O_AS,
+	       O_HOLD, O_EXPECT_REVOKED };
 	static const struct option opts[] = {
 		{ "coord", required_argument, NULL, O_COORD },
 		{ "poold", required_argument, NULL, O_POOLD },
@@ -143,6 +147,8 @@ static const char *parse_args(int argc, char **argv, struct tc_opts *o)
 		{ "expect-refusal", required_argument, NULL, O_EXPECT_REFUSAL },
 		{ "expect-coord-error", no_argument, NULL, O_EXPECT_COORD_ERROR },
 		{ "as", required_argument, NULL, O_AS },
+		{ "hold", required_argument, NULL, O_HOLD },
+		{ "expect-revoked", no_argument, NULL, O_EXPECT_REVOKED },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -163,6 +169,8 @@ static const char *parse_args(int argc, char **argv, struct tc_opts *o)
 		case O_POOLD: o->poold = optarg; break;
 		case O_ID: o->id = optarg; break;
 		case O_AS: o->as = optarg; break;
+		case O_HOLD: o->hold_s = (unsigned int)parse_num("--hold", optarg, 3600); break;
+		case O_EXPECT_REVOKED: o->expect_revoked = true; break;
 		case O_SIZE:
 			if (rswap_parse_size(optarg, &o->size))
 				usage_error("--size %s: not a size (e.g. 96M)", optarg);
@@ -206,6 +214,8 @@ static const char *parse_args(int argc, char **argv, struct tc_opts *o)
 	}
 	if (!o->id || !*o->id || strlen(o->id) > RSWAP_CLIENT_ID_LEN)
 		usage_error("--id ID (1..%d characters) is required", RSWAP_CLIENT_ID_LEN);
+	if (o->expect_revoked && !o->hold_s)
+		usage_error("--expect-revoked needs --hold SEC");
 	if (o->poold && strcmp(mode, "connect"))
 		usage_error("--poold only goes with the connect mode");
 	if (!o->poold && !o->coord)
@@ -429,6 +439,49 @@ static double now_s(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/*
+ * --hold: stay connected until a poold disconnects us or the time is up,
+ * then, if still connected, read every chunk again.  With --expect-revoked, success is that
+ * access ended (a disconnect, or the reads fail).
+ */
+static int hold_and_reread(const struct tc_opts *o, struct tc_dev *dev,
+			   struct tc_map *map, struct tc_poold *pos,
+			   unsigned int npoolds)
+{
+	double end = now_s() + o->hold_s;
+	struct timespec nap = { .tv_nsec = 100 * 1000 * 1000 };
+	bool gone = false;
+	unsigned int i;
+	int ret = 0;
+
+	log_info("holding the connections for up to %u s", o->hold_s);
+	while (!gone && now_s() < end) {
+		for (i = 0; i < npoolds; i++) {
+			if (tc_poold_disconnected(&pos[i])) {
+				log_info("poold %s disconnected the session", pos[i].addr);
+				gone = true;
+			}
+		}
+		nanosleep(&nap, NULL);
+	}
+	/* A disconnected QP has nothing more to say; read only if still up. */
+	for (i = 0; i < map->nslots && !ret && !gone; i++)
+		ret = test_slot(o, dev, map, &map->slots[i], false);
+	if (!o->expect_revoked) {
+		if (gone)
+			return -ECONNRESET;
+		if (!ret)
+			log_info("still connected after %u s: data intact", o->hold_s);
+		return ret;
+	}
+	if (gone || ret) {
+		log_info("access ended as expected (%s)", gone ? "disconnected" : "reads fail");
+		return 0;
+	}
+	log_err("access to the chunks was not revoked within %u s", o->hold_s);
+	return -EPROTO;
+}
+
 static int run_data(const struct tc_opts *o, const char *mode)
 {
 	struct tc_map map = { 0 };
@@ -460,8 +513,10 @@ static int run_data(const struct tc_opts *o, const char *mode)
 			 rswap_fmt_size(map.size, a, sizeof(a)), map.nslots,
 			 rswap_fmt_size(map.chunk_size, b, sizeof(b)));
 		for (i = 0; i < map.nslots; i++)
-			log_info("  slot %u: poold %s chunk %#llx", i, map.slots[i].poold_addr,
-				 (unsigned long long)map.slots[i].handle);
+			rswap_log(strcmp(mode, "map") ? RSWAP_LOG_DEBUG : RSWAP_LOG_INFO,
+				  "  slot %u: poold %s chunk %#llx", i,
+				  map.slots[i].poold_addr,
+				  (unsigned long long)map.slots[i].handle);
 		if (!strcmp(mode, "map")) {
 			free(map.slots);
 			return 0;
@@ -505,6 +560,8 @@ static int run_data(const struct tc_opts *o, const char *mode)
 		log_info("%s %u chunks (%s) on %u poolds in %.1f s: data intact",
 			 write ? "wrote and verified" : "verified", map.nslots,
 			 rswap_fmt_size(map.size, a, sizeof(a)), npoolds, now_s() - t0);
+	if (!ret && o->hold_s)
+		ret = hold_and_reread(o, &dev, &map, pos, npoolds);
 
 out_close:
 	for (i = 0; i < npoolds; i++)

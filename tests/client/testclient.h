@@ -38,6 +38,8 @@ struct tc_opts {
 	bool session_mismatch;		/* --session-mismatch */
 	int expect_refusal;		/* --expect-refusal REASON, -1 = none */
 	bool expect_coord_error;	/* --expect-coord-error */
+	unsigned int hold_s;		/* --hold SEC: stay connected, then re-read */
+	bool expect_revoked;		/* --expect-revoked: access must end */
 	int verbose;
 };
 
@@ -109,6 +111,8 @@ int tc_coord_register(const struct tc_opts *o);
 int tc_poold_connect(const struct tc_opts *o, struct tc_dev *dev,
 		     struct tc_poold *po);
 void tc_poold_close(struct tc_poold *po);
+/* True once any queue pair of po saw DISCONNECTED (non-blocking check). */
+bool tc_poold_disconnected(struct tc_poold *po);
 /* RDMA WRITE (write) or READ n blocks: local dev buffer j <-> remote rofs[j]. */
 int tc_poold_io(const struct tc_opts *o, struct tc_dev *dev, struct tc_poold *po,
 		const struct tc_slot *s, const uint64_t *rofs, unsigned int n,

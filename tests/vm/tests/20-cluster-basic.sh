@@ -3,7 +3,8 @@
 # whose pool is larger than any one poold gets chunks on all three, writes
 # and verifies every chunk over RDMA; the coordinator is killed (-9) and
 # restarted, relearns the same map from the poolds' registrations, and the
-# data is still intact; release frees every chunk.
+# data is still intact; release frees every chunk and revokes the access of
+# a client that is still connected.
 set -u
 . "$RSWAP_TESTLIB/cluster.sh"
 cluster_init
@@ -50,7 +51,17 @@ cat "$CLUSTER_LOG/verify.log"
 sleep 1
 admin list
 
+# Release while a client is connected: the poolds must revoke its access.
+testclient --id h1 --size 96M --hold 60 --expect-revoked verify \
+	> "$CLUSTER_LOG/hold.log" 2>&1 &
+holdpid=$!
+wait_log "$CLUSTER_LOG/hold.log" "holding the connections" 1 60 ||
+	fail "the holding client did not connect and verify"
 testclient --id h1 release || fail "release of h1 failed"
+wait "$holdpid" || { cat "$CLUSTER_LOG/hold.log"; fail "a connected client kept access to released chunks"; }
+cat "$CLUSTER_LOG/hold.log"
+grep -q "freed while connected" "$(poold_log 1)" ||
+	fail "poold 1 did not revoke a connected client's chunk"
 [ "$(json_used_total)" = 0 ] || { admin list; fail "chunks still used after release"; }
 for n in 1 2 3; do
 	[ "$(json_poold_used "$(poold_addr "$n")")" = 0 ] || fail "poold $n still holds chunks"
