@@ -7,6 +7,7 @@
 #   start_poold N CAPACITY  # poold N on $RSWAP_IP:$((POOLD_BASE_PORT + N))
 #   wait_registered N [COUNT]
 #   fail "what went wrong"  # prints every log, exits 1
+#   assert_clean_logs       # no ASan/UBSan/LSan report in any log
 #
 # Every started process is remembered and stopped by stop_all (EXIT trap).
 
@@ -127,6 +128,13 @@ stop_all() {
 		wait "$_p" 2>/dev/null
 	done
 	CLUSTER_PIDS=
+}
+
+# assert_clean_logs: no sanitizer report in any daemon or client log.
+assert_clean_logs() {
+	if grep -lE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$CLUSTER_LOG"/*.log 2>/dev/null; then
+		fail "a sanitizer reported an error (see the logs above)"
+	fi
 }
 
 admin() { rswap-admin --coord "$RSWAP_IP:$COORD_PORT" "$@"; }

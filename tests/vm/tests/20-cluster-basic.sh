@@ -73,4 +73,5 @@ rswap-testclient --poold "$(poold_addr 1)" --id h1 --expect-refusal NO_CHUNKS co
 
 for n in 1 2 3; do stop_poold "$n"; done
 grep -q "stopped" "$(poold_log 1)" || fail "poold 1 did not log a clean stop"
+assert_clean_logs
 echo "20-cluster-basic: 6 chunks on 3 poolds written, verified across a coordinator restart, released"

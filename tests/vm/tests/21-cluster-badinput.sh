@@ -122,6 +122,15 @@ fi
 
 testclient --id good release || fail "release of 'good' failed"
 [ "$(json_used_total)" = 0 ] || fail "chunks still used after release"
+
+# SIGTERM with a client connected: poold disconnects it and exits 0.
+testclient --id last --size 32M --hold 60 --expect-revoked write \
+	> "$CLUSTER_LOG/hold.log" 2>&1 &
+holdpid=$!
+wait_log "$CLUSTER_LOG/hold.log" "holding the connections" 1 60 ||
+	fail "the holding client did not connect"
 stop_poold 1
 stop_poold 2
+wait "$holdpid" || { cat "$CLUSTER_LOG/hold.log"; fail "client not disconnected by a stopping poold"; }
+assert_clean_logs
 echo "21-cluster-badinput: every bad request refused with its reason; data intact"
