@@ -313,6 +313,8 @@ static bool held_reported(const struct held_chunk **sorted, size_t n,
 	struct held_chunk key = { .client_id = id, .slot = slot };
 	const struct held_chunk *kp = &key, **hit;
 
+	if (!n)
+		return false;
 	hit = bsearch(&kp, sorted, n, sizeof(*sorted), cmp_held_slot);
 	return hit && (*hit)->handle == handle;
 }

@@ -140,6 +140,9 @@ static void kill_coord_at_exit(void)
 		kill(coord_pid, SIGKILL);
 }
 
+static int run(char *out, size_t outlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /* Run a command line; returns the exit status, stdout+stderr in out. */
 static int run(char *out, size_t outlen, const char *fmt, ...)
 {

@@ -1,0 +1,429 @@
+// SPDX-License-Identifier: (GPL-2.0 OR BSD-3-Clause)
+/*
+ * The coordinator's connection handling on arbitrary input: the bytes go
+ * through coord_peer_input(), the function rswap-coord runs on every
+ * connection's input buffer, against a coordinator that already has three
+ * poolds and a client with a map.
+ *
+ * The input is a list of operations, each a selector byte then arguments:
+ *   raw bytes into a peer's stream, a frame with a fuzzed body, a message
+ *   built from fuzzed fields (so deep states are reached without a corpus),
+ *   fake-poold answers to what the coordinator asked, time passing, and
+ *   connections going away.
+ * After every operation: every frame the coordinator sent decodes, and the
+ * chunk accounting adds up.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <event2/buffer.h>
+#include "dispatch.h"
+#include "registry.h"
+#include "rswap_frame.h"
+#include "rswap_util.h"
+#include "rswap.pb-c.h"
+
+#define MB		(1ull << 20)
+#define NPEERS		8
+#define NSEQS		16
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+struct in {
+	const uint8_t *p;
+	size_t n;
+};
+
+struct fpeer {
+	struct peer *p;
+	struct evbuffer *in, *out;
+	uint64_t seqs[NSEQS];	/* recent requests the coordinator sent it */
+	uint64_t handles[NSEQS];
+	unsigned int nseq;
+	struct {			/* requests not answered yet */
+		uint64_t seq, handle;
+		bool alloc;
+	} pending[64];
+	unsigned int npending;
+};
+
+static struct coord *C;
+static struct fpeer peers[NPEERS];
+static uint64_t T;
+static uint64_t next_handle;
+
+static uint8_t u8(struct in *in)
+{
+	uint8_t v;
+
+	if (!in->n)
+		return 0;
+	v = *in->p++;
+	in->n--;
+	return v;
+}
+
+static uint64_t u64(struct in *in)
+{
+	uint64_t v = 0;
+	int i;
+
+	for (i = 0; i < 8; i++)
+		v = v << 8 | u8(in);
+	return v;
+}
+
+static void close_cb(void *glue)
+{
+	((struct fpeer *)glue)->p = NULL;
+}
+
+static void peer_open(struct fpeer *fp)
+{
+	if (!fp->in)
+		fp->in = evbuffer_new();
+	if (!fp->out)
+		fp->out = evbuffer_new();
+	evbuffer_drain(fp->in, evbuffer_get_length(fp->in));
+	evbuffer_drain(fp->out, evbuffer_get_length(fp->out));
+	fp->nseq = 0;
+	fp->npending = 0;
+	fp->p = coord_peer_new(C, "192.0.2.1:4000", fp->out, fp);
+}
+
+static void peer_feed(struct fpeer *fp)
+{
+	if (!fp->p)
+		peer_open(fp);
+	if (fp->p)
+		coord_peer_input(C, fp->p, fp->in, T);
+}
+
+static void send_env(struct fpeer *fp, Rswap__Envelope *e)
+{
+	e->version = RSWAP_PROTO_VERSION;
+	if (!fp->p)
+		peer_open(fp);
+	if (rswap_frame_append(fp->in, e))
+		return;
+	peer_feed(fp);
+}
+
+/* Read what the coordinator sent fp: it must all be valid frames. */
+static void drain(struct fpeer *fp)
+{
+	for (;;) {
+		size_t avail = evbuffer_get_length(fp->out);
+		Rswap__Envelope *e;
+		const char *why;
+		uint32_t len;
+		uint8_t *p;
+
+		if (!avail)
+			return;
+		p = evbuffer_pullup(fp->out, -1);
+		if (rswap_frame_peek(p, avail, &len) != RSWAP_FRAME_READY)
+			__builtin_trap();
+		e = rswap_frame_decode(p + RSWAP_FRAME_HDR, len, &why);
+		if (!e)
+			__builtin_trap();
+		evbuffer_drain(fp->out, RSWAP_FRAME_HDR + len);
+		if (e->body_case == RSWAP__ENVELOPE__BODY_CHUNK_ALLOC ||
+		    e->body_case == RSWAP__ENVELOPE__BODY_CHUNK_FREE) {
+			bool alloc = e->body_case == RSWAP__ENVELOPE__BODY_CHUNK_ALLOC;
+			uint64_t handle = alloc ? 0 : e->chunk_free->handle;
+
+			fp->seqs[fp->nseq % NSEQS] = e->seq;
+			fp->handles[fp->nseq % NSEQS] = handle;
+			fp->nseq++;
+			if (fp->npending < 64) {
+				fp->pending[fp->npending].seq = e->seq;
+				fp->pending[fp->npending].handle = handle;
+				fp->pending[fp->npending++].alloc = alloc;
+			}
+		}
+		rswap__envelope__free_unpacked(e, NULL);
+	}
+}
+
+/* Act as a poold: answer what fp was asked; refuse where mask says so. */
+static void answer(struct fpeer *fp, uint8_t refuse_mask)
+{
+	unsigned int i, n = fp->npending;
+
+	fp->npending = 0;
+	for (i = 0; i < n && fp->p; i++) {
+		Rswap__Envelope r = RSWAP__ENVELOPE__INIT;
+		Rswap__ChunkAllocDone ad = RSWAP__CHUNK_ALLOC_DONE__INIT;
+		Rswap__ChunkFreeDone fd = RSWAP__CHUNK_FREE_DONE__INIT;
+		Rswap__Error err = RSWAP__ERROR__INIT;
+
+		r.seq = fp->pending[i].seq;
+		if (refuse_mask & (1u << (i % 8))) {
+			err.code = ENOMEM;
+			err.reason = "fuzz refuses";
+			r.body_case = RSWAP__ENVELOPE__BODY_ERROR;
+			r.error = &err;
+		} else if (fp->pending[i].alloc) {
+			ad.handle = ++next_handle;
+			r.body_case = RSWAP__ENVELOPE__BODY_CHUNK_ALLOC_DONE;
+			r.chunk_alloc_done = &ad;
+		} else {
+			fd.handle = fp->pending[i].handle;
+			r.body_case = RSWAP__ENVELOPE__BODY_CHUNK_FREE_DONE;
+			r.chunk_free_done = &fd;
+		}
+		send_env(fp, &r);
+	}
+}
+
+static void drain_all(void)
+{
+	int i;
+
+	for (i = 0; i < NPEERS; i++)
+		drain(&peers[i]);
+}
+
+/* chunks_used must equal the slots that name each poold. */
+static void check_accounting(void)
+{
+	struct registry *r = coord_registry(C);
+	struct poold *p;
+	struct client *c;
+	uint32_t i;
+
+	for (p = r->poolds; p; p = p->next) {
+		uint32_t n = 0;
+
+		for (c = r->clients; c; c = c->next)
+			for (i = 0; i < c->nslots; i++)
+				if (c->slots[i].state != SLOT_EMPTY && c->slots[i].poold == p)
+					n++;
+		if (n != p->chunks_used)
+			__builtin_trap();
+		if (p->connected != (p->conn != NULL))
+			__builtin_trap();
+	}
+	for (c = r->clients; c; c = c->next)
+		for (i = 0; i < c->nslots; i++)
+			if (c->slots[i].state != SLOT_EMPTY && !c->slots[i].poold)
+				__builtin_trap();
+}
+
+static const char *const ids[] = { "vm1", "vm2", "vm3", "a b", "", "0123456789012345678901234567890123" };
+static const char *const addrs[] = { "a:1", "b:1", "c:1", "d:1", "nocolon", "[::1]:9" };
+static const uint64_t sizes[] = { 0, 1, 16 * MB, 32 * MB, 96 * MB, 1ull << 30, 1ull << 50, UINT64_MAX };
+
+static void build_msg(struct fpeer *fp, struct in *in)
+{
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT;
+	Rswap__PooldRegister reg = RSWAP__POOLD_REGISTER__INIT;
+	Rswap__HeldChunk hc[4], *hcp[4];
+	Rswap__Heartbeat hb = RSWAP__HEARTBEAT__INIT;
+	Rswap__ChunkAllocDone ad = RSWAP__CHUNK_ALLOC_DONE__INIT;
+	Rswap__ChunkFreeDone fd = RSWAP__CHUNK_FREE_DONE__INIT;
+	Rswap__Error err = RSWAP__ERROR__INIT;
+	Rswap__ClientHello h = RSWAP__CLIENT_HELLO__INIT;
+	Rswap__ClientRelease rel = RSWAP__CLIENT_RELEASE__INIT;
+	Rswap__AdminList al = RSWAP__ADMIN_LIST__INIT;
+	Rswap__AdminStatus as = RSWAP__ADMIN_STATUS__INIT;
+	Rswap__ChunkMap map = RSWAP__CHUNK_MAP__INIT;
+	uint8_t kind = u8(in), s = u8(in);
+	unsigned int i, n;
+
+	/* A seq the coordinator really used, or an arbitrary one. */
+	e.seq = (s & 0x80) && fp->nseq ? fp->seqs[s % NSEQS % (fp->nseq < NSEQS ? fp->nseq : NSEQS)]
+				       : s;
+	switch (kind % 10) {
+	case 0:
+		reg.listen_addr = (char *)addrs[u8(in) % 6];
+		reg.capacity = sizes[u8(in) % 8];
+		reg.chunk_size = (u8(in) & 1) ? 16 * MB : 32 * MB;
+		n = u8(in) % 5;
+		for (i = 0; i < n; i++) {
+			rswap__held_chunk__init(&hc[i]);
+			hc[i].handle = u8(in);
+			hc[i].client_id = (char *)ids[u8(in) % 6];
+			hc[i].slot = u8(in) % 8;
+			hc[i].client_size = sizes[u8(in) % 8];
+			hcp[i] = &hc[i];
+		}
+		reg.n_chunks = n;
+		reg.chunks = hcp;
+		e.body_case = RSWAP__ENVELOPE__BODY_POOLD_REGISTER;
+		e.poold_register = &reg;
+		break;
+	case 1:
+		hb.chunks_held = u8(in);
+		e.body_case = RSWAP__ENVELOPE__BODY_HEARTBEAT;
+		e.heartbeat = &hb;
+		break;
+	case 2:
+		ad.handle = u8(in);
+		e.body_case = RSWAP__ENVELOPE__BODY_CHUNK_ALLOC_DONE;
+		e.chunk_alloc_done = &ad;
+		break;
+	case 3:
+		fd.handle = fp->nseq ? fp->handles[(fp->nseq - 1) % NSEQS] : u8(in);
+		e.body_case = RSWAP__ENVELOPE__BODY_CHUNK_FREE_DONE;
+		e.chunk_free_done = &fd;
+		break;
+	case 4:
+		err.code = (int8_t)u8(in);
+		err.reason = "fuzz";
+		e.body_case = RSWAP__ENVELOPE__BODY_ERROR;
+		e.error = &err;
+		break;
+	case 5:
+		h.client_id = (char *)ids[u8(in) % 6];
+		h.size = sizes[u8(in) % 8];
+		e.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HELLO;
+		e.client_hello = &h;
+		break;
+	case 6:
+		rel.client_id = (char *)ids[u8(in) % 6];
+		e.body_case = RSWAP__ENVELOPE__BODY_CLIENT_RELEASE;
+		e.client_release = &rel;
+		break;
+	case 7:
+		e.body_case = RSWAP__ENVELOPE__BODY_ADMIN_LIST;
+		e.admin_list = &al;
+		break;
+	case 8:
+		as.client_id = (char *)ids[u8(in) % 6];
+		e.body_case = RSWAP__ENVELOPE__BODY_ADMIN_STATUS;
+		e.admin_status = &as;
+		break;
+	default:
+		e.body_case = RSWAP__ENVELOPE__BODY_CHUNK_MAP;
+		e.chunk_map = &map;
+		break;
+	}
+	send_env(fp, &e);
+}
+
+static void setup_state(void)
+{
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT;
+	Rswap__PooldRegister reg = RSWAP__POOLD_REGISTER__INIT;
+	Rswap__ClientHello h = RSWAP__CLIENT_HELLO__INIT;
+	static const uint64_t caps[3] = { 64 * MB, 32 * MB, 48 * MB };
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		reg.listen_addr = (char *)addrs[i];
+		reg.capacity = caps[i];
+		e.body_case = RSWAP__ENVELOPE__BODY_POOLD_REGISTER;
+		e.poold_register = &reg;
+		send_env(&peers[i], &e);
+	}
+	h.client_id = "vm1";
+	h.size = 96 * MB;
+	e.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HELLO;
+	e.client_hello = &h;
+	send_env(&peers[3], &e);
+	for (i = 0; i < 4; i++) {
+		drain_all();
+		answer(&peers[0], 0);
+		answer(&peers[1], 0);
+		answer(&peers[2], 0);
+	}
+	drain_all();
+}
+
+/* Refusals are logged by the thousand: run with -close_fd_mask=2. */
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	rswap_log_init("fuzz", 0);
+	return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const struct coord_ops ops = { .close_peer = close_cb };
+	struct coord_settings s = {
+		.chunk_size = 16 * MB, .heartbeat_ms = 1000, .timeout_ms = 5000,
+		.out_limit = 256 * 1024,
+	};
+	struct in in = { data, size };
+	int i;
+
+	T = 1000;
+	next_handle = 1000;
+	C = coord_new(&s, &ops);
+	if (!C)
+		return 0;
+	for (i = 0; i < NPEERS; i++)
+		peer_open(&peers[i]);
+	setup_state();
+	check_accounting();
+
+	while (in.n) {
+		uint8_t op = u8(&in);
+		struct fpeer *fp = &peers[(op >> 3) % NPEERS];
+		size_t len;
+
+		switch (op & 7) {
+		case 0:		/* raw stream bytes */
+			len = u8(&in);
+			len = len < in.n ? len : in.n;
+			if (!fp->p)
+				peer_open(fp);
+			evbuffer_add(fp->in, in.p, len);
+			in.p += len;
+			in.n -= len;
+			peer_feed(fp);
+			break;
+		case 1: {	/* a correctly framed, fuzzed body */
+			uint8_t hdr[4];
+
+			len = u8(&in);
+			len = len < in.n ? len : in.n;
+			hdr[0] = 0;
+			hdr[1] = 0;
+			hdr[2] = (uint8_t)(len >> 8);
+			hdr[3] = (uint8_t)len;
+			if (!fp->p)
+				peer_open(fp);
+			evbuffer_add(fp->in, hdr, 4);
+			evbuffer_add(fp->in, in.p, len);
+			in.p += len;
+			in.n -= len;
+			peer_feed(fp);
+			break;
+		}
+		case 2:
+		case 3:
+			build_msg(fp, &in);
+			break;
+		case 4:
+			answer(fp, u8(&in));
+			break;
+		case 5:
+			T += (uint64_t)u8(&in) * 100;
+			coord_tick(C, T);
+			break;
+		case 6:
+			if (fp->p)
+				coord_peer_gone(C, fp->p, "fuzz", T);
+			fp->p = NULL;
+			break;
+		default:
+			T += u64(&in) % 100000;
+			coord_tick(C, T);
+			break;
+		}
+		drain_all();
+		check_accounting();
+	}
+	coord_free(C);
+	C = NULL;
+	for (i = 0; i < NPEERS; i++)
+		peers[i].p = NULL;
+	return 0;
+}

@@ -1,0 +1,110 @@
+#!/bin/sh
+# rswap-client.ko over RDMA: a coordinator with 16M chunks and three
+# poolds on Soft-RoCE; the client's pool spreads over all of them.  Load
+# errors fail insmod with the right errno and leave nothing behind (no
+# module, no device, no chunks held); swap under cgroup memory pressure
+# keeps data intact and reaches more than one poold; fio verifies the raw
+# device when present; rmmod is refused while swapon'd; 20 load/unload
+# cycles leak neither kernel memory nor chunks.
+set -u
+. "$RSWAP_TESTLIB/swap.sh"
+. "$RSWAP_TESTLIB/cluster.sh"	# its fail() also dumps the daemons' logs
+
+[ "${RSWAP_RXE:-}" = up ] || fail "Soft-RoCE is not up in this VM"
+[ -r "$RSWAP_KO" ] || fail "no module at $RSWAP_KO"
+cluster_init
+cleanup() {
+	swapoff /dev/rswap0 2> /dev/null
+	mod_loaded && rmmod rswap_client
+	stop_all
+}
+trap cleanup EXIT
+modprobe rdma_cm || fail "modprobe rdma_cm"
+
+COORD="$RSWAP_IP:9400"
+start_coord 9400 16M
+for n in 1 2 3; do start_poold "$n" 48M; done
+for n in 1 2 3; do wait_registered "$n"; done
+
+chunks_used() { v=$(json_used_total); echo "${v:-0}"; }
+
+# ---- load errors ------------------------------------------------------------
+expect_insmod_fails "Invalid argument" coord="$COORD"
+expect_insmod_fails "Invalid argument" coord=nohost:9400 size=64M
+expect_insmod_fails "Invalid argument" coord="$RSWAP_IP" size=64M
+expect_insmod_fails "Invalid argument" coord="$COORD" size=64M name=0123456789abcdef0123456789abcdefXX
+expect_insmod_fails "Connection refused" coord="$RSWAP_IP:9399" size=64M
+expect_insmod_fails "No route to host\|Connection timed out\|Network is unreachable" \
+	coord=10.99.0.77:9400 size=64M timeout_ms=2000
+expect_insmod_fails "No space left on device" coord="$COORD" size=1G name=too-big
+[ "$(chunks_used)" = 0 ] || fail "chunks held after failed loads: $(chunks_used) bytes"
+
+# ---- swap over RDMA -----------------------------------------------------------
+rswap_insmod coord="$COORD" size=96M name=vm1 || fail "insmod: $(cat $RSWAP_INSMOD_OUT)"
+[ -b /dev/rswap0 ] || fail "no /dev/rswap0"
+[ "$(rsysfs backend)" = rdma ] || fail "backend $(rsysfs backend)"
+[ "$(cat /sys/block/rswap0/queue/chunk_sectors)" = 32768 ] || fail "chunk_sectors"
+[ "$(chunks_used)" = $((96 * 1048576)) ] || fail "coordinator shows $(chunks_used) bytes used, expected 96M"
+rsysfs poolds
+[ "$(rsysfs poolds | wc -l)" = 3 ] || fail "expected sessions to 3 poolds"
+
+swap_round_trip /dev/rswap0 48
+note "swap-out $((RSWAP_SWPOUT / (RSWAP_SWAP_SECS + 1)))+ pages/s, swap-in $((RSWAP_SWPIN / (RSWAP_SWAP_SECS + 1)))+ pages/s (whole run, memhog CPU included)"
+rsysfs poolds
+busy=$(rsysfs poolds | grep -vc "writes=0 ")
+[ "$busy" -ge 2 ] || fail "only $busy poold(s) got pages"
+rsysfs errors | grep -v " 0$" | grep -v "^busy" && fail "I/O errors counted"
+
+rswap_rmmod > /tmp/.rmmod 2>&1 && fail "rmmod succeeded while swapon'd"
+mod_loaded || fail "module gone while swapon'd"
+swapoff /dev/rswap0 || fail "swapoff"
+
+# ---- fio on the raw device ------------------------------------------------------
+if command -v fio > /dev/null; then
+	fio --name=rand4k --filename=/dev/rswap0 --rw=randwrite --bs=4k \
+		--size=24M --ioengine=psync --direct=1 --verify=crc32c \
+		--verify_fatal=1 --numjobs=1 > /tmp/fio1.log 2>&1 ||
+		{ cat /tmp/fio1.log; fail "fio random 4k verify failed"; }
+	grep -E "IOPS|err=" /tmp/fio1.log
+	fio --name=seq64k --filename=/dev/rswap0 --rw=write --bs=64k \
+		--size=48M --ioengine=psync --direct=1 --verify=crc32c \
+		--verify_fatal=1 --numjobs=1 > /tmp/fio2.log 2>&1 ||
+		{ cat /tmp/fio2.log; fail "fio sequential 64k verify failed"; }
+	grep -E "IOPS|err=" /tmp/fio2.log
+else
+	note "fio not in the VM (--extra-bin /usr/bin/fio): raw-device fio part skipped"
+fi
+
+rswap_rmmod || fail "rmmod after swapoff"
+mod_loaded && fail "module still loaded"
+sleep 0.5
+[ "$(chunks_used)" = 0 ] || fail "chunks still held after rmmod: $(chunks_used) bytes"
+
+# ---- load/unload 20x ---------------------------------------------------------------
+sync
+echo 3 > /proc/sys/vm/drop_caches
+slab0=$(meminfo_kb SUnreclaim)
+i=0
+while [ $i -lt 20 ]; do
+	rswap_insmod coord="$COORD" size=64M name=cycle || fail "insmod #$i: $(cat $RSWAP_INSMOD_OUT)"
+	dd if=/dev/zero of=/dev/rswap0 bs=64k count=16 oflag=direct 2> /dev/null ||
+		dd if=/dev/zero of=/dev/rswap0 bs=64k count=16 conv=fsync 2> /dev/null ||
+		fail "write #$i"
+	rswap_rmmod > /dev/null || fail "rmmod #$i"
+	i=$((i + 1))
+done
+sync
+echo 3 > /proc/sys/vm/drop_caches
+slab1=$(meminfo_kb SUnreclaim)
+note "SUnreclaim ${slab0} kB -> ${slab1} kB after 20 RDMA load/unload cycles"
+[ $((slab1 - slab0)) -lt 2048 ] || fail "unreclaimable slab grew by $((slab1 - slab0)) kB"
+sleep 0.5
+[ "$(chunks_used)" = 0 ] || fail "chunks held after the cycles: $(chunks_used) bytes"
+
+# ---- a poold in the map is gone --------------------------------------------------
+kill -9 "$(poold_pid 3)"
+expect_insmod_fails "Connection refused\|No route to host\|Connection timed out\|Connection reset" \
+	coord="$COORD" size=96M name=poold-gone timeout_ms=3000
+sleep 0.5
+dmesg | grep rswap_client | tail -n 4
+exit 0
