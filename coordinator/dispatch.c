@@ -76,7 +76,18 @@ struct coord {
 	struct op *inflight;
 	uint64_t next_seq;
 	uint64_t now_ms;
+	uint64_t start_ms;	/* first time seen, for grace_ms */
+	bool started;
 };
+
+static void set_now(struct coord *c, uint64_t now_ms)
+{
+	c->now_ms = now_ms;
+	if (!c->started) {
+		c->started = true;
+		c->start_ms = now_ms;
+	}
+}
 
 struct coord *coord_new(const struct coord_settings *s,
 			const struct coord_ops *ops)
@@ -514,6 +525,13 @@ static void handle_hello(struct coord *c, struct peer *p, uint64_t seq,
 				 cl->id, p->name);
 			send_chunk_map(c, p, seq, cl);
 		}
+		return;
+	}
+	if (c->now_ms - c->start_ms < c->s.grace_ms) {
+		refuse(c, p, seq, EAGAIN,
+		       "coordinator started %" PRIu64 " ms ago and waits %" PRIu32
+		       " ms for poolds to report existing chunks before creating client %s; retry",
+		       c->now_ms - c->start_ms, c->s.grace_ms, m->client_id);
 		return;
 	}
 	ret = placement_reserve(c->reg, m->client_id, m->size, &cl, why, sizeof(why));
@@ -959,7 +977,7 @@ struct peer *coord_peer_new(struct coord *c, const char *name,
 void coord_peer_input(struct coord *c, struct peer *p, struct evbuffer *in,
 		      uint64_t now_ms)
 {
-	c->now_ms = now_ms;
+	set_now(c, now_ms);
 	while (!p->closing) {
 		size_t avail = evbuffer_get_length(in);
 		Rswap__Envelope *env;
@@ -1003,7 +1021,7 @@ void coord_peer_gone(struct coord *c, struct peer *p, const char *why,
 {
 	char label[256];
 
-	c->now_ms = now_ms;
+	set_now(c, now_ms);
 	if (p->role == ROLE_POOLD || p->op)
 		log_info("%s disconnected: %s", peer_label(p, label, sizeof(label)), why);
 	else
@@ -1039,7 +1057,7 @@ void coord_tick(struct coord *c, uint64_t now_ms)
 	struct poold *pd;
 	struct peer *p;
 
-	c->now_ms = now_ms;
+	set_now(c, now_ms);
 	registry_update_liveness(c->reg, now_ms, c->s.heartbeat_ms);
 	for (pd = c->reg->poolds; pd; pd = pd->next) {
 		if (pd->state == pd->logged_state)

@@ -32,6 +32,13 @@ struct coord_settings {
 	uint64_t chunk_size;	/* power of two >= 16M; default 4G */
 	uint32_t heartbeat_ms;	/* poolds' heartbeat period; default 1000 */
 	uint32_t timeout_ms;	/* wait for a poold's reply; default 10000 */
+	/*
+	 * After a (re)start, refuse new clients with EAGAIN for this long so
+	 * that poolds can re-register the chunks of clients that already
+	 * exist; 0 (default) disables it.  Time counts from the first entry
+	 * point called.
+	 */
+	uint32_t grace_ms;
 	size_t out_limit;	/* queued output bytes before a peer is dropped */
 };
 

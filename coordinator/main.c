@@ -249,6 +249,7 @@ static int server_start(struct server *srv, const struct coord_config *cfg)
 		log_err("out of memory setting up the coordinator");
 		return -ENOMEM;
 	}
+	coord_tick(srv->coord, now_ms());	/* the clock starts now */
 	srv->listener = evconnlistener_new_bind(srv->base, accept_cb, srv,
 						LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
 						LEV_OPT_CLOSE_ON_EXEC, 128,

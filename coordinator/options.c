@@ -32,6 +32,8 @@ static const struct opt opts[] = {
 	  "poolds' heartbeat period; suspect after 3 missed, dead after 10. Default: 1000" },
 	{ "timeout-ms", 't', OPT_MS, CFG(s.timeout_ms), 100, 600000, "N",
 	  "how long to wait for a poold's reply before rolling back. Default: 10000" },
+	{ "restart-grace-ms", 'g', OPT_MS, CFG(s.grace_ms), 0, 600000, "N",
+	  "after start, answer new clients EAGAIN for N ms so poolds can re-register existing ones. Default: 0" },
 	{ "verbose", 'v', OPT_FLAG, CFG(verbose), 0, 0, NULL, "log debug messages" },
 	{ "help", 'h', OPT_HELP, 0, 0, 0, NULL, "show this help" },
 };
@@ -42,14 +44,15 @@ void coord_usage(FILE *f)
 {
 	size_t i;
 
-	fprintf(f, "usage: rswap-coord --listen ADDR:PORT [--chunk-size SIZE] [--heartbeat-ms N] [--timeout-ms N] [-v]\n\n");
+	fprintf(f, "usage: rswap-coord --listen ADDR:PORT [--chunk-size SIZE] [--heartbeat-ms N]\n"
+		   "                   [--timeout-ms N] [--restart-grace-ms N] [-v]\n\n");
 	for (i = 0; i < NOPTS; i++) {
-		char left[40];
+		char left[48];
 
 		snprintf(left, sizeof(left), "-%c, --%s%s%s", opts[i].short_name,
 			 opts[i].name, opts[i].arg ? " " : "",
 			 opts[i].arg ? opts[i].arg : "");
-		fprintf(f, "  %-28s %s\n", left, opts[i].help);
+		fprintf(f, "  %-32s %s\n", left, opts[i].help);
 	}
 }
 

@@ -89,7 +89,7 @@ static int tcp_connect(int port)
 	return fd;
 }
 
-static void coord_start(void)
+static void coord_start(const char *grace_ms)
 {
 	char port[32], log[512];
 	uint64_t t0;
@@ -107,7 +107,8 @@ static void coord_start(void)
 		if (!freopen(log, "w", stderr))
 			_exit(127);
 		execl(coord_bin, coord_bin, "--listen", port, "--chunk-size", "16M",
-		      "--heartbeat-ms", hb, "--timeout-ms", to, "-v", (char *)NULL);
+		      "--heartbeat-ms", hb, "--timeout-ms", to, "--restart-grace-ms", grace_ms,
+		      "-v", (char *)NULL);
 		_exit(127);
 	}
 	for (t0 = now_ms(); now_ms() - t0 < 10000; usleep(20000)) {
@@ -999,6 +1000,21 @@ static void test_admin_tool(void)
 	CHECK(st == 1 && strstr(out, "cannot reach coordinator") &&
 	      strstr(out, "Connection refused") && count_lines(out) == 1,
 	      "unreachable (%d): %s", st, out);
+	{
+		/* Listening but never answering: the socket timeout fires. */
+		struct sockaddr_in sa = { .sin_family = AF_INET };
+		socklen_t len = sizeof(sa);
+		int lfd = socket(AF_INET, SOCK_STREAM, 0);
+
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		CHECK(!bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) && !listen(lfd, 4) &&
+		      !getsockname(lfd, (struct sockaddr *)&sa, &len), "mute listener");
+		st = run(out, sizeof(out), "%s --coord 127.0.0.1:%d --timeout 1 list", admin_bin,
+			 ntohs(sa.sin_port));
+		close(lfd);
+		CHECK(st == 1 && strstr(out, "did not answer within 1 s") && count_lines(out) == 1,
+		      "mute coordinator (%d): %s", st, out);
+	}
 }
 
 static void test_restart(void)
@@ -1013,12 +1029,13 @@ static void test_restart(void)
 	fp_disconnect(A);
 	fp_disconnect(B);
 	fp_disconnect(C);
-	coord_start();
+	coord_start("2000");
 
 	r = fp_register(A, CHUNK);
 	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_POOLD_REGISTERED, "A re-register");
 	rswap__envelope__free_unpacked(r, NULL);
 	expect_error(hello("c1", 96 * MB), EAGAIN, "not reported yet");
+	expect_error(hello("newcomer", 16 * MB), EAGAIN, "waits 2000 ms for poolds");
 
 	/* A poold with chunks of another size. */
 	F = calloc(1, sizeof(*F));
@@ -1095,7 +1112,7 @@ int main(int argc, char **argv)
 	atexit(kill_coord_at_exit);
 	test_command_lines();
 	coord_port = free_port();
-	coord_start();
+	coord_start("0");
 	test_spread();
 	test_double_register();
 	test_bad_frames();
