@@ -35,18 +35,22 @@ static void *map_chunk(struct poold *p, uint64_t len, bool *huge)
 {
 	void *mem;
 
-	if (!p->hugetlb_failed) {
-		mem = mmap(NULL, len, PROT_READ | PROT_WRITE,
-			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
-		if (mem != MAP_FAILED) {
-			*huge = true;
-			return mem;
-		}
-		log_info("no huge pages for a %llu-byte chunk (%s); using normal pages "
-			 "(reserve some in /proc/sys/vm/nr_hugepages for less TLB pressure)",
-			 (unsigned long long)len, strerror(errno));
-		p->hugetlb_failed = true;
+	/*
+	 * Huge pages are tried on every allocation (a failing MAP_HUGETLB
+	 * costs one syscall), so pages an operator reserves later get used.
+	 */
+	mem = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+	if (mem != MAP_FAILED) {
+		*huge = true;
+		return mem;
 	}
+	if (!p->hugetlb_failed)
+		log_info("no huge pages for a %llu-byte chunk (%s); using normal pages "
+			 "(reserve some in /proc/sys/vm/nr_hugepages for less TLB "
+			 "pressure); logged once", (unsigned long long)len,
+			 strerror(errno));
+	p->hugetlb_failed = true;
 	mem = mmap(NULL, len, PROT_READ | PROT_WRITE,
 		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	if (mem == MAP_FAILED)

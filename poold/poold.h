@@ -63,7 +63,7 @@ struct poold {
 	uint64_t used;			/* bytes held in chunks */
 	uint64_t chunk_size;		/* 0 until a coordinator names it */
 	uint64_t next_handle;
-	bool hugetlb_failed;		/* logged once, then normal pages */
+	bool hugetlb_failed;		/* the fallback was logged */
 
 	/* coordinator session */
 	struct bufferevent *bev;

@@ -9,7 +9,8 @@
 #   fail "what went wrong"  # prints every log, exits 1
 #   assert_clean_logs       # no ASan/UBSan/LSan report in any log
 #
-# Every started process is remembered and stopped by stop_all (EXIT trap).
+# Every started process is remembered and stopped by stop_all (EXIT trap),
+# which also evals $CLUSTER_ON_EXIT for a test's own clean-up.
 
 POOLD_BASE_PORT=${POOLD_BASE_PORT:-9500}
 CLUSTER_TIMEOUT=${CLUSTER_TIMEOUT:-30}	# seconds to wait for a daemon
@@ -121,6 +122,11 @@ stop_poold() {
 }
 
 stop_all() {
+	# A test's own clean-up (e.g. sysctls it changed), run once.
+	if [ -n "${CLUSTER_ON_EXIT:-}" ]; then
+		eval "$CLUSTER_ON_EXIT"
+		CLUSTER_ON_EXIT=
+	fi
 	for _p in $CLUSTER_PIDS; do
 		kill -TERM "$_p" 2>/dev/null
 	done

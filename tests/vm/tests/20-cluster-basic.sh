@@ -9,8 +9,15 @@ set -u
 . "$RSWAP_TESTLIB/cluster.sh"
 cluster_init
 
+# Huge pages for one chunk (8 x 2M): one poold gets them, the rest fall back.
+hp=/proc/sys/vm/nr_hugepages
+hp_old=$(cat "$hp" 2>/dev/null || echo 0)
+echo 8 > "$hp" 2>/dev/null
+CLUSTER_ON_EXIT='echo "$hp_old" > "$hp" 2>/dev/null'
+
 start_coord 9400 16M
-for n in 1 2 3; do start_poold "$n" 48M; done
+start_poold 1 48M
+for n in 2 3; do start_poold "$n" 48M; done
 for n in 1 2 3; do wait_registered "$n"; done
 grep -q "per-session queue pair limit" "$(poold_log 1)" ||
 	fail "poold does not log its per-session queue pair limit"
@@ -19,6 +26,12 @@ grep -q "per-session queue pair limit" "$(poold_log 1)" ||
 testclient --id h1 --size 96M --qps 2 write > "$CLUSTER_LOG/write.log" 2>&1 ||
 	{ cat "$CLUSTER_LOG/write.log"; fail "testclient write failed"; }
 cat "$CLUSTER_LOG/write.log"
+if [ "$(cat "$hp")" -ge 8 ]; then
+	cat "$CLUSTER_LOG"/poold*.log | grep -q "huge pages)" ||
+		fail "no poold used the reserved huge pages"
+	cat "$CLUSTER_LOG"/poold*.log | grep -q "normal pages)" ||
+		fail "no poold fell back to normal pages"
+fi
 
 admin list > "$CLUSTER_LOG/list1.txt" 2>&1 || fail "rswap-admin list failed"
 cat "$CLUSTER_LOG/list1.txt"
