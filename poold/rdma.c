@@ -48,6 +48,7 @@ struct poold_session {
 	uint16_t version;		/* negotiated with the first QP */
 	unsigned int nconns;
 	bool revoked;			/* a chunk was freed under it */
+	bool opened;			/* every MR registered; logged */
 	struct ibv_pd *pd;
 	struct poold_smr *mrs;
 	unsigned int nmrs;
@@ -130,8 +131,9 @@ static void session_destroy(struct poold *p, struct poold_session *s)
 			break;
 		}
 	}
-	log_info("client %s %s: session %#llx closed", s->client_id, s->peer,
-		 (unsigned long long)s->cookie);
+	if (s->opened)
+		log_info("client %s %s: session %#llx closed", s->client_id, s->peer,
+			 (unsigned long long)s->cookie);
 	free(s);
 }
 
@@ -182,6 +184,7 @@ static struct poold_session *session_create(struct poold *p,
 		}
 		s->nmrs++;
 	}
+	s->opened = true;
 	log_info("client %s %s: session %#llx opened: %u queue pairs, %u chunks, "
 		 "protocol version %u", s->client_id, peer,
 		 (unsigned long long)s->cookie, s->qp_count, s->nmrs, s->version);
