@@ -10,6 +10,8 @@
 #include <string.h>
 #include "options.h"
 
+#define END ((char *)NULL)
+
 static int parse(struct coord_config *cfg, char *err, size_t errlen, ...)
 {
 	char *argv[16] = { "rswap-coord" };
@@ -30,7 +32,7 @@ static void defaults(void **state)
 	struct coord_config cfg;
 	char err[256];
 
-	assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "127.0.0.1:9400", NULL), 0);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "127.0.0.1:9400", END), 0);
 	assert_int_equal(cfg.s.chunk_size, 4ull << 30);
 	assert_int_equal(cfg.s.heartbeat_ms, 1000);
 	assert_int_equal(cfg.s.timeout_ms, 10000);
@@ -45,15 +47,15 @@ static void all_options(void **state)
 	char err[256];
 
 	assert_int_equal(parse(&cfg, err, sizeof(err), "-l", "127.0.0.1", "-c", "16M",
-			       "--heartbeat-ms", "250", "--timeout-ms=100", "-v", "-v", NULL), 0);
+			       "--heartbeat-ms", "250", "--timeout-ms=100", "-v", "-v", END), 0);
 	assert_int_equal(cfg.s.chunk_size, 16ull << 20);
 	assert_int_equal(cfg.s.heartbeat_ms, 250);
 	assert_int_equal(cfg.s.timeout_ms, 100);
 	assert_int_equal(cfg.verbose, 2);
 	assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "[::1]:1", "--chunk-size",
-			       "1T", NULL), 0);
+			       "1T", END), 0);
 	assert_int_equal(cfg.s.chunk_size, 1ull << 40);
-	assert_int_equal(parse(&cfg, err, sizeof(err), "--help", NULL), 1);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--help", END), 1);
 }
 
 static void bad_values(void **state)
@@ -75,17 +77,17 @@ static void bad_values(void **state)
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "127.0.0.1:1",
-				       bad[i].opt, bad[i].val, NULL), -EINVAL);
+				       bad[i].opt, bad[i].val, END), -EINVAL);
 		assert_string_equal(err, bad[i].msg);
 	}
-	assert_int_equal(parse(&cfg, err, sizeof(err), NULL), -EINVAL);
+	assert_int_equal(parse(&cfg, err, sizeof(err), END), -EINVAL);
 	assert_string_equal(err, "--listen ADDR:PORT is required (e.g. --listen 0.0.0.0:9400)");
-	assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "127.0.0.1:1", "-x", NULL), -EINVAL);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "127.0.0.1:1", "-x", END), -EINVAL);
 	assert_string_equal(err, "unknown option -x (see --help)");
-	assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "127.0.0.1:1", "--chunk-size", NULL),
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "127.0.0.1:1", "--chunk-size", END),
 			 -EINVAL);
 	assert_string_equal(err, "--chunk-size needs a value");
-	assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "127.0.0.1:1", "now", NULL), -EINVAL);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "127.0.0.1:1", "now", END), -EINVAL);
 	assert_string_equal(err, "unexpected argument 'now' (see --help)");
 }
 
