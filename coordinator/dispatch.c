@@ -7,6 +7,7 @@
 #include "rswap_util.h"
 #include "rswap.pb-c.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -244,6 +245,20 @@ static void violation(struct coord *c, struct peer *p, uint64_t seq, int code,
 	va_end(ap);
 	send_error(c, p, seq, code, reason);
 	peer_close(c, p, "%s", reason);
+}
+
+/*
+ * A peer's free text, made safe for a log line or a reason we pass on:
+ * at most 200 bytes, anything unprintable shown as '?'.
+ */
+static const char *printable(const char *s, char *buf, size_t len)
+{
+	size_t i;
+
+	for (i = 0; s && s[i] && i + 1 < len && i < 200; i++)
+		buf[i] = isprint((unsigned char)s[i]) ? s[i] : '?';
+	buf[i] = '\0';
+	return buf;
 }
 
 /* ---- requests to poolds ------------------------------------------------ */
@@ -539,6 +554,14 @@ static void handle_hello(struct coord *c, struct peer *p, uint64_t seq,
 		refuse(c, p, seq, -ret, "client %s: %s", m->client_id, why);
 		return;
 	}
+	if (report_chunk_map_bound(cl) > RSWAP_MAX_FRAME) {
+		registry_client_remove(c->reg, cl);
+		refuse(c, p, seq, EMSGSIZE,
+		       "client %s: a map of %s in chunks of %s does not fit one frame; use a larger --chunk-size",
+		       m->client_id, rswap_fmt_size(m->size, a, sizeof(a)),
+		       rswap_fmt_size(c->s.chunk_size, b, sizeof(b)));
+		return;
+	}
 	registry_released_forget(c->reg, cl->id);
 	op = op_new(c, OP_HELLO, p, seq, cl);
 	if (!op) {
@@ -639,9 +662,15 @@ static void handle_admin_status(struct coord *c, struct peer *p, uint64_t seq,
 	Rswap__ChunkMap map;
 	struct client *cl;
 
+	if (!registry_valid_client_id(m->client_id)) {
+		refuse(c, p, seq, EINVAL,
+		       "client id must be 1 to %d printable characters without spaces",
+		       RSWAP_ID_MAX);
+		return;
+	}
 	cl = registry_client_find(c->reg, m->client_id);
 	if (!cl) {
-		refuse(c, p, seq, ENOENT, "no client %.64s is known", m->client_id);
+		refuse(c, p, seq, ENOENT, "no client %s is known", m->client_id);
 		return;
 	}
 	if (report_chunk_map(c->reg, cl, &map)) {
@@ -777,19 +806,21 @@ static void handle_poold_error(struct coord *c, struct peer *p, uint64_t seq,
 			       const Rswap__Error *m)
 {
 	struct preq *q = preq_take(p, seq, PREQ_ALLOC);
-	char reason[512];
+	char reason[512], text[256];
 
 	if (!q)
 		q = preq_take(p, seq, PREQ_FREE);
 	if (!q) {
 		log_warn("poold %s: Error %d for no request of ours (seq %" PRIu64
-			 "): %.200s", p->poold->addr, m->code, seq, m->reason);
+			 "): %s", p->poold->addr, m->code, seq,
+			 printable(m->reason, text, sizeof(text)));
 		return;
 	}
 	snprintf(reason, sizeof(reason), "poold %s refused %s for client %s slot %"
-		 PRIu32 ": %.200s (%s)", p->poold->addr,
+		 PRIu32 ": %s (%s)", p->poold->addr,
 		 q->kind == PREQ_ALLOC ? "ChunkAlloc" : "ChunkFree", q->client_id,
-		 q->slot, m->reason, strerror(m->code > 0 ? m->code : EIO));
+		 q->slot, printable(m->reason, text, sizeof(text)),
+		 strerror(m->code > 0 ? m->code : EIO));
 	if (!q->op)
 		log_warn("%s", reason);
 	preq_failed(c, q, m->code > 0 ? m->code : EIO, reason);

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 int report_chunk_map(const struct registry *r, const struct client *c,
 		     Rswap__ChunkMap *m)
@@ -40,6 +41,19 @@ int report_chunk_map(const struct registry *r, const struct client *c,
 		m->slots[m->n_slots++] = out;
 	}
 	return 0;
+}
+
+size_t report_chunk_map_bound(const struct client *c)
+{
+	/* Envelope, version, seq and the map's own fields. */
+	size_t n = 64;
+	uint32_t i;
+
+	/* Per slot: tag+length of the Slot (<= 3), index (<= 6), address
+	 * (tag, length <= 2, text), handle (<= 11). */
+	for (i = 0; i < c->nslots; i++)
+		n += 3 + 6 + 3 + (c->slots[i].poold ? strlen(c->slots[i].poold->addr) : 0) + 11;
+	return n;
 }
 
 void report_chunk_map_free(Rswap__ChunkMap *m)

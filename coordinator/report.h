@@ -8,6 +8,7 @@
 #ifndef RSWAP_COORD_REPORT_H
 #define RSWAP_COORD_REPORT_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include "rswap.pb-c.h"
 
@@ -18,6 +19,8 @@ struct client;
 int report_chunk_map(const struct registry *r, const struct client *c,
 		     Rswap__ChunkMap *m);
 void report_chunk_map_free(Rswap__ChunkMap *m);
+/* Upper bound of the framed ChunkMap reply once every slot is held. */
+size_t report_chunk_map_bound(const struct client *c);
 
 int report_cluster_state(const struct registry *r, uint64_t now_ms,
 			 Rswap__ClusterState **out);

@@ -77,6 +77,17 @@ static bool valid_client_id(const char *id)
 	return n > 0;
 }
 
+/* Strings from the network are printed only up to their first
+ * non-printable byte, so a peer cannot garble the terminal. */
+static int printable_len(const char *s)
+{
+	int n = 0;
+
+	while (s && isprint((unsigned char)s[n]) && n < 512)
+		n++;
+	return n;
+}
+
 /* Returns -1 to go on, else the exit status. */
 static int parse_args(int argc, char **argv, struct admin_opts *o)
 {
@@ -207,8 +218,9 @@ static Rswap__Envelope *exchange(const struct admin_opts *o, int fd,
 	if (rep->body_case == RSWAP__ENVELOPE__BODY_ERROR) {
 		int code = rep->error->code;
 
-		fprintf(stderr, PROG ": coordinator %s refused: %s (%s)\n", o->coord,
-			rep->error->reason, code > 0 ? strerror(code) : "unknown error");
+		fprintf(stderr, PROG ": coordinator %s refused: %.*s (%s)\n", o->coord,
+			printable_len(rep->error->reason), rep->error->reason,
+			code > 0 ? strerror(code) : "unknown error");
 		goto out_free;
 	}
 	if (rep->body_case != want || rep->seq != req->seq) {
@@ -305,17 +317,6 @@ static void json_cluster(const Rswap__ClusterState *cs)
 }
 
 /* ---- human ------------------------------------------------------------- */
-
-/* Strings from the network are printed only up to their first
- * non-printable byte, so a peer cannot garble the terminal. */
-static int printable_len(const char *s)
-{
-	int n = 0;
-
-	while (s && isprint((unsigned char)s[n]) && n < 128)
-		n++;
-	return n;
-}
 
 static void print_map(const Rswap__ClientInfo *ci)
 {

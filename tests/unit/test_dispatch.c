@@ -401,6 +401,23 @@ static void output_limit(void **state)
 	tp_free(a);
 }
 
+static void map_must_fit_a_frame(void **state)
+{
+	char addr[128];
+	struct tpeer *a, *cl = tp_new();
+
+	memset(addr, 'h', 125);
+	strcpy(addr + 125, ":1");
+	a = poold(addr, 1ull << 50);
+	hello(cl, "huge", (uint64_t)RSWAP_MAX_SLOTS * CHUNK, 1);
+	expect_error(cl, EMSGSIZE, "does not fit one frame");
+	assert_null(tp_recv(a));
+	assert_null(registry_client_find(coord_registry(C), "huge"));
+	assert_int_equal(registry_poold_find(coord_registry(C), addr)->chunks_used, 0);
+	tp_free(cl);
+	tp_free(a);
+}
+
 static void stray_replies(void **state)
 {
 	struct tpeer *a = poold("a:1", 16 * MB), *b = poold("b:1", 16 * MB);
@@ -461,6 +478,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(liveness_by_tick, setup, teardown),
 		cmocka_unit_test_setup_teardown(poold_gone_mid_release, setup, teardown),
 		cmocka_unit_test_setup_teardown(output_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(map_must_fit_a_frame, setup, teardown),
 		cmocka_unit_test_setup_teardown(stray_replies, setup, teardown),
 		cmocka_unit_test_setup_teardown(hello_pending_client_leaves_then_poold_refuses,
 						setup, teardown),
