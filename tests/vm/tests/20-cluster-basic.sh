@@ -1,8 +1,8 @@
 #!/bin/sh
 # Cluster basics: one coordinator and three poolds on Soft-RoCE; a client
 # whose pool is larger than any one poold gets chunks on all three, writes
-# and verifies every chunk over RDMA; the coordinator is killed (-9) and
-# restarted, relearns the same map from the poolds' registrations, and the
+# and verifies every chunk over RDMA; the coordinator is killed (-9) while a
+# client keeps reading, restarted, relearns the same map from the poolds' registrations, and the
 # data is still intact; release frees every chunk and revokes the access of
 # a client that is still connected.
 set -u
@@ -44,9 +44,18 @@ done
 [ "$(json_used_total)" = $((96 * 1024 * 1024)) ] || fail "used_total is not 96M"
 admin --json status h1 > "$CLUSTER_LOG/map-before.json" || fail "rswap-admin status h1 failed"
 
-# Crash and restart the coordinator; the poolds re-register.
+# Crash the coordinator under a connected client: the data path goes on.
+testclient --id h1 --size 96M --hold 4 verify > "$CLUSTER_LOG/hold0.log" 2>&1 &
+holdpid=$!
+wait_log "$CLUSTER_LOG/hold0.log" "holding the connections" 1 60 ||
+	fail "the holding client did not connect and verify"
 kill_coord
-sleep 0.5
+wait "$holdpid" || { cat "$CLUSTER_LOG/hold0.log"; fail "RDMA I/O failed while the coordinator was down"; }
+grep -q "still connected after 4 s: data intact" "$CLUSTER_LOG/hold0.log" ||
+	fail "the holding client did not re-read its data with the coordinator down"
+echo "coordinator down: a connected client still reads its data"
+
+# Restart it; the poolds re-register with the chunks they hold.
 start_coord 9400 16M
 for n in 1 2 3; do wait_registered "$n" 2; done
 grep -qE "[123] chunks held" "$(poold_log 1)" ||
