@@ -34,6 +34,9 @@
 #define DEFAULT_QPS	2
 #define DEFAULT_BLOCK	(64u << 10)
 #define BATCH_BYTES	(16u << 20)	/* local buffer: blocks per batch */
+#define SAMPLE_AUTO	UINT32_MAX	/* --sample not given */
+#define FULL_CHUNK_MAX	(64ull << 20)	/* test bigger chunks by sampling */
+#define SAMPLE_DEFAULT	1024u
 
 static const struct {
 	const char *name;
@@ -73,7 +76,8 @@ static void usage(FILE *f)
 		"  --size SIZE          pool size to ask for, e.g. 96M\n"
 		"  --qps N              queue pairs per poold (default %d)\n"
 		"  --block SIZE         RDMA transfer size (default 64K)\n"
-		"  --sample N           test N evenly spread blocks per chunk (default: all)\n"
+		"  --sample N           test N evenly spread blocks per chunk; 0 = all\n"
+		"                       (default: all up to 64M chunks, else 1024)\n"
 		"  --poold ADDR:PORT    connect to this poold directly (connect mode)\n"
 		"  --as ADDR:PORT       listen address to register as (register mode)\n"
 		"bad input, to check refusals:\n"
@@ -157,6 +161,7 @@ static const char *parse_args(int argc, char **argv, struct tc_opts *o)
 	int c;
 
 	o->qps = DEFAULT_QPS;
+	o->sample = SAMPLE_AUTO;
 	o->block = DEFAULT_BLOCK;
 	o->magic = RSWAP_WIRE_MAGIC;
 	o->version = RSWAP_WIRE_VERSION;
@@ -287,9 +292,12 @@ static uint64_t *chunk_offsets(const struct tc_opts *o, uint64_t chunk_size,
 			       unsigned int *n)
 {
 	uint64_t nblocks = chunk_size / o->block, i;
+	unsigned int sample = o->sample;
 	uint64_t *offs;
 
-	*n = (unsigned int)(o->sample && o->sample < nblocks ? o->sample : nblocks);
+	if (sample == SAMPLE_AUTO)
+		sample = chunk_size > FULL_CHUNK_MAX ? SAMPLE_DEFAULT : 0;
+	*n = (unsigned int)(sample && sample < nblocks ? sample : nblocks);
 	offs = calloc(*n, sizeof(*offs));
 	if (!offs)
 		return NULL;

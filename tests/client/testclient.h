@@ -30,6 +30,7 @@ struct tc_opts {
 	unsigned int qps;		/* --qps, default 2 */
 	uint64_t block;			/* --block, default 64K */
 	unsigned int sample;		/* --sample N blocks per chunk, 0 = all */
+					/* (UINT32_MAX: chosen by chunk size) */
 	/* malformed requests */
 	uint32_t magic;			/* --bad-magic */
 	uint16_t version;		/* --version N / --bad-version */
