@@ -29,6 +29,7 @@
 #define BACKOFF_MIN_MS		100u
 #define BACKOFF_MAX_MS		5000u
 #define REGISTER_TIMEOUT_MS	10000u
+#define OUTPUT_MAX		(4u * RSWAP_MAX_FRAME)
 
 static void coord_connect(struct poold *p);
 
@@ -76,10 +77,17 @@ static void coord_drop(struct poold *p, const char *fmt, ...)
 
 static int coord_send(struct poold *p, Rswap__Envelope *env)
 {
+	struct evbuffer *out = bufferevent_get_output(p->bev);
 	int ret;
 
+	/* A coordinator that stops reading is as good as gone. */
+	if (evbuffer_get_length(out) > OUTPUT_MAX) {
+		coord_drop(p, "coordinator is not reading (%zu bytes queued)",
+			   evbuffer_get_length(out));
+		return -ETIMEDOUT;
+	}
 	env->version = RSWAP_PROTO_VERSION;
-	ret = rswap_frame_append(bufferevent_get_output(p->bev), env);
+	ret = rswap_frame_append(out, env);
 	if (ret)
 		coord_drop(p, "cannot queue a frame: %s", strerror(-ret));
 	return ret;
