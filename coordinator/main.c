@@ -41,7 +41,7 @@ struct server {
 	struct event_base *base;
 	struct coord *coord;
 	struct evconnlistener *listener;
-	struct event *tick, *sigint, *sigterm;
+	struct event *tick, *sigint, *sigterm, *accept_again;
 	struct conn *conns;
 };
 
@@ -189,12 +189,25 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	log_debug("connection from %s", name);
 }
 
+static void accept_again_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+
+	evconnlistener_enable(srv->listener);
+}
+
 static void accept_error_cb(struct evconnlistener *l, void *arg)
 {
+	struct server *srv = arg;
+	struct timeval pause = { 1, 0 };
 	int err = EVUTIL_SOCKET_ERROR();
 
-	/* EMFILE and friends: keep serving the connections we have. */
-	log_err("accept failed: %s", evutil_socket_error_to_string(err));
+	/* Out of descriptors: the pending connection stays readable, so
+	 * stop accepting for a second rather than spin; serve the rest. */
+	log_err("accept failed: %s; pausing new connections for 1 s",
+		evutil_socket_error_to_string(err));
+	evconnlistener_disable(l);
+	event_add(srv->accept_again, &pause);
 }
 
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
@@ -221,6 +234,8 @@ static void server_free(struct server *srv)
 		evconnlistener_free(srv->listener);
 	if (srv->tick)
 		event_free(srv->tick);
+	if (srv->accept_again)
+		event_free(srv->accept_again);
 	if (srv->sigint)
 		event_free(srv->sigint);
 	if (srv->sigterm)
@@ -241,9 +256,10 @@ static int server_start(struct server *srv, const struct coord_config *cfg)
 	}
 	srv->coord = coord_new(&cfg->s, &ops);
 	srv->tick = event_new(srv->base, -1, EV_PERSIST, tick_cb, srv);
+	srv->accept_again = evtimer_new(srv->base, accept_again_cb, srv);
 	srv->sigint = evsignal_new(srv->base, SIGINT, signal_cb, srv);
 	srv->sigterm = evsignal_new(srv->base, SIGTERM, signal_cb, srv);
-	if (!srv->coord || !srv->tick || !srv->sigint || !srv->sigterm ||
+	if (!srv->coord || !srv->tick || !srv->accept_again || !srv->sigint || !srv->sigterm ||
 	    event_add(srv->tick, &tick) || event_add(srv->sigint, NULL) ||
 	    event_add(srv->sigterm, NULL)) {
 		log_err("out of memory setting up the coordinator");

@@ -1029,13 +1029,13 @@ static void test_restart(void)
 	fp_disconnect(A);
 	fp_disconnect(B);
 	fp_disconnect(C);
-	coord_start("2000");
+	coord_start("5000");
 
 	r = fp_register(A, CHUNK);
 	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_POOLD_REGISTERED, "A re-register");
 	rswap__envelope__free_unpacked(r, NULL);
 	expect_error(hello("c1", 96 * MB), EAGAIN, "not reported yet");
-	expect_error(hello("newcomer", 16 * MB), EAGAIN, "waits 2000 ms for poolds");
+	expect_error(hello("newcomer", 16 * MB), EAGAIN, "waits 5000 ms for poolds");
 
 	/* A poold with chunks of another size. */
 	F = calloc(1, sizeof(*F));
