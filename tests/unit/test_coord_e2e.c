@@ -987,6 +987,7 @@ static void test_admin_tool(void)
 	st = run(out, sizeof(out), "%s --coord 127.0.0.1:%d --json list", admin_bin, coord_port);
 	CHECK(st == 0 && !strncmp(out, "{\"chunk_size\":16777216", 22) &&
 	      strstr(out, "\"client_id\":\"c1\""), "admin --json list (%d): %s", st, out);
+	fprintf(stderr, "%s", out);
 	st = run(out, sizeof(out), "%s --coord 127.0.0.1:%d status c1", admin_bin, coord_port);
 	CHECK(st == 0 && strstr(out, "client c1: 96M in 6 chunks of 16M"), "status (%d): %s",
 	      st, out);
@@ -1015,6 +1016,83 @@ static void test_admin_tool(void)
 		CHECK(st == 1 && strstr(out, "did not answer within 1 s") && count_lines(out) == 1,
 		      "mute coordinator (%d): %s", st, out);
 	}
+}
+
+/* A fake coordinator that answers one AdminStatus with hostile strings. */
+static void test_admin_escaping(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sa);
+	int lfd = socket(AF_INET, SOCK_STREAM, 0), st;
+	char out[4096];
+	pid_t pid;
+
+	step("rswap-admin escapes what a coordinator sends (JSON and terminal)");
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CHECK(!bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) && !listen(lfd, 4) &&
+	      !getsockname(lfd, (struct sockaddr *)&sa, &len), "fake coordinator");
+	pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (!pid) {
+		Rswap__Envelope e = RSWAP__ENVELOPE__INIT, *req;
+		Rswap__ClientInfo ci = RSWAP__CLIENT_INFO__INIT;
+		Rswap__ChunkMap m = RSWAP__CHUNK_MAP__INIT;
+		Rswap__Slot sl = RSWAP__SLOT__INIT, *slp = &sl;
+		const char *why;
+		int fd = accept(lfd, NULL, NULL);
+
+		if (fd < 0 || rswap_frame_recv_fd(fd, &req, &why))
+			_exit(1);
+		sl.index = 0;
+		sl.poold_addr = "q\"uote\\back\x1b[31mred";
+		sl.handle = 5;
+		m.chunk_size = CHUNK;
+		m.size = CHUNK;
+		m.n_slots = 1;
+		m.slots = &slp;
+		ci.client_id = "x\n\t\xc3\xa9";
+		ci.map = &m;
+		e.version = RSWAP_PROTO_VERSION;
+		e.seq = req->seq;
+		e.body_case = RSWAP__ENVELOPE__BODY_CLIENT_INFO;
+		e.client_info = &ci;
+		rswap__envelope__free_unpacked(req, NULL);
+		_exit(rswap_frame_send_fd(fd, &e) ? 1 : 0);
+	}
+	st = run(out, sizeof(out), "%s --coord 127.0.0.1:%d --json status x", admin_bin,
+		 ntohs(sa.sin_port));
+	waitpid(pid, NULL, 0);
+	CHECK(st == 0, "admin --json status against the fake (%d): %s", st, out);
+	CHECK(strstr(out, "\"client_id\":\"x\\n\\t\\u00c3\\u00a9\"") &&
+	      strstr(out, "\"poold\":\"q\\\"uote\\\\back\\u001b[31mred\""),
+	      "JSON escaping: %s", out);
+	pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (!pid) {
+		/* Same fake again for the human output. */
+		Rswap__Envelope e = RSWAP__ENVELOPE__INIT, *req;
+		Rswap__ClientInfo ci = RSWAP__CLIENT_INFO__INIT;
+		Rswap__ChunkMap m = RSWAP__CHUNK_MAP__INIT;
+		const char *why;
+		int fd = accept(lfd, NULL, NULL);
+
+		if (fd < 0 || rswap_frame_recv_fd(fd, &req, &why))
+			_exit(1);
+		ci.client_id = "evil\x1b]0;title\x07";
+		ci.map = &m;
+		e.version = RSWAP_PROTO_VERSION;
+		e.seq = req->seq;
+		e.body_case = RSWAP__ENVELOPE__BODY_CLIENT_INFO;
+		e.client_info = &ci;
+		rswap__envelope__free_unpacked(req, NULL);
+		_exit(rswap_frame_send_fd(fd, &e) ? 1 : 0);
+	}
+	st = run(out, sizeof(out), "%s --coord 127.0.0.1:%d status x", admin_bin,
+		 ntohs(sa.sin_port));
+	waitpid(pid, NULL, 0);
+	close(lfd);
+	CHECK(st == 0 && strstr(out, "client evil:") && !strchr(out, '\x1b'),
+	      "terminal output not sanitized (%d): %s", st, out);
 }
 
 static void test_restart(void)
@@ -1120,6 +1198,7 @@ int main(int argc, char **argv)
 	test_client_leaves_midway();
 	test_liveness();
 	test_admin_tool();
+	test_admin_escaping();
 	test_restart();
 	coord_stop();
 	fprintf(stderr, "PASS (%d failures)\n", failures);
