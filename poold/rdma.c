@@ -34,6 +34,13 @@
 
 #define LISTEN_BACKLOG	128
 #define WC_BATCH	16
+/*
+ * Sessions one client id may hold at once: a reconnecting client can
+ * overlap its old session for a while, but each session pins every chunk
+ * of the client again (MRs), so an unbounded number would be a cheap way
+ * to exhaust the device.
+ */
+#define SESSIONS_PER_CLIENT_MAX	4
 
 struct poold_smr {
 	const struct poold_chunk *chunk;
@@ -100,6 +107,16 @@ static bool holds_chunks_for(struct poold *p, const char *client_id)
 		if (!strcmp(c->client_id, client_id))
 			return true;
 	return false;
+}
+
+static unsigned int client_sessions(struct poold *p, const char *client_id)
+{
+	const struct poold_session *s;
+	unsigned int n = 0;
+
+	for (s = p->sessions; s; s = s->next)
+		n += !strcmp(s->client_id, client_id);
+	return n;
 }
 
 static struct poold_session *session_find(struct poold *p, const char *client_id,
@@ -498,6 +515,9 @@ static void on_connect_request(struct poold *p, struct rdma_cm_id *id,
 	} else if (!holds_chunks_for(p, cp.client_id)) {
 		why = "this poold holds no chunks for that client id";
 		r = RSWAP_REJ_NO_CHUNKS;
+	} else if (client_sessions(p, cp.client_id) >= SESSIONS_PER_CLIENT_MAX) {
+		why = "too many open sessions for this client id";
+		r = RSWAP_REJ_NO_RESOURCES;
 	} else {
 		s = session_create(p, &cp, id->verbs, peer, &why);
 		if (!s)

@@ -145,6 +145,7 @@ assert_clean_logs() {
 
 admin() { rswap-admin --coord "$RSWAP_IP:$COORD_PORT" "$@"; }
 
+# A function: run it in the background only if $! need not be the client.
 testclient() { rswap-testclient --coord "$RSWAP_IP:$COORD_PORT" "$@"; }
 
 # json_poold_used ADDR: chunks_used of one poold in `rswap-admin --json list`.

@@ -85,6 +85,25 @@ grep -q "client nobody $RSWAP_IP: refused: " "$(poold_log 1)" ||
 testclient --id good --size 64M --version 9 --qps 4 connect ||
 	fail "a client speaking version 9 with 4 queue pairs was refused"
 
+# Sessions per client id are capped (4 at once): the fifth is refused, and
+# killed clients' sessions are torn down.
+hpids=
+for i in 1 2 3 4; do
+	# Not the testclient function: $! must be the client itself, to kill it.
+	rswap-testclient --coord "$RSWAP_IP:$COORD_PORT" --id good --size 64M \
+		--hold 60 verify > "$CLUSTER_LOG/sess$i.log" 2>&1 &
+	hpids="$hpids $!"
+done
+for i in 1 2 3 4; do
+	wait_log "$CLUSTER_LOG/sess$i.log" "holding the connections" 1 120 ||
+		fail "holding client $i did not connect"
+done
+refuse NO_RESOURCES --id good
+closed1=$(grep -c "session .* closed" "$(poold_log 1)")
+for p in $hpids; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+wait_log "$(poold_log 1)" "session .* closed" $((closed1 + 4)) ||
+	fail "poold 1 did not tear down the sessions of killed clients"
+
 # A second poold claiming a registered listen address is refused.
 testclient --as "$(poold_addr 1)" --size 48M --expect-coord-error register ||
 	fail "coordinator accepted a second poold at $(poold_addr 1)"
