@@ -238,6 +238,12 @@ static void handle_envelope(struct poold *p, const Rswap__Envelope *env)
 {
 	switch (env->body_case) {
 	case RSWAP__ENVELOPE__BODY_POOLD_REGISTERED:
+		if (env->seq != p->reg_seq) {
+			coord_drop(p, "PooldRegistered answers request %llu, not our "
+				   "PooldRegister %llu", (unsigned long long)env->seq,
+				   (unsigned long long)p->reg_seq);
+			return;
+		}
 		handle_registered(p, env->poold_registered);
 		return;
 	case RSWAP__ENVELOPE__BODY_ERROR:
