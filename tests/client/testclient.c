@@ -13,6 +13,8 @@
  *   release  ClientRelease: the coordinator frees every chunk of the id.
  *   register pose as a poold: PooldRegister --as ADDR:PORT with capacity
  *            --size, to check the coordinator's refusals.
+ *   fake-coord  pose as the coordinator on --as ADDR:PORT for one poold and
+ *            check its answers to commands a real coordinator rarely sends.
  *
  * Exit 0 on success, 1 on failure, 2 on bad usage.  With --expect-refusal
  * REASON, success means every poold refused with exactly that reason; with
@@ -70,7 +72,7 @@ const char *rswap_rej_reason_name(int reason)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: rswap-testclient [options] write|verify|release|connect|map|register\n"
+		"usage: rswap-testclient [options] write|verify|release|connect|map|register|fake-coord\n"
 		"  --coord HOST:PORT    coordinator\n"
 		"  --id ID              client id (1..32 printable characters)\n"
 		"  --size SIZE          pool size to ask for, e.g. 96M\n"
@@ -79,7 +81,8 @@ static void usage(FILE *f)
 		"  --sample N           test N evenly spread blocks per chunk; 0 = all\n"
 		"                       (default: all up to 64M chunks, else 1024)\n"
 		"  --poold ADDR:PORT    connect to this poold directly (connect mode)\n"
-		"  --as ADDR:PORT       listen address to register as (register mode)\n"
+		"  --as ADDR:PORT       listen address to register as (register mode),\n"
+		"                       or to listen on as a coordinator (fake-coord)\n"
 		"bad input, to check refusals:\n"
 		"  --bad-magic  --bad-version  --version N  --bad-flags  --qp-count N\n"
 		"  --session-mismatch   second queue pair claims another qp_count\n"
@@ -207,11 +210,18 @@ static const char *parse_args(int argc, char **argv, struct tc_opts *o)
 		}
 	}
 	if (optind != argc - 1)
-		usage_error("expected exactly one mode: write, verify, release, connect, map or register");
+		usage_error("expected exactly one mode: write, verify, release, connect, map, "
+			    "register or fake-coord");
 	mode = argv[optind];
 	if (strcmp(mode, "write") && strcmp(mode, "verify") && strcmp(mode, "release") &&
-	    strcmp(mode, "connect") && strcmp(mode, "map") && strcmp(mode, "register"))
+	    strcmp(mode, "connect") && strcmp(mode, "map") && strcmp(mode, "register") &&
+	    strcmp(mode, "fake-coord"))
 		usage_error("unknown mode '%s'", mode);
+	if (!strcmp(mode, "fake-coord")) {
+		if (!o->as)
+			usage_error("fake-coord needs --as ADDR:PORT to listen on");
+		return mode;
+	}
 	if (!strcmp(mode, "register")) {
 		if (!o->as || !o->coord || !o->size)
 			usage_error("register needs --coord, --as ADDR:PORT and --size");
@@ -588,7 +598,9 @@ int main(int argc, char **argv)
 	int ret;
 
 	rswap_log_init("rswap-testclient", o.verbose);
-	if (!strcmp(mode, "register")) {
+	if (!strcmp(mode, "fake-coord")) {
+		ret = tc_fake_coord(&o);
+	} else if (!strcmp(mode, "register")) {
 		ret = tc_coord_register(&o);
 		if (o.expect_coord_error)
 			ret = expect_coord_refusal(ret);
@@ -602,6 +614,6 @@ int main(int argc, char **argv)
 		ret = run_data(&o, mode);
 	}
 	if (ret)
-		log_err("%s %s: FAILED", mode, o.id);
+		log_err("%s%s%s: FAILED", mode, o.id ? " " : "", o.id ? o.id : "");
 	return ret ? 1 : 0;
 }

@@ -108,6 +108,9 @@ int tc_coord_release(const struct tc_opts *o, unsigned int *freed);
 /* Pose as a poold registering --as with capacity --size (refusal tests). */
 int tc_coord_register(const struct tc_opts *o);
 
+/* tc_fakecoord.c: play the coordinator on --as for one poold. */
+int tc_fake_coord(const struct tc_opts *o);
+
 /* tc_rdma.c */
 int tc_poold_connect(const struct tc_opts *o, struct tc_dev *dev,
 		     struct tc_poold *po);

@@ -139,6 +139,24 @@ else
 	echo "busybox nc has no -l: fake-coordinator check skipped"
 fi
 
+# ---- a fake coordinator that speaks the protocol but pushes the limits ------
+# Capacity filled (ENOSPC), duplicate slot (EEXIST), unknown and double
+# frees (ENOENT), a malformed command (hang up, reconnect), a chunk size
+# different from the chunks held (refused, reconnect); every re-registration
+# lists the chunks held.
+rswap-testclient --as "$RSWAP_IP:9601" fake-coord > "$CLUSTER_LOG/fake.log" 2>&1 &
+fakepid=$!
+CLUSTER_PIDS="$CLUSTER_PIDS $fakepid"
+wait_listen 9601 || fail "fake coordinator did not listen"
+poold --coord "$RSWAP_IP:9601" --listen "$(poold_addr 4)" --capacity 48M \
+	> "$(poold_log 4)" 2>&1 &
+POOLD_PID_4=$!
+CLUSTER_PIDS="$CLUSTER_PIDS $POOLD_PID_4"
+wait "$fakepid" || { cat "$CLUSTER_LOG/fake.log"; fail "poold misbehaved towards the fake coordinator"; }
+cat "$CLUSTER_LOG/fake.log"
+alive "$POOLD_PID_4" || fail "poold died under the fake coordinator"
+stop_poold 4
+
 testclient --id good release || fail "release of 'good' failed"
 [ "$(json_used_total)" = 0 ] || fail "chunks still used after release"
 
