@@ -1047,6 +1047,11 @@ void coord_peer_input(struct coord *c, struct peer *p, struct evbuffer *in,
 	reap(c);
 }
 
+bool coord_peer_has_role(const struct peer *p)
+{
+	return p->role != ROLE_NEW;
+}
+
 void coord_peer_gone(struct coord *c, struct peer *p, const char *why,
 		     uint64_t now_ms)
 {

@@ -62,6 +62,8 @@ struct peer *coord_peer_new(struct coord *c, const char *name,
 /* Consume every whole frame in `in`; leaves a partial frame there. */
 void coord_peer_input(struct coord *c, struct peer *p, struct evbuffer *in,
 		      uint64_t now_ms);
+/* Has p sent its first whole message (and so chosen a role)? */
+bool coord_peer_has_role(const struct peer *p);
 /* The connection went away (EOF, error): detach and free p now. */
 void coord_peer_gone(struct coord *c, struct peer *p, const char *why,
 		     uint64_t now_ms);

@@ -35,6 +35,7 @@ struct conn {
 	struct server *srv;
 	struct bufferevent *bev;
 	struct peer *peer;	/* NULL once the dispatcher let go */
+	char name[64];		/* remote ADDR:PORT */
 };
 
 struct server {
@@ -42,6 +43,7 @@ struct server {
 	struct coord *coord;
 	struct evconnlistener *listener;
 	struct event *tick, *sigint, *sigterm, *accept_again;
+	struct timeval hello_timeout;	/* for a new connection's first message */
 	struct conn *conns;
 };
 
@@ -115,9 +117,12 @@ static void read_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn *cn = arg;
 
-	if (cn->peer)
-		coord_peer_input(cn->srv->coord, cn->peer, bufferevent_get_input(bev),
-				 now_ms());
+	if (!cn->peer)
+		return;
+	coord_peer_input(cn->srv->coord, cn->peer, bufferevent_get_input(bev), now_ms());
+	/* Known peers may idle (clients keep their connection for hours). */
+	if (cn->peer && coord_peer_has_role(cn->peer))
+		bufferevent_set_timeouts(bev, NULL, NULL);
 }
 
 static void event_cb(struct bufferevent *bev, short what, void *arg)
@@ -127,6 +132,10 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 
 	if (what & BEV_EVENT_ERROR)
 		why = evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
+	else if (what & BEV_EVENT_TIMEOUT)
+		why = "no complete first message in time";
+	if (cn->peer && (what & BEV_EVENT_TIMEOUT))
+		log_info("dropping %s: %s", cn->name, why);
 	if (cn->peer)
 		coord_peer_gone(cn->srv->coord, cn->peer, why, now_ms());
 	conn_free(cn);
@@ -164,6 +173,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 		return;
 	}
 	cn->srv = srv;
+	snprintf(cn->name, sizeof(cn->name), "%s", name);
 	cn->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (!cn->bev) {
 		log_err("out of memory accepting %s", name);
@@ -185,6 +195,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	/* Never buffer more than one whole frame of unread input. */
 	bufferevent_setwatermark(cn->bev, EV_READ, 0, RSWAP_FRAME_HDR + RSWAP_MAX_FRAME);
 	bufferevent_setcb(cn->bev, read_cb, NULL, event_cb, cn);
+	bufferevent_set_timeouts(cn->bev, &srv->hello_timeout, NULL);
 	bufferevent_enable(cn->bev, EV_READ | EV_WRITE);
 	log_debug("connection from %s", name);
 }
@@ -249,6 +260,8 @@ static int server_start(struct server *srv, const struct coord_config *cfg)
 	static const struct coord_ops ops = { .close_peer = close_peer };
 	struct timeval tick = { 0, TICK_MS * 1000 };
 
+	srv->hello_timeout.tv_sec = cfg->hello_timeout_ms / 1000;
+	srv->hello_timeout.tv_usec = (cfg->hello_timeout_ms % 1000) * 1000;
 	srv->base = event_base_new();
 	if (!srv->base) {
 		log_err("cannot create the event loop");

@@ -13,6 +13,7 @@ struct coord_config {
 	const char *listen;		/* as given */
 	struct sockaddr_storage addr;	/* resolved --listen */
 	socklen_t addrlen;
+	uint32_t hello_timeout_ms;	/* new connection's first message */
 	int verbose;
 };
 

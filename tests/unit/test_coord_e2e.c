@@ -108,7 +108,7 @@ static bool coord_try_start(const char *grace_ms)
 			_exit(127);
 		execl(coord_bin, coord_bin, "--listen", port, "--chunk-size", "16M",
 		      "--heartbeat-ms", hb, "--timeout-ms", to, "--restart-grace-ms", grace_ms,
-		      "-v", (char *)NULL);
+		      "--hello-timeout-ms", "1500", "-v", (char *)NULL);
 		_exit(127);
 	}
 	for (t0 = now_ms(); now_ms() - t0 < 10000; usleep(20000)) {
@@ -804,6 +804,12 @@ static void test_bad_frames(void)
 	buf[3] = 40;
 	send_raw(fd, buf, 10);
 	close(fd);
+
+	/* Half a frame, then silence: dropped after --hello-timeout-ms. */
+	fd = tcp_connect(coord_port);
+	send_raw(fd, buf, 10);
+	pump(-1, 1800);
+	expect_closed(fd, NULL);
 
 	step("out-of-order messages close only that connection");
 	fd = tcp_connect(coord_port);
