@@ -148,11 +148,13 @@ admin() { rswap-admin --coord "$RSWAP_IP:$COORD_PORT" "$@"; }
 # A function: run it in the background only if $! need not be the client.
 testclient() { rswap-testclient --coord "$RSWAP_IP:$COORD_PORT" "$@"; }
 
-# json_poold_used ADDR: chunks_used of one poold in `rswap-admin --json list`.
-json_poold_used() {
+# json_poold ADDR FIELD: a numeric field of one poold in `rswap-admin --json list`.
+json_poold() {
 	admin --json list | tr '{' '\n' | grep "\"listen_addr\":\"$1\"" |
-		sed -n 's/.*"chunks_used":\([0-9]*\).*/\1/p'
+		sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p"
 }
+
+json_poold_used() { json_poold "$1" chunks_used; }
 
 json_used_total() {
 	admin --json list | sed -n 's/.*"used_total":\([0-9]*\).*/\1/p'

@@ -79,6 +79,12 @@ testclient --id h1 --size 96M --hold 60 --expect-revoked verify \
 holdpid=$!
 wait_log "$CLUSTER_LOG/hold.log" "holding the connections" 1 60 ||
 	fail "the holding client did not connect and verify"
+# The poolds' heartbeats report the connected client (period 200 ms).
+sleep 1
+for n in 1 2 3; do
+	[ "$(json_poold "$(poold_addr "$n")" clients_connected)" = 1 ] ||
+		{ admin list; fail "poold $n heartbeat does not report 1 connected client"; }
+done
 testclient --id h1 release || fail "release of h1 failed"
 wait "$holdpid" || { cat "$CLUSTER_LOG/hold.log"; fail "a connected client kept access to released chunks"; }
 cat "$CLUSTER_LOG/hold.log"
