@@ -3,7 +3,7 @@
  * fake-coord mode: play the coordinator towards one real poold and drive
  * it through what a real coordinator rarely does — fill its capacity,
  * free unknown and duplicate chunks, send a malformed command, refuse its
- * chunk size — checking every reply and that it reconnects and re-registers
+ * chunk size and its registration — checking every reply and that it reconnects and re-registers
  * the chunks it holds each time.
  */
 #include "testclient.h"
@@ -109,6 +109,39 @@ static int fake_register(struct fake *f, unsigned int held, uint64_t cs)
 	out.seq = env->seq;		/* a reply echoes the request's seq */
 	rswap__envelope__free_unpacked(env, NULL);
 	return ret ? ret : rswap_frame_send_fd(f->fd, &out);
+}
+
+/* Accept, refuse the PooldRegister with an Error; poold must hang up. */
+static int fake_refuse_register(struct fake *f)
+{
+	Rswap__Envelope *env, out = RSWAP__ENVELOPE__INIT;
+	Rswap__Error err = RSWAP__ERROR__INIT;
+	int ret;
+
+	ret = fake_accept(f);
+	if (!ret)
+		ret = fake_recv(f, &env);
+	if (ret)
+		return ret;
+	err.code = EEXIST;
+	err.reason = "fake-coord refuses this registration";
+	out.body_case = RSWAP__ENVELOPE__BODY_ERROR;
+	out.error = &err;
+	out.version = RSWAP_PROTO_VERSION;
+	out.seq = env->seq;
+	rswap__envelope__free_unpacked(env, NULL);
+	ret = rswap_frame_send_fd(f->fd, &out);
+	if (ret)
+		return ret;
+	ret = fake_recv(f, &env);
+	if (ret == -ECONNRESET) {
+		log_info("fake-coord: poold hung up on a refused registration");
+		return 0;
+	}
+	if (!ret)
+		rswap__envelope__free_unpacked(env, NULL);
+	log_err("fake-coord: poold carried on after its registration was refused");
+	return -EPROTO;
 }
 
 /* Send one command, receive its reply; check the seq and the expected body. */
@@ -248,7 +281,9 @@ static int fake_script(struct fake *f)
 		return -EPROTO;
 	}
 	log_info("fake-coord: poold refused a different chunk size and reconnected");
-	ret = fake_register(f, f->nheld, FAKE_CHUNK);
+	ret = fake_refuse_register(f);
+	if (!ret)
+		ret = fake_register(f, f->nheld, FAKE_CHUNK);
 	for (i = 0; !ret && i < f->nheld; i++)
 		ret = fake_free(f, f->held[i], 0);
 	if (!ret)

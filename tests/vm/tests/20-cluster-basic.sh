@@ -15,10 +15,14 @@ hp_old=$(cat "$hp" 2>/dev/null || echo 0)
 echo 8 > "$hp" 2>/dev/null
 CLUSTER_ON_EXIT='echo "$hp_old" > "$hp" 2>/dev/null'
 
+# poold 3 starts before the coordinator exists: it must keep retrying.
+COORD_PORT=9400
+start_poold 3 48M
+sleep 1
 start_coord 9400 16M
-start_poold 1 48M
-for n in 2 3; do start_poold "$n" 48M; done
+for n in 1 2; do start_poold "$n" 48M; done
 for n in 1 2 3; do wait_registered "$n"; done
+grep -q "retrying in" "$(poold_log 3)" || fail "poold 3 did not log its retries"
 grep -q "per-session queue pair limit" "$(poold_log 1)" ||
 	fail "poold does not log its per-session queue pair limit"
 
