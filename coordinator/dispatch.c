@@ -751,12 +751,24 @@ static void handle_alloc_done(struct coord *c, struct peer *p, uint64_t seq,
 			      const Rswap__ChunkAllocDone *m)
 {
 	struct preq *q = preq_take(p, seq, PREQ_ALLOC);
+	char reason[256];
 	struct op *op;
 
 	if (!q) {
 		violation(c, p, seq, EPROTO,
 			  "ChunkAllocDone for seq %" PRIu64 ", which was never sent as a ChunkAlloc",
 			  seq);
+		return;
+	}
+	if (registry_handle_in_use(p->poold, m->handle)) {
+		/* Never free it: it is someone else's chunk.  The poold is
+		 * confused; roll back and drop it. */
+		snprintf(reason, sizeof(reason),
+			 "ChunkAllocDone for client %s slot %" PRIu32 " names handle %" PRIu64
+			 ", which already holds another slot", q->client_id, q->slot, m->handle);
+		preq_failed(c, q, EIO, reason);
+		free(q);
+		violation(c, p, seq, EPROTO, "%s", reason);
 		return;
 	}
 	op = q->op;

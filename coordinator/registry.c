@@ -31,7 +31,104 @@ struct registry *registry_new(uint64_t chunk_size)
 static void poold_free(struct poold *p)
 {
 	free(p->tombs);
+	free(p->handles);
+	free(p->handle_state);
 	free(p);
+}
+
+enum { HANDLE_FREE, HANDLE_USED, HANDLE_GONE };
+
+static uint32_t handle_bucket(uint64_t h, uint32_t cap)
+{
+	/* Fibonacci hashing; cap is a power of two. */
+	return (uint32_t)((h * 0x9E3779B97F4A7C15ull) >> 32) & (cap - 1);
+}
+
+bool registry_handle_in_use(const struct poold *p, uint64_t handle)
+{
+	uint32_t i, n;
+
+	if (!p->handle_cap)
+		return false;
+	for (i = handle_bucket(handle, p->handle_cap), n = 0; n < p->handle_cap;
+	     i = (i + 1) & (p->handle_cap - 1), n++) {
+		if (p->handle_state[i] == HANDLE_FREE)
+			return false;
+		if (p->handle_state[i] == HANDLE_USED && p->handles[i] == handle)
+			return true;
+	}
+	return false;
+}
+
+static void handle_insert(struct poold *p, uint64_t handle)
+{
+	uint32_t i = handle_bucket(handle, p->handle_cap);
+
+	while (p->handle_state[i] == HANDLE_USED)
+		i = (i + 1) & (p->handle_cap - 1);
+	if (p->handle_state[i] == HANDLE_GONE)
+		p->handle_gone--;
+	p->handle_state[i] = HANDLE_USED;
+	p->handles[i] = handle;
+	p->handle_used++;
+}
+
+/* Keep the table at most half full (tombstones count) and rehash. */
+static int handle_grow(struct poold *p)
+{
+	uint32_t old_cap = p->handle_cap, cap = old_cap ? old_cap : 16, i;
+	uint64_t *old = p->handles;
+	uint8_t *old_state = p->handle_state;
+
+	while ((p->handle_used + 1) * 2 > cap)
+		cap *= 2;
+	p->handles = calloc(cap, sizeof(*p->handles));
+	p->handle_state = calloc(cap, 1);
+	if (!p->handles || !p->handle_state) {
+		free(p->handles);
+		free(p->handle_state);
+		p->handles = old;
+		p->handle_state = old_state;
+		return -ENOMEM;
+	}
+	p->handle_cap = cap;
+	p->handle_used = 0;
+	p->handle_gone = 0;
+	for (i = 0; i < old_cap; i++)
+		if (old_state[i] == HANDLE_USED)
+			handle_insert(p, old[i]);
+	free(old);
+	free(old_state);
+	return 0;
+}
+
+static void handle_add(struct poold *p, uint64_t handle)
+{
+	if ((p->handle_used + p->handle_gone + 1) * 2 > p->handle_cap &&
+	    handle_grow(p)) {
+		p->handles_lost = true;
+		return;
+	}
+	handle_insert(p, handle);
+}
+
+static void handle_del(struct poold *p, uint64_t handle)
+{
+	uint32_t i, n;
+
+	if (!p->handle_cap)
+		return;
+	for (i = handle_bucket(handle, p->handle_cap), n = 0; n < p->handle_cap;
+	     i = (i + 1) & (p->handle_cap - 1), n++) {
+		if (p->handle_state[i] == HANDLE_FREE)
+			return;
+		if (p->handle_state[i] == HANDLE_USED && p->handles[i] == handle) {
+			p->handle_state[i] = HANDLE_GONE;
+			p->handle_used--;
+			p->handle_gone++;
+			return;
+		}
+	}
 }
 
 static void client_free(struct client *c)
@@ -161,8 +258,13 @@ void registry_slot_assign(struct client *c, uint32_t slot, struct poold *p)
 
 void registry_slot_set_handle(struct client *c, uint32_t slot, uint64_t handle)
 {
-	c->slots[slot].state = SLOT_HELD;
-	c->slots[slot].handle = handle;
+	struct slot *s = &c->slots[slot];
+
+	if (s->state == SLOT_HELD)
+		handle_del(s->poold, s->handle);
+	s->state = SLOT_HELD;
+	s->handle = handle;
+	handle_add(s->poold, handle);
 }
 
 void registry_slot_clear(struct client *c, uint32_t slot)
@@ -171,6 +273,8 @@ void registry_slot_clear(struct client *c, uint32_t slot)
 
 	if (s->state == SLOT_EMPTY)
 		return;
+	if (s->state == SLOT_HELD)
+		handle_del(s->poold, s->handle);
 	s->poold->chunks_used--;
 	s->state = SLOT_EMPTY;
 	s->poold = NULL;
@@ -444,6 +548,20 @@ int registry_poold_register(struct registry *r, const struct poold_report *rep,
 			goto out_free;
 		}
 	}
+	/* Every handle once, orphans included: freeing one must not free
+	 * a chunk that is also reported for a live slot. */
+	for (i = 0; i < rep->nchunks; i++)
+		keep[i] = &rep->chunks[i];
+	if (rep->nchunks)
+		qsort(keep, rep->nchunks, sizeof(*keep), cmp_held_handle);
+	for (i = 1; i < rep->nchunks; i++) {
+		if (keep[i]->handle == keep[i - 1]->handle) {
+			snprintf(why, whylen, "poold %s reports handle %" PRIu64
+				 " twice", rep->addr, keep[i]->handle);
+			ret = -EINVAL;
+			goto out_free;
+		}
+	}
 	for (i = 0; i < rep->nchunks; i++) {
 		const struct held_chunk *h = &rep->chunks[i];
 		bool orphan;
@@ -462,15 +580,6 @@ int registry_poold_register(struct registry *r, const struct poold_report *rep,
 		keep[nkeep++] = h;
 	}
 	if (nkeep) {
-		qsort(keep, nkeep, sizeof(*keep), cmp_held_handle);
-		for (i = 1; i < nkeep; i++) {
-			if (keep[i]->handle == keep[i - 1]->handle) {
-				snprintf(why, whylen, "poold %s reports handle %" PRIu64
-					 " twice", rep->addr, keep[i]->handle);
-				ret = -EINVAL;
-				goto out_free;
-			}
-		}
 		qsort(keep, nkeep, sizeof(*keep), cmp_held_slot);
 		for (i = 1; i < nkeep; i++) {
 			const struct held_chunk *x = keep[i - 1], *y = keep[i];

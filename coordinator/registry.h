@@ -61,6 +61,16 @@ struct poold {
 	void *conn;			/* the dispatcher's peer while connected */
 	struct tombstone *tombs;
 	size_t ntombs;
+	/*
+	 * Handles of held slots on this poold (open addressing), so that a
+	 * handle handed out twice is caught: two slots on one chunk would
+	 * corrupt a client silently.  Best effort: if it cannot grow,
+	 * handles_lost is set and lookups say "not in use".
+	 */
+	uint64_t *handles;
+	uint8_t *handle_state;		/* HANDLE_FREE/USED/GONE per bucket */
+	uint32_t handle_cap, handle_used, handle_gone;
+	bool handles_lost;
 };
 
 enum slot_state { SLOT_EMPTY, SLOT_RESERVED, SLOT_HELD };
@@ -158,6 +168,9 @@ void registry_client_remove(struct registry *r, struct client *c);
 void registry_released_add(struct registry *r, const char *id);
 void registry_released_forget(struct registry *r, const char *id);
 bool registry_released_has(const struct registry *r, const char *id);
+
+/* Is handle held by a slot on p? */
+bool registry_handle_in_use(const struct poold *p, uint64_t handle);
 
 void registry_slot_assign(struct client *c, uint32_t slot, struct poold *p);
 void registry_slot_set_handle(struct client *c, uint32_t slot, uint64_t handle);

@@ -198,13 +198,22 @@ static void check_accounting(void)
 	uint32_t i;
 
 	for (p = r->poolds; p; p = p->next) {
-		uint32_t n = 0;
+		uint32_t n = 0, held = 0;
 
 		for (c = r->clients; c; c = c->next)
-			for (i = 0; i < c->nslots; i++)
-				if (c->slots[i].state != SLOT_EMPTY && c->slots[i].poold == p)
-					n++;
-		if (n != p->chunks_used)
+			for (i = 0; i < c->nslots; i++) {
+				const struct slot *s = &c->slots[i];
+
+				if (s->state == SLOT_EMPTY || s->poold != p)
+					continue;
+				n++;
+				if (s->state != SLOT_HELD)
+					continue;
+				held++;
+				if (!registry_handle_in_use(p, s->handle))
+					__builtin_trap();
+			}
+		if (n != p->chunks_used || (!p->handles_lost && held != p->handle_used))
 			__builtin_trap();
 		if (p->connected != (p->conn != NULL))
 			__builtin_trap();

@@ -418,6 +418,33 @@ static void map_must_fit_a_frame(void **state)
 	tp_free(a);
 }
 
+static void duplicate_handle_from_poold(void **state)
+{
+	struct tpeer *a = poold("a:1", 64 * MB), *c1 = tp_new(), *c2 = tp_new();
+	Rswap__Envelope *r;
+
+	hello(c1, "vm1", 16 * MB, 1);
+	alloc_done(a, 42);
+	r = expect(c1, RSWAP__ENVELOPE__BODY_CHUNK_MAP);
+	rswap__envelope__free_unpacked(r, NULL);
+	/* The poold hands out 42 again: vm2 rolls back, nobody frees 42. */
+	hello(c2, "vm2", 32 * MB, 2);
+	alloc_done(a, 43);
+	alloc_done(a, 42);
+	expect_error(c2, EIO, "already holds another slot");
+	r = expect(a, RSWAP__ENVELOPE__BODY_CHUNK_FREE);
+	assert_int_equal(r->chunk_free->handle, 43);
+	rswap__envelope__free_unpacked(r, NULL);
+	expect_error(a, EPROTO, "already holds another slot");
+	assert_true(a->closed);
+	assert_null(registry_client_find(coord_registry(C), "vm2"));
+	assert_non_null(registry_client_find(coord_registry(C), "vm1"));
+	assert_true(registry_handle_in_use(registry_poold_find(coord_registry(C), "a:1"), 42));
+	tp_free(c1);
+	tp_free(c2);
+	tp_free(a);
+}
+
 static void stray_replies(void **state)
 {
 	struct tpeer *a = poold("a:1", 16 * MB), *b = poold("b:1", 16 * MB);
@@ -479,6 +506,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(poold_gone_mid_release, setup, teardown),
 		cmocka_unit_test_setup_teardown(output_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(map_must_fit_a_frame, setup, teardown),
+		cmocka_unit_test_setup_teardown(duplicate_handle_from_poold, setup, teardown),
 		cmocka_unit_test_setup_teardown(stray_replies, setup, teardown),
 		cmocka_unit_test_setup_teardown(hello_pending_client_leaves_then_poold_refuses,
 						setup, teardown),

@@ -291,6 +291,45 @@ static void tombstone_ring_is_bounded(void **state)
 	registry_free(r);
 }
 
+static void handle_index(void **state)
+{
+	struct registry *r = registry_new(CHUNK);
+	struct held_chunk h[] = { { 7, "vm1", 0, 2 * CHUNK }, { 8, "vm1", 1, 2 * CHUNK } };
+	struct held_chunk dup_orphan[] = { { 7, "vm1", 0, 2 * CHUNK }, { 7, "gone", 0, CHUNK } };
+	struct poold *p;
+	struct client *c;
+	uint32_t i;
+
+	assert_int_equal(reg(r, "a:1", 1ull << 40, h, 2, &p, NULL), 0);
+	assert_true(registry_handle_in_use(p, 7));
+	assert_true(registry_handle_in_use(p, 8));
+	assert_false(registry_handle_in_use(p, 9));
+	c = registry_client_add(r, "big", 1000 * CHUNK);
+	for (i = 0; i < 1000; i++) {
+		registry_slot_assign(c, i, p);
+		registry_slot_set_handle(c, i, 100000 + i * 7919ull);
+	}
+	assert_int_equal(p->handle_used, 1002);
+	assert_false(p->handles_lost);
+	for (i = 0; i < 1000; i += 2)
+		registry_slot_clear(c, i);
+	assert_false(registry_handle_in_use(p, 100000));
+	assert_true(registry_handle_in_use(p, 100000 + 7919ull));
+	registry_client_remove(r, c);
+	assert_int_equal(p->handle_used, 2);
+	assert_int_equal(p->chunks_used, 2);
+	c = registry_client_find(r, "vm1");
+	registry_slot_clear(c, 0);
+	assert_false(registry_handle_in_use(p, 7));
+
+	/* A handle reported twice is refused even if one copy is an orphan. */
+	registry_poold_disconnect(r, p);
+	registry_released_add(r, "gone");
+	assert_int_equal(reg(r, "a:1", 1ull << 40, dup_orphan, 2, &p, NULL), -EINVAL);
+	assert_non_null(strstr(why, "handle 7 twice"));
+	registry_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -303,6 +342,7 @@ int main(void)
 		cmocka_unit_test(tombstones_and_released),
 		cmocka_unit_test(liveness),
 		cmocka_unit_test(tombstone_ring_is_bounded),
+		cmocka_unit_test(handle_index),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
