@@ -2,9 +2,10 @@
 /*
  * The session with rswap-coord.  Phases:
  *   DOWN        no connection; retry_timer pending (backoff 100 ms .. 5 s)
- *   CONNECTING  TCP connect under way
+ *   CONNECTING  TCP connect under way; reg_timer (10 s) pending from here
+ *               until REGISTERED
  *   REGISTERING PooldRegister sent (with every chunk held, so that a
- *               restarted coordinator relearns them); reg_timer pending
+ *               restarted coordinator relearns them)
  *   REGISTERED  PooldRegistered received; Heartbeat every heartbeat_ms;
  *               ChunkAlloc / ChunkFree served
  * Any bad frame, error or timeout drops the connection and goes back to
@@ -314,11 +315,9 @@ static void coord_read_cb(struct bufferevent *bev, void *arg)
 static void coord_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct poold *p = arg;
-	struct timeval tv = ms_to_tv(REGISTER_TIMEOUT_MS);
 
 	if (what & BEV_EVENT_CONNECTED) {
 		log_debug("connected to coordinator %s", p->set.coord_str);
-		evtimer_add(p->reg_timer, &tv);
 		send_register(p);
 		return;
 	}
@@ -326,10 +325,16 @@ static void coord_event_cb(struct bufferevent *bev, short what, void *arg)
 		coord_drop(p, "connection closed by the coordinator");
 	else if (what & BEV_EVENT_ERROR)
 		coord_drop(p, "%s", evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	else
+		coord_drop(p, "unexpected connection event %#x", (unsigned int)what);
 }
 
 static void coord_connect(struct poold *p)
 {
+	/* Covers the TCP connect too: a silent peer must not stall us. */
+	struct timeval tv = ms_to_tv(REGISTER_TIMEOUT_MS);
+
+	evtimer_add(p->reg_timer, &tv);
 	p->bev = bufferevent_socket_new(p->base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (!p->bev) {
 		coord_drop(p, "cannot create a socket");
@@ -349,7 +354,7 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
 
 static void reg_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
-	coord_drop(arg, "no PooldRegistered within %u ms", REGISTER_TIMEOUT_MS);
+	coord_drop(arg, "not registered within %u ms of connecting", REGISTER_TIMEOUT_MS);
 }
 
 static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)

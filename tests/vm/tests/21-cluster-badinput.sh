@@ -135,6 +135,21 @@ if nc --help 2>&1 | grep -q -- '-l'; then
 	stop_poold 3
 	kill "$ncpid" 2>/dev/null
 	echo "fake coordinator: poold logged the bad frame, kept running and retried"
+
+	# A coordinator that accepts and never answers: poold gives up after 10 s.
+	(sleep 30 | nc -l -p 9602 > /dev/null 2>&1) &
+	ncpid=$!
+	CLUSTER_PIDS="$CLUSTER_PIDS $ncpid"
+	sleep 0.5
+	poold --coord "$RSWAP_IP:9602" --listen "$(poold_addr 3)" --capacity 48M \
+		> "$(poold_log 5)" 2>&1 &
+	POOLD_PID_5=$!
+	CLUSTER_PIDS="$CLUSTER_PIDS $POOLD_PID_5"
+	wait_log "$(poold_log 5)" "not registered within" 1 20 ||
+		fail "poold waited forever on a silent coordinator"
+	stop_poold 5
+	kill "$ncpid" 2>/dev/null
+	echo "silent coordinator: poold timed out the registration and retried"
 else
 	echo "busybox nc has no -l: fake-coordinator check skipped"
 fi
