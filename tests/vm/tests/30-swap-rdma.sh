@@ -101,10 +101,29 @@ note "SUnreclaim ${slab0} kB -> ${slab1} kB after 20 RDMA load/unload cycles"
 sleep 0.5
 [ "$(chunks_used)" = 0 ] || fail "chunks held after the cycles: $(chunks_used) bytes"
 
-# ---- a poold in the map is gone --------------------------------------------------
-kill -9 "$(poold_pid 3)"
-expect_insmod_fails "Connection refused\|No route to host\|Connection timed out\|Connection reset" \
-	coord="$COORD" size=96M name=poold-gone timeout_ms=3000
-sleep 0.5
-dmesg | grep rswap_client | tail -n 4
+# ---- a poold refuses the connection ------------------------------------------
+# A poold allowing one queue pair per session refuses our second one
+# (RSWAP_REJ_TOO_MANY_QPS -> EUSERS) when the VM has more than one CPU;
+# the chunks the map gave us must go back to the coordinator.
+if [ "$(grep -c ^processor /proc/cpuinfo)" -gt 1 ]; then
+	start_poold 4 48M --max-qps 1
+	wait_registered 4
+	expect_insmod_fails "Too many users" coord="$COORD" size=64M name=qp-limit
+	dmesg | grep "rswap_client: poold" | tail -n 2
+	sleep 0.5
+	[ "$(chunks_used)" = 0 ] || fail "chunks held after a refused session: $(chunks_used) bytes"
+fi
+
+# ---- a poold in the map is unreachable --------------------------------------------
+# SIGSTOP keeps its coordinator registration until heartbeats time out, but
+# its RDMA CM stops answering: insmod must time out, not hang.
+kill -STOP "$(poold_pid 1)"
+if rswap_insmod coord="$COORD" size=64M name=poold-stopped timeout_ms=2000; then
+	rswap_rmmod > /dev/null
+	note "insmod with a stopped poold succeeded (the coordinator placed around it)"
+else
+	note "insmod with a stopped poold failed: $(cat $RSWAP_INSMOD_OUT); $(dmesg | grep rswap_client | tail -n 1)"
+fi
+mod_loaded && fail "module loaded after the stopped-poold case"
+kill -CONT "$(poold_pid 1)"
 exit 0
