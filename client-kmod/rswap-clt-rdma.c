@@ -270,8 +270,11 @@ static int rswap_qp_wait(struct rswap_qp *qp, const char *step)
 
 	left = wait_for_completion_interruptible_timeout(&qp->cm_done,
 							 msecs_to_jiffies(ms));
-	if (left < 0)
+	if (left < 0) {
+		rswap_sess_err(qp->sess, "interrupted during %s of queue pair %u\n",
+			       step, qp->index);
 		return left;
+	}
 	if (!left) {
 		rswap_sess_err(qp->sess, "no answer to %s of queue pair %u within %u ms\n",
 			       step, qp->index, ms);
@@ -537,20 +540,30 @@ static int rswap_qp_connect(struct rswap_qp *qp)
 	init_completion(&qp->cm_done);
 	id = rdma_create_id(&init_net, rswap_cm_handler, qp, RDMA_PS_TCP,
 			    IB_QPT_RC);
-	if (IS_ERR(id))
+	if (IS_ERR(id)) {
+		rswap_sess_err(sess, "cannot create an RDMA CM id: %pe\n", id);
 		return PTR_ERR(id);
+	}
 	qp->cm_id = id;
 
 	ret = rdma_resolve_addr(id, NULL, (struct sockaddr *)&sess->addr,
 				dev->cfg.timeout_ms);
-	if (!ret)
-		ret = rswap_qp_wait(qp, "address resolution");
+	if (ret) {
+		rswap_sess_err(sess, "cannot resolve the address: %pe; is an RDMA device up on that network?\n",
+			       ERR_PTR(ret));
+		return ret;
+	}
+	ret = rswap_qp_wait(qp, "address resolution");
 	if (ret)
 		return ret;
 	reinit_completion(&qp->cm_done);
 	ret = rdma_resolve_route(id, dev->cfg.timeout_ms);
-	if (!ret)
-		ret = rswap_qp_wait(qp, "route resolution");
+	if (ret) {
+		rswap_sess_err(sess, "cannot resolve the route: %pe\n",
+			       ERR_PTR(ret));
+		return ret;
+	}
+	ret = rswap_qp_wait(qp, "route resolution");
 	if (ret)
 		return ret;
 
@@ -582,9 +595,12 @@ static int rswap_qp_connect(struct rswap_qp *qp)
 	param.rnr_retry_count = 7;
 	reinit_completion(&qp->cm_done);
 	ret = rdma_connect(id, &param);
-	if (!ret)
-		ret = rswap_qp_wait(qp, "connect");
-	return ret;
+	if (ret) {
+		rswap_sess_err(sess, "cannot connect queue pair %u: %pe\n",
+			       qp->index, ERR_PTR(ret));
+		return ret;
+	}
+	return rswap_qp_wait(qp, "connect");
 }
 
 /* ---- sessions ------------------------------------------------------------ */
@@ -675,8 +691,10 @@ static int rswap_sess_connect(struct rswap_sess *sess)
 	}
 	left = wait_for_completion_interruptible_timeout(&sess->table_done,
 							 msecs_to_jiffies(ms));
-	if (left < 0)
+	if (left < 0) {
+		rswap_sess_err(sess, "interrupted while waiting for the chunk table\n");
 		return left;
+	}
 	if (!left) {
 		rswap_sess_err(sess, "no chunk table within %u ms (got %u of %u descriptors)\n",
 			       ms, sess->table_got, sess->table_total);
@@ -928,12 +946,10 @@ int rswap_rdma_open(struct rswap_dev *dev, const struct rswap_pb_map *map)
 	for (i = 0; i < rdma->nr_sess; i++) {
 		struct rswap_sess *sess = rdma->sess[i];
 
+		/* Every failure below has logged its one line already. */
 		ret = rswap_sess_connect(sess);
-		if (ret) {
-			rswap_sess_err(sess, "session failed: %pe\n",
-				       ERR_PTR(ret));
+		if (ret)
 			goto out_close;
-		}
 		for (j = 0; j < sess->nr_qps; j++)
 			dev->max_segments = min_t(u32, dev->max_segments,
 						  sess->qps[j].max_sge);
