@@ -10,7 +10,7 @@ COORD=9400
 CHUNK=16M
 POOLD_CAP=64M
 POOL=160M
-LINES=${DEMO_LINES:-2000000}
+LINES=${DEMO_LINES:-300000}
 
 step() { echo; echo "==> $*"; }
 vmstat_get() { awk -v k="$1" '$1 == k { print $2 }' /proc/vmstat; }
