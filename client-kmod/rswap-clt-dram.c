@@ -120,6 +120,11 @@ static blk_status_t rswap_dram_queue_rq(struct rswap_dev *dev,
 			     off, blk_rq_bytes(rq));
 		return BLK_STS_IOERR;
 	}
+	if (rq_data_dir(rq) == READ && rswap_inject_read_error(dev)) {
+		rswap_count_err(dev, RSWAP_ERR_IO);
+		rswap_err_rl(dev, "injected read error at %llu\n", off);
+		return BLK_STS_IOERR;
+	}
 	status = rswap_dram_copy(dev, rq);
 	if (status != BLK_STS_OK)
 		return status;

@@ -759,16 +759,19 @@ static void rswap_io_done(struct ib_cq *cq, struct ib_wc *wc)
 	struct rswap_sess *sess = cmd->sess;
 	struct rswap_dev *dev = sess->dev;
 	bool write = rq_data_dir(rq) == WRITE;
+	enum ib_wc_status status = wc->status;
 
 	ib_dma_unmap_sg(cmd->ibdev, cmd->sg, cmd->nents, rswap_rq_dir(rq));
 	cmd->ibdev = NULL;
-	if (unlikely(wc->status != IB_WC_SUCCESS)) {
-		if (wc->status != IB_WC_WR_FLUSH_ERR)
+	if (!write && status == IB_WC_SUCCESS && rswap_inject_read_error(dev))
+		status = IB_WC_GENERAL_ERR;
+	if (unlikely(status != IB_WC_SUCCESS)) {
+		if (status != IB_WC_WR_FLUSH_ERR)
 			rswap_sess_err_rl(sess, "%s of %u bytes at %llu failed: %s\n",
 					  write ? "WRITE" : "READ",
 					  blk_rq_bytes(rq),
 					  (u64)blk_rq_pos(rq) << RSWAP_SECTOR_SHIFT,
-					  ib_wc_status_msg(wc->status));
+					  ib_wc_status_msg(status));
 		atomic64_inc(&sess->errors);
 		rswap_count_err(dev, RSWAP_ERR_IO);
 		/* Never report unknown data as read. */

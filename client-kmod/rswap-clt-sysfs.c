@@ -121,6 +121,31 @@ static ssize_t poolds_show(struct device *d, struct device_attribute *attr,
 }
 static DEVICE_ATTR_RO(poolds);
 
+/* Debugging: fail the next N reads as a failed work completion would. */
+static ssize_t fail_reads_show(struct device *d, struct device_attribute *attr,
+			       char *buf)
+{
+	return sysfs_emit(buf, "%d\n",
+			  atomic_read(&rswap_from_device(d)->fail_reads));
+}
+
+static ssize_t fail_reads_store(struct device *d,
+				struct device_attribute *attr,
+				const char *buf, size_t len)
+{
+	unsigned int n;
+	int ret;
+
+	ret = kstrtouint(buf, 0, &n);
+	if (ret)
+		return ret;
+	if (n > INT_MAX)
+		return -ERANGE;
+	atomic_set(&rswap_from_device(d)->fail_reads, n);
+	return len;
+}
+static DEVICE_ATTR_RW(fail_reads);
+
 static struct attribute *rswap_attrs[] = {
 	&rswap_stat_attrs[0].attr.attr,
 	&rswap_stat_attrs[1].attr.attr,
@@ -135,6 +160,7 @@ static struct attribute *rswap_attrs[] = {
 	&dev_attr_nr_queues.attr,
 	&dev_attr_chunk_map.attr,
 	&dev_attr_poolds.attr,
+	&dev_attr_fail_reads.attr,
 	NULL,
 };
 

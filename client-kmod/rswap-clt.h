@@ -85,6 +85,9 @@ struct rswap_dev {
 	atomic64_t dram_nr_pages;
 	struct rswap_rdma *rdma;	/* RDMA: sessions to the poolds */
 
+	/* Fault injection (sysfs fail_reads): reads left to fail. */
+	atomic_t fail_reads;
+
 	int major;
 	struct blk_mq_tag_set tag_set;
 	struct gendisk *disk;
@@ -105,6 +108,16 @@ static inline void rswap_count_err(struct rswap_dev *dev,
 				   enum rswap_err_kind kind)
 {
 	atomic64_inc(&dev->stats.errors[kind]);
+}
+
+/*
+ * Should this read fail on purpose?  Lets tests check that a failed read
+ * reaches the reader as an error (SIGBUS on swap-in), never as data.
+ */
+static inline bool rswap_inject_read_error(struct rswap_dev *dev)
+{
+	return unlikely(atomic_read(&dev->fail_reads)) &&
+	       atomic_add_unless(&dev->fail_reads, -1, 0);
 }
 
 /* rswap-clt-blk.c */

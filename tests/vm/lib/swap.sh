@@ -93,3 +93,28 @@ swap_round_trip() {
 	RSWAP_SWPIN=$((in1 - in0))
 	RSWAP_SWAP_SECS=$((t1 - t0))
 }
+
+# read_error_check MIB: with swap on /dev/rswap0, reads failed on purpose
+# (sysfs fail_reads) reach the reader as errors -- a direct read fails, a
+# swap-in kills the process with SIGBUS -- never as wrong data.
+read_error_check() {
+	local mib=$1 f=/sys/block/rswap0/rswap/fail_reads rc sig
+	echo 1 > $f || fail "cannot write $f"
+	dd if=/dev/rswap0 of=/dev/null bs=4096 count=1 iflag=direct 2> /dev/null &&
+		fail "a direct read succeeded despite an injected read error"
+	[ "$(cat $f)" = 0 ] || fail "fail_reads did not count down: $(cat $f)"
+	echo 1000000 > $f
+	cg_make rswap-ioerr $((mib * 1048576 / 4))
+	cg_run rswap-ioerr memhog "$mib" 9
+	rc=$?
+	echo 0 > $f
+	cg_remove rswap-ioerr
+	# SIGBUS from the failed fault; SIGSEGV when the signal frame cannot
+	# be written either (its stack page's swap-in fails too).
+	case $rc in
+	135) sig=SIGBUS ;;
+	139) sig="SIGSEGV (SIGBUS frame not deliverable)" ;;
+	*) fail "memhog exited $rc while swap-in reads failed; expected SIGBUS (135), never bad data (1)" ;;
+	esac
+	note "failed swap-in reads: memhog got $sig; $(grep '^io ' /sys/block/rswap0/rswap/errors) I/O errors counted"
+}

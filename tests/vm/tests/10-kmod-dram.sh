@@ -75,6 +75,8 @@ rm -f /tmp/pat /tmp/back
 
 # ---- swap ------------------------------------------------------------------
 swap_round_trip /dev/rswap0 48
+rsysfs errors | grep -v " 0$" | grep -v "^busy" && fail "errors counted"
+read_error_check 48
 note "rswap0: $(rsysfs writes) writes, $(rsysfs reads) reads; $(rsysfs errors | tr '\n' ' ')"
 rswap_rmmod > /tmp/.rmmod 2>&1 && fail "rmmod succeeded while swapon'd"
 mod_loaded || fail "module gone while swapon'd"
@@ -83,7 +85,6 @@ swapoff /dev/rswap0 || fail "swapoff"
 pages=$(rsysfs poolds | sed 's/.*pages=//')
 note "after swapoff: $pages pages held (slot-free notify frees the rest)"
 [ "$pages" -lt 16 ] || fail "$pages pages still held after swapoff"
-rsysfs errors | grep -v " 0$" && fail "errors counted"
 rswap_rmmod || fail "rmmod after swapoff"
 mod_loaded && fail "module still loaded"
 exit 0

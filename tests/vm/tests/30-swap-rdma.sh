@@ -54,6 +54,7 @@ rsysfs poolds
 busy=$(rsysfs poolds | grep -vc "writes=0 ")
 [ "$busy" -ge 2 ] || fail "only $busy poold(s) got pages"
 rsysfs errors | grep -v " 0$" | grep -v "^busy" && fail "I/O errors counted"
+read_error_check 48
 
 rswap_rmmod > /tmp/.rmmod 2>&1 && fail "rmmod succeeded while swapon'd"
 mod_loaded || fail "module gone while swapon'd"
