@@ -39,6 +39,27 @@ expect_insmod_fails "No route to host\|Connection timed out\|Network is unreacha
 expect_insmod_fails "No space left on device" coord="$COORD" size=1G name=too-big
 [ "$(chunks_used)" = 0 ] || fail "chunks held after failed loads: $(chunks_used) bytes"
 
+# A fake coordinator (busybox nc) answering every connection with one
+# canned frame: another protocol version, an oversized frame length, a
+# ChunkMap with one slot for a 64M pool of 16M chunks.  Each must fail
+# insmod with EPROTO ("Protocol error") and a line that says why.
+fake_coord() {
+	( while :; do printf "$1" | nc -l -p 9411 > /dev/null 2>&1 || sleep 0.1; done ) &
+	FAKE_PID=$!
+	wait_listen 9411 || fail "fake coordinator did not listen"
+}
+fake_coord_stop() { kill "$FAKE_PID" 2> /dev/null; wait "$FAKE_PID" 2> /dev/null; }
+if command -v nc > /dev/null; then
+	for reply in '\000\000\000\004\010\002\020\001' '\177\377\377\377' \
+		'\000\000\000\032\010\001\020\001\252\001\023\010\200\200\200\010\020\200\200\200\040\032\007\022\003\141\072\061\030\001'; do
+		fake_coord "$reply"
+		expect_insmod_fails "Protocol error" coord="$RSWAP_IP:9411" size=64M name=fake
+		fake_coord_stop
+	done
+else
+	note "no nc in the VM: fake-coordinator cases skipped"
+fi
+
 # ---- swap over RDMA -----------------------------------------------------------
 rswap_insmod coord="$COORD" size=96M name=vm1 || fail "insmod: $(cat $RSWAP_INSMOD_OUT)"
 [ -b /dev/rswap0 ] || fail "no /dev/rswap0"
