@@ -811,6 +811,7 @@ static blk_status_t rswap_rdma_queue_rq(struct rswap_dev *dev,
 	}
 	qp = &slot->sess->qps[qidx];
 	if (unlikely(!test_bit(RSWAP_QP_LIVE, &qp->flags))) {
+		atomic64_inc(&slot->sess->errors);
 		rswap_count_err(dev, RSWAP_ERR_IO);
 		rswap_sess_err_rl(slot->sess, "queue pair %u is down; failing I/O\n",
 				  qidx);

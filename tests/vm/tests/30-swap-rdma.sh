@@ -123,6 +123,24 @@ note "SUnreclaim ${slab0} kB -> ${slab1} kB after 20 RDMA load/unload cycles"
 sleep 0.5
 [ "$(chunks_used)" = 0 ] || fail "chunks held after the cycles: $(chunks_used) bytes"
 
+# ---- a poold dies under a loaded module ---------------------------------------
+# Its queue pairs disconnect: I/O to its chunks fails fast with EIO (no
+# hang, no stale data), and rmmod still drains and frees everything.
+rswap_insmod coord="$COORD" size=96M name=victim || fail "insmod victim: $(cat $RSWAP_INSMOD_OUT)"
+dd if=/dev/urandom of=/dev/rswap0 bs=1M count=96 oflag=direct 2> /dev/null || fail "filling victim"
+kill -9 "$(poold_pid 3)"
+wait "$(poold_pid 3)" 2> /dev/null
+eval POOLD_PID_3=
+sleep 1
+t0=$(date +%s)
+dd if=/dev/rswap0 of=/dev/null bs=1M iflag=direct 2> /tmp/.dd && fail "reading a dead poold's chunks succeeded"
+note "read with poold 3 dead failed after $(($(date +%s) - t0)) s: $(grep -o 'I/O error\|Input/output error' /tmp/.dd | head -n 1)"
+rsysfs poolds
+[ "$(grep '^io ' /sys/block/rswap0/rswap/errors | cut -d' ' -f2)" -gt 0 ] || fail "no I/O error counted"
+rsysfs poolds | grep "^$(poold_addr 3) " | grep -q "errors=0" && fail "no error counted for poold 3"
+rswap_rmmod || fail "rmmod with a dead poold"
+mod_loaded && fail "module still loaded"
+
 # ---- a poold refuses the connection ------------------------------------------
 # A poold allowing one queue pair per session refuses our second one
 # (RSWAP_REJ_TOO_MANY_QPS -> EUSERS) when the VM has more than one CPU;
