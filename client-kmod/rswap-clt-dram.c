@@ -5,7 +5,8 @@
  * in an xarray indexed by device page, and freed on discard and when swap
  * frees a slot.  A page never written reads as zeroes.
  *
- * Locking: the xarray's own lock.  A reader or writer takes a page
+ * Locking: the xarray's own lock, irq-safe because swap may free a slot
+ * from a bio completion on older kernels.  A reader or writer takes a page
  * reference under it, so a concurrent discard only drops the xarray's
  * reference and the page lives until the copy is done.
  */
@@ -22,12 +23,13 @@
 static struct page *rswap_dram_lookup(struct rswap_dev *dev, pgoff_t index)
 {
 	struct page *page;
+	unsigned long flags;
 
-	xa_lock(&dev->dram_pages);
+	xa_lock_irqsave(&dev->dram_pages, flags);
 	page = xa_load(&dev->dram_pages, index);
 	if (page)
 		get_page(page);
-	xa_unlock(&dev->dram_pages);
+	xa_unlock_irqrestore(&dev->dram_pages, flags);
 	return page;
 }
 
@@ -50,7 +52,7 @@ static struct page *rswap_dram_lookup_or_alloc(struct rswap_dev *dev,
 	if (!fresh)
 		return NULL;
 	get_page(fresh);	/* ours; the xarray keeps the first one */
-	ret = xa_insert(&dev->dram_pages, index, fresh, GFP_NOIO);
+	ret = xa_insert_irq(&dev->dram_pages, index, fresh, GFP_NOIO);
 	if (!ret) {
 		atomic64_inc(&dev->dram_nr_pages);
 		return fresh;
@@ -132,21 +134,24 @@ static blk_status_t rswap_dram_queue_rq(struct rswap_dev *dev,
 	return BLK_STS_OK;
 }
 
-/* Never sleeps: also called under the swap device's spinlock. */
+/*
+ * Never sleeps: also called under the swap device's spinlock, and by
+ * kernels before 5.19 from the swap-in bio completion (interrupt context).
+ */
 static void rswap_dram_discard(struct rswap_dev *dev, pgoff_t first,
 			       pgoff_t nr)
 {
-	unsigned long index;
+	unsigned long index, flags;
 	struct page *page;
 
-	xa_lock(&dev->dram_pages);
+	xa_lock_irqsave(&dev->dram_pages, flags);
 	xa_for_each_range(&dev->dram_pages, index, page, first,
 			  first + nr - 1) {
 		__xa_erase(&dev->dram_pages, index);
 		atomic64_dec(&dev->dram_nr_pages);
 		put_page(page);
 	}
-	xa_unlock(&dev->dram_pages);
+	xa_unlock_irqrestore(&dev->dram_pages, flags);
 }
 
 static ssize_t rswap_dram_show_poolds(struct rswap_dev *dev, char *buf)
@@ -174,7 +179,7 @@ int rswap_dram_open(struct rswap_dev *dev)
 		return ret;
 	for (i = 0; i < dev->core.nslots; i++)
 		dev->core.slots[i].handle = i;
-	xa_init(&dev->dram_pages);
+	xa_init_flags(&dev->dram_pages, XA_FLAGS_LOCK_IRQ);
 	atomic64_set(&dev->dram_nr_pages, 0);
 	dev->max_segments = RSWAP_MAX_SEGMENTS;
 	dev->ops = &rswap_dram_ops;
