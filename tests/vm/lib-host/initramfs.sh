@@ -65,7 +65,7 @@ base_inputs_key() {
 # initramfs_base CACHE KREL KMODDIR: print the cached base layer's path,
 # building it first when missing or stale.
 initramfs_base() {
-	local cache=$1 krel=$2 kmoddir=$3 key out root m line ko app
+	local cache=$1 krel=$2 kmoddir=$3 key out root m line ko dst app
 	key=$(base_inputs_key "$krel")
 	out="$cache/base-$krel-$key.cpio"
 	if [ -s "$out" ]; then
@@ -110,8 +110,18 @@ initramfs_base() {
 			while read -r line; do
 				ko=$(echo "$line" | awk '$1 == "insmod" { print $2 }')
 				[ -n "$ko" ] || continue
-				mkdir -p "$root/lib/modules/$krel/$(dirname "${ko#*/lib/modules/$krel/}")"
-				cp "$ko" "$root/lib/modules/$krel/${ko#*/lib/modules/$krel/}"
+				dst="$root/lib/modules/$krel/${ko#*/lib/modules/$krel/}"
+				mkdir -p "$(dirname "$dst")"
+				# Newer kernels ship modules compressed; kmod 30 in the
+				# VM would first hand the kernel the compressed file
+				# ("Invalid ELF header magic") and then inflate it
+				# under emulation.  Inflate them once, here.
+				case "$ko" in
+				*.ko.xz) xz -dc "$ko" > "${dst%.xz}" ;;
+				*.ko.zst) zstd -qdc "$ko" > "${dst%.zst}" ;;
+				*.ko.gz) gzip -dc "$ko" > "${dst%.gz}" ;;
+				*) cp "$ko" "$dst" ;;
+				esac
 			done
 		done
 		cp "$kmoddir"/modules.builtin* "$kmoddir"/modules.order "lib/modules/$krel/" 2>/dev/null || true
