@@ -318,6 +318,32 @@ static void json_cluster(const Rswap__ClusterState *cs)
 
 /* ---- human ------------------------------------------------------------- */
 
+/* "chunks per poold: A 3, B 2" in map order.  A slot counts towards the
+ * first slot with the same poold, so no allocation is needed. */
+static void print_spread(const Rswap__ChunkMap *m)
+{
+	size_t i, j, n;
+
+	if (!m->n_slots)
+		return;
+	printf("  chunks per poold:");
+	for (i = 0; i < m->n_slots; i++) {
+		const char *a = m->slots[i]->poold_addr ? m->slots[i]->poold_addr : "";
+
+		for (j = 0; j < i; j++)
+			if (m->slots[j]->poold_addr &&
+			    !strcmp(m->slots[j]->poold_addr, a))
+				break;
+		if (j < i)
+			continue;	/* counted with its first slot */
+		for (n = 0, j = i; j < m->n_slots; j++)
+			n += m->slots[j]->poold_addr &&
+			     !strcmp(m->slots[j]->poold_addr, a);
+		printf("%s %.*s %zu", i ? "," : "", printable_len(a), a, n);
+	}
+	printf("\n");
+}
+
 static void print_map(const Rswap__ClientInfo *ci)
 {
 	const Rswap__ChunkMap *m = ci->map;
@@ -340,6 +366,7 @@ static void print_map(const Rswap__ClientInfo *ci)
 		printf("  slot %-5" PRIu32 " -> %-24.*s handle %" PRIu64 "\n",
 		       m->slots[i]->index, printable_len(m->slots[i]->poold_addr),
 		       m->slots[i]->poold_addr, m->slots[i]->handle);
+	print_spread(m);
 }
 
 static void print_cluster(const Rswap__ClusterState *cs)
