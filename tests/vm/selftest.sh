@@ -2,13 +2,15 @@
 # Self-test of the VM harness: in one boot, a passing, a skipping, a failing,
 # a hanging script and one that exits 0 but makes the kernel WARN.  The run
 # must exit non-zero and report each exactly as expected.
+# usage: tests/vm/selftest.sh [BUILD_DIR] [KERNEL]
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 build=${1:-$HERE/../../build}
+kernel=${2:-default}	# any --kernel of tests/vm/run (tests/vm/kernels for others than 6.1)
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 
-"$HERE/run" --build "$build" --timeout 15 \
+"$HERE/run" --kernel "$kernel" --build "$build" --timeout 15 \
 	"$HERE/selftest/pass.sh" "$HERE/selftest/skip.sh" "$HERE/selftest/fail.sh" \
 	"$HERE/selftest/warn.sh" "$HERE/selftest/hang.sh" > "$out" 2>&1
 rc=$?
