@@ -168,4 +168,26 @@ RSWAP_CONF=/tmp/rswapctl.conf rswapctl install > $OUT 2>&1
 [ $? = 2 ] || { cat $OUT; fail "a config with an unknown key: expected exit 2"; }
 sleep 0.5
 untouched "config tests"
+
+# ---- no --module: the installed module, loaded with modprobe (as after DKMS) ----
+rel=$(uname -r)
+rswapctl install --coord "$COORD" --size 32M > $OUT 2>&1 &&
+	{ cat $OUT; fail "install with no module anywhere succeeded"; }
+grep -q "install it with DKMS" $OUT || { cat $OUT; fail "no hint to install the module"; }
+mkdir -p "/lib/modules/$rel/updates/dkms"
+cp "$RSWAP_KO" "/lib/modules/$rel/updates/dkms/rswap-client.ko"
+CLUSTER_ON_EXIT="${CLUSTER_ON_EXIT:-}; rm -f /lib/modules/$rel/updates/dkms/rswap-client.ko; depmod -a $rel"
+if depmod -a "$rel" 2> /dev/null; then
+	rswapctl install --coord "$COORD" --size 32M --name ctlmp > $OUT 2>&1 ||
+		{ cat $OUT; fail "install of the depmod-known module: exit $?"; }
+	cat $OUT
+	grep -q "with modprobe" $OUT || fail "the installed module was not loaded with modprobe"
+	rswapctl uninstall > $OUT 2>&1 || { cat $OUT; fail "uninstall: exit $?"; }
+else
+	note "depmod failed in this VM: modprobe path not tested"
+fi
+rm -f "/lib/modules/$rel/updates/dkms/rswap-client.ko"
+depmod -a "$rel" 2> /dev/null
+sleep 0.5
+untouched "modprobe path"
 exit 0
