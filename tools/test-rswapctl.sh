@@ -48,6 +48,7 @@ for sh in ${shells#|}; do
 	expect "$sh" 2 "needs --size" install --coord 10.0.0.1:9400
 	expect "$sh" 2 "--size 8Q" install --coord 10.0.0.1 --size 8Q
 	expect "$sh" 2 "--size 8k2" install --coord 10.0.0.1 --size 8k2
+	expect "$sh" 2 "--size 08G" install --coord 10.0.0.1 --size 08G
 	expect "$sh" 2 "multiple of 4K" install --coord 10.0.0.1 --size 4097
 	expect "$sh" 2 "multiple of 4K" install --coord 10.0.0.1 --size 0
 	expect "$sh" 2 "up to 1P" install --coord 10.0.0.1 --size 2048T
