@@ -158,7 +158,7 @@ initramfs_project() {
 	mkdir -p "$root/rswap/ko" "$root/rswap/lib"
 	find "$build" -path "*/$krel/*.ko" -exec cp {} "$root/rswap/ko/" \;
 	[ -e "$root/rswap/ko/rswap-client.ko" ] ||
-		echo "vm/run: warning: no rswap-client.ko for $krel in $build; module tests will fail" >&2
+		echo "vm/run: warning: no rswap-client.ko for $krel in $build; module tests will fail (other kernels than the host's: tests/vm/kernels build K $build)" >&2
 	[ -d "$REPO/tests/vm/lib" ] && cp -r "$REPO/tests/vm/lib/." "$root/rswap/lib/"
 	return 0
 }

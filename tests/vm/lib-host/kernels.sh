@@ -58,7 +58,7 @@ kernel_resolve() {
 	*)
 		KREL=$(kernel_prepared_release "$cn")
 		if [ -z "$KREL" ] || [ ! -e "$CACHE/kernels/$KREL/vmlinuz" ]; then
-			echo "vm/run: the $cn kernel ($want) is not prepared in $CACHE; run: tests/vm/kernels prepare $(kernel_short "$cn")" >&2
+			echo "vm/run: kernel '$want' (Debian $cn) is not prepared in $CACHE; run: tests/vm/kernels prepare $(kernel_short "$cn")" >&2
 			exit 2
 		fi ;;
 	esac
