@@ -1,0 +1,340 @@
+#!/bin/sh
+# The measuring half of the Remoteswap benchmark (POSIX sh; busybox ash in
+# the VM).  tests/bench/run boots the VM and runs this once per system; on
+# a real RDMA host run it directly as root (see docs/BENCHMARKS.md).
+#
+#   BENCH_SYSTEMS="raw rswap-rdma rswap-dram nvmeof brd zram" bench-vm.sh
+#
+# For each system it makes that system the only swap device and runs the
+# workloads, printing one line per measurement:
+#   @@BENCH {"system":S,"workload":W,"rep":N,"data":{...}}
+# It never fails on a time; it exits 1 only when something is broken (a
+# result differs from the unlimited run, data read back is wrong, a system
+# cannot be set up), after measuring the rest.
+#
+# Environment (defaults in brackets):
+#   BENCH_SYSTEMS   systems to measure, in order [raw rswap-rdma rswap-dram nvmeof brd zram]
+#   BENCH_REPS      repetitions of every measurement [3]
+#   BENCH_SWAP_MIB  size of each swap device [192]
+#   BENCH_FL_MIB    region of the fault-latency test [32]
+#   BENCH_TP_MIB    region of the throughput test [64]
+#   BENCH_SORT_LINES, BENCH_AWK_KEYS  application sizes [80000, 40000]
+#   BENCH_APP_LIMITS  memory.max as % of the measured peak [100 50 25]
+#   RSWAP_IP        address of the RDMA device [10.99.0.1 in the VM]
+#   RSWAP_RDMADEV   RDMA device for perftest [rxe0]
+#   RSWAP_KO        rswap-client.ko
+#   RSWAP_TESTLIB   tests/vm/lib (cluster.sh) [next to this script]
+#   BENCH_COORD     HOST:PORT of a running coordinator: rswap-rdma then
+#                   uses its poolds instead of starting a local cluster
+#   BENCH_NVMF_TRADDR  address of a remote NVMe-oF target (subsystem
+#                   BENCH_NVMF_NQN): connect to it instead of a local one
+set -u
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+RSWAP_TESTLIB=${RSWAP_TESTLIB:-$HERE/../vm/lib}
+. "$RSWAP_TESTLIB/cluster.sh"
+
+BENCH_SYSTEMS=${BENCH_SYSTEMS:-raw rswap-rdma rswap-dram nvmeof brd zram}
+REPS=${BENCH_REPS:-3}
+SWAP_MIB=${BENCH_SWAP_MIB:-192}
+FL_MIB=${BENCH_FL_MIB:-32}
+TP_MIB=${BENCH_TP_MIB:-64}
+SORT_LINES=${BENCH_SORT_LINES:-80000}
+AWK_KEYS=${BENCH_AWK_KEYS:-40000}
+APP_LIMITS=${BENCH_APP_LIMITS:-100 50 25}
+RDMADEV=${RSWAP_RDMADEV:-rxe0}
+COORD_PORT_BENCH=9460
+NVMF_NQN=${BENCH_NVMF_NQN:-nqn.2026-11.io.remoteswap:bench}
+NVMF_PORT=4420
+CG=/sys/fs/cgroup
+BAD=0
+SYS=
+SWAPDEV=
+
+say() { echo "@@BENCH {\"system\":\"$SYS\",\"workload\":\"$1\",\"rep\":$2,\"data\":$3}"; }
+note() { echo "-- [$SYS] $*"; }
+broken() { echo "BROKEN: [$SYS] $*"; BAD=1; }
+vmstat_get() { awk -v k="$1" '$1 == k { print $2 }' /proc/vmstat; }
+now_ms() { awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime; }
+
+# ---- raw transport: perftest at 4 KiB on the RDMA device ---------------------
+
+# perf TOOL ITERS PORT: server and client of TOOL on $RDMADEV over rdma_cm;
+# prints the client's 4096-byte result line.
+perf() {
+	_tool=$1 _n=$2 _port=$3
+	$_tool -d "$RDMADEV" -R -s 4096 -n "$_n" -F -p "$_port" > /tmp/bench.srv 2>&1 &
+	_srv=$!
+	sleep 1
+	if ! timeout 120 $_tool -d "$RDMADEV" -R -s 4096 -n "$_n" -F -p "$_port" "$RSWAP_IP" > /tmp/bench.cli 2>&1; then
+		cat /tmp/bench.srv /tmp/bench.cli >&2
+		kill "$_srv" 2> /dev/null
+		wait "$_srv" 2> /dev/null
+		return 1
+	fi
+	wait "$_srv"
+	grep -E '^ *4096 ' /tmp/bench.cli | head -n 1
+}
+
+# Latency columns: bytes iters t_min t_max t_typical t_avg t_stdev p99 p99.9
+lat_json() {
+	echo "$1" | awk '{ printf "{\"iters\":%d,\"min_us\":%s,\"max_us\":%s,\"typical_us\":%s,\"avg_us\":%s,\"stdev_us\":%s,\"p99_us\":%s,\"p999_us\":%s}", $2, $3, $4, $5, $6, $7, $8, $9 }'
+}
+
+# Bandwidth columns: bytes iters bw_peak[MB/s] bw_avg[MB/s] msg_rate[Mpps]
+bw_json() {
+	echo "$1" | awk '{ printf "{\"iters\":%d,\"bw_peak_MBps\":%s,\"bw_avg_MBps\":%s,\"msg_rate_Mpps\":%s}", $2, $3, $4, $5 }'
+}
+
+bench_raw() {
+	[ -n "${RSWAP_IP:-}" ] || { broken "RSWAP_IP is not set"; return; }
+	r=1
+	while [ $r -le "$REPS" ]; do
+		for t in ib_read_lat ib_write_lat; do
+			line=$(perf $t 2000 $((18515 + r))) || { broken "$t failed"; continue; }
+			say "$t" $r "$(lat_json "$line")"
+		done
+		for t in ib_write_bw ib_read_bw; do
+			line=$(perf $t 5000 $((18525 + r))) || { broken "$t failed"; continue; }
+			say "$t" $r "$(bw_json "$line")"
+		done
+		r=$((r + 1))
+	done
+}
+
+# ---- swap systems: set up, tear down -------------------------------------------
+
+modprobe_brd() {
+	# Two ramdisks: ram0 backs the NVMe-oF target, ram1 is the brd baseline.
+	[ -e /dev/ram1 ] && return 0
+	modprobe brd rd_nr=2 rd_size=$((SWAP_MIB * 1024)) || return 1
+	[ -e /dev/ram1 ]
+}
+
+setup_rswap_rdma() {
+	modprobe rdma_cm || return 1
+	_coord=${BENCH_COORD:-}
+	if [ -z "$_coord" ]; then
+		start_coord $COORD_PORT_BENCH 16M
+		start_poold 1 $((SWAP_MIB + 32))M
+		wait_registered 1
+		_coord="$RSWAP_IP:$COORD_PORT_BENCH"
+	fi
+	insmod "$RSWAP_KO" coord="$_coord" size="${SWAP_MIB}M" name=bench > /tmp/bench.insmod 2>&1 ||
+		{ cat /tmp/bench.insmod; dmesg | grep rswap | tail -n 5; return 1; }
+	SWAPDEV=/dev/rswap0
+}
+
+teardown_rswap() {
+	grep -q '^rswap_client ' /proc/modules && rmmod rswap_client
+	stop_all
+}
+
+setup_rswap_dram() {
+	insmod "$RSWAP_KO" backend=dram size="${SWAP_MIB}M" > /tmp/bench.insmod 2>&1 ||
+		{ cat /tmp/bench.insmod; return 1; }
+	SWAPDEV=/dev/rswap0
+}
+
+NVMF_CFG=/sys/kernel/config/nvmet
+setup_nvmeof() {
+	modprobe nvme_rdma || return 1
+	_addr=${BENCH_NVMF_TRADDR:-}
+	if [ -z "$_addr" ]; then
+		modprobe_brd || return 1
+		modprobe nvmet_rdma || return 1
+		_s=$NVMF_CFG/subsystems/$NVMF_NQN
+		mkdir "$_s" && echo 1 > "$_s/attr_allow_any_host" &&
+			mkdir "$_s/namespaces/1" &&
+			echo /dev/ram0 > "$_s/namespaces/1/device_path" &&
+			echo 1 > "$_s/namespaces/1/enable" || return 1
+		_p=$NVMF_CFG/ports/1
+		mkdir "$_p" && echo rdma > "$_p/addr_trtype" && echo ipv4 > "$_p/addr_adrfam" &&
+			echo "$RSWAP_IP" > "$_p/addr_traddr" && echo $NVMF_PORT > "$_p/addr_trsvcid" &&
+			ln -s "$_s" "$_p/subsystems/$NVMF_NQN" || return 1
+		_addr=$RSWAP_IP
+	fi
+	# What nvme-cli's "connect" does: one option string to the fabrics device.
+	echo "transport=rdma,traddr=$_addr,trsvcid=$NVMF_PORT,nqn=$NVMF_NQN" > /dev/nvme-fabrics ||
+		return 1
+	_i=0
+	while [ $_i -lt 100 ]; do
+		for b in /sys/block/nvme*n*; do
+			[ -r "$b/device/subsysnqn" ] || continue
+			if [ "$(cat "$b/device/subsysnqn")" = "$NVMF_NQN" ]; then
+				SWAPDEV=/dev/$(basename "$b")
+				[ -b "$SWAPDEV" ] && return 0
+			fi
+		done
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+	echo "no block device of $NVMF_NQN appeared"
+	return 1
+}
+
+teardown_nvmeof() {
+	for c in /sys/class/nvme/nvme*; do
+		[ "$(cat "$c/subsysnqn" 2> /dev/null)" = "$NVMF_NQN" ] && echo 1 > "$c/delete_controller"
+	done
+	[ -n "${BENCH_NVMF_TRADDR:-}" ] && return 0
+	rm -f "$NVMF_CFG/ports/1/subsystems/$NVMF_NQN"
+	rmdir "$NVMF_CFG/ports/1" 2> /dev/null
+	echo 0 > "$NVMF_CFG/subsystems/$NVMF_NQN/namespaces/1/enable" 2> /dev/null
+	rmdir "$NVMF_CFG/subsystems/$NVMF_NQN/namespaces/1" "$NVMF_CFG/subsystems/$NVMF_NQN" 2> /dev/null
+	true
+}
+
+setup_brd() {
+	modprobe_brd || return 1
+	SWAPDEV=/dev/ram1
+}
+
+setup_zram() {
+	modprobe zram num_devices=1 || return 1
+	echo "${SWAP_MIB}M" > /sys/block/zram0/disksize || return 1
+	SWAPDEV=/dev/zram0
+}
+
+teardown_zram() { echo 1 > /sys/block/zram0/reset; }
+
+# ---- workloads -------------------------------------------------------------------
+
+# in_cgroup NAME CMD...: CMD in cgroup NAME (created by the caller).
+in_cgroup() {
+	_cg=$1
+	shift
+	sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CG/$_cg" "$@"
+}
+
+# faultlat_run MODE MIB PAGE_CLUSTER REP
+faultlat_run() {
+	mkdir -p "$CG/bench-fl"
+	echo "$3" > /proc/sys/vm/page-cluster
+	_out=$(in_cgroup bench-fl faultlat "$1" "$2" "$4" 2> /tmp/bench.fl.err)
+	_rc=$?
+	rmdir "$CG/bench-fl"
+	echo "$PAGE_CLUSTER0" > /proc/sys/vm/page-cluster
+	[ $_rc -eq 0 ] || { cat /tmp/bench.fl.err; broken "faultlat $1 $2 MiB failed (exit $_rc)"; }
+	case "$_out" in
+	"{"*"}") say "faultlat-$1" "$4" "{\"page_cluster\":$3,\"result\":$_out}" ;;
+	*) broken "faultlat $1 printed no result" ;;
+	esac
+}
+
+gen_inputs() {
+	[ -s /tmp/bench-sort.in ] && return
+	awk -v n="$SORT_LINES" 'BEGIN { x = 12345; for (i = 0; i < n; i++) { x = (x * 69069 + 1) % 4294967296; print x } }' > /tmp/bench-sort.in
+}
+
+# The applications: each prints a result that is checked against the
+# unlimited run.  sort: busybox sort -n of SORT_LINES numbers (sequential
+# scans of a growing array).  awk: a hash table of AWK_KEYS keys filled,
+# looked up in the same pseudo-random order and walked (random access).
+APP_SORT="sort -n /tmp/bench-sort.in"
+APP_AWK="awk -v n=$AWK_KEYS 'BEGIN { x = 12345; for (i = 0; i < n; i++) { x = (x * 69069 + 1) % 4294967296; a[x] = i }
+	x = 12345; s = 0; for (i = 0; i < n; i++) { x = (x * 69069 + 1) % 4294967296; s += a[x] }
+	c = 0; for (k in a) c++; print s, c }'"
+
+# app_once APP LIMIT_BYTES|max: run APP in a fresh cgroup; sets RUN_MS,
+# RUN_SUM (md5 of the output), RUN_PEAK, RUN_OUT, RUN_IN,
+# RUN_EVENTS (oom kills).
+app_once() {
+	rmdir "$CG/bench-app" 2> /dev/null
+	mkdir "$CG/bench-app" || {
+		RUN_SUM=none RUN_MS=0 RUN_PEAK=0 RUN_OUT=0 RUN_IN=0 RUN_EVENTS=0
+		return
+	}
+	echo "$2" > "$CG/bench-app/memory.max"
+	_o0=$(vmstat_get pswpout) _i0=$(vmstat_get pswpin) _t0=$(now_ms)
+	case "$1" in
+	sort) _cmd=$APP_SORT ;;
+	awk) _cmd=$APP_AWK ;;
+	esac
+	RUN_SUM=$(in_cgroup bench-app sh -c "$_cmd" | md5sum | cut -d' ' -f1)
+	RUN_MS=$(($(now_ms) - _t0))
+	RUN_OUT=$(($(vmstat_get pswpout) - _o0)) RUN_IN=$(($(vmstat_get pswpin) - _i0))
+	RUN_PEAK=$(cat "$CG/bench-app/memory.peak" 2> /dev/null || echo 0)
+	RUN_EVENTS=$(awk '$1 == "oom_kill" { print $2 }' "$CG/bench-app/memory.events")
+	rmdir "$CG/bench-app"
+}
+
+bench_app() {
+	_app=$1
+	app_once "$_app" max
+	_ref=$RUN_SUM _peak=$RUN_PEAK
+	[ "$_peak" -gt 0 ] || { broken "$_app: no memory.peak"; return; }
+	say "app-$_app-unlimited" 0 "{\"ms\":$RUN_MS,\"peak_bytes\":$_peak,\"md5\":\"$_ref\",\"pswpout\":$RUN_OUT,\"pswpin\":$RUN_IN}"
+	r=1
+	while [ $r -le "$REPS" ]; do
+		for pct in $APP_LIMITS; do
+			_lim=$((_peak * pct / 100))
+			app_once "$_app" "$_lim"
+			_ok=true
+			if [ "$RUN_SUM" != "$_ref" ]; then
+				_ok=false
+				broken "$_app at $pct% of its peak: result $RUN_SUM differs from the unlimited run's $_ref (oom_kill $RUN_EVENTS)"
+			fi
+			say "app-$_app" $r "{\"limit_pct\":$pct,\"limit_bytes\":$_lim,\"peak_bytes\":$_peak,\"ms\":$RUN_MS,\"pswpout\":$RUN_OUT,\"pswpin\":$RUN_IN,\"oom_kill\":${RUN_EVENTS:-0},\"result_ok\":$_ok}"
+		done
+		r=$((r + 1))
+	done
+}
+
+bench_swap_system() {
+	_name=$1
+	SWAPDEV=
+	if ! "setup_$(echo "$_name" | tr - _)" > /tmp/bench.setup 2>&1; then
+		cat /tmp/bench.setup
+		broken "cannot set up $_name"
+		return
+	fi
+	mkswap "$SWAPDEV" > /dev/null && swapon "$SWAPDEV" || { broken "mkswap/swapon $SWAPDEV"; return; }
+	[ "$(awk 'NR > 1' /proc/swaps | wc -l)" = 1 ] || broken "more than one swap device active"
+	_b=/sys/block/$(basename "$SWAPDEV")/queue
+	say device 0 "{\"dev\":\"$SWAPDEV\",\"size_mib\":$SWAP_MIB,\"rotational\":$(cat $_b/rotational),\"nr_requests\":$(cat $_b/nr_requests),\"max_sectors_kb\":$(cat $_b/max_sectors_kb)}"
+	note "swap on $SWAPDEV"
+	r=1
+	while [ $r -le "$REPS" ]; do
+		faultlat_run lat "$FL_MIB" 0 $r
+		note "fault latency rep $r done"
+		faultlat_run tput "$TP_MIB" "$PAGE_CLUSTER0" $r
+		note "throughput rep $r done"
+		r=$((r + 1))
+	done
+	gen_inputs
+	bench_app sort
+	note "sort done"
+	bench_app awk
+	note "awk done"
+	swapoff "$SWAPDEV" || broken "swapoff $SWAPDEV"
+}
+
+teardown() {
+	case "$1" in
+	rswap-rdma|rswap-dram) teardown_rswap ;;
+	nvmeof) teardown_nvmeof ;;
+	zram) teardown_zram ;;
+	esac
+}
+
+cluster_init
+CLUSTER_ON_EXIT='swapoff -a 2> /dev/null; echo $PAGE_CLUSTER0 > /proc/sys/vm/page-cluster; teardown "$SYS"'
+PAGE_CLUSTER0=$(cat /proc/sys/vm/page-cluster)
+swapoff -a 2> /dev/null
+command -v faultlat > /dev/null || { echo "faultlat is not on PATH (build tests/bench)"; exit 1; }
+
+SYS=env
+say host 0 "{\"kernel\":\"$(uname -r)\",\"cpus\":$(grep -c ^processor /proc/cpuinfo),\"mem_kib\":$(awk '$1 == "MemTotal:" { print $2 }' /proc/meminfo),\"cpu_model\":\"$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)\",\"rdma_dev\":\"$RDMADEV\",\"page_cluster\":$PAGE_CLUSTER0,\"reps\":$REPS,\"fl_mib\":$FL_MIB,\"tp_mib\":$TP_MIB,\"sort_lines\":$SORT_LINES,\"awk_keys\":$AWK_KEYS}"
+
+for SYS in $BENCH_SYSTEMS; do
+	sys_t0=$(now_ms)
+	case "$SYS" in
+	raw) bench_raw ;;
+	rswap-rdma|rswap-dram|nvmeof|brd|zram) bench_swap_system "$SYS" ;;
+	*) broken "unknown system (raw rswap-rdma rswap-dram nvmeof brd zram)" ;;
+	esac
+	teardown "$SYS"
+	note "done in $((($(now_ms) - sys_t0) / 1000)) s"
+done
+exit $BAD
