@@ -68,18 +68,9 @@ static blk_status_t rswap_queue_rq(struct blk_mq_hw_ctx *hctx,
 	}
 }
 
-static int rswap_init_request(struct blk_mq_tag_set *set, struct request *rq,
-			      unsigned int hctx_idx, unsigned int numa_node)
-{
-	struct rswap_cmd *cmd = blk_mq_rq_to_pdu(rq);
-
-	sg_init_table(cmd->sg, RSWAP_MAX_SEGMENTS);
-	return 0;
-}
-
 static const struct blk_mq_ops rswap_mq_ops = {
+	/* No .init_request: the RDMA backend initialises cmd->sg per request. */
 	.queue_rq = rswap_queue_rq,
-	.init_request = rswap_init_request,
 };
 
 /*
@@ -128,7 +119,7 @@ int rswap_blk_add(struct rswap_dev *dev)
 	set->queue_depth = dev->cfg.queue_depth;
 	set->numa_node = NUMA_NO_NODE;
 	set->cmd_size = sizeof(struct rswap_cmd);
-	set->flags = BLK_MQ_F_SHOULD_MERGE;
+	set->flags = RSWAP_MQ_F_SHOULD_MERGE;
 	if (dev->ops->blocking)
 		set->flags |= BLK_MQ_F_BLOCKING;
 	set->driver_data = dev;
@@ -155,7 +146,7 @@ int rswap_blk_add(struct rswap_dev *dev)
 	set_capacity(disk, dev->core.size >> RSWAP_SECTOR_SHIFT);
 
 	/* Point of no return for the backend: I/O may start once added. */
-	ret = device_add_disk(NULL, disk, rswap_disk_groups);
+	ret = rswap_compat_add_disk(disk, rswap_disk_groups);
 	if (ret) {
 		rswap_err(dev, "cannot add the disk: %d\n", ret);
 		goto out_put_disk;

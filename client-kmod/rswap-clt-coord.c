@@ -79,8 +79,8 @@ static int rswap_coord_connect(const struct rswap_config *cfg,
 		return ret;
 	/* kernel_connect() waits at most the send timeout. */
 	rswap_compat_sock_timeouts(sock, DIV_ROUND_UP(cfg->timeout_ms, 1000));
-	ret = kernel_connect(sock, (struct sockaddr *)&cfg->coord,
-			     rswap_addr_len(&cfg->coord), 0);
+	ret = rswap_compat_connect(sock, (struct sockaddr_storage *)&cfg->coord,
+				   rswap_addr_len(&cfg->coord));
 	if (ret == -EINPROGRESS || ret == -EALREADY)
 		ret = -ETIMEDOUT;
 	if (ret) {

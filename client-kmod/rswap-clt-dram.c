@@ -18,6 +18,7 @@
 #include <linux/xarray.h>
 
 #include "rswap-clt.h"
+#include "rswap-compat.h"
 
 /* Never sleeps.  Returns the page with a reference held, or NULL. */
 static struct page *rswap_dram_lookup(struct rswap_dev *dev, pgoff_t index)
@@ -94,11 +95,13 @@ static blk_status_t rswap_dram_copy(struct rswap_dev *dev, struct request *rq)
 				return BLK_STS_RESOURCE;
 			}
 			if (write)
-				memcpy_page(page, off, bv.bv_page, boff, n);
+				rswap_compat_copy_page(page, off, bv.bv_page,
+						       boff, n);
 			else if (page)
-				memcpy_page(bv.bv_page, boff, page, off, n);
+				rswap_compat_copy_page(bv.bv_page, boff, page,
+						       off, n);
 			else
-				memzero_page(bv.bv_page, boff, n);
+				rswap_compat_zero_page(bv.bv_page, boff, n);
 			if (page)
 				put_page(page);
 			done += n;

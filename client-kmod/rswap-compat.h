@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Kernel API differences, kept in this one header so that the .c files
- * carry no version #ifdefs.  Only 6.1 is exercised today; 5.10 .. 7.x are
- * the targets, and each helper below names the release that changed the
- * API it hides.
+ * carry no #ifdefs.  Features are detected by Kbuild from the headers
+ * (RSWAP_HAVE_*), not from version numbers, because distribution kernels
+ * backport.  Built and tested: 6.1; built: 6.12, 7.2; 5.10 not yet.
  */
 #ifndef RSWAP_COMPAT_H
 #define RSWAP_COMPAT_H
@@ -23,18 +23,37 @@ struct rswap_queue_limits {
 	unsigned int chunk_sectors;
 };
 
-/* May sleep.  Returns the disk or an ERR_PTR. */
+#ifdef RSWAP_HAVE_ALLOC_DISK_LIMITS
+/* May sleep.  Returns the disk or an ERR_PTR.  6.9+ */
 static inline struct gendisk *
 rswap_compat_alloc_disk(struct blk_mq_tag_set *set,
-			const struct rswap_queue_limits *lim, void *data)
+			const struct rswap_queue_limits *rl, void *data)
 {
+	struct queue_limits lim = {
+		.logical_block_size = rl->block_size,
+		.physical_block_size = rl->block_size,
+		.io_min = rl->block_size,
+		.max_hw_sectors = rl->max_hw_sectors,
+		.max_segments = rl->max_segments,
+		.chunk_sectors = rl->chunk_sectors,
+		.max_hw_discard_sectors = rl->max_discard_sectors,
+		.discard_granularity = rl->max_discard_sectors ?
+				       rl->block_size : 0,
+	};
 	struct gendisk *disk;
-	struct request_queue *q;
 
-	disk = blk_mq_alloc_disk(set, data);
-	if (IS_ERR(disk))
-		return disk;
-	q = disk->queue;
+	/* Without BLK_FEAT_ROTATIONAL (6.11+) the queue is non-rotational. */
+	disk = blk_mq_alloc_disk(set, &lim, data);
+#ifndef BLK_FEAT_ROTATIONAL
+	if (!IS_ERR(disk))
+		blk_queue_flag_set(QUEUE_FLAG_NONROT, disk->queue);
+#endif
+	return disk;
+}
+#else
+static inline void rswap_compat_set_limits(struct request_queue *q,
+					   const struct rswap_queue_limits *lim)
+{
 	blk_queue_logical_block_size(q, lim->block_size);
 	blk_queue_physical_block_size(q, lim->block_size);
 	blk_queue_io_min(q, lim->block_size);
@@ -47,39 +66,134 @@ rswap_compat_alloc_disk(struct blk_mq_tag_set *set,
 	}
 	blk_queue_flag_set(QUEUE_FLAG_NONROT, q);
 	blk_queue_flag_clear(QUEUE_FLAG_ADD_RANDOM, q);
+}
+
+#ifdef RSWAP_HAVE_MQ_ALLOC_DISK
+/* May sleep.  Returns the disk or an ERR_PTR.  5.14 .. 6.8 */
+static inline struct gendisk *
+rswap_compat_alloc_disk(struct blk_mq_tag_set *set,
+			const struct rswap_queue_limits *lim, void *data)
+{
+	struct gendisk *disk = blk_mq_alloc_disk(set, data);
+
+	if (!IS_ERR(disk))
+		rswap_compat_set_limits(disk->queue, lim);
 	return disk;
 }
+#else
+/* May sleep.  Returns the disk or an ERR_PTR.  Before 5.14 */
+static inline struct gendisk *
+rswap_compat_alloc_disk(struct blk_mq_tag_set *set,
+			const struct rswap_queue_limits *lim, void *data)
+{
+	struct request_queue *q;
+	struct gendisk *disk;
+
+	q = blk_mq_init_queue_data(set, data);
+	if (IS_ERR(q))
+		return ERR_CAST(q);
+	disk = alloc_disk(1);
+	if (!disk) {
+		blk_cleanup_queue(q);
+		return ERR_PTR(-ENOMEM);
+	}
+	disk->queue = q;
+	rswap_compat_set_limits(q, lim);
+	return disk;
+}
+#endif
+#endif
+
+/* Register the disk; returns 0 or -errno (void before 5.15). */
+static inline int rswap_compat_add_disk(struct gendisk *disk,
+					const struct attribute_group **groups)
+{
+#ifdef RSWAP_HAVE_ADD_DISK_INT
+	return device_add_disk(NULL, disk, groups);
+#else
+	device_add_disk(NULL, disk, groups);
+	return 0;
+#endif
+}
+
+/* Merging became unconditional when 6.14 dropped the flag. */
+#ifdef RSWAP_HAVE_MQ_F_SHOULD_MERGE
+#define RSWAP_MQ_F_SHOULD_MERGE		BLK_MQ_F_SHOULD_MERGE
+#else
+#define RSWAP_MQ_F_SHOULD_MERGE		0
+#endif
 
 /* Partitions make no sense on a swap device (GENHD_FL_NO_PART: 5.17+). */
 static inline void rswap_compat_disk_no_part(struct gendisk *disk)
 {
+#ifdef RSWAP_HAVE_GENHD_FL_NO_PART
 	disk->flags |= GENHD_FL_NO_PART;
+#else
+	disk->flags |= GENHD_FL_NO_PART_SCAN;
+#endif
 }
 
-/* Undo rswap_compat_alloc_disk() after a failed or before any add_disk. */
+/* Undo rswap_compat_alloc_disk() when add_disk was not reached or failed. */
 static inline void rswap_compat_put_disk(struct gendisk *disk)
 {
-	put_disk(disk);		/* blk_cleanup_disk() before 5.18 */
+#if defined(RSWAP_HAVE_BLK_CLEANUP_DISK)
+	blk_cleanup_disk(disk);			/* 5.14 .. 5.19 */
+#elif !defined(RSWAP_HAVE_MQ_ALLOC_DISK)
+	blk_cleanup_queue(disk->queue);		/* before 5.14 */
+	put_disk(disk);
+#else
+	put_disk(disk);
+#endif
 }
 
 /* Remove an added disk: waits for I/O in flight.  May sleep. */
 static inline void rswap_compat_remove_disk(struct gendisk *disk)
 {
 	del_gendisk(disk);
-	put_disk(disk);
+	rswap_compat_put_disk(disk);
+}
+
+/* memcpy_page()/memzero_page() appeared in 5.14/5.12. */
+static inline void rswap_compat_copy_page(struct page *dst, size_t doff,
+					  struct page *src, size_t soff,
+					  size_t len)
+{
+#ifdef RSWAP_HAVE_MEMCPY_PAGE
+	memcpy_page(dst, doff, src, soff, len);
+#else
+	/*
+	 * One side is always a DRAM store page, allocated without
+	 * __GFP_HIGHMEM and so permanently mapped.
+	 */
+	if (!PageHighMem(src))
+		memcpy_to_page(dst, doff, page_address(src) + soff, len);
+	else
+		memcpy_from_page(page_address(dst) + doff, src, soff, len);
+#endif
+}
+
+static inline void rswap_compat_zero_page(struct page *page, size_t off,
+					  size_t len)
+{
+#ifdef RSWAP_HAVE_MEMCPY_PAGE
+	memzero_page(page, off, len);
+#else
+	zero_user(page, off, len);
+#endif
 }
 
 /* blk_rq_map_sg() lost its queue argument in 6.15. */
 static inline int rswap_compat_map_sg(struct request *rq,
 				      struct scatterlist *sg)
 {
+#ifdef RSWAP_HAVE_MAP_SG_NO_QUEUE
+	return blk_rq_map_sg(rq, sg);
+#else
 	return blk_rq_map_sg(rq->q, rq, sg);
+#endif
 }
 
-/*
- * swap_slot_free_notify lived in block_device_operations until 6.7 dropped
- * it (swap sends discards instead); Kbuild greps the headers for it.
- */
+/* swap_slot_free_notify is not in every kernel's block_device_operations. */
 #ifdef RSWAP_HAVE_SLOT_FREE_NOTIFY
 #define RSWAP_FOPS_SLOT_FREE_NOTIFY(fn)	.swap_slot_free_notify = (fn),
 #else
@@ -94,6 +208,17 @@ static inline void rswap_compat_sock_timeouts(struct socket *sock,
 	lock_sock(sock->sk);
 	sock->sk->sk_rcvtimeo = (long)secs * HZ;
 	release_sock(sock->sk);
+}
+
+/* kernel_connect() takes a struct sockaddr_unsized since 7.x. */
+static inline int rswap_compat_connect(struct socket *sock,
+				       struct sockaddr_storage *ss, int len)
+{
+#ifdef RSWAP_HAVE_SOCKADDR_UNSIZED
+	return kernel_connect(sock, (struct sockaddr_unsized *)ss, len, 0);
+#else
+	return kernel_connect(sock, (struct sockaddr *)ss, len, 0);
+#endif
 }
 
 #endif /* RSWAP_COMPAT_H */
