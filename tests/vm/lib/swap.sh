@@ -111,10 +111,12 @@ read_error_check() {
 	cg_remove rswap-ioerr
 	# SIGBUS from the failed fault; SIGSEGV when the signal frame cannot
 	# be written either (its stack page's swap-in fails too).
+	# Newer kernels may OOM-kill first: the unreadable pages stay charged.
 	case $rc in
 	135) sig=SIGBUS ;;
 	139) sig="SIGSEGV (SIGBUS frame not deliverable)" ;;
-	*) fail "memhog exited $rc while swap-in reads failed; expected SIGBUS (135), never bad data (1)" ;;
+	137) sig="SIGKILL (memcg OOM: unreadable pages stay charged)" ;;
+	*) fail "memhog exited $rc while swap-in reads failed; expected death by SIGBUS (135), never bad data (1)" ;;
 	esac
 	note "failed swap-in reads: memhog got $sig; $(grep '^io ' /sys/block/rswap0/rswap/errors) I/O errors counted"
 }
