@@ -72,6 +72,23 @@ def summarize_faultlat(reps):
             conv = valid_us if key.endswith("_us") else (lambda v: v)
             m[key] = stats([conv(r["result"][mode].get(key)) for r in reps])
         out[mode] = m
+    out["block"] = diskstat_avgs(reps)
+    return out
+
+
+def diskstat_avgs(reps):
+    """Average request size (KiB) and block-layer time per request (µs)
+    from the device's /sys/block/X/stat deltas, when it keeps them."""
+    out = {}
+    for d in ("read", "write"):
+        kib, us = [], []
+        for r in reps:
+            ds = r.get("diskstat") or {}
+            ios = ds.get(f"{d}_ios", 0)
+            kib.append(ds[f"{d}_sectors"] * 512 / 1024 / ios if ios > 0 else None)
+            us.append(ds[f"{d}_ms"] * 1000 / ios if ios > 0 and ds.get(f"{d}_ms", 0) > 0 else None)
+        out[f"{d}_req_kib"] = stats(kib)
+        out[f"{d}_req_us"] = stats(us)
     return out
 
 
@@ -88,7 +105,8 @@ def summarize_tput(reps):
     return {"swapout_pages_per_s": stats(out_rate),
             "swapin_pages_per_s": stats(in_rate),
             "swapin_device_pages_per_s": stats(in_dev_rate),
-            "swapin_swapcache_hit_ratio": stats(hit)}
+            "swapin_swapcache_hit_ratio": stats(hit),
+            "block": diskstat_avgs(reps)}
 
 
 def summarize_app(unlimited, reps):
@@ -307,6 +325,21 @@ def markdown(res):
         L.append(f"| {SYSTEM_LABEL.get(s, s)} | {fmt_stats(tp['swapout_pages_per_s'])} | "
                  f"{fmt_stats(tp['swapin_pages_per_s'])} | {fmt_stats(tp['swapin_device_pages_per_s'])} | "
                  f"{fmt(med(tp['swapin_swapcache_hit_ratio']), 3)} |")
+    L.append("")
+
+    L.append("Block layer (`/sys/block/X/stat` deltas over the throughput run; bio-based "
+             "devices such as brd and zram may keep no times): average request size and "
+             "average time per request, which shows how the page rate splits into requests.\n")
+    L.append("| system | write req KiB | write µs/req | read req KiB | read µs/req | read µs/req at page-cluster 0 |")
+    L.append("|---|---|---|---|---|---|")
+    for s in syss:
+        tp = res["systems"][s].get("throughput")
+        fl = res["systems"][s].get("fault_latency") or {}
+        if not tp or "block" not in tp:
+            continue
+        b, fb = tp["block"], fl.get("block", {})
+        L.append(f"| {SYSTEM_LABEL.get(s, s)} | {fmt_stats(b['write_req_kib'], 1)} | {fmt_stats(b['write_req_us'], 0)} | "
+                 f"{fmt_stats(b['read_req_kib'], 1)} | {fmt_stats(b['read_req_us'], 0)} | {fmt_stats(fb.get('read_req_us'), 0)} |")
     L.append("")
 
     L.append("## Application slowdown (time at the limit / time at 100% of peak)\n")
