@@ -137,6 +137,38 @@ static blk_status_t rswap_dram_queue_rq(struct rswap_dev *dev,
 	return BLK_STS_OK;
 }
 
+/* May sleep (frontswap store/load).  One page, synchronously. */
+static int rswap_dram_rw_page(struct rswap_dev *dev, u64 off,
+			      struct page *page, bool write)
+{
+	pgoff_t index = off >> PAGE_SHIFT;
+	struct page *store;
+	u64 chunk_off;
+
+	if (!rswap_core_route(&dev->core, off, PAGE_SIZE, &chunk_off))
+		return -ERANGE;
+	if (!write && rswap_inject_read_error(dev)) {
+		rswap_count_err(dev, RSWAP_ERR_IO);
+		return -EIO;
+	}
+	if (write)
+		store = rswap_dram_lookup_or_alloc(dev, index);
+	else
+		store = rswap_dram_lookup(dev, index);
+	if (!store) {
+		if (!write)
+			return -ENOENT;
+		rswap_count_err(dev, RSWAP_ERR_NOMEM);
+		return -ENOMEM;
+	}
+	if (write)
+		rswap_compat_copy_page(store, 0, page, 0, PAGE_SIZE);
+	else
+		rswap_compat_copy_page(page, 0, store, 0, PAGE_SIZE);
+	put_page(store);
+	return 0;
+}
+
 /*
  * Never sleeps: also called under the swap device's spinlock, and by
  * kernels before 5.19 from the swap-in bio completion (interrupt context).
@@ -167,6 +199,7 @@ static const struct rswap_backend_ops rswap_dram_ops = {
 	.name = "dram",
 	.blocking = true,
 	.queue_rq = rswap_dram_queue_rq,
+	.rw_page = rswap_dram_rw_page,
 	.discard = rswap_dram_discard,
 	.show_poolds = rswap_dram_show_poolds,
 };

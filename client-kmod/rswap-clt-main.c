@@ -6,7 +6,8 @@
  * module init in this order and torn down in reverse in module exit:
  *   parameters -> (rdma) coordinator ChunkMap -> poold sessions
  *               -> (dram) page store
- *   -> /dev/rswap0.
+ *   -> /dev/rswap0 (frontend=blk) or frontswap (frontend=frontswap;
+ *      once registered it cannot be undone, so the module stays loaded).
  * A failure at any step fails insmod with an errno and one pr_err line and
  * leaves nothing behind (chunks obtained from the coordinator are released).
  */
@@ -22,12 +23,21 @@
 #include <linux/string.h>
 
 #include "rswap-clt.h"
+#include "rswap-clt-frontswap.h"
 #include "rswap-clt-pb.h"
 #include "rswap_frame.h"
 
 static char *backend = "rdma";
 module_param(backend, charp, 0444);
 MODULE_PARM_DESC(backend, "Where pages go: \"rdma\" (remote pool through the coordinator) or \"dram\" (this module's memory, for debugging). Default: rdma");
+
+static char *frontend = "blk";
+module_param(frontend, charp, 0444);
+MODULE_PARM_DESC(frontend, "How the kernel reaches the pool: \"blk\" (/dev/rswap0, for mkswap and swapon) or \"frontswap\" (a frontswap backend in front of the swap device already in use; kernels 5.10 to 5.16 only; the module can then never be unloaded). Default: blk");
+
+static bool writethrough = true;
+module_param(writethrough, bool, 0444);
+MODULE_PARM_DESC(writethrough, "frontend=frontswap only: also write every page to the backing swap device, so that a failed remote read falls back to a correct copy (0: pages stored remotely skip the device; faster, but a failed read loses the page). Default: 1");
 
 static char *size;
 module_param(size, charp, 0444);
@@ -120,6 +130,20 @@ static int rswap_parse_config(struct rswap_config *cfg)
 		       backend ? backend : "");
 		return -EINVAL;
 	}
+	if (frontend && !strcmp(frontend, "blk")) {
+		cfg->frontend = RSWAP_FRONTEND_BLK;
+	} else if (frontend && !strcmp(frontend, "frontswap")) {
+		cfg->frontend = RSWAP_FRONTEND_FRONTSWAP;
+		/* Before any chunk is taken from the coordinator. */
+		ret = rswap_frontswap_check();
+		if (ret)
+			return ret;
+	} else {
+		pr_err("frontend=%s: use frontend=blk or frontend=frontswap\n",
+		       frontend ? frontend : "");
+		return -EINVAL;
+	}
+	cfg->writethrough = writethrough;
 	ret = rswap_parse_size(size, &cfg->size);
 	if (ret)
 		return ret;
@@ -207,13 +231,18 @@ static int __init rswap_init(void)
 	if (ret)
 		goto out_free_dev;
 
-	ret = rswap_blk_add(dev);
+	if (dev->cfg.frontend == RSWAP_FRONTEND_FRONTSWAP)
+		ret = rswap_frontswap_add(dev);	/* pins the module on success */
+	else
+		ret = rswap_blk_add(dev);
 	if (ret)
 		goto out_close_backend;
 
 	rswap_the_dev = dev;
-	rswap_info(dev, "%llu bytes on %s, %u queues, chunk %llu, client %s\n",
-		   dev->core.size, dev->ops->name, dev->nr_queues,
+	rswap_info(dev, "%llu bytes on %s via %s, %u queues, chunk %llu, client %s\n",
+		   dev->core.size, dev->ops->name,
+		   dev->cfg.frontend == RSWAP_FRONTEND_FRONTSWAP ?
+		   "frontswap" : "/dev/rswap0", dev->nr_queues,
 		   dev->core.chunk_size, dev->cfg.client_id);
 	return 0;
 
@@ -224,6 +253,7 @@ out_free_dev:
 	return ret;
 }
 
+/* Never runs with frontend=frontswap: that front-end pins the module. */
 static void __exit rswap_exit(void)
 {
 	struct rswap_dev *dev = rswap_the_dev;

@@ -859,6 +859,113 @@ static blk_status_t rswap_rdma_queue_rq(struct rswap_dev *dev,
 	return BLK_STS_IOERR;
 }
 
+/* One synchronous page transfer (frontswap), waited for on the stack. */
+struct rswap_page_io {
+	struct ib_cqe cqe;
+	struct completion done;
+	enum ib_wc_status status;
+};
+
+/* Softirq (CQ). */
+static void rswap_page_io_done(struct ib_cq *cq, struct ib_wc *wc)
+{
+	struct rswap_page_io *io = container_of(wc->wr_cqe,
+						struct rswap_page_io, cqe);
+
+	io->status = wc->status;
+	complete(&io->done);
+}
+
+/*
+ * Sleeps: posts one RDMA READ or WRITE of the page on this CPU's queue
+ * pair to the poold holding off, then waits for its completion.  The wait
+ * is not interruptible and has no timeout of its own: the work request
+ * points at this stack frame and the page, so it must end (success, RC
+ * retry exhaustion or a flush on disconnect) before we return.
+ */
+static int rswap_rdma_rw_page(struct rswap_dev *dev, u64 off,
+			      struct page *page, bool write)
+{
+	enum dma_data_direction dir = write ? DMA_TO_DEVICE : DMA_FROM_DEVICE;
+	struct rswap_page_io io;
+	struct ib_rdma_wr wr = {};
+	struct rswap_slot *slot;
+	struct rswap_sess *sess;
+	struct ib_device *ibdev;
+	struct rswap_qp *qp;
+	struct ib_sge sge;
+	u64 chunk_off, dma;
+	int ret;
+
+	slot = rswap_core_route(&dev->core, off, PAGE_SIZE, &chunk_off);
+	if (unlikely(!slot)) {
+		rswap_count_err(dev, RSWAP_ERR_RANGE);
+		return -ERANGE;
+	}
+	sess = slot->sess;
+	qp = &sess->qps[raw_smp_processor_id() % sess->nr_qps];
+	if (unlikely(!test_bit(RSWAP_QP_LIVE, &qp->flags))) {
+		atomic64_inc(&sess->errors);
+		rswap_count_err(dev, RSWAP_ERR_IO);
+		rswap_sess_err_rl(sess, "queue pair %u is down; failing I/O\n",
+				  qp->index);
+		return -ENOTCONN;
+	}
+	ibdev = qp->pd->device;
+	dma = ib_dma_map_page(ibdev, page, 0, PAGE_SIZE, dir);
+	if (unlikely(ib_dma_mapping_error(ibdev, dma))) {
+		rswap_count_err(dev, RSWAP_ERR_NOMEM);
+		return -ENOMEM;
+	}
+	sge.addr = dma;
+	sge.length = PAGE_SIZE;
+	sge.lkey = qp->pd->local_dma_lkey;
+	io.cqe.done = rswap_page_io_done;
+	init_completion(&io.done);
+	wr.wr.wr_cqe = &io.cqe;
+	wr.wr.opcode = write ? IB_WR_RDMA_WRITE : IB_WR_RDMA_READ;
+	wr.wr.send_flags = IB_SEND_SIGNALED;
+	wr.wr.sg_list = &sge;
+	wr.wr.num_sge = 1;
+	wr.remote_addr = slot->addr + chunk_off;
+	wr.rkey = slot->rkey;
+
+	ret = ib_post_send(qp->cm_id->qp, &wr.wr, NULL);
+	if (unlikely(ret)) {
+		ib_dma_unmap_page(ibdev, dma, PAGE_SIZE, dir);
+		if (ret == -ENOMEM || ret == -EAGAIN) {
+			rswap_count_err(dev, RSWAP_ERR_BUSY);
+			return -EBUSY;
+		}
+		rswap_count_err(dev, RSWAP_ERR_POST);
+		rswap_sess_err_rl(sess, "cannot post on queue pair %u: %d\n",
+				  qp->index, ret);
+		return -EIO;
+	}
+	wait_for_completion_io(&io.done);
+	ib_dma_unmap_page(ibdev, dma, PAGE_SIZE, dir);
+
+	if (!write && io.status == IB_WC_SUCCESS && rswap_inject_read_error(dev))
+		io.status = IB_WC_GENERAL_ERR;
+	if (unlikely(io.status != IB_WC_SUCCESS)) {
+		if (io.status != IB_WC_WR_FLUSH_ERR)
+			rswap_sess_err_rl(sess, "%s of a page at %llu failed: %s\n",
+					  write ? "WRITE" : "READ", off,
+					  ib_wc_status_msg(io.status));
+		atomic64_inc(&sess->errors);
+		rswap_count_err(dev, RSWAP_ERR_IO);
+		return -EIO;
+	}
+	if (write) {
+		atomic64_inc(&sess->writes);
+		atomic64_add(PAGE_SIZE, &sess->bytes_written);
+	} else {
+		atomic64_inc(&sess->reads);
+		atomic64_add(PAGE_SIZE, &sess->bytes_read);
+	}
+	return 0;
+}
+
 static ssize_t rswap_rdma_show_poolds(struct rswap_dev *dev, char *buf)
 {
 	struct rswap_rdma *rdma = dev->rdma;
@@ -885,6 +992,7 @@ static ssize_t rswap_rdma_show_poolds(struct rswap_dev *dev, char *buf)
 static const struct rswap_backend_ops rswap_rdma_ops = {
 	.name = "rdma",
 	.queue_rq = rswap_rdma_queue_rq,
+	.rw_page = rswap_rdma_rw_page,
 	/* Discard: the chunk stays the client's; nothing to free remotely. */
 	.show_poolds = rswap_rdma_show_poolds,
 };

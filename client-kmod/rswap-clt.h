@@ -35,9 +35,16 @@ enum rswap_backend_kind {
 	RSWAP_BACKEND_RDMA,
 };
 
+enum rswap_frontend {
+	RSWAP_FRONTEND_BLK,		/* /dev/rswap0 */
+	RSWAP_FRONTEND_FRONTSWAP,	/* frontswap backend (5.10 .. 5.16) */
+};
+
 /* Validated module parameters. */
 struct rswap_config {
 	enum rswap_backend_kind backend;
+	enum rswap_frontend frontend;
+	bool writethrough;			/* frontswap: also to the device */
 	u64 size;
 	char client_id[RSWAP_CLIENT_ID_LEN];	/* NUL-terminated, <= 31 */
 	char coord_str[64];			/* as given, for messages */
@@ -56,6 +63,14 @@ struct rswap_backend_ops {
 	/* Must not sleep unless .blocking. */
 	blk_status_t (*queue_rq)(struct rswap_dev *dev, unsigned int qidx,
 				 struct request *rq);
+	/*
+	 * One page at pool byte offset off, synchronously (frontswap).
+	 * Sleeps.  0, -ERANGE (past the pool), -ENOTCONN (queue pair down),
+	 * -EBUSY (send queue full), -ENOMEM, -ENOENT (read of a page never
+	 * written, DRAM) or -EIO.  Never fills the page on failure.
+	 */
+	int (*rw_page)(struct rswap_dev *dev, u64 off, struct page *page,
+		       bool write);
 	/* Free the backing store of nr pages; atomic context; optional. */
 	void (*discard)(struct rswap_dev *dev, pgoff_t first, pgoff_t nr);
 	/* Extra sysfs text: one line per poold, or nothing. */
