@@ -63,6 +63,10 @@ static inline void rswap_compat_set_limits(struct request_queue *q,
 	if (lim->max_discard_sectors) {
 		q->limits.discard_granularity = lim->block_size;
 		blk_queue_max_discard_sectors(q, lim->max_discard_sectors);
+#ifdef QUEUE_FLAG_DISCARD
+		/* Before 5.19 discard also needs the queue flag. */
+		blk_queue_flag_set(QUEUE_FLAG_DISCARD, q);
+#endif
 	}
 	blk_queue_flag_set(QUEUE_FLAG_NONROT, q);
 	blk_queue_flag_clear(QUEUE_FLAG_ADD_RANDOM, q);
