@@ -3,7 +3,7 @@
  * Kernel API differences, kept in this one header so that the .c files
  * carry no #ifdefs.  Features are detected by Kbuild from the headers
  * (RSWAP_HAVE_*), not from version numbers, because distribution kernels
- * backport.  Built and tested: 6.1; built: 6.12, 7.2; 5.10 not yet.
+ * backport.  VM-tested (10-kmod-dram, 30-swap-rdma): 5.10, 6.1, 6.12, 7.2.
  */
 #ifndef RSWAP_COMPAT_H
 #define RSWAP_COMPAT_H
