@@ -90,6 +90,7 @@ blk_round() {
 	hog_timed "$1" "$2"
 	BLK_OUT=$(($(vmstat pswpout) - o0))
 	BLK_IN=$(($(vmstat pswpin) - i0))
+	BLK_CS=$HOG_CS
 	swapoff /dev/rswap0 || fail "swapoff /dev/rswap0"
 	note "$1: pswpout +$BLK_OUT pswpin +$BLK_IN in $((HOG_CS / 100)).$((HOG_CS % 100)) s"
 	note "$1: swap-out $(rate "$BLK_OUT" "$HOG_CS") pages/s, swap-in $(rate "$BLK_IN" "$HOG_CS") pages/s through /dev/rswap0 (whole run, memhog CPU included)"
