@@ -7,6 +7,7 @@
 
 FS_SYS=/sys/module/rswap_client/frontswap
 FS_DBG=/sys/kernel/debug/frontswap
+FS_SUMMARY=		# one line per timed run, printed at the end
 
 fs_stat() { cat "$FS_SYS/$1"; }
 fs_dbg() { cat "$FS_DBG/$1" 2> /dev/null || echo 0; }
@@ -47,6 +48,24 @@ brd_swapon() {
 	swapon /dev/ram0 || fail "swapon /dev/ram0"
 }
 
+# loop_swapon MIB: a loop device over a tmpfs file as the backing swap
+# device.  Unlike brd it is not SWP_SYNCHRONOUS_IO, so swap-in goes through
+# the swap cache with readahead, as on /dev/rswap0 or a disk: the page
+# counts of a frontswap run then match those of a block device run.
+loop_swapon() {
+	modprobe loop 2> /dev/null
+	dd if=/dev/zero of=/tmp/fs-backing bs=1M count="$1" 2> /dev/null || fail "cannot make /tmp/fs-backing"
+	losetup /dev/loop0 /tmp/fs-backing || fail "losetup /dev/loop0"
+	mkswap /dev/loop0 > /dev/null || fail "mkswap /dev/loop0"
+	swapon /dev/loop0 || fail "swapon /dev/loop0"
+}
+
+loop_swapoff() {
+	swapoff /dev/loop0 2> /dev/null
+	losetup -d /dev/loop0 2> /dev/null
+	rm -f /tmp/fs-backing
+}
+
 brd_swapoff() {
 	swapoff /dev/ram0 2> /dev/null
 	rmmod brd 2> /dev/null
@@ -76,7 +95,8 @@ fs_round() {
 	FS_LOADS=$(($(fs_stat loads) - l0))
 	dbg=$(($(fs_dbg succ_stores) - d0))
 	note "$1: frontswap stores +$FS_STORES loads +$FS_LOADS (debugfs succ_stores +$dbg), pswpout +$(($(vmstat pswpout) - o0)) pswpin +$(($(vmstat pswpin) - i0)) in $((HOG_CS / 100)).$((HOG_CS % 100)) s"
-	note "$1: swap-out $(rate "$FS_STORES" "$HOG_CS") pages/s, swap-in $(rate "$FS_LOADS" "$HOG_CS") pages/s through frontswap (whole run, memhog CPU included)"
+	FS_SUMMARY="$FS_SUMMARY
+-- $1: $((HOG_CS / 100)).$((HOG_CS % 100)) s, swap-out $(rate "$FS_STORES" "$HOG_CS") pages/s, swap-in $(rate "$FS_LOADS" "$HOG_CS") pages/s through frontswap"
 	[ "$FS_STORES" -gt 0 ] || fail "$1: no page was stored through frontswap"
 	[ "$FS_LOADS" -gt 0 ] || fail "$1: no page was loaded through frontswap"
 	[ "$dbg" -gt 0 ] || [ ! -d "$FS_DBG" ] || fail "$1: debugfs frontswap/succ_stores did not grow"
@@ -90,10 +110,10 @@ blk_round() {
 	hog_timed "$1" "$2"
 	BLK_OUT=$(($(vmstat pswpout) - o0))
 	BLK_IN=$(($(vmstat pswpin) - i0))
-	BLK_CS=$HOG_CS
 	swapoff /dev/rswap0 || fail "swapoff /dev/rswap0"
 	note "$1: pswpout +$BLK_OUT pswpin +$BLK_IN in $((HOG_CS / 100)).$((HOG_CS % 100)) s"
-	note "$1: swap-out $(rate "$BLK_OUT" "$HOG_CS") pages/s, swap-in $(rate "$BLK_IN" "$HOG_CS") pages/s through /dev/rswap0 (whole run, memhog CPU included)"
+	FS_SUMMARY="$FS_SUMMARY
+-- $1: $((HOG_CS / 100)).$((HOG_CS % 100)) s, swap-out $(rate "$BLK_OUT" "$HOG_CS") pages/s, swap-in $(rate "$BLK_IN" "$HOG_CS") pages/s through /dev/rswap0"
 	[ "$BLK_OUT" -gt 0 ] || fail "$1: nothing swapped out"
 }
 

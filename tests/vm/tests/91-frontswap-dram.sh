@@ -56,4 +56,5 @@ swapoff /dev/zram0 || fail "swapoff zram0"
 rmmod zram
 rmmod brd
 fs_rmmod_refused
+echo "page rates on $(uname -r) (whole run, memhog CPU included):$FS_SUMMARY"
 exit 0
