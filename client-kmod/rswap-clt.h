@@ -4,8 +4,10 @@
  * control path.
  *
  * Lifetime: everything is built in module init (params -> coordinator map
- * -> poold sessions -> block device, in that order) and torn down in the
- * reverse order in module exit.  Nothing is reconfigured at run time, so
+ * -> poold sessions -> block device or frontswap, in that order) and torn
+ * down in the reverse order in module exit; a frontswap registration is
+ * never torn down (the module pins itself).  Nothing is reconfigured at
+ * run time, so
  * the I/O path reads struct rswap_dev and the routing core without locks.
  */
 #ifndef RSWAP_CLT_H
