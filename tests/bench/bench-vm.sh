@@ -177,7 +177,7 @@ setup_nvmeof() {
 			[ -r "$b/device/subsysnqn" ] || continue
 			if [ "$(cat "$b/device/subsysnqn")" = "$NVMF_NQN" ]; then
 				SWAPDEV=/dev/$(basename "$b")
-				[ -b "$SWAPDEV" ] && return 0
+				[ -b "$SWAPDEV" ] && { nvmf_statdev; return 0; }
 			fi
 		done
 		sleep 0.1
@@ -185,6 +185,16 @@ setup_nvmeof() {
 	done
 	echo "no block device of $NVMF_NQN appeared"
 	return 1
+}
+
+# With native multipath the head (nvmeXnY) keeps no I/O counters on 6.1;
+# the path device (nvmeXcZnY) does.
+nvmf_statdev() {
+	for b in /sys/block/nvme*c*n*; do
+		[ "$(cat "$b/device/subsysnqn" 2> /dev/null)" = "$NVMF_NQN" ] || continue
+		STATDEV=$(basename "$b")
+		return
+	done
 }
 
 teardown_nvmeof() {
@@ -232,7 +242,7 @@ diskstat_delta() {
 faultlat_run() {
 	mkdir -p "$CG/bench-fl"
 	echo "$3" > /proc/sys/vm/page-cluster
-	_st=/sys/block/$(basename "$SWAPDEV")/stat
+	_st=/sys/block/${STATDEV:-$(basename "$SWAPDEV")}/stat
 	_s0=$(cut -c1-200 "$_st" | awk '{ print $1, $2, $3, $4, $5, $6, $7, $8 }')
 	_out=$(in_cgroup bench-fl faultlat "$1" "$2" "$4" 2> /tmp/bench.fl.err)
 	_rc=$?
@@ -307,7 +317,7 @@ bench_app() {
 
 bench_swap_system() {
 	_name=$1
-	SWAPDEV=
+	SWAPDEV= STATDEV=
 	if ! "setup_$(echo "$_name" | tr - _)" > /tmp/bench.setup 2>&1; then
 		cat /tmp/bench.setup
 		broken "cannot set up $_name"
@@ -316,7 +326,7 @@ bench_swap_system() {
 	mkswap "$SWAPDEV" > /dev/null && swapon "$SWAPDEV" || { broken "mkswap/swapon $SWAPDEV"; return; }
 	[ "$(awk 'NR > 1' /proc/swaps | wc -l)" = 1 ] || broken "more than one swap device active"
 	_b=/sys/block/$(basename "$SWAPDEV")/queue
-	say device 0 "{\"dev\":\"$SWAPDEV\",\"size_mib\":$SWAP_MIB,\"rotational\":$(cat $_b/rotational),\"nr_requests\":$(cat $_b/nr_requests),\"max_sectors_kb\":$(cat $_b/max_sectors_kb)}"
+	say device 0 "{\"dev\":\"$SWAPDEV\",\"stat_dev\":\"${STATDEV:-$(basename "$SWAPDEV")}\",\"size_mib\":$SWAP_MIB,\"rotational\":$(cat $_b/rotational),\"nr_requests\":$(cat $_b/nr_requests),\"max_sectors_kb\":$(cat $_b/max_sectors_kb),\"max_segments\":$(cat $_b/max_segments)}"
 	note "swap on $SWAPDEV"
 	r=1
 	while [ $r -le "$REPS" ]; do

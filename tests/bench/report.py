@@ -295,6 +295,15 @@ def markdown(res):
         L.append("")
 
     syss = systems_present(res)
+    L.append("## Swap devices\n")
+    L.append("| system | device | size MiB | rotational | max_sectors_kb | max_segments | nr_requests |")
+    L.append("|---|---|---|---|---|---|---|")
+    for s in syss:
+        d = res["systems"][s].get("device") or {}
+        L.append(f"| {SYSTEM_LABEL.get(s, s)} | `{d.get('dev', '?')}` | {d.get('size_mib', '–')} | "
+                 f"{d.get('rotational', '–')} | {d.get('max_sectors_kb', '–')} | {d.get('max_segments', '–')} | "
+                 f"{d.get('nr_requests', '–')} |")
+    L.append("")
     L.append("## Swap-in fault latency (µs, one 4 KiB page, vm.page-cluster=0)\n")
     L.append("Only faults that really read the device count (pages not in the swap cache "
              "just before the touch, checked with mincore); the hit ratio is the share of "
