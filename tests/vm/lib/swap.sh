@@ -12,8 +12,11 @@ mod_loaded() { grep -q '^rswap_client ' /proc/modules; }
 # rswap_insmod ARGS...: load the module; the output of insmod goes to
 # $RSWAP_INSMOD_OUT so that callers can check the error text.
 RSWAP_INSMOD_OUT=/tmp/.insmod.out
+# ash runs busybox's insmod applet, which retries a failed load once with
+# init_module(); RSWAP_INSMOD=/usr/sbin/insmod (kmod) loads exactly once
+# but words EINVAL as "Invalid parameters".
 rswap_insmod() {
-	insmod "$RSWAP_KO" "$@" > "$RSWAP_INSMOD_OUT" 2>&1
+	${RSWAP_INSMOD:-insmod} "$RSWAP_KO" "$@" > "$RSWAP_INSMOD_OUT" 2>&1
 }
 
 rswap_rmmod() { rmmod rswap_client 2>&1; }

@@ -42,20 +42,35 @@ expect_insmod_fails "No space left on device" coord="$COORD" size=1G name=too-bi
 # A fake coordinator (busybox nc) answering every connection with one
 # canned frame: another protocol version, an oversized frame length, a
 # ChunkMap with one slot for a 64M pool of 16M chunks.  Each must fail
-# insmod with EPROTO ("Protocol error") and a line that says why.
+# insmod with EPROTO ("Protocol error") and a line that says why.  kmod's
+# insmod loads once: busybox's would retry and could find the one-shot
+# listener between two connections.
 fake_coord() {
-	( while :; do printf "$1" | nc -l -p 9411 > /dev/null 2>&1 || sleep 0.1; done ) &
+	# Its own process group, so that stopping it also stops the nc that
+	# is listening at that moment (else that nc answers the next case).
+	setsid sh -c 'while :; do printf "$0" | nc -l -p 9411 > /dev/null 2>&1 || sleep 0.1; done' "$1" &
 	FAKE_PID=$!
 	wait_listen 9411 || fail "fake coordinator did not listen"
 }
-fake_coord_stop() { kill "$FAKE_PID" 2> /dev/null; wait "$FAKE_PID" 2> /dev/null; }
+fake_coord_stop() {
+	kill -9 -- "-$FAKE_PID" 2> /dev/null
+	wait "$FAKE_PID" 2> /dev/null
+	_i=0
+	while grep -qE "^ *[0-9]+: [0-9A-F]+:24C3 [0-9A-F]+:0000 0A" /proc/net/tcp; do
+		_i=$((_i + 1))
+		[ $_i -gt 50 ] && fail "fake coordinator still listening on 9411"
+		sleep 0.1
+	done
+}
 if command -v nc > /dev/null; then
 	for reply in '\000\000\000\004\010\002\020\001' '\177\377\377\377' \
 		'\000\000\000\032\010\001\020\001\252\001\023\010\200\200\200\010\020\200\200\200\040\032\007\022\003\141\072\061\030\001'; do
 		fake_coord "$reply"
-		expect_insmod_fails "Protocol error" coord="$RSWAP_IP:9411" size=64M name=fake
+		RSWAP_INSMOD=/usr/sbin/insmod expect_insmod_fails "Protocol error" \
+			coord="$RSWAP_IP:9411" size=64M name=fake
 		fake_coord_stop
 	done
+	unset RSWAP_INSMOD	# a prefix assignment to a function may persist
 else
 	note "no nc in the VM: fake-coordinator cases skipped"
 fi
