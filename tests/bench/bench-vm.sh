@@ -359,7 +359,7 @@ swapoff -a 2> /dev/null
 command -v faultlat > /dev/null || { echo "faultlat is not on PATH (build tests/bench)"; exit 1; }
 
 SYS=env
-say host 0 "{\"kernel\":\"$(uname -r)\",\"cpus\":$(grep -c ^processor /proc/cpuinfo),\"mem_kib\":$(awk '$1 == "MemTotal:" { print $2 }' /proc/meminfo),\"cpu_model\":\"$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)\",\"rdma_dev\":\"$RDMADEV\",\"page_cluster\":$PAGE_CLUSTER0,\"reps\":$REPS,\"fl_mib\":$FL_MIB,\"tp_mib\":$TP_MIB,\"sort_lines\":$SORT_LINES,\"awk_keys\":$AWK_KEYS}"
+say host 0 "{\"kernel\":\"$(uname -r)\",\"cpus\":$(grep -c ^processor /proc/cpuinfo),\"mem_kib\":$(awk '$1 == "MemTotal:" { print $2 }' /proc/meminfo),\"cpu_model\":\"$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)\",\"rdma_dev\":\"$RDMADEV\",\"clocksource\":\"$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource 2> /dev/null)\",\"page_cluster\":$PAGE_CLUSTER0,\"reps\":$REPS,\"fl_mib\":$FL_MIB,\"tp_mib\":$TP_MIB,\"sort_lines\":$SORT_LINES,\"awk_keys\":$AWK_KEYS}"
 
 for SYS in $BENCH_SYSTEMS; do
 	sys_t0=$(now_ms)

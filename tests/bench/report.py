@@ -271,7 +271,17 @@ def markdown(res):
              f"{' (--quick)' if h.get('quick') else ''}")
     L.append(f"- host: {h.get('host_cpu', '?')}, {h.get('host_cpus', '?')} CPUs, kernel {h.get('host_kernel', '?')}")
     L.append(f"- guest: kernel {vm.get('kernel', '?')}, {vm.get('cpus', '?')} vCPUs, "
-             f"{(vm.get('mem_kib') or 0) // 1024} MiB, QEMU TCG (no KVM), Soft-RoCE `{vm.get('rdma_dev', '?')}`")
+             f"{(vm.get('mem_kib') or 0) // 1024} MiB, QEMU TCG (no KVM), Soft-RoCE `{vm.get('rdma_dev', '?')}`, "
+             f"clock source {vm.get('clocksource', '?')}")
+    ovh = [r["data"]["result"].get("clock_overhead_ns") for r in res["records"]
+           if r["workload"].startswith("faultlat-")]
+    ovh = [v for v in ovh if v is not None]
+    if ovh:
+        L.append(f"- timer cost per latency sample (two clock_gettime calls, included in every fault "
+                 f"latency): median {statistics.median(ovh) / 1000:.2f} µs")
+    if h.get("guest_over_host_clock"):
+        L.append(f"- guest clock check: scripts took {h['guest_s']} s by the guest's clock, the whole VM "
+                 f"{h['host_s']} s by the host's (ratio {h['guest_over_host_clock']}; above 1 the guest clock ran fast)")
     L.append(f"- repetitions: {vm.get('reps', '?')}; figures are the median, the range (min–max) in brackets")
     L.append(f"- sizes: fault latency {vm.get('fl_mib')} MiB, throughput {vm.get('tp_mib')} MiB, "
              f"sort {vm.get('sort_lines')} lines, awk {vm.get('awk_keys')} keys\n")
