@@ -8,22 +8,15 @@ fail() { echo "FAIL: $*"; exit 1; }
 ibv_devices | grep -q "$RSWAP_RDMADEV" || fail "ibv_devices does not list $RSWAP_RDMADEV"
 rdma link show | grep -q "$RSWAP_RDMADEV.*ACTIVE" || fail "$RSWAP_RDMADEV is not ACTIVE"
 
-# perftest over rdma_cm (-R): server in the background, client against it.
-perf_pair() {
-	tool=$1
-	$tool -d "$RSWAP_RDMADEV" -R -s 4096 -n 200 -F > /tmp/srv.$tool 2>&1 &
-	srv=$!
-	sleep 1
-	if ! timeout 60 $tool -d "$RSWAP_RDMADEV" -R -s 4096 -n 200 -F "$RSWAP_IP" > /tmp/cli.$tool 2>&1; then
-		cat /tmp/srv.$tool /tmp/cli.$tool
-		kill $srv 2>/dev/null
+# perftest over rdma_cm between two processes.
+. "$RSWAP_TESTLIB/perftest.sh"
+for tool in ib_write_bw ib_read_lat; do
+	if ! perftest_pair $tool /tmp/$tool -s 4096 -n 200; then
+		cat /tmp/$tool.server /tmp/$tool
 		fail "$tool 4 KiB between two processes failed"
 	fi
-	wait $srv || { cat /tmp/srv.$tool; fail "$tool server side failed"; }
-	grep -E '^ *4096 ' /tmp/cli.$tool | head -n1 | sed "s/^/$tool: /"
-}
-perf_pair ib_write_bw
-perf_pair ib_read_lat
+	echo "$tool: $(perftest_4k_line /tmp/$tool)"
+done
 
 # The module loads and unloads and leaves nothing behind.
 [ -r "$RSWAP_KO" ] || fail "module missing at $RSWAP_KO"

@@ -90,13 +90,10 @@ note "swap-out $((RSWAP_SWPOUT / (RSWAP_SWAP_SECS + 1)))+ pages/s, swap-in $((RS
 # The raw transport in the same boot, for scale: 4 KiB messages per second
 # of perftest's WRITE and READ bandwidth tests on the same rxe device.
 # Informative only: perftest's own failures do not fail this test.
+. "$RSWAP_TESTLIB/perftest.sh"
 for tool in ib_write_bw ib_read_bw; do
-	$tool -d "$RSWAP_RDMADEV" -R -s 4096 -n 2000 -F > /tmp/srv.$tool 2>&1 &
-	srv=$!
-	sleep 1
-	timeout 60 $tool -d "$RSWAP_RDMADEV" -R -s 4096 -n 2000 -F "$RSWAP_IP" > /tmp/cli.$tool 2>&1
-	wait $srv
-	rate=$(awk '$1 == 4096 && NF >= 5 { printf "%d", $5 * 1000000 }' /tmp/cli.$tool)
+	perftest_pair $tool /tmp/$tool -s 4096 -n 2000 || cat /tmp/$tool
+	rate=$(perftest_4k_line /tmp/$tool | awk 'NF >= 5 { printf "%d", $5 * 1000000 }')
 	note "$tool 4 KiB on $RSWAP_RDMADEV: ${rate:-?} messages/s"
 done
 rsysfs poolds
