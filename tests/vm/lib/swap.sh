@@ -45,6 +45,11 @@ rsysfs() { cat "/sys/block/rswap0/rswap/$1"; }
 cg_make() {
 	mkdir -p "$RSWAP_CG/$1" || fail "cannot create cgroup $1"
 	echo "$2" > "$RSWAP_CG/$1/memory.max" || fail "cannot set memory.max of $1"
+	# memory.high a tenth below: reclaim throttles the task before the
+	# hard limit.  At memory.max alone the memcg OOM-kills it while its
+	# pages are still under writeback to an asynchronous swap device
+	# (cgroup v2 reclaim does not wait for writeback), seen on 5.10.
+	echo $(($2 / 10 * 9)) > "$RSWAP_CG/$1/memory.high" || fail "cannot set memory.high of $1"
 }
 
 # cg_run NAME CMD...: run CMD inside cgroup NAME, in the foreground.
