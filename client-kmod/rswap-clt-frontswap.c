@@ -363,16 +363,7 @@ static ssize_t fail_reads_store(struct kobject *kobj,
 				struct kobj_attribute *attr,
 				const char *buf, size_t len)
 {
-	unsigned int n;
-	int ret;
-
-	ret = kstrtouint(buf, 0, &n);
-	if (ret)
-		return ret;
-	if (n > INT_MAX)
-		return -ERANGE;
-	atomic_set(&rswap_fs.dev->fail_reads, n);
-	return len;
+	return rswap_fail_reads_set(rswap_fs.dev, buf) ?: len;
 }
 
 static struct kobj_attribute rswap_fs_fail_reads = __ATTR_RW(fail_reads);

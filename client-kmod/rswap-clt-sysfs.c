@@ -129,9 +129,8 @@ static ssize_t fail_reads_show(struct device *d, struct device_attribute *attr,
 			  atomic_read(&rswap_from_device(d)->fail_reads));
 }
 
-static ssize_t fail_reads_store(struct device *d,
-				struct device_attribute *attr,
-				const char *buf, size_t len)
+/* Parse a fail_reads write for either front-end's sysfs file.  0 or -errno. */
+int rswap_fail_reads_set(struct rswap_dev *dev, const char *buf)
 {
 	unsigned int n;
 	int ret;
@@ -141,8 +140,15 @@ static ssize_t fail_reads_store(struct device *d,
 		return ret;
 	if (n > INT_MAX)
 		return -ERANGE;
-	atomic_set(&rswap_from_device(d)->fail_reads, n);
-	return len;
+	atomic_set(&dev->fail_reads, n);
+	return 0;
+}
+
+static ssize_t fail_reads_store(struct device *d,
+				struct device_attribute *attr,
+				const char *buf, size_t len)
+{
+	return rswap_fail_reads_set(rswap_from_device(d), buf) ?: len;
 }
 static DEVICE_ATTR_RW(fail_reads);
 

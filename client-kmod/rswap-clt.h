@@ -163,5 +163,6 @@ const char *rswap_slot_poold_name(const struct rswap_slot *slot);
 
 /* rswap-clt-sysfs.c */
 extern const struct attribute_group *rswap_disk_groups[];
+int rswap_fail_reads_set(struct rswap_dev *dev, const char *buf);
 
 #endif /* RSWAP_CLT_H */
