@@ -96,14 +96,10 @@ static int coord_send(struct poold *p, Rswap__Envelope *env)
 
 static int send_error(struct poold *p, uint64_t seq, int code, const char *reason)
 {
-	Rswap__Envelope env = RSWAP__ENVELOPE__INIT;
-	Rswap__Error err = RSWAP__ERROR__INIT;
+	Rswap__Envelope env;
+	Rswap__Error err;
 
-	err.code = code;
-	err.reason = (char *)reason;
-	env.seq = seq;
-	env.body_case = RSWAP__ENVELOPE__BODY_ERROR;
-	env.error = &err;
+	rswap_frame_error(&env, &err, seq, code, reason);
 	return coord_send(p, &env);
 }
 

@@ -54,6 +54,18 @@ Rswap__Envelope *rswap_frame_decode(const uint8_t *body, size_t len,
 	return env;
 }
 
+void rswap_frame_error(Rswap__Envelope *env, Rswap__Error *err, uint64_t seq,
+		       int code, const char *reason)
+{
+	rswap__envelope__init(env);
+	rswap__error__init(err);
+	err->code = code;
+	err->reason = (char *)reason;
+	env->seq = seq;
+	env->body_case = RSWAP__ENVELOPE__BODY_ERROR;
+	env->error = err;
+}
+
 static int frame_pack(const Rswap__Envelope *env, uint8_t **out, size_t *out_len)
 {
 	size_t len = rswap__envelope__get_packed_size(env);

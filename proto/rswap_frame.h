@@ -19,6 +19,7 @@
 
 struct evbuffer;
 struct Rswap__Envelope;
+struct Rswap__Error;
 
 /*
  * Outcome of looking for one frame in a buffer: a whole frame is there
@@ -43,6 +44,13 @@ enum rswap_frame_status rswap_frame_peek(const uint8_t *buf, size_t avail,
  */
 struct Rswap__Envelope *rswap_frame_decode(const uint8_t *body, size_t len,
 					    const char **why);
+
+/*
+ * Make env an Error reply to request seq, with err as its body.  reason
+ * is referenced, not copied: it must outlive env.
+ */
+void rswap_frame_error(struct Rswap__Envelope *env, struct Rswap__Error *err,
+		       uint64_t seq, int code, const char *reason);
 
 /* Serialize env with its length prefix into out.  0 or -errno. */
 int rswap_frame_append(struct evbuffer *out, const struct Rswap__Envelope *env);
