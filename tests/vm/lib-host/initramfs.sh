@@ -65,7 +65,7 @@ base_inputs_key() {
 # initramfs_base CACHE KREL KMODDIR: print the cached base layer's path,
 # building it first when missing or stale.
 initramfs_base() {
-	local cache=$1 krel=$2 kmoddir=$3 key out root m line ko dst app
+	local cache=$1 krel=$2 kmoddir=$3 key out root m line ko dst app deps
 	key=$(base_inputs_key "$krel")
 	out="$cache/base-$krel-$key.cpio"
 	if [ -s "$out" ]; then
@@ -74,6 +74,11 @@ initramfs_base() {
 	fi
 	mkdir -p "$cache"
 	root=$(mktemp -d "$cache/base-root.XXXXXX")
+	# A plain statement, not the left side of || or an if: bash ignores
+	# set -e inside a subshell run in such a context, so a failed copy
+	# would go unnoticed and leave a broken layer.
+	local rc
+	set +e
 	(
 		set -e
 		cd "$root"
@@ -106,7 +111,12 @@ initramfs_base() {
 		# Kernel modules with their dependencies, then a fresh depmod.
 		mkdir -p "lib/modules/$krel"
 		for m in "${GUEST_MODULES[@]}"; do
-			modprobe -d "${kmoddir%/lib/modules/*}" -S "$krel" --show-depends "$m" 2>/dev/null |
+			# Not every kernel has every module (crc32_generic is built in
+			# or gone on newer ones): say which, and go on.
+			if ! deps=$(modprobe -d "${kmoddir%/lib/modules/*}" -S "$krel" --show-depends "$m" 2>/dev/null); then
+				echo "vm/run: note: kernel $krel has no module $m; the base layer goes without it"
+				continue
+			fi
 			while read -r line; do
 				ko=$(echo "$line" | awk '$1 == "insmod" { print $2 }')
 				[ -n "$ko" ] || continue
@@ -122,7 +132,7 @@ initramfs_base() {
 				*.ko.gz) gzip -dc "$ko" > "${dst%.gz}" ;;
 				*) cp "$ko" "$dst" ;;
 				esac
-			done
+			done <<< "$deps"
 		done
 		cp "$kmoddir"/modules.builtin* "$kmoddir"/modules.order "lib/modules/$krel/" 2>/dev/null || true
 		depmod -b "$root" "$krel"
@@ -133,7 +143,14 @@ initramfs_base() {
 		install -m 0755 "$HERE/guest/runner" usr/sbin/rswap-runner
 		find . -mindepth 1 > "$out.list.tmp"
 		cpio -o -H newc --quiet < "$out.list.tmp" > "$out.tmp"
-	) >&2 || { rm -rf "$root" "$out.tmp"; echo "vm/run: building the base initramfs failed" >&2; exit 1; }
+	) >&2
+	rc=$?
+	set -e
+	if [ $rc -ne 0 ]; then
+		rm -rf "$root" "$out.tmp"
+		echo "vm/run: building the base initramfs failed (the line above names the step)" >&2
+		exit 1
+	fi
 	rm -rf "$root"
 	mv "$out.list.tmp" "$out.list"
 	mv "$out.tmp" "$out"
