@@ -6,6 +6,7 @@
 #include "rswap_frame.h"
 #include "rswap_util.h"
 #include "rswap.pb-c.h"
+#include "stats.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -79,6 +80,7 @@ struct coord {
 	uint64_t now_ms;
 	uint64_t start_ms;	/* first time seen, for grace_ms */
 	bool started;
+	struct coord_stats stats;	/* for /metrics */
 };
 
 static void set_now(struct coord *c, uint64_t now_ms)
@@ -111,6 +113,11 @@ struct coord *coord_new(const struct coord_settings *s,
 struct registry *coord_registry(struct coord *c)
 {
 	return c->reg;
+}
+
+const struct coord_stats *coord_get_stats(const struct coord *c)
+{
+	return &c->stats;
 }
 
 static const char *body_name(Rswap__Envelope__BodyCase bc)
@@ -206,6 +213,7 @@ static void send_error(struct coord *c, struct peer *p, uint64_t seq, int code,
 	Rswap__Error err;
 
 	rswap_frame_error(&env, &err, seq, code, reason);
+	coord_stats_error_sent(&c->stats, role_name(p->role), code);
 	peer_send(c, p, &env);
 }
 

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum opt_kind { OPT_ADDR, OPT_SIZE, OPT_MS, OPT_FLAG, OPT_HELP };
+enum opt_kind { OPT_ADDR, OPT_HTTP, OPT_SIZE, OPT_MS, OPT_FLAG, OPT_HELP };
 
 struct opt {
 	const char *name;
@@ -36,6 +36,8 @@ static const struct opt opts[] = {
 	  "after start, answer new clients EAGAIN for N ms so poolds can re-register existing ones. Default: 0" },
 	{ "hello-timeout-ms", 'H', OPT_MS, CFG(hello_timeout_ms), 100, 600000, "N",
 	  "drop a new connection that sends no whole first message in N ms. Default: 10000" },
+	{ "metrics", 'm', OPT_HTTP, CFG(metrics), 0, 0, "ADDR:PORT",
+	  "serve Prometheus metrics at http://ADDR:PORT/metrics. Default: off" },
 	{ "verbose", 'v', OPT_FLAG, CFG(verbose), 0, 0, NULL, "log debug messages" },
 	{ "help", 'h', OPT_HELP, 0, 0, 0, NULL, "show this help" },
 };
@@ -47,7 +49,8 @@ void coord_usage(FILE *f)
 	size_t i;
 
 	fprintf(f, "usage: rswap-coord --listen ADDR:PORT [--chunk-size SIZE] [--heartbeat-ms N]\n"
-		   "                   [--timeout-ms N] [--restart-grace-ms N] [--hello-timeout-ms N] [-v]\n\n");
+		   "                   [--timeout-ms N] [--restart-grace-ms N] [--hello-timeout-ms N]\n"
+		   "                   [--metrics ADDR:PORT] [-v]\n\n");
 	for (i = 0; i < NOPTS; i++) {
 		char left[48];
 
@@ -70,6 +73,14 @@ static int set_opt(const struct opt *o, const char *arg, struct coord_config *cf
 	case OPT_ADDR:
 		if (rswap_parse_hostport(arg, RSWAP_DEFAULT_COORD_PORT, &cfg->addr,
 					 &cfg->addrlen, &why)) {
+			snprintf(err, errlen, "--%s %s: %s", o->name, arg, why);
+			return -EINVAL;
+		}
+		*(const char **)field = arg;
+		return 0;
+	case OPT_HTTP:
+		if (rswap_parse_hostport(arg, 0, &cfg->metrics_addr,
+					 &cfg->metrics_addrlen, &why)) {
 			snprintf(err, errlen, "--%s %s: %s", o->name, arg, why);
 			return -EINVAL;
 		}
