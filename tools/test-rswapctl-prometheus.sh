@@ -2,7 +2,8 @@
 # ctest "rswapctl_prometheus": rswapctl status --prometheus against a fake
 # sysfs (RSWAPCTL_ROOT), under every shell rswapctl must run in: exact
 # values, escaping, unknown poolds keys ignored, the same page from every
-# shell, promtool check metrics on it; and the not-loaded page.
+# shell, promtool check metrics on it; and the not-loaded page.  The page
+# stays in WORKDIR/rswapctl.prom for the grafana_dashboard test.
 #
 #   test-rswapctl-prometheus.sh PATH/TO/rswapctl WORKDIR
 #
@@ -101,6 +102,7 @@ command -v promtool > /dev/null 2>&1 || {
 	echo "SKIP: promtool not found: run scripts/install-deps (Debian package prometheus)"
 	exit 77
 }
+cp "$first" "$WORK/rswapctl.prom" || exit 1
 for f in "$first" "$WORK/empty.prom"; do
 	o=$(promtool check metrics < "$f" 2>&1) || { echo "FAIL: promtool check metrics < $f: $o"; exit 1; }
 done
