@@ -353,6 +353,26 @@ static void test_port_taken(void)
 	close(fd);
 }
 
+/* 20 KB of headers: refused (the endpoint takes 8 KiB), daemon unharmed. */
+static void big_headers_refused(void)
+{
+	static char req[20480 + 128];
+	char resp[64] = "";
+	int fd = tcp_connect(metrics_port), code = 0;
+	size_t n;
+
+	CHECK(fd >= 0, "connect");
+	n = (size_t)snprintf(req, sizeof(req), "GET /metrics HTTP/1.1\r\nX-Big: ");
+	memset(req + n, 'a', 20480);
+	n += 20480;
+	n += (size_t)snprintf(req + n, sizeof(req) - n, "\r\n\r\n");
+	/* The daemon may close before reading it all. */
+	if (write(fd, req, n) > 0 && read(fd, resp, sizeof(resp) - 1) > 0)
+		sscanf(resp, "HTTP/1.%*d %d", &code);
+	close(fd);
+	CHECK(code == 0 || (code >= 400 && code < 500), "20 KB of headers: %d", code);
+}
+
 static void test_http(void)
 {
 	char body[4096];
@@ -363,6 +383,7 @@ static void test_http(void)
 	CHECK(http("POST", "/metrics", body, sizeof(body)) == 405, "POST /metrics");
 	CHECK(http("DELETE", "/metrics", body, sizeof(body)) == 405, "DELETE /metrics");
 	CHECK(http("GET", "/metrics?x=1", body, sizeof(body)) == 200, "GET /metrics?x=1");
+	big_headers_refused();
 }
 
 static int test_coordinator(void)
