@@ -7,10 +7,12 @@
  *   rswap-admin --coord HOST:PORT [--timeout SEC] drain POOLD [--wait]
  *   rswap-admin --coord HOST:PORT [--timeout SEC] undrain POOLD
  *   rswap-admin --coord HOST:PORT [--json] [--timeout SEC] rebalance --dry-run
+ *   rswap-admin keygen > /etc/rswap/cluster.key
  *
  * Exit status: 0 success, 1 error (coordinator unreachable, refused, timed
  * out), 2 bad usage.
  */
+#include "auth.h"
 #include "rswap_frame.h"
 #include "rswap_util.h"
 #include "rswap.pb-c.h"
@@ -27,6 +29,7 @@
 #include <signal.h>
 #include <time.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 
 #define PROG		"rswap-admin"
@@ -51,7 +54,11 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: " PROG " --coord HOST:PORT [--json] [--timeout SEC] list\n"
-		"       " PROG " --coord HOST:PORT [--json] [--timeout SEC] status CLIENT_ID\n\n"
+		"       " PROG " --coord HOST:PORT [--json] [--timeout SEC] status CLIENT_ID\n"
+		"       " PROG " --coord HOST:PORT [--timeout SEC] drain POOLD [--wait]\n"
+		"       " PROG " --coord HOST:PORT [--timeout SEC] undrain POOLD\n"
+		"       " PROG " --coord HOST:PORT [--json] [--timeout SEC] rebalance --dry-run\n"
+		"       " PROG " keygen > FILE\n\n"
 		"  -c, --coord HOST:PORT   the coordinator (port defaults to %d)\n"
 		"  -j, --json              machine-readable output\n"
 		"  -t, --timeout SEC       give up on the coordinator after SEC seconds (1-3600). Default: 5\n"
@@ -63,7 +70,9 @@ static void usage(FILE *f)
 		"                          holds none (exit 0), or stops (exit 1)\n"
 		"  undrain POOLD           POOLD takes new chunks again\n"
 		"  rebalance --dry-run     the chunk moves that bring every live poold within\n"
-		"                          one chunk of its share (draining poolds: none)\n\n"
+		"                          one chunk of its share (draining poolds: none)\n"
+		"  keygen                  a new cluster key on standard output (64 hex\n"
+		"                          digits); a file it is redirected to is made 0600\n\n"
 		"Maintenance of a memory node: drain it, wait until it holds nothing (its\n"
 		"clients have released their chunks; this coordinator does not yet move\n"
 		"live chunks), stop and upgrade its poold, start it, undrain it.  See\n"
@@ -165,12 +174,14 @@ static int parse_args(int argc, char **argv, struct admin_opts *o)
 	if (!o->coord)
 		return usage_error("--coord HOST:PORT is required");
 	if (optind >= argc)
-		return usage_error("missing command: list, status, drain, undrain or rebalance");
+		return usage_error("missing command: list, status, drain, undrain, rebalance or keygen");
 	o->cmd = argv[optind++];
 	if (o->wait && strcmp(o->cmd, "drain"))
 		return usage_error("--wait goes with drain only");
 	if (o->dry_run && strcmp(o->cmd, "rebalance"))
 		return usage_error("--dry-run goes with rebalance only");
+	if (!strcmp(o->cmd, "keygen"))
+		return usage_error("keygen takes no option: rswap-admin keygen > FILE");
 	if (!strcmp(o->cmd, "list") || !strcmp(o->cmd, "rebalance")) {
 		if (optind < argc)
 			return usage_error("%s takes no argument, got '%s'", o->cmd, argv[optind]);
@@ -576,6 +587,36 @@ static int drain_wait(const struct admin_opts *o, uint32_t start)
 	return EXIT_OK;
 }
 
+/*
+ * keygen: the key on stdout.  When stdout is a file (the usual "keygen >
+ * FILE"), make it 0600 before the key is in it.
+ */
+static int keygen(void)
+{
+	char hex[RSWAP_KEY_HEX_LEN + 2];
+	struct stat st;
+	int ret;
+
+	if (!fstat(STDOUT_FILENO, &st) && S_ISREG(st.st_mode) &&
+	    fchmod(STDOUT_FILENO, 0600)) {
+		fprintf(stderr, PROG ": cannot make the key file mode 0600: %s\n",
+			strerror(errno));
+		return EXIT_ERR;
+	}
+	if (isatty(STDOUT_FILENO))
+		fprintf(stderr, PROG ": writing a key to a terminal; redirect it to a file: keygen > cluster.key\n");
+	ret = rswap_key_generate(hex);
+	if (ret) {
+		fprintf(stderr, PROG ": cannot get random bytes: %s\n", strerror(-ret));
+		return EXIT_ERR;
+	}
+	if (fputs(hex, stdout) == EOF || fflush(stdout)) {
+		fprintf(stderr, PROG ": cannot write the key: %s\n", strerror(errno));
+		return EXIT_ERR;
+	}
+	return EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
 	Rswap__Envelope req = RSWAP__ENVELOPE__INIT, *rep;
@@ -586,6 +627,8 @@ int main(int argc, char **argv)
 	struct admin_opts o;
 	int fd, ret;
 
+	if (argc == 2 && !strcmp(argv[1], "keygen"))
+		return keygen();
 	ret = parse_args(argc, argv, &o);
 	if (ret >= 0)
 		return ret;
