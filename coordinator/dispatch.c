@@ -139,6 +139,9 @@ static const char *body_name(Rswap__Envelope__BodyCase bc)
 	case RSWAP__ENVELOPE__BODY_CLUSTER_STATE: return "ClusterState";
 	case RSWAP__ENVELOPE__BODY_ADMIN_STATUS: return "AdminStatus";
 	case RSWAP__ENVELOPE__BODY_CLIENT_INFO: return "ClientInfo";
+	case RSWAP__ENVELOPE__BODY_ADMIN_DRAIN: return "AdminDrain";
+	case RSWAP__ENVELOPE__BODY_ADMIN_REBALANCE: return "AdminRebalance";
+	case RSWAP__ENVELOPE__BODY_REBALANCE_PLAN: return "RebalancePlan";
 	default: return "unknown message";
 	}
 }
@@ -690,6 +693,167 @@ static void handle_admin_status(struct coord *c, struct peer *p, uint64_t seq,
 	report_chunk_map_free(&map);
 }
 
+static void handle_admin_drain(struct coord *c, struct peer *p, uint64_t seq,
+			       const Rswap__AdminDrain *m)
+{
+	char buf[RSWAP_ADDR_MAX + 1];
+	struct poold *pd;
+
+	if (!registry_valid_addr(m->poold_addr)) {
+		refuse(c, p, seq, EINVAL, "poold address \"%s\" is not HOST:PORT",
+		       printable(m->poold_addr, buf, sizeof(buf)));
+		return;
+	}
+	pd = registry_poold_find(c->reg, m->poold_addr);
+	if (!pd) {
+		refuse(c, p, seq, ENOENT,
+		       "no poold %s is registered (rswap-admin list shows them)",
+		       m->poold_addr);
+		return;
+	}
+	if (pd->draining != !m->undrain)
+		log_info("poold %s: %s at the request of %s; it holds %" PRIu32 " chunk%s",
+			 pd->addr, m->undrain ? "undrained, takes new chunks again" :
+			 "draining, gets no new chunks", p->name, pd->chunks_used,
+			 pd->chunks_used == 1 ? "" : "s");
+	pd->draining = !m->undrain;
+	handle_admin_list(c, p, seq);
+}
+
+/* Index of the poold named addr in the array sorted by address, or n. */
+static size_t poold_index(struct poold *const *by_addr, size_t n,
+			  const struct poold *pd)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int cmp = strcmp(by_addr[mid]->addr, pd->addr);
+
+		if (!cmp)
+			return mid;
+		if (cmp < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return n;
+}
+
+static int move_by_source(const void *a, const void *b)
+{
+	const struct rebal_move *x = a, *y = b;
+
+	if (x->from != y->from)
+		return x->from < y->from ? -1 : 1;
+	return x != y ? (x < y ? -1 : 1) : 0;
+}
+
+#define REBALANCE_PLAN_MAX	4096	/* moves listed in one reply */
+
+/*
+ * The plan, as chunks: each move names a held chunk of its source poold.
+ * Cost: O(poolds + slots * log(poolds) + moves * log(moves)).
+ */
+static void handle_admin_rebalance(struct coord *c, struct peer *p,
+				   uint64_t seq, const Rswap__AdminRebalance *m)
+{
+	Rswap__Envelope env = RSWAP__ENVELOPE__INIT;
+	Rswap__RebalancePlan plan = RSWAP__REBALANCE_PLAN__INIT;
+	struct registry *r = c->reg;
+	struct rebal_poold *rp = NULL;
+	struct poold **by_addr = NULL, *pd;
+	struct rebal_move *mv = NULL;
+	size_t *first = NULL, nmv = 0, n = 0, i, k;
+	Rswap__ChunkMove *moves = NULL;
+	char why[256];
+	struct client *cl;
+	int ret;
+
+	if (!m->dry_run) {
+		refuse(c, p, seq, EOPNOTSUPP,
+		       "this coordinator cannot move live chunks yet; rebalance --dry-run shows the plan");
+		return;
+	}
+	rp = calloc(r->npoolds + 1, sizeof(*rp));
+	by_addr = calloc(r->npoolds + 1, sizeof(*by_addr));
+	first = calloc(r->npoolds + 2, sizeof(*first));
+	if (!rp || !by_addr || !first)
+		goto out_nomem;
+	/* The registry's list is sorted by address. */
+	for (pd = r->poolds; pd && n < r->npoolds; pd = pd->next, n++) {
+		by_addr[n] = pd;
+		rp[n] = (struct rebal_poold){
+			.name = pd->addr,
+			.total = pd->chunks_total,
+			.used = pd->chunks_used,
+			.live = pd->connected && pd->state == POOLD_ALIVE,
+			.draining = pd->draining,
+		};
+		if (!rp[n].live)
+			plan.chunks_on_down_poolds += pd->chunks_used;
+	}
+	ret = placement_rebalance(rp, n, &mv, &nmv, why, sizeof(why));
+	if (ret == -ENOMEM)
+		goto out_nomem;
+	if (ret) {
+		refuse(c, p, seq, -ret, "%s", why);
+		goto out;
+	}
+	plan.moves_total = (uint32_t)nmv;
+	if (nmv > REBALANCE_PLAN_MAX)
+		nmv = REBALANCE_PLAN_MAX;
+	moves = calloc(nmv + 1, sizeof(*moves));
+	plan.moves = calloc(nmv + 1, sizeof(*plan.moves));
+	if (!moves || !plan.moves)
+		goto out_nomem;
+	/* first[i]..first[i+1]: the listed moves out of poold i. */
+	qsort(mv, nmv, sizeof(*mv), move_by_source);
+	for (k = 0; k < nmv; k++)
+		first[mv[k].from + 1]++;
+	for (i = 0; i < n; i++)
+		first[i + 1] += first[i];
+	for (cl = r->clients; cl; cl = cl->next) {
+		uint32_t si;
+
+		for (si = 0; si < cl->nslots; si++) {
+			const struct slot *sl = &cl->slots[si];
+			Rswap__ChunkMove *out;
+			size_t from;
+
+			if (sl->state != SLOT_HELD)
+				continue;
+			from = poold_index(by_addr, n, sl->poold);
+			/* first[from] counts up to first[from + 1] as moves
+			 * are given a chunk; the rest stays in place. */
+			if (from == n || first[from] == first[from + 1])
+				continue;
+			k = first[from]++;
+			out = &moves[plan.n_moves];
+			rswap__chunk_move__init(out);
+			out->client_id = cl->id;
+			out->slot = si;
+			out->from_poold = by_addr[from]->addr;
+			out->to_poold = by_addr[mv[k].to]->addr;
+			plan.moves[plan.n_moves++] = out;
+		}
+	}
+	env.seq = seq;
+	env.body_case = RSWAP__ENVELOPE__BODY_REBALANCE_PLAN;
+	env.rebalance_plan = &plan;
+	peer_send(c, p, &env);
+	goto out;
+out_nomem:
+	refuse(c, p, seq, ENOMEM, "coordinator out of memory");
+out:
+	free(plan.moves);
+	free(moves);
+	free(mv);
+	free(first);
+	free(by_addr);
+	free(rp);
+}
+
 /* ---- poold ------------------------------------------------------------- */
 
 static void handle_register(struct coord *c, struct peer *p, uint64_t seq,
@@ -857,11 +1021,13 @@ static void dispatch_new(struct coord *c, struct peer *p, Rswap__Envelope *e)
 		break;
 	case RSWAP__ENVELOPE__BODY_ADMIN_LIST:
 	case RSWAP__ENVELOPE__BODY_ADMIN_STATUS:
+	case RSWAP__ENVELOPE__BODY_ADMIN_DRAIN:
+	case RSWAP__ENVELOPE__BODY_ADMIN_REBALANCE:
 		p->role = ROLE_ADMIN;
 		break;
 	default:
 		violation(c, p, e->seq, EPROTO,
-			  "first message must be PooldRegister, ClientHello, ClientRelease, AdminList or AdminStatus, not %s",
+			  "first message must be PooldRegister, ClientHello, ClientRelease or an admin request, not %s",
 			  body_name(e->body_case));
 		return;
 	}
@@ -916,6 +1082,10 @@ static void dispatch_admin(struct coord *c, struct peer *p, Rswap__Envelope *e)
 		handle_admin_list(c, p, e->seq);
 	else if (e->body_case == RSWAP__ENVELOPE__BODY_ADMIN_STATUS)
 		handle_admin_status(c, p, e->seq, e->admin_status);
+	else if (e->body_case == RSWAP__ENVELOPE__BODY_ADMIN_DRAIN)
+		handle_admin_drain(c, p, e->seq, e->admin_drain);
+	else if (e->body_case == RSWAP__ENVELOPE__BODY_ADMIN_REBALANCE)
+		handle_admin_rebalance(c, p, e->seq, e->admin_rebalance);
 	else
 		violation(c, p, e->seq, EPROTO, "%s is not an admin message",
 			  body_name(e->body_case));

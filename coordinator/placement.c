@@ -121,3 +121,146 @@ out:
 	free(pick);
 	return ret;
 }
+
+/* Fill fraction of i after the moves planned so far, compared as a/b < c/d. */
+static bool fuller(const struct rebal_poold *p, const uint32_t *used,
+		   size_t a, size_t b)
+{
+	uint64_t l = (uint64_t)used[a] * p[b].total;
+	uint64_t r = (uint64_t)used[b] * p[a].total;
+
+	if (l != r)
+		return l > r;
+	return strcmp(p[a].name, p[b].name) < 0;
+}
+
+/* The most loaded poold with used > floor[], or n. */
+static size_t pick_source(const struct rebal_poold *p, size_t n,
+			  const uint32_t *used, const uint32_t *floor_)
+{
+	size_t i, best = n;
+
+	for (i = 0; i < n; i++) {
+		if (!p[i].live || used[i] <= floor_[i])
+			continue;
+		if (best == n || fuller(p, used, i, best))
+			best = i;
+	}
+	return best;
+}
+
+/* The least loaded poold that may take chunks with used < ceil_[], or n. */
+static size_t pick_target(const struct rebal_poold *p, size_t n,
+			  const uint32_t *used, const uint32_t *ceil_)
+{
+	size_t i, best = n;
+
+	for (i = 0; i < n; i++) {
+		if (!p[i].live || p[i].draining || used[i] >= ceil_[i])
+			continue;
+		if (best == n || fuller(p, used, best, i))
+			best = i;
+	}
+	return best;
+}
+
+int placement_rebalance(const struct rebal_poold *p, size_t n,
+			struct rebal_move **moves, size_t *nmoves,
+			char *why, size_t whylen)
+{
+	uint32_t *used = NULL, *lo = NULL, *hi = NULL;
+	uint64_t movable = 0, room = 0, excess = 0, deficit = 0, k, want;
+	struct rebal_move *mv = NULL;
+	size_t i, s, t;
+	int ret = 0;
+
+	*moves = NULL;
+	*nmoves = 0;
+	for (i = 0; i < n; i++) {
+		if (!p[i].live)
+			continue;
+		movable += p[i].used;
+		if (!p[i].draining)
+			room += p[i].total;
+	}
+	if (movable > room) {
+		snprintf(why, whylen,
+			 "%" PRIu64 " chunks would need a place but the poolds that take chunks have room for %" PRIu64,
+			 movable, room);
+		return -ENOSPC;
+	}
+	if (!movable)
+		return 0;
+	used = calloc(n, sizeof(*used));
+	lo = calloc(n, sizeof(*lo));
+	hi = calloc(n, sizeof(*hi));
+	if (!used || !lo || !hi) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		used[i] = p[i].used;
+		if (!p[i].live) {
+			/* Left alone: its bounds are what it holds. */
+			lo[i] = hi[i] = p[i].used;
+			continue;
+		}
+		if (p[i].draining)
+			continue;	/* share 0 */
+		/* share = movable * total / room, exactly, in 64 bits:
+		 * movable <= room < 2^32 * npoolds. */
+		lo[i] = (uint32_t)(movable * p[i].total / room);
+		hi[i] = lo[i] + (movable * p[i].total % room != 0);
+	}
+	for (i = 0; i < n; i++) {
+		if (!p[i].live)
+			continue;
+		if (used[i] > hi[i])
+			excess += used[i] - hi[i];
+		if (used[i] < lo[i])
+			deficit += lo[i] - used[i];
+	}
+	want = excess > deficit ? excess : deficit;
+	if (!want)
+		goto out;
+	mv = calloc(want, sizeof(*mv));
+	if (!mv) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (k = 0; k < want; k++) {
+		/*
+		 * While someone is above its ceiling, it gives: to a poold
+		 * below its floor if there is one (that move removes a unit
+		 * of excess and one of deficit), else to one below its
+		 * ceiling.  Afterwards poolds below their floor take from
+		 * anyone above its floor.  Every move removes a unit of the
+		 * larger of excess and deficit, so want moves are enough.
+		 */
+		s = pick_source(p, n, used, hi);
+		if (s < n) {
+			t = pick_target(p, n, used, lo);
+			if (t == n)
+				t = pick_target(p, n, used, hi);
+		} else {
+			t = pick_target(p, n, used, lo);
+			s = pick_source(p, n, used, lo);
+		}
+		if (s == n || t == n)
+			break;	/* cannot happen: sum(lo) <= movable <= sum(hi) */
+		mv[k] = (struct rebal_move){ s, t };
+		used[s]--;
+		used[t]++;
+	}
+	*moves = mv;
+	*nmoves = k;
+	mv = NULL;
+out:
+	if (ret == -ENOMEM)
+		snprintf(why, whylen, "out of memory");
+	free(mv);
+	free(used);
+	free(lo);
+	free(hi);
+	return ret;
+}

@@ -11,6 +11,7 @@
 #ifndef RSWAP_COORD_PLACEMENT_H
 #define RSWAP_COORD_PLACEMENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,5 +39,38 @@ int placement_spread(const struct place_cand *cand, size_t ncand,
  */
 int placement_reserve(struct registry *r, const char *id, uint64_t size,
 		      struct client **out, char *why, size_t whylen);
+
+/*
+ * Rebalancing: a poold that may take chunks (alive, connected, not
+ * draining) should hold its share of the chunks that can move, share_i =
+ * U * total_i / T, where U counts the chunks on every live poold (draining
+ * or not) and T the totals of the poolds that may take chunks; a draining
+ * poold's share is 0.  "Balanced" means floor(share) <= used <= ceil(share)
+ * everywhere, i.e. within one chunk of even.  The plan has the fewest moves
+ * that reach it: max(chunks above ceil, chunks missing below floor), each
+ * move from the most to the least loaded.  Chunks on poolds that are down
+ * cannot be copied and are left where they are.
+ */
+struct rebal_poold {
+	const char *name;
+	uint32_t total;
+	uint32_t used;
+	bool live;		/* alive and connected: its chunks can be read */
+	bool draining;		/* must end empty */
+};
+
+struct rebal_move {
+	size_t from, to;	/* indexes into the rebal_poold array */
+};
+
+/*
+ * Plan into a malloc()ed *moves (NULL when *nmoves is 0).  0, -ENOSPC when
+ * the poolds that may take chunks have too little room for the ones that
+ * must leave draining poolds (nothing planned, *why says how much is
+ * missing), or -ENOMEM.
+ */
+int placement_rebalance(const struct rebal_poold *p, size_t n,
+			struct rebal_move **moves, size_t *nmoves,
+			char *why, size_t whylen);
 
 #endif /* RSWAP_COORD_PLACEMENT_H */

@@ -4,10 +4,15 @@
  *
  *   rswap-admin --coord HOST:PORT [--json] [--timeout SEC] list
  *   rswap-admin --coord HOST:PORT [--json] [--timeout SEC] status CLIENT_ID
+ *   rswap-admin --coord HOST:PORT [--timeout SEC] drain POOLD [--wait]
+ *   rswap-admin --coord HOST:PORT [--timeout SEC] undrain POOLD
+ *   rswap-admin --coord HOST:PORT [--json] [--timeout SEC] rebalance --dry-run
+ *   rswap-admin keygen > /etc/rswap/cluster.key
  *
  * Exit status: 0 success, 1 error (coordinator unreachable, refused, timed
  * out), 2 bad usage.
  */
+#include "auth.h"
 #include "rswap_frame.h"
 #include "rswap_util.h"
 #include "rswap.pb-c.h"
@@ -21,7 +26,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <signal.h>
+#include <time.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 
 #define PROG		"rswap-admin"
@@ -37,19 +45,38 @@ struct admin_opts {
 	unsigned int timeout_s;
 	const char *cmd;
 	const char *client_id;
+	const char *poold;	/* drain, undrain */
+	bool wait;		/* drain --wait */
+	bool dry_run;		/* rebalance --dry-run */
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: " PROG " --coord HOST:PORT [--json] [--timeout SEC] list\n"
-		"       " PROG " --coord HOST:PORT [--json] [--timeout SEC] status CLIENT_ID\n\n"
+		"       " PROG " --coord HOST:PORT [--json] [--timeout SEC] status CLIENT_ID\n"
+		"       " PROG " --coord HOST:PORT [--timeout SEC] drain POOLD [--wait]\n"
+		"       " PROG " --coord HOST:PORT [--timeout SEC] undrain POOLD\n"
+		"       " PROG " --coord HOST:PORT [--json] [--timeout SEC] rebalance --dry-run\n"
+		"       " PROG " keygen > FILE\n\n"
 		"  -c, --coord HOST:PORT   the coordinator (port defaults to %d)\n"
 		"  -j, --json              machine-readable output\n"
 		"  -t, --timeout SEC       give up on the coordinator after SEC seconds (1-3600). Default: 5\n"
 		"  -h, --help              show this help\n\n"
 		"  list                    every poold, every client's chunk map, totals\n"
-		"  status CLIENT_ID        one client's chunk map\n",
+		"  status CLIENT_ID        one client's chunk map\n"
+		"  drain POOLD [--wait]    place no new chunks on POOLD (HOST:PORT as list\n"
+		"                          shows it); --wait shows its chunk count until it\n"
+		"                          holds none (exit 0), or stops (exit 1)\n"
+		"  undrain POOLD           POOLD takes new chunks again\n"
+		"  rebalance --dry-run     the chunk moves that bring every live poold within\n"
+		"                          one chunk of its share (draining poolds: none)\n"
+		"  keygen                  a new cluster key on standard output (64 hex\n"
+		"                          digits); a file it is redirected to is made 0600\n\n"
+		"Maintenance of a memory node: drain it, wait until it holds nothing (its\n"
+		"clients have released their chunks; this coordinator does not yet move\n"
+		"live chunks), stop and upgrade its poold, start it, undrain it.  See\n"
+		"docs/DEPLOY.md.\n",
 		RSWAP_DEFAULT_COORD_PORT);
 }
 
@@ -96,6 +123,8 @@ static int parse_args(int argc, char **argv, struct admin_opts *o)
 		{ "json", no_argument, NULL, 'j' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "wait", no_argument, NULL, 'w' },
+		{ "dry-run", no_argument, NULL, 'n' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *why;
@@ -106,7 +135,7 @@ static int parse_args(int argc, char **argv, struct admin_opts *o)
 	memset(o, 0, sizeof(*o));
 	o->timeout_s = 5;
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":c:jt:h", lopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":c:jt:hwn", lopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			if (rswap_parse_hostport(optarg, RSWAP_DEFAULT_COORD_PORT,
@@ -129,6 +158,12 @@ static int parse_args(int argc, char **argv, struct admin_opts *o)
 		case 'h':
 			usage(stdout);
 			return EXIT_OK;
+		case 'w':
+			o->wait = true;
+			break;
+		case 'n':
+			o->dry_run = true;
+			break;
 		case ':':
 			return usage_error("%s needs a value", argv[optind - 1]);
 		default:
@@ -139,15 +174,33 @@ static int parse_args(int argc, char **argv, struct admin_opts *o)
 	if (!o->coord)
 		return usage_error("--coord HOST:PORT is required");
 	if (optind >= argc)
-		return usage_error("missing command: list or status CLIENT_ID");
+		return usage_error("missing command: list, status, drain, undrain, rebalance or keygen");
 	o->cmd = argv[optind++];
-	if (!strcmp(o->cmd, "list")) {
+	if (o->wait && strcmp(o->cmd, "drain"))
+		return usage_error("--wait goes with drain only");
+	if (o->dry_run && strcmp(o->cmd, "rebalance"))
+		return usage_error("--dry-run goes with rebalance only");
+	if (!strcmp(o->cmd, "keygen"))
+		return usage_error("keygen takes no option: rswap-admin keygen > FILE");
+	if (!strcmp(o->cmd, "list") || !strcmp(o->cmd, "rebalance")) {
 		if (optind < argc)
-			return usage_error("list takes no argument, got '%s'", argv[optind]);
+			return usage_error("%s takes no argument, got '%s'", o->cmd, argv[optind]);
+		if (!strcmp(o->cmd, "rebalance") && !o->dry_run)
+			return usage_error("rebalance needs --dry-run: this coordinator cannot move live chunks yet");
+		return -1;
+	}
+	if (!strcmp(o->cmd, "drain") || !strcmp(o->cmd, "undrain")) {
+		if (optind >= argc)
+			return usage_error("%s needs a POOLD (HOST:PORT as list shows it)", o->cmd);
+		o->poold = argv[optind++];
+		if (!*o->poold || strlen(o->poold) > 127)
+			return usage_error("poold address '%s' is not HOST:PORT", o->poold);
+		if (optind < argc)
+			return usage_error("%s takes one POOLD, got also '%s'", o->cmd, argv[optind]);
 		return -1;
 	}
 	if (strcmp(o->cmd, "status"))
-		return usage_error("unknown command '%s' (list or status CLIENT_ID)", o->cmd);
+		return usage_error("unknown command '%s' (list, status, drain, undrain or rebalance)", o->cmd);
 	if (optind >= argc)
 		return usage_error("status needs a CLIENT_ID");
 	o->client_id = argv[optind++];
@@ -413,21 +466,187 @@ static void print_cluster(const Rswap__ClusterState *cs)
 	       rswap_fmt_size(cs->chunk_size, c, sizeof(c)));
 }
 
+static void print_plan(const Rswap__RebalancePlan *pl, bool json)
+{
+	size_t i;
+
+	if (json) {
+		printf("{\"moves_total\":%" PRIu32 ",\"chunks_on_down_poolds\":%" PRIu32
+		       ",\"moves\":[", pl->moves_total, pl->chunks_on_down_poolds);
+		for (i = 0; i < pl->n_moves; i++) {
+			const Rswap__ChunkMove *m = pl->moves[i];
+
+			printf("%s{\"client_id\":", i ? "," : "");
+			json_str(m->client_id);
+			printf(",\"slot\":%" PRIu32 ",\"from\":", m->slot);
+			json_str(m->from_poold);
+			printf(",\"to\":");
+			json_str(m->to_poold);
+			putchar('}');
+		}
+		printf("]}\n");
+		return;
+	}
+	for (i = 0; i < pl->n_moves; i++) {
+		const Rswap__ChunkMove *m = pl->moves[i];
+
+		printf("move client %.*s slot %" PRIu32 ": %.*s -> %.*s\n",
+		       printable_len(m->client_id), m->client_id, m->slot,
+		       printable_len(m->from_poold), m->from_poold,
+		       printable_len(m->to_poold), m->to_poold);
+	}
+	if (pl->n_moves < pl->moves_total)
+		printf("... %zu of %" PRIu32 " moves listed\n", pl->n_moves, pl->moves_total);
+	printf("%" PRIu32 " move%s; nothing moved (dry run)%s\n", pl->moves_total,
+	       pl->moves_total == 1 ? "" : "s",
+	       pl->chunks_on_down_poolds ? "; chunks on poolds that are down stay where they are" : "");
+}
+
+static const Rswap__PooldInfo *find_poold(const Rswap__ClusterState *cs,
+					  const char *addr)
+{
+	size_t i;
+
+	for (i = 0; i < cs->n_poolds; i++)
+		if (cs->poolds[i]->listen_addr &&
+		    !strcmp(cs->poolds[i]->listen_addr, addr))
+			return cs->poolds[i];
+	return NULL;
+}
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+/*
+ * drain --wait: ask for the cluster state every second until the poold
+ * holds nothing.  On a terminal one line is redrawn: chunks left, moved,
+ * rate and time to go.
+ */
+static int drain_wait(const struct admin_opts *o, uint32_t start)
+{
+	Rswap__AdminList list = RSWAP__ADMIN_LIST__INIT;
+	bool tty = isatty(STDOUT_FILENO);
+	struct timespec t0, now;
+	uint32_t left = start;
+
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (left && !interrupted) {
+		Rswap__Envelope req = RSWAP__ENVELOPE__INIT, *rep;
+		const Rswap__PooldInfo *pi;
+		double secs, rate;
+		int fd;
+
+		sleep(1);
+		fd = coord_connect(o);
+		if (fd < 0)
+			return EXIT_ERR;
+		req.body_case = RSWAP__ENVELOPE__BODY_ADMIN_LIST;
+		req.admin_list = &list;
+		rep = exchange(o, fd, &req, RSWAP__ENVELOPE__BODY_CLUSTER_STATE);
+		close(fd);
+		if (!rep)
+			return EXIT_ERR;
+		pi = find_poold(rep->cluster_state, o->poold);
+		if (!pi || !pi->draining) {
+			fprintf(stderr, "\n" PROG ": poold %s %s while draining\n", o->poold,
+				pi ? "was undrained" : "is no longer registered");
+			rswap__envelope__free_unpacked(rep, NULL);
+			return EXIT_ERR;
+		}
+		left = pi->chunks_used;
+		rswap__envelope__free_unpacked(rep, NULL);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		secs = (double)(now.tv_sec - t0.tv_sec) + (now.tv_nsec - t0.tv_nsec) / 1e9;
+		rate = start > left && secs > 0 ? (start - left) / secs : 0;
+		if (tty) {
+			printf("\r%s: %" PRIu32 " chunk%s left, %" PRIu32 " gone, %.2f chunks/s, ",
+			       o->poold, left, left == 1 ? "" : "s",
+			       start > left ? start - left : 0, rate);
+			if (rate > 0)
+				printf("about %.0f s to go   ", left / rate);
+			else
+				printf("waiting for its clients   ");
+			fflush(stdout);
+		}
+	}
+	if (tty)
+		putchar('\n');
+	if (left) {
+		fprintf(stderr, PROG ": interrupted; poold %s still holds %" PRIu32 " chunk%s and stays draining\n",
+			o->poold, left, left == 1 ? "" : "s");
+		return EXIT_ERR;
+	}
+	printf("poold %s holds no chunks: it can be stopped\n", o->poold);
+	return EXIT_OK;
+}
+
+/*
+ * keygen: the key on stdout.  When stdout is a file (the usual "keygen >
+ * FILE"), make it 0600 before the key is in it.
+ */
+static int keygen(void)
+{
+	char hex[RSWAP_KEY_HEX_LEN + 2];
+	struct stat st;
+	int ret;
+
+	if (!fstat(STDOUT_FILENO, &st) && S_ISREG(st.st_mode) &&
+	    fchmod(STDOUT_FILENO, 0600)) {
+		fprintf(stderr, PROG ": cannot make the key file mode 0600: %s\n",
+			strerror(errno));
+		return EXIT_ERR;
+	}
+	if (isatty(STDOUT_FILENO))
+		fprintf(stderr, PROG ": writing a key to a terminal; redirect it to a file: keygen > cluster.key\n");
+	ret = rswap_key_generate(hex);
+	if (ret) {
+		fprintf(stderr, PROG ": cannot get random bytes: %s\n", strerror(-ret));
+		return EXIT_ERR;
+	}
+	if (fputs(hex, stdout) == EOF || fflush(stdout)) {
+		fprintf(stderr, PROG ": cannot write the key: %s\n", strerror(errno));
+		return EXIT_ERR;
+	}
+	return EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
 	Rswap__Envelope req = RSWAP__ENVELOPE__INIT, *rep;
 	Rswap__AdminList list = RSWAP__ADMIN_LIST__INIT;
 	Rswap__AdminStatus status = RSWAP__ADMIN_STATUS__INIT;
+	Rswap__AdminDrain drain = RSWAP__ADMIN_DRAIN__INIT;
+	Rswap__AdminRebalance rebal = RSWAP__ADMIN_REBALANCE__INIT;
 	struct admin_opts o;
 	int fd, ret;
 
+	if (argc == 2 && !strcmp(argv[1], "keygen"))
+		return keygen();
 	ret = parse_args(argc, argv, &o);
 	if (ret >= 0)
 		return ret;
 	fd = coord_connect(&o);
 	if (fd < 0)
 		return EXIT_ERR;
-	if (o.client_id) {
+	if (o.poold) {
+		drain.poold_addr = (char *)o.poold;
+		drain.undrain = !strcmp(o.cmd, "undrain");
+		req.body_case = RSWAP__ENVELOPE__BODY_ADMIN_DRAIN;
+		req.admin_drain = &drain;
+		rep = exchange(&o, fd, &req, RSWAP__ENVELOPE__BODY_CLUSTER_STATE);
+	} else if (o.dry_run) {
+		rebal.dry_run = true;
+		req.body_case = RSWAP__ENVELOPE__BODY_ADMIN_REBALANCE;
+		req.admin_rebalance = &rebal;
+		rep = exchange(&o, fd, &req, RSWAP__ENVELOPE__BODY_REBALANCE_PLAN);
+	} else if (o.client_id) {
 		status.client_id = (char *)o.client_id;
 		req.body_case = RSWAP__ENVELOPE__BODY_ADMIN_STATUS;
 		req.admin_status = &status;
@@ -440,7 +659,20 @@ int main(int argc, char **argv)
 	close(fd);
 	if (!rep)
 		return EXIT_ERR;
-	if (o.client_id && o.json) {
+	if (o.poold) {
+		const Rswap__PooldInfo *pi = find_poold(rep->cluster_state, o.poold);
+		uint32_t held = pi ? pi->chunks_used : 0;
+
+		printf("poold %s: %s, holds %" PRIu32 " chunk%s\n", o.poold,
+		       drain.undrain ? "takes new chunks" : "draining, gets no new chunks",
+		       held, held == 1 ? "" : "s");
+		rswap__envelope__free_unpacked(rep, NULL);
+		if (o.wait)
+			return drain_wait(&o, held);
+	} else if (o.dry_run) {
+		print_plan(rep->rebalance_plan, o.json);
+		rswap__envelope__free_unpacked(rep, NULL);
+	} else if (o.client_id && o.json) {
 		json_client(rep->client_info);
 		putchar('\n');
 	} else if (o.client_id) {
@@ -450,7 +682,8 @@ int main(int argc, char **argv)
 	} else {
 		print_cluster(rep->cluster_state);
 	}
-	rswap__envelope__free_unpacked(rep, NULL);
+	if (!o.poold && !o.dry_run)
+		rswap__envelope__free_unpacked(rep, NULL);
 	if (fflush(stdout) || ferror(stdout)) {
 		fprintf(stderr, PROG ": cannot write output: %s\n", strerror(errno));
 		return EXIT_ERR;

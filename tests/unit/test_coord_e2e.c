@@ -1049,6 +1049,72 @@ static void test_admin_tool(void)
 	}
 }
 
+static void test_drain_rebalance(void)
+{
+	Rswap__Envelope *keep, *r;
+	Rswap__ClusterState *cs;
+	char out[16384], *at;
+	uint32_t on_c;
+	int st, moves = 0;
+
+	step("drain: no new chunks on the poold; rebalance --dry-run plans its chunks away");
+	expect_usage_error(admin_bin, "--coord 127.0.0.1:1 rebalance", "--dry-run");
+	expect_usage_error(admin_bin, "--coord 127.0.0.1:1 list --wait", "drain only");
+	expect_usage_error(admin_bin, "--coord 127.0.0.1:1 drain", "POOLD");
+	st = run(out, sizeof(out), "%s --coord 127.0.0.1:%d drain 10.9.9.9:1", admin_bin,
+		 coord_port);
+	CHECK(st == 1 && strstr(out, "no poold 10.9.9.9:1 is registered") && count_lines(out) == 1,
+	      "drain of an unknown poold (%d): %s", st, out);
+	/* A holds 3 of c1's 6 chunks; B and C have room for 5 in all. */
+	st = run(out, sizeof(out), "%s --coord 127.0.0.1:%d drain %s", admin_bin, coord_port,
+		 A->addr);
+	CHECK(st == 0 && strstr(out, "draining"), "drain A (%d): %s", st, out);
+	st = run(out, sizeof(out), "%s --coord 127.0.0.1:%d rebalance --dry-run", admin_bin,
+		 coord_port);
+	CHECK(st == 1 && strstr(out, "6 chunks would need a place but the poolds that take chunks have room for 5") &&
+	      count_lines(out) == 1, "rebalance without room (%d): %s", st, out);
+	st = run(out, sizeof(out), "%s --coord 127.0.0.1:%d undrain %s", admin_bin, coord_port,
+		 A->addr);
+	CHECK(st == 0 && strstr(out, "takes new chunks"), "undrain A (%d): %s", st, out);
+
+	/* C's 2 chunks fit on A and B. */
+	st = run(out, sizeof(out), "%s --coord 127.0.0.1:%d drain %s", admin_bin, coord_port,
+		 C->addr);
+	CHECK(st == 0 && strstr(out, "draining"), "drain C (%d): %s", st, out);
+	cs = admin_list(&keep);
+	CHECK(find_poold(cs, C->addr)->draining, "C not draining");
+	on_c = find_poold(cs, C->addr)->chunks_used;
+	rswap__envelope__free_unpacked(keep, NULL);
+
+	st = run(out, sizeof(out), "%s --coord 127.0.0.1:%d --json rebalance --dry-run", admin_bin,
+		 coord_port);
+	CHECK(st == 0 && strstr(out, "\"moves\":["), "rebalance --dry-run (%d): %s", st, out);
+	for (at = strstr(out, "\"from\":"); at; at = strstr(at + 1, "\"from\":")) {
+		CHECK(at[7] == '"' && !strncmp(at + 8, C->addr, strlen(C->addr)),
+		      "a move not off the draining poold: %s", out);
+		moves++;
+	}
+	CHECK(moves == (int)on_c && moves == 2, "%d moves planned for %u chunks on C: %s", moves,
+	      on_c, out);
+	fprintf(stderr, "    plan: %s", out);
+
+	r = hello("c3", CHUNK);
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_CHUNK_MAP, "c3 hello while A drains: %d",
+	      r->body_case);
+	CHECK(!slots_on(r->chunk_map, C->addr), "a new chunk went to the draining poold");
+	rswap__envelope__free_unpacked(r, NULL);
+	r = release("c3");
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_CLIENT_RELEASED, "release c3");
+	rswap__envelope__free_unpacked(r, NULL);
+
+	st = run(out, sizeof(out), "%s --coord 127.0.0.1:%d undrain %s", admin_bin, coord_port,
+		 C->addr);
+	CHECK(st == 0 && strstr(out, "takes new chunks"), "undrain C (%d): %s", st, out);
+	cs = admin_list(&keep);
+	CHECK(!find_poold(cs, C->addr)->draining, "C still draining");
+	rswap__envelope__free_unpacked(keep, NULL);
+}
+
 /* A fake coordinator that answers one AdminStatus with hostile strings. */
 static void test_admin_escaping(void)
 {
@@ -1228,6 +1294,7 @@ int main(int argc, char **argv)
 	test_client_leaves_midway();
 	test_liveness();
 	test_admin_tool();
+	test_drain_rebalance();
 	test_admin_escaping();
 	test_restart();
 	coord_stop();

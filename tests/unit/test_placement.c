@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include "placement.h"
 #include "registry.h"
@@ -214,6 +215,168 @@ static void too_many_slots_rejected(void **state)
 	registry_free(r);
 }
 
+/* Apply a plan; check it reaches floor(share) <= used <= ceil(share). */
+static void apply_and_check(struct rebal_poold *p, size_t n,
+			    const struct rebal_move *mv, size_t nmv)
+{
+	uint64_t movable = 0, room = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (!p[i].live)
+			continue;
+		movable += p[i].used;
+		if (!p[i].draining)
+			room += p[i].total;
+	}
+	for (i = 0; i < nmv; i++) {
+		assert_true(mv[i].from < n && mv[i].to < n);
+		assert_true(p[mv[i].from].live && p[mv[i].to].live);
+		assert_false(p[mv[i].to].draining);
+		assert_true(p[mv[i].from].used > 0);
+		p[mv[i].from].used--;
+		p[mv[i].to].used++;
+		assert_true(p[mv[i].to].used <= p[mv[i].to].total);
+	}
+	for (i = 0; i < n; i++) {
+		uint64_t num = movable * p[i].total;
+
+		if (!p[i].live)
+			continue;
+		if (p[i].draining) {
+			assert_int_equal(p[i].used, 0);
+			continue;
+		}
+		assert_true((uint64_t)p[i].used * room >= num - num % room);
+		assert_true((uint64_t)p[i].used * room <= num + (room - num % room) % room);
+	}
+}
+
+static void rebalance_grow(void **state)
+{
+	/* Two full halves, a third poold added: 2 moves make it 3/3/2. */
+	struct rebal_poold p[3] = { { "a", 8, 4, true, false },
+				    { "b", 8, 4, true, false },
+				    { "c", 8, 0, true, false } };
+	struct rebal_move *mv;
+	size_t nmv;
+	char why[128];
+
+	assert_int_equal(placement_rebalance(p, 3, &mv, &nmv, why, sizeof(why)), 0);
+	assert_int_equal(nmv, 2);
+	assert_int_equal(mv[0].to, 2);
+	assert_int_equal(mv[1].to, 2);
+	apply_and_check(p, 3, mv, nmv);
+	assert_int_equal(p[2].used, 2);
+	free(mv);
+}
+
+static void rebalance_drain(void **state)
+{
+	struct rebal_poold p[3] = { { "a", 4, 3, true, true },
+				    { "b", 4, 1, true, false },
+				    { "c", 4, 1, true, false } };
+	struct rebal_move *mv;
+	size_t nmv, i;
+	char why[128];
+
+	assert_int_equal(placement_rebalance(p, 3, &mv, &nmv, why, sizeof(why)), 0);
+	assert_int_equal(nmv, 3);
+	for (i = 0; i < nmv; i++)
+		assert_int_equal(mv[i].from, 0);
+	apply_and_check(p, 3, mv, nmv);
+	free(mv);
+}
+
+static void rebalance_balanced_is_empty(void **state)
+{
+	/* 5 chunks over 2 equal poolds: 3/2 is within one chunk of even. */
+	struct rebal_poold p[2] = { { "a", 4, 3, true, false },
+				    { "b", 4, 2, true, false } };
+	struct rebal_move *mv;
+	size_t nmv;
+	char why[128];
+
+	assert_int_equal(placement_rebalance(p, 2, &mv, &nmv, why, sizeof(why)), 0);
+	assert_int_equal(nmv, 0);
+	assert_null(mv);
+}
+
+static void rebalance_drain_without_room(void **state)
+{
+	struct rebal_poold p[2] = { { "a", 4, 3, true, true },
+				    { "b", 4, 2, true, false } };
+	struct rebal_move *mv;
+	size_t nmv;
+	char why[128] = "";
+
+	assert_int_equal(placement_rebalance(p, 2, &mv, &nmv, why, sizeof(why)), -ENOSPC);
+	assert_int_equal(nmv, 0);
+	assert_non_null(strstr(why, "room for 4"));
+}
+
+static void rebalance_leaves_dead_poolds(void **state)
+{
+	struct rebal_poold p[3] = { { "a", 4, 4, false, false },
+				    { "b", 4, 4, true, false },
+				    { "c", 4, 0, true, false } };
+	struct rebal_move *mv;
+	size_t nmv;
+	char why[128];
+
+	assert_int_equal(placement_rebalance(p, 3, &mv, &nmv, why, sizeof(why)), 0);
+	assert_int_equal(nmv, 2);
+	apply_and_check(p, 3, mv, nmv);
+	assert_int_equal(p[0].used, 4);
+	free(mv);
+}
+
+/* Random clusters: the plan always balances, with the fewest moves. */
+static void rebalance_random(void **state)
+{
+	unsigned int seed = 12345, round;
+
+	for (round = 0; round < 2000; round++) {
+		struct rebal_poold p[6];
+		uint64_t movable = 0, room = 0, excess = 0, deficit = 0;
+		struct rebal_move *mv;
+		size_t n = 1 + rand_r(&seed) % 6, i, nmv;
+		char why[128];
+		int ret;
+
+		for (i = 0; i < n; i++) {
+			p[i].name = (const char *[]){ "a", "b", "c", "d", "e", "f" }[i];
+			p[i].total = 1 + rand_r(&seed) % 20;
+			p[i].used = rand_r(&seed) % (p[i].total + 1);
+			p[i].live = rand_r(&seed) % 8 != 0;
+			p[i].draining = rand_r(&seed) % 5 == 0;
+			if (p[i].live) {
+				movable += p[i].used;
+				room += p[i].draining ? 0 : p[i].total;
+			}
+		}
+		ret = placement_rebalance(p, n, &mv, &nmv, why, sizeof(why));
+		if (movable > room) {
+			assert_int_equal(ret, -ENOSPC);
+			continue;
+		}
+		assert_int_equal(ret, 0);
+		for (i = 0; i < n && movable; i++) {
+			uint64_t num = movable * p[i].total, lo, hi;
+
+			if (!p[i].live)
+				continue;
+			lo = p[i].draining ? 0 : num / room;
+			hi = p[i].draining ? 0 : lo + (num % room != 0);
+			excess += p[i].used > hi ? p[i].used - hi : 0;
+			deficit += p[i].used < lo ? lo - p[i].used : 0;
+		}
+		assert_int_equal(nmv, excess > deficit ? excess : deficit);
+		apply_and_check(p, n, mv, nmv);
+		free(mv);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -227,6 +390,12 @@ int main(void)
 		cmocka_unit_test(enospc_allocates_nothing),
 		cmocka_unit_test(draining_dead_suspect_excluded),
 		cmocka_unit_test(too_many_slots_rejected),
+		cmocka_unit_test(rebalance_grow),
+		cmocka_unit_test(rebalance_drain),
+		cmocka_unit_test(rebalance_balanced_is_empty),
+		cmocka_unit_test(rebalance_drain_without_room),
+		cmocka_unit_test(rebalance_leaves_dead_poolds),
+		cmocka_unit_test(rebalance_random),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR BSD-3-Clause) */
+/* The cluster key and the handshake MACs, for the userspace programs. */
+#ifndef RSWAP_AUTH_USER_H
+#define RSWAP_AUTH_USER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rswap_auth.h"
+
+/*
+ * Read a key file: 64 hex digits, optionally one trailing newline, in a
+ * regular file nobody but its owner can read.  0 or -errno with a one-line
+ * reason in why (never the key).
+ */
+int rswap_key_load(const char *path, uint8_t key[RSWAP_KEY_LEN], char *why,
+		   size_t whylen);
+
+/* 32 fresh random bytes as 64 hex digits and a newline, NUL-terminated. */
+int rswap_key_generate(char hex[RSWAP_KEY_HEX_LEN + 2]);
+
+/* Fresh random bytes (getrandom); 0 or -errno. */
+int rswap_auth_nonce(uint8_t *buf, size_t len);
+
+/*
+ * mac = MAC(label, a, b) as rswap_auth.h defines it.  -EINVAL when id is
+ * longer than RSWAP_AUTH_ID_MAX, else 0.
+ */
+int rswap_auth_mac(const uint8_t key[RSWAP_KEY_LEN], const char *label,
+		   enum rswap_auth_role role, const void *id, size_t id_len,
+		   const uint8_t a[RSWAP_NONCE_LEN],
+		   const uint8_t b[RSWAP_NONCE_LEN],
+		   uint8_t mac[RSWAP_MAC_LEN]);
+
+/* Does mac equal MAC(label, a, b)?  Constant time in the MAC bytes. */
+bool rswap_auth_check(const uint8_t key[RSWAP_KEY_LEN], const char *label,
+		      enum rswap_auth_role role, const void *id, size_t id_len,
+		      const uint8_t a[RSWAP_NONCE_LEN],
+		      const uint8_t b[RSWAP_NONCE_LEN],
+		      const uint8_t *mac, size_t mac_len);
+
+#endif /* RSWAP_AUTH_USER_H */
