@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: (GPL-2.0 OR BSD-3-Clause)
 /*
  * A real rswap-coord --metrics: a fake poold registers, a fake client gets
- * chunks, a client is refused, a peer breaks the protocol, the poold goes
- * away; after each step GET /metrics must show it.  The last page must
+ * chunks, an admin drains and undrains the poold, a client is refused, a
+ * peer breaks the protocol, the poold goes away; after each step GET
+ * /metrics must show it.  The last page must
  * pass promtool.  Also the --metrics usage and bind errors of rswap-coord
  * and poold (poold binds its metrics port before it needs RDMA, so that
  * part runs without an RDMA device).
@@ -285,6 +286,25 @@ static int client_hello(const char *id, uint64_t size)
 	return fd;
 }
 
+/* rswap-admin drain (or undrain) addr, as its message. */
+static void admin_drain(const char *addr, bool undrain)
+{
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT, *r;
+	Rswap__AdminDrain d = RSWAP__ADMIN_DRAIN__INIT;
+	int fd = tcp_connect(coord_port);
+
+	CHECK(fd >= 0, "connect");
+	d.poold_addr = (char *)addr;
+	d.undrain = undrain;
+	e.seq = 3;
+	e.body_case = RSWAP__ENVELOPE__BODY_ADMIN_DRAIN;
+	e.admin_drain = &d;
+	send_env(fd, &e);
+	r = recv_env(fd, RSWAP__ENVELOPE__BODY_CLUSTER_STATE);
+	rswap__envelope__free_unpacked(r, NULL);
+	close(fd);
+}
+
 /* The fake poold answers one ChunkAlloc. */
 static void poold_serve_alloc(int fd, uint64_t handle)
 {
@@ -422,6 +442,17 @@ static int test_coordinator(void)
 	expect("rswap_coord_poold_used_bytes{addr=\"127.0.0.1:19401\"} 33554432");
 	expect("rswap_coord_placeable_free_bytes 33554432");
 
+	step("draining the poold: no placeable room left; undrain gives it back");
+	admin_drain("127.0.0.1:19401", false);
+	scrape();
+	expect("rswap_coord_poolds_draining 1");
+	expect("rswap_coord_poold_draining{addr=\"127.0.0.1:19401\"} 1");
+	expect("rswap_coord_placeable_free_bytes 0");
+	admin_drain("127.0.0.1:19401", true);
+	scrape();
+	expect("rswap_coord_poolds_draining 0");
+	expect("rswap_coord_placeable_free_bytes 33554432");
+
 	step("a client asking for too much is refused: ENOSPC");
 	close(cfd);
 	cfd = client_hello("host-b", 100 * CHUNK);
@@ -439,11 +470,11 @@ static int test_coordinator(void)
 	r = recv_env(bad, RSWAP__ENVELOPE__BODY_ERROR);
 	rswap__envelope__free_unpacked(r, NULL);
 	close(bad);
-	/* poold, host-a, host-b and the bad one; only the poold is left */
+	/* poold, host-a, 2 admins, host-b and the bad one: the poold is left */
 	expect_soon("rswap_coord_connections_open 1");
 	expect("rswap_coord_errors_sent_total{role=\"peer\",reason=\"EMSGSIZE\"} 1");
 	expect("rswap_coord_connections_closed_total{by=\"coordinator\"} 1");
-	expect("rswap_coord_connections_accepted_total 4");
+	expect("rswap_coord_connections_accepted_total 6");
 
 	step("the poold goes away: dead, its chunks unreachable");
 	close(pfd);
