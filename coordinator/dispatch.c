@@ -808,7 +808,8 @@ static void handle_admin_rebalance(struct coord *c, struct peer *p,
 	if (!moves || !plan.moves)
 		goto out_nomem;
 	/* first[i]..first[i+1]: the listed moves out of poold i. */
-	qsort(mv, nmv, sizeof(*mv), move_by_source);
+	if (nmv)
+		qsort(mv, nmv, sizeof(*mv), move_by_source);
 	for (k = 0; k < nmv; k++)
 		first[mv[k].from + 1]++;
 	for (i = 0; i < n; i++)
