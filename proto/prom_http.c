@@ -21,7 +21,10 @@
 #define PROM_CONTENT_TYPE	"text/plain; version=0.0.4; charset=utf-8"
 
 struct prom_http {
+	struct prom_http *next;		/* in endpoints */
 	struct evhttp *http;
+	struct evconnlistener *listener;
+	struct event *accept_again;
 	prom_render_fn render;
 	void *arg;
 };
@@ -58,6 +61,36 @@ static void request_cb(struct evhttp_request *req, void *arg)
 	evbuffer_free(o.buf);
 }
 
+/*
+ * evhttp owns the listener's callback argument, so the error callback
+ * finds its endpoint here (a daemon has one or two).
+ */
+static struct prom_http *endpoints;
+
+static void accept_again_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct prom_http *h = arg;
+
+	evconnlistener_enable(h->listener);
+}
+
+/*
+ * Out of descriptors: the pending connection stays readable, so pause
+ * accepting for a second instead of spinning (the daemon's work goes on).
+ */
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	struct timeval pause = { 1, 0 };
+	struct prom_http *h;
+
+	for (h = endpoints; h && h->listener != l; h = h->next)
+		;
+	if (!h)
+		return;
+	evconnlistener_disable(l);
+	event_add(h->accept_again, &pause);
+}
+
 struct prom_http *prom_http_start(struct event_base *base,
 				  const struct sockaddr *sa, socklen_t salen,
 				  prom_render_fn render, void *arg, int *err)
@@ -73,7 +106,8 @@ struct prom_http *prom_http_start(struct event_base *base,
 	h->render = render;
 	h->arg = arg;
 	h->http = evhttp_new(base);
-	if (!h->http) {
+	h->accept_again = evtimer_new(base, accept_again_cb, h);
+	if (!h->http || !h->accept_again) {
 		*err = -ENOMEM;
 		goto out_free;
 	}
@@ -99,9 +133,16 @@ struct prom_http *prom_http_start(struct event_base *base,
 		*err = -ENOMEM;
 		goto out_free;
 	}
+	h->listener = l;
+	/* evhttp sets the accept callback only; the error one is ours. */
+	evconnlistener_set_error_cb(l, accept_error_cb);
+	h->next = endpoints;
+	endpoints = h;
 	return h;
 
 out_free:
+	if (h->accept_again)
+		event_free(h->accept_again);
 	if (h->http)
 		evhttp_free(h->http);
 	free(h);
@@ -110,8 +151,17 @@ out_free:
 
 void prom_http_free(struct prom_http *h)
 {
+	struct prom_http **pp;
+
 	if (!h)
 		return;
+	for (pp = &endpoints; *pp; pp = &(*pp)->next) {
+		if (*pp == h) {
+			*pp = h->next;
+			break;
+		}
+	}
 	evhttp_free(h->http);	/* with its listener */
+	event_free(h->accept_again);
 	free(h);
 }
