@@ -156,6 +156,15 @@ static const char *role_name(enum peer_role r)
 	}
 }
 
+void coord_count_peers(const struct coord *c, uint64_t *n)
+{
+	const struct peer *p;
+
+	for (p = c->peers; p; p = p->next)
+		if (!p->closing)
+			n[coord_stats_role_index(role_name(p->role))]++;
+}
+
 /* "poold 10.0.0.3:9400 (from 10.0.0.3:41234)" or "client 10.0.0.9:5133" */
 static const char *peer_label(const struct peer *p, char *buf, size_t len)
 {

@@ -172,6 +172,21 @@ static void render_poolds(struct prom_out *o, const struct registry *r)
 	}
 }
 
+static void render_peers(struct prom_out *o, const struct coord *c)
+{
+	uint64_t n[COORD_STATS_ROLES] = { 0 };
+	unsigned int role;
+
+	coord_count_peers(c, n);
+	prom_family(o, "rswap_coord_peers", PROM_GAUGE,
+		    "Open connections by the role their first message chose (peer: none yet).");
+	for (role = 0; role < COORD_STATS_ROLES; role++) {
+		struct prom_label l = { "role", coord_stats_role_names[role] };
+
+		prom_sample(o, "rswap_coord_peers", &l, 1, n[role]);
+	}
+}
+
 static void render_errors(struct prom_out *o, const struct coord_stats *st)
 {
 	unsigned int role, code;
@@ -203,5 +218,6 @@ void coord_metrics_render(struct prom_out *o, struct coord *c,
 	snap_clients(r, &s);
 	prom_write_table(o, coord_table, ARRAY_SIZE(coord_table), &s);
 	render_poolds(o, r);
+	render_peers(o, c);
 	render_errors(o, coord_get_stats(c));
 }

@@ -40,7 +40,7 @@ static unsigned int code_index(int code)
 	return COORD_STATS_CODES - 1;
 }
 
-static unsigned int role_index(const char *role)
+unsigned int coord_stats_role_index(const char *role)
 {
 	unsigned int i;
 
@@ -52,5 +52,5 @@ static unsigned int role_index(const char *role)
 
 void coord_stats_error_sent(struct coord_stats *s, const char *role, int code)
 {
-	s->errors_sent[role_index(role)][code_index(code)]++;
+	s->errors_sent[coord_stats_role_index(role)][code_index(code)]++;
 }

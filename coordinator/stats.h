@@ -27,8 +27,12 @@ extern const char *const coord_stats_role_names[COORD_STATS_ROLES];
 void coord_stats_error_sent(struct coord_stats *s, const char *role, int code);
 /* Label of code bucket i ("EINVAL", ..., "other"). */
 const char *coord_stats_code_name(unsigned int i);
+/* Index of a role name in coord_stats_role_names (0 if unknown). */
+unsigned int coord_stats_role_index(const char *role);
 
 /* The engine's counters (dispatch.c). */
 const struct coord_stats *coord_get_stats(const struct coord *c);
+/* Open peers by role, into n[COORD_STATS_ROLES] (dispatch.c). */
+void coord_count_peers(const struct coord *c, uint64_t *n);
 
 #endif /* RSWAP_COORD_STATS_H */

@@ -179,6 +179,7 @@ static void coord_page(void **state)
 	expect_line(t, "rswap_coord_poold_orphaned_chunks{addr=\"10.0.0.2:9401\"} 1");
 	expect_line(t, "rswap_coord_poold_state{addr=\"10.0.0.2:9401\",state=\"dead\"} 1");
 	expect_line(t, "rswap_coord_poold_state{addr=\"10.0.0.2:9401\",state=\"alive\"} 0");
+	expect_line(t, "rswap_coord_peers{role=\"client\"} 0");
 	expect_line(t, "rswap_coord_errors_sent_total{role=\"client\",reason=\"ENOSPC\"} 0");
 	expect_line(t, "rswap_coord_errors_sent_total{role=\"peer\",reason=\"other\"} 0");
 	/* one HELP per family, however many poolds */

@@ -526,6 +526,8 @@ static int test_coordinator(void)
 	rswap__envelope__free_unpacked(r, NULL);
 	scrape();
 	expect("rswap_coord_clients 1");
+	expect("rswap_coord_peers{role=\"client\"} 1");
+	expect("rswap_coord_peers{role=\"poold\"} 1");
 	expect("rswap_coord_chunks{state=\"healthy\"} 2");
 	expect("rswap_coord_used_bytes 33554432");
 	expect("rswap_coord_poold_used_bytes{addr=\"127.0.0.1:19401\"} 33554432");
@@ -568,6 +570,7 @@ static int test_coordinator(void)
 	step("the poold goes away: dead, its chunks unreachable");
 	close(pfd);
 	expect_soon("rswap_coord_connections_open 0");
+	expect("rswap_coord_peers{role=\"poold\"} 0");
 	expect("rswap_coord_poolds{state=\"alive\"} 0");
 	expect("rswap_coord_poolds{state=\"dead\"} 1");
 	expect("rswap_coord_chunks{state=\"unreachable\"} 2");
