@@ -8,6 +8,8 @@
 
 #include <errno.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include "options.h"
 
 #define END ((char *)NULL)
@@ -92,12 +94,38 @@ static void bad_values(void **state)
 	assert_string_equal(err, "unexpected argument 'now' (see --help)");
 }
 
+/* --metrics: off by default, ADDR:PORT with the port required. */
+static void metrics_option(void **state)
+{
+	struct sockaddr_in *sin;
+	struct coord_config cfg;
+	char err[256];
+
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "127.0.0.1:1", END), 0);
+	assert_null(cfg.metrics);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "127.0.0.1:1",
+			       "--metrics", "127.0.0.2:9410", END), 0);
+	assert_string_equal(cfg.metrics, "127.0.0.2:9410");
+	sin = (struct sockaddr_in *)&cfg.metrics_addr;
+	assert_int_equal(sin->sin_family, AF_INET);
+	assert_int_equal(ntohs(sin->sin_port), 9410);
+	assert_int_equal(ntohl(sin->sin_addr.s_addr), 0x7f000002);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "127.0.0.1:1",
+			       "--metrics", "127.0.0.1", END), -EINVAL);
+	assert_non_null(strstr(err, "--metrics 127.0.0.1: "));
+	assert_non_null(strstr(err, "PORT"));
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "127.0.0.1:1", "--metrics", END),
+			 -EINVAL);
+	assert_string_equal(err, "--metrics needs a value");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(defaults),
 		cmocka_unit_test(all_options),
 		cmocka_unit_test(bad_values),
+		cmocka_unit_test(metrics_option),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
