@@ -12,7 +12,6 @@
 #include "stats.h"
 
 #include <stddef.h>
-#include <stdio.h>
 
 struct coord_snap {
 	uint64_t poolds_alive, poolds_suspect, poolds_dead, poolds_draining;
