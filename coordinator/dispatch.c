@@ -1299,6 +1299,12 @@ static void peer_detach(struct coord *c, struct peer *p, const char *why)
 	struct preq *q, *reqs;
 	char reason[512];
 
+	if (p->auth == AUTH_CHALLENGED && !p->closing) {
+		/* It saw our proof and left: it did not find our key valid. */
+		c->auth_failures++;
+		log_warn("%s %s from %s: authentication failed (it left after our challenge; wrong cluster key?)",
+			 auth_role_name(p->auth_role), p->auth_id, p->name);
+	}
 	if (p->role == ROLE_CLIENT && p->op) {
 		p->op->client_peer = NULL;
 		p->op = NULL;

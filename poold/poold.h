@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "rswap_auth.h"
 #include "rswap_wire.h"
 
 struct event_base;
@@ -38,6 +39,9 @@ struct poold_settings {
 	socklen_t listen_len;
 	uint64_t capacity;		/* --capacity: bytes poold may hand out */
 	unsigned int max_qps;		/* --max-qps: per-session QP limit */
+	bool have_key;			/* --key-file loaded into key */
+	uint8_t key[RSWAP_KEY_LEN];
+	int insecure;			/* --insecure: no key, on purpose */
 	int verbose;
 };
 
@@ -75,6 +79,10 @@ struct poold {
 	uint32_t heartbeat_ms;
 	uint64_t seq;			/* our requests' sequence numbers */
 	uint64_t reg_seq;
+	uint64_t auth_seq;		/* our AuthHello until its challenge came */
+	uint64_t proof_seq;		/* our AuthProof on this connection */
+	uint8_t nonce[RSWAP_NONCE_LEN];	/* AuthHello's nonce */
+	bool auth_logged;		/* an auth failure was logged; quiet retries */
 
 	/* RDMA side */
 	struct rdma_event_channel *cm_ch;
