@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0 OR BSD-3-Clause)
 #include "dispatch.h"
+#include "auth.h"
 #include "placement.h"
 #include "registry.h"
 #include "report.h"
@@ -67,6 +68,11 @@ struct peer {
 	struct preq **reqs_tail;
 	size_t nreqs;
 	struct op *op;			/* ROLE_CLIENT: its request in flight */
+	/* Authentication (with a cluster key): see handle_auth_*(). */
+	enum { AUTH_NONE, AUTH_CHALLENGED, AUTH_OK } auth;
+	enum rswap_auth_role auth_role;
+	char auth_id[RSWAP_AUTH_ID_MAX + 1];
+	uint8_t nonce_peer[RSWAP_NONCE_LEN], nonce_ours[RSWAP_NONCE_LEN];
 };
 
 struct coord {
@@ -81,6 +87,7 @@ struct coord {
 	uint64_t start_ms;	/* first time seen, for grace_ms */
 	bool started;
 	struct coord_stats stats;	/* for /metrics */
+	uint64_t auth_failures;
 };
 
 static void set_now(struct coord *c, uint64_t now_ms)
@@ -142,6 +149,9 @@ static const char *body_name(Rswap__Envelope__BodyCase bc)
 	case RSWAP__ENVELOPE__BODY_ADMIN_DRAIN: return "AdminDrain";
 	case RSWAP__ENVELOPE__BODY_ADMIN_REBALANCE: return "AdminRebalance";
 	case RSWAP__ENVELOPE__BODY_REBALANCE_PLAN: return "RebalancePlan";
+	case RSWAP__ENVELOPE__BODY_AUTH_HELLO: return "AuthHello";
+	case RSWAP__ENVELOPE__BODY_AUTH_CHALLENGE: return "AuthChallenge";
+	case RSWAP__ENVELOPE__BODY_AUTH_PROOF: return "AuthProof";
 	default: return "unknown message";
 	}
 }
@@ -1017,22 +1027,176 @@ static void handle_poold_error(struct coord *c, struct peer *p, uint64_t seq,
 	free(q);
 }
 
+/* ---- authentication ----------------------------------------------------- */
+
+uint64_t coord_auth_failures(const struct coord *c)
+{
+	return c->auth_failures;
+}
+
+static const char *auth_role_name(enum rswap_auth_role r)
+{
+	switch (r) {
+	case RSWAP_AUTH_ROLE_POOLD: return "poold";
+	case RSWAP_AUTH_ROLE_CLIENT: return "client";
+	case RSWAP_AUTH_ROLE_ADMIN: return "admin";
+	default: return "peer";
+	}
+}
+
+/* A failed handshake: counted, logged once, Error and close. */
+static void auth_fail(struct coord *c, struct peer *p, uint64_t seq,
+		      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void auth_fail(struct coord *c, struct peer *p, uint64_t seq,
+		      const char *fmt, ...)
+{
+	char reason[400];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	c->auth_failures++;
+	/* violation() logs it, with the connection's address. */
+	if (p->auth_id[0])
+		violation(c, p, seq, EACCES, "%s %s: %s", auth_role_name(p->auth_role),
+			  p->auth_id, reason);
+	else
+		violation(c, p, seq, EACCES, "%s", reason);
+}
+
+/* Is id acceptable for role?  Checked before it goes into a MAC or a log. */
+static bool auth_id_valid(enum rswap_auth_role role, const char *id)
+{
+	size_t n;
+
+	switch (role) {
+	case RSWAP_AUTH_ROLE_POOLD:
+		return registry_valid_addr(id);
+	case RSWAP_AUTH_ROLE_CLIENT:
+		return registry_valid_client_id(id);
+	case RSWAP_AUTH_ROLE_ADMIN:
+		for (n = 0; id[n]; n++)
+			if (n >= 64 || !isgraph((unsigned char)id[n]))
+				return false;
+		return n > 0;
+	default:
+		return false;
+	}
+}
+
+static void handle_auth_hello(struct coord *c, struct peer *p, uint64_t seq,
+			      const Rswap__AuthHello *m)
+{
+	Rswap__Envelope env = RSWAP__ENVELOPE__INIT;
+	Rswap__AuthChallenge ch = RSWAP__AUTH_CHALLENGE__INIT;
+	uint8_t mac[RSWAP_MAC_LEN];
+	char buf[80];
+
+	if (p->role != ROLE_NEW || p->auth != AUTH_NONE) {
+		violation(c, p, seq, EPROTO, "AuthHello after the handshake began");
+		return;
+	}
+	p->auth_role = (enum rswap_auth_role)m->role;
+	if (!auth_id_valid(p->auth_role, m->id)) {
+		violation(c, p, seq, EINVAL,
+			  "AuthHello: role %d with id \"%s\" (a poold names its listen address, a client its id)",
+			  (int)m->role, printable(m->id, buf, sizeof(buf)));
+		return;
+	}
+	snprintf(p->auth_id, sizeof(p->auth_id), "%s", m->id);
+	if (m->nonce.len != RSWAP_NONCE_LEN) {
+		violation(c, p, seq, EINVAL, "AuthHello nonce of %zu bytes, want %d",
+			  m->nonce.len, RSWAP_NONCE_LEN);
+		return;
+	}
+	memcpy(p->nonce_peer, m->nonce.data, RSWAP_NONCE_LEN);
+	if (rswap_auth_nonce(p->nonce_ours, RSWAP_NONCE_LEN)) {
+		refuse(c, p, seq, EAGAIN, "coordinator has no random bytes; retry");
+		return;
+	}
+	ch.nonce.data = p->nonce_ours;
+	ch.nonce.len = RSWAP_NONCE_LEN;
+	if (c->s.have_key) {
+		if (rswap_auth_mac(c->s.key, RSWAP_AUTH_LABEL_R, p->auth_role,
+				   p->auth_id, strlen(p->auth_id), p->nonce_peer,
+				   p->nonce_ours, mac)) {
+			refuse(c, p, seq, EIO, "coordinator cannot compute a MAC");
+			return;
+		}
+		ch.mac.data = mac;
+		ch.mac.len = RSWAP_MAC_LEN;
+		p->auth = AUTH_CHALLENGED;
+	} else {
+		/* Nothing to prove either way: a peer with a key refuses. */
+		ch.insecure = true;
+		p->auth = AUTH_OK;
+	}
+	env.seq = seq;
+	env.body_case = RSWAP__ENVELOPE__BODY_AUTH_CHALLENGE;
+	env.auth_challenge = &ch;
+	peer_send(c, p, &env);
+}
+
+static void handle_auth_proof(struct coord *c, struct peer *p, uint64_t seq,
+			      const Rswap__AuthProof *m)
+{
+	if (p->auth != AUTH_CHALLENGED) {
+		violation(c, p, seq, EPROTO, "AuthProof without an AuthChallenge");
+		return;
+	}
+	/* Fresh nonces both ways: a recorded proof never matches again. */
+	if (!rswap_auth_check(c->s.key, RSWAP_AUTH_LABEL_I, p->auth_role, p->auth_id,
+			      strlen(p->auth_id), p->nonce_ours, p->nonce_peer,
+			      m->mac.data, m->mac.len)) {
+		auth_fail(c, p, seq, "authentication failed (wrong cluster key?)");
+		return;
+	}
+	p->auth = AUTH_OK;
+	log_debug("%s %s authenticated as %s", auth_role_name(p->auth_role), p->name,
+		  p->auth_id);
+}
+
+/*
+ * May an authenticated peer take this role and speak for this id?  A peer
+ * that did no handshake on a coordinator without a key may do anything.
+ */
+static bool auth_allows(struct coord *c, struct peer *p, uint64_t seq,
+			enum rswap_auth_role role, const char *id)
+{
+	if (p->auth == AUTH_NONE && !c->s.have_key)
+		return true;
+	if (p->auth_role == role && (!id || !strcmp(id, p->auth_id)))
+		return true;
+	auth_fail(c, p, seq, "authenticated as %s %s, cannot act as %s%s%s",
+		  auth_role_name(p->auth_role), p->auth_id, auth_role_name(role),
+		  id ? " " : "", id ? id : "");
+	return false;
+}
+
 /* ---- input ------------------------------------------------------------- */
 
 static void dispatch_new(struct coord *c, struct peer *p, Rswap__Envelope *e)
 {
 	switch (e->body_case) {
 	case RSWAP__ENVELOPE__BODY_POOLD_REGISTER:
-		handle_register(c, p, e->seq, e->poold_register);
+		if (auth_allows(c, p, e->seq, RSWAP_AUTH_ROLE_POOLD,
+				e->poold_register->listen_addr))
+			handle_register(c, p, e->seq, e->poold_register);
 		return;
 	case RSWAP__ENVELOPE__BODY_CLIENT_HELLO:
 	case RSWAP__ENVELOPE__BODY_CLIENT_RELEASE:
+		if (!auth_allows(c, p, e->seq, RSWAP_AUTH_ROLE_CLIENT, NULL))
+			return;
 		p->role = ROLE_CLIENT;
 		break;
 	case RSWAP__ENVELOPE__BODY_ADMIN_LIST:
 	case RSWAP__ENVELOPE__BODY_ADMIN_STATUS:
 	case RSWAP__ENVELOPE__BODY_ADMIN_DRAIN:
 	case RSWAP__ENVELOPE__BODY_ADMIN_REBALANCE:
+		if (!auth_allows(c, p, e->seq, RSWAP_AUTH_ROLE_ADMIN, NULL))
+			return;
 		p->role = ROLE_ADMIN;
 		break;
 	default:
@@ -1080,6 +1244,11 @@ static void dispatch_client(struct coord *c, struct peer *p, Rswap__Envelope *e)
 		       "one request at a time: wait for the reply to the previous one");
 		return;
 	}
+	/* An authenticated client speaks only for the id it proved. */
+	if (!auth_allows(c, p, e->seq, RSWAP_AUTH_ROLE_CLIENT,
+			 e->body_case == RSWAP__ENVELOPE__BODY_CLIENT_HELLO ?
+			 e->client_hello->client_id : e->client_release->client_id))
+		return;
 	if (e->body_case == RSWAP__ENVELOPE__BODY_CLIENT_HELLO)
 		handle_hello(c, p, e->seq, e->client_hello);
 	else
@@ -1103,6 +1272,20 @@ static void dispatch_admin(struct coord *c, struct peer *p, Rswap__Envelope *e)
 
 static void dispatch(struct coord *c, struct peer *p, Rswap__Envelope *e)
 {
+	if (e->body_case == RSWAP__ENVELOPE__BODY_AUTH_HELLO) {
+		handle_auth_hello(c, p, e->seq, e->auth_hello);
+		return;
+	}
+	if (e->body_case == RSWAP__ENVELOPE__BODY_AUTH_PROOF) {
+		handle_auth_proof(c, p, e->seq, e->auth_proof);
+		return;
+	}
+	if (c->s.have_key && p->auth != AUTH_OK) {
+		auth_fail(c, p, e->seq,
+			  "%s before authenticating: this coordinator requires the cluster key (--key-file)",
+			  body_name(e->body_case));
+		return;
+	}
 	if (p->role == ROLE_NEW) {
 		dispatch_new(c, p, e);
 		if (p->role == ROLE_POOLD || p->closing)
@@ -1133,6 +1316,12 @@ static void peer_detach(struct coord *c, struct peer *p, const char *why)
 	struct preq *q, *reqs;
 	char reason[512];
 
+	if (p->auth == AUTH_CHALLENGED && !p->closing) {
+		/* It saw our proof and left: it did not find our key valid. */
+		c->auth_failures++;
+		log_warn("%s %s from %s: authentication failed (it left after our challenge; wrong cluster key?)",
+			 auth_role_name(p->auth_role), p->auth_id, p->name);
+	}
 	if (p->role == ROLE_CLIENT && p->op) {
 		p->op->client_peer = NULL;
 		p->op = NULL;

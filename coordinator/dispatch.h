@@ -6,8 +6,10 @@
  * tests and the fuzzer drive it through the coord_* entry points below and
  * pass the monotonic time in.
  *
- * Roles: a peer's first frame decides what it is.  PooldRegister -> poold,
- * ClientHello/ClientRelease -> client, AdminList/AdminStatus -> admin.
+ * Roles: a peer's first request decides what it is.  PooldRegister -> poold,
+ * ClientHello/ClientRelease -> client, AdminList/AdminStatus/... -> admin.
+ * With a cluster key, the authentication handshake comes first and binds
+ * the role and id the peer may then use.
  * Anything out of place closes that peer only, with a logged reason and,
  * where it makes sense, an Error frame.
  *
@@ -22,6 +24,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "rswap_auth.h"
 
 struct evbuffer;
 struct registry;
@@ -40,6 +44,13 @@ struct coord_settings {
 	 */
 	uint32_t grace_ms;
 	size_t out_limit;	/* queued output bytes before a peer is dropped */
+	/*
+	 * The cluster key.  With one, every peer must authenticate before
+	 * anything else (rswap.proto, AuthHello); without (--insecure),
+	 * peers are taken at their word.
+	 */
+	bool have_key;
+	uint8_t key[RSWAP_KEY_LEN];
 };
 
 struct coord_ops {
@@ -67,6 +78,8 @@ bool coord_peer_has_role(const struct peer *p);
 /* The connection went away (EOF, error): detach and free p now. */
 void coord_peer_gone(struct coord *c, struct peer *p, const char *why,
 		     uint64_t now_ms);
+/* Handshakes that failed since start (wrong key, replay, wrong role). */
+uint64_t coord_auth_failures(const struct coord *c);
 /* Liveness and request timeouts; call every ~100 ms. */
 void coord_tick(struct coord *c, uint64_t now_ms);
 

@@ -343,6 +343,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	rswap_log_init("rswap-coord", cfg.verbose);
+	if (cfg.insecure)
+		log_warn("running without a cluster key (--insecure): anyone who reaches %s can join, read and free chunks; for throwaway test clusters only",
+			 cfg.listen);
 	signal(SIGPIPE, SIG_IGN);
 	ret = server_start(&srv, &cfg);
 	if (!ret) {

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0 OR BSD-3-Clause)
 #include "options.h"
+#include "auth.h"
 #include "registry.h"
 #include "rswap_frame.h"
 #include "rswap_util.h"
@@ -10,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum opt_kind { OPT_ADDR, OPT_HTTP, OPT_SIZE, OPT_MS, OPT_FLAG, OPT_HELP };
+enum opt_kind { OPT_ADDR, OPT_HTTP, OPT_SIZE, OPT_MS, OPT_FLAG, OPT_PATH, OPT_HELP };
 
 struct opt {
 	const char *name;
@@ -36,6 +37,10 @@ static const struct opt opts[] = {
 	  "after start, answer new clients EAGAIN for N ms so poolds can re-register existing ones. Default: 0" },
 	{ "hello-timeout-ms", 'H', OPT_MS, CFG(hello_timeout_ms), 100, 600000, "N",
 	  "drop a new connection that sends no whole first message in N ms. Default: 10000" },
+	{ "key-file", 'k', OPT_PATH, CFG(key_file), 0, 0, "FILE",
+	  "the cluster key (rswap-admin keygen > FILE; mode 0600): every peer must prove it" },
+	{ "insecure", 'I', OPT_FLAG, CFG(insecure), 0, 0, NULL,
+	  "run without a key: anyone who reaches the port joins (throwaway test clusters only)" },
 	{ "metrics", 'm', OPT_HTTP, CFG(metrics), 0, 0, "ADDR:PORT",
 	  "serve Prometheus metrics at http://ADDR:PORT/metrics. Default: off" },
 	{ "verbose", 'v', OPT_FLAG, CFG(verbose), 0, 0, NULL, "log debug messages" },
@@ -48,8 +53,9 @@ void coord_usage(FILE *f)
 {
 	size_t i;
 
-	fprintf(f, "usage: rswap-coord --listen ADDR:PORT [--chunk-size SIZE] [--heartbeat-ms N]\n"
-		   "                   [--timeout-ms N] [--restart-grace-ms N] [--hello-timeout-ms N]\n"
+	fprintf(f, "usage: rswap-coord --listen ADDR:PORT (--key-file FILE | --insecure)\n"
+		   "                   [--chunk-size SIZE] [--heartbeat-ms N] [--timeout-ms N]\n"
+		   "                   [--restart-grace-ms N] [--hello-timeout-ms N]\n"
 		   "                   [--metrics ADDR:PORT] [-v]\n\n");
 	for (i = 0; i < NOPTS; i++) {
 		char left[48];
@@ -114,6 +120,13 @@ static int set_opt(const struct opt *o, const char *arg, struct coord_config *cf
 	case OPT_FLAG:
 		(*(int *)field)++;
 		return 0;
+	case OPT_PATH:
+		if (!*arg) {
+			snprintf(err, errlen, "--%s needs a file name", o->name);
+			return -EINVAL;
+		}
+		*(const char **)field = arg;
+		return 0;
 	case OPT_HELP:
 		return 1;
 	}
@@ -173,6 +186,21 @@ int coord_parse_args(int argc, char **argv, struct coord_config *cfg,
 	if (!cfg->listen) {
 		snprintf(err, errlen, "--listen ADDR:PORT is required (e.g. --listen 0.0.0.0:9400)");
 		return -EINVAL;
+	}
+	if (cfg->key_file && cfg->insecure) {
+		snprintf(err, errlen, "--key-file and --insecure exclude each other");
+		return -EINVAL;
+	}
+	if (!cfg->key_file && !cfg->insecure) {
+		snprintf(err, errlen,
+			 "the cluster key is required: --key-file FILE (rswap-admin keygen > FILE makes one), or --insecure for a throwaway test cluster");
+		return -EINVAL;
+	}
+	if (cfg->key_file) {
+		ret = rswap_key_load(cfg->key_file, cfg->s.key, err, errlen);
+		if (ret)
+			return ret;
+		cfg->s.have_key = true;
 	}
 	return 0;
 }

@@ -17,12 +17,15 @@ struct coord_config {
 	struct sockaddr_storage metrics_addr;
 	socklen_t metrics_addrlen;
 	uint32_t hello_timeout_ms;	/* new connection's first message */
+	const char *key_file;		/* --key-file, loaded into s.key */
+	int insecure;			/* --insecure: no key, on purpose */
 	int verbose;
 };
 
 /*
- * Parse argv into cfg (defaults first).  Returns 0 to run, 1 if --help was
- * printed to stdout, or -EINVAL with a one-line reason in err (exit 2).
+ * Parse argv into cfg (defaults first) and load the key file.  Returns 0 to
+ * run, 1 if --help was printed to stdout, or -errno with a one-line reason
+ * in err (exit 2).
  */
 int coord_parse_args(int argc, char **argv, struct coord_config *cfg,
 		     char *err, size_t errlen);

@@ -178,6 +178,10 @@ int poold_coord_msg_check(const Rswap__Envelope *env, uint64_t chunk_size,
 		if (!env->chunk_free)
 			break;
 		return 0;
+	case RSWAP__ENVELOPE__BODY_AUTH_CHALLENGE:
+		if (!env->auth_challenge)
+			break;
+		return 0;	/* lengths are checked where they are used */
 	case RSWAP__ENVELOPE__BODY_ERROR:
 		if (!env->error)
 			break;

@@ -4,6 +4,8 @@
  *   DOWN        no connection; retry_timer pending (backoff 100 ms .. 5 s)
  *   CONNECTING  TCP connect under way; reg_timer (10 s) pending from here
  *               until REGISTERED
+ *   AUTHENTICATING (with a cluster key) AuthHello sent; the coordinator's
+ *               AuthChallenge must prove the key before we prove ours
  *   REGISTERING PooldRegister sent (with every chunk held, so that a
  *               restarted coordinator relearns them)
  *   REGISTERED  PooldRegistered received; Heartbeat every heartbeat_ms;
@@ -23,6 +25,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "auth.h"
 #include "rswap.pb-c.h"
 #include "rswap_frame.h"
 #include "rswap_util.h"
@@ -61,6 +64,8 @@ static void coord_drop(struct poold *p, const char *fmt, ...)
 	}
 	evtimer_del(p->hb_timer);
 	evtimer_del(p->reg_timer);
+	p->auth_seq = 0;
+	p->proof_seq = 0;
 	if (p->registered || p->backoff_ms <= BACKOFF_MIN_MS)
 		log_warn("coordinator %s: %s; retrying in %u ms", p->set.coord_str,
 			 msg, p->backoff_ms);
@@ -153,6 +158,7 @@ static void handle_registered(struct poold *p, const Rswap__PooldRegistered *m)
 		coord_drop(p, "second PooldRegistered on one connection");
 		return;
 	}
+	p->auth_logged = false;
 	if (p->nchunks && m->chunk_size != p->chunk_size) {
 		/* Our chunks cannot change size; the coordinator must adapt. */
 		log_err("coordinator %s uses chunk size %s but this poold holds %u "
@@ -230,10 +236,101 @@ static void handle_free(struct poold *p, uint64_t seq, const Rswap__ChunkFree *m
 	coord_send(p, &env);
 }
 
+static void auth_failed(struct poold *p, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/*
+ * One line for a failed authentication, then quiet until one succeeds:
+ * the retries (with backoff) would only repeat it.
+ */
+static void auth_failed(struct poold *p, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (p->auth_logged) {
+		log_debug("coordinator %s: %s", p->set.coord_str, msg);
+	} else {
+		log_err("coordinator %s: %s", p->set.coord_str, msg);
+		p->auth_logged = true;
+	}
+	coord_drop(p, "not authenticated");
+}
+
+/* Connected, with a key: AuthHello, then wait for the coordinator's proof. */
+static void send_auth_hello(struct poold *p)
+{
+	Rswap__Envelope env = RSWAP__ENVELOPE__INIT;
+	Rswap__AuthHello hello = RSWAP__AUTH_HELLO__INIT;
+
+	if (rswap_auth_nonce(p->nonce, sizeof(p->nonce))) {
+		coord_drop(p, "no random bytes for the authentication");
+		return;
+	}
+	hello.role = RSWAP__PEER_ROLE__PEER_POOLD;
+	hello.id = p->set.listen_str;
+	hello.nonce.data = p->nonce;
+	hello.nonce.len = sizeof(p->nonce);
+	p->auth_seq = ++p->seq;
+	env.seq = p->auth_seq;
+	env.body_case = RSWAP__ENVELOPE__BODY_AUTH_HELLO;
+	env.auth_hello = &hello;
+	coord_send(p, &env);
+}
+
+/*
+ * The coordinator proved the key (or says it has none, which a poold with
+ * a key refuses): prove ours, then register right away.
+ */
+static void handle_challenge(struct poold *p, uint64_t seq,
+			     const Rswap__AuthChallenge *ch)
+{
+	Rswap__Envelope env = RSWAP__ENVELOPE__INIT;
+	Rswap__AuthProof proof = RSWAP__AUTH_PROOF__INIT;
+	const char *id = p->set.listen_str;
+	uint8_t mac[RSWAP_MAC_LEN];
+
+	if (!p->auth_seq || seq != p->auth_seq) {
+		coord_drop(p, "AuthChallenge for request %llu, not our AuthHello",
+			   (unsigned long long)seq);
+		return;
+	}
+	p->auth_seq = 0;
+	if (ch->insecure) {
+		auth_failed(p, "runs without a cluster key (--insecure) but this poold has one: not registering; give the coordinator --key-file");
+		return;
+	}
+	if (ch->nonce.len != RSWAP_NONCE_LEN ||
+	    !rswap_auth_check(p->set.key, RSWAP_AUTH_LABEL_R, RSWAP_AUTH_ROLE_POOLD, id,
+			      strlen(id), p->nonce, ch->nonce.data, ch->mac.data, ch->mac.len)) {
+		auth_failed(p, "authentication failed (wrong cluster key?)");
+		return;
+	}
+	if (rswap_auth_mac(p->set.key, RSWAP_AUTH_LABEL_I, RSWAP_AUTH_ROLE_POOLD, id,
+			   strlen(id), ch->nonce.data, p->nonce, mac)) {
+		coord_drop(p, "cannot compute the authentication proof");
+		return;
+	}
+	proof.mac.data = mac;
+	proof.mac.len = sizeof(mac);
+	p->proof_seq = ++p->seq;
+	env.seq = p->proof_seq;
+	env.body_case = RSWAP__ENVELOPE__BODY_AUTH_PROOF;
+	env.auth_proof = &proof;
+	if (!coord_send(p, &env))
+		send_register(p);
+}
+
 /* Handle one validated envelope.  May drop the connection (p->bev NULL). */
 static void handle_envelope(struct poold *p, const Rswap__Envelope *env)
 {
 	switch (env->body_case) {
+	case RSWAP__ENVELOPE__BODY_AUTH_CHALLENGE:
+		handle_challenge(p, env->seq, env->auth_challenge);
+		return;
 	case RSWAP__ENVELOPE__BODY_POOLD_REGISTERED:
 		if (env->seq != p->reg_seq) {
 			coord_drop(p, "PooldRegistered answers request %llu, not our "
@@ -244,6 +341,11 @@ static void handle_envelope(struct poold *p, const Rswap__Envelope *env)
 		handle_registered(p, env->poold_registered);
 		return;
 	case RSWAP__ENVELOPE__BODY_ERROR:
+		if ((p->auth_seq && env->seq == p->auth_seq) ||
+		    (p->proof_seq && env->seq == p->proof_seq)) {
+			auth_failed(p, "refused the authentication: %s", env->error->reason);
+			return;
+		}
 		if (!p->registered && env->seq == p->reg_seq) {
 			log_err("coordinator %s refused registration: %s (%s)",
 				p->set.coord_str, env->error->reason,
@@ -314,7 +416,10 @@ static void coord_event_cb(struct bufferevent *bev, short what, void *arg)
 
 	if (what & BEV_EVENT_CONNECTED) {
 		log_debug("connected to coordinator %s", p->set.coord_str);
-		send_register(p);
+		if (p->set.have_key)
+			send_auth_hello(p);
+		else
+			send_register(p);
 		return;
 	}
 	if (what & BEV_EVENT_EOF)

@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <event2/event.h>
 
+#include "auth.h"
 #include "rswap_frame.h"
 #include "rswap_prom.h"
 #include "rswap_util.h"
@@ -28,13 +29,17 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: poold --coord HOST:PORT --listen ADDR:PORT --capacity SIZE\n"
-		"             [--max-qps N] [--metrics ADDR:PORT] [-v]\n"
+		"             (--key-file FILE | --insecure) [--max-qps N]\n"
+		"             [--metrics ADDR:PORT] [-v]\n"
 		"  --coord HOST:PORT   rswap-coord to register with (default port %d)\n"
 		"  --listen ADDR:PORT  RDMA address clients connect to; must be a\n"
 		"                      concrete address on an RDMA device (default port %d)\n"
 		"  --capacity SIZE     memory this poold may hand out, e.g. 48G or 512M\n"
 		"  --max-qps N         queue pairs one client session may open, 1..%d\n"
 		"                      (default %d)\n"
+		"  --key-file FILE     the cluster key (rswap-admin keygen > FILE, mode 0600):\n"
+		"                      proves this poold to the coordinator and checks it\n"
+		"  --insecure          no key, for throwaway test clusters only\n"
 		"  --metrics ADDR:PORT serve Prometheus metrics at\n"
 		"                      http://ADDR:PORT/metrics (default: off)\n"
 		"  -v, --verbose       debug logging\n",
@@ -91,9 +96,13 @@ static void parse_args(int argc, char **argv, struct poold_settings *set)
 		{ "metrics", required_argument, NULL, 'm' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "key-file", required_argument, NULL, 'k' },
+		{ "insecure", no_argument, NULL, 'I' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *coord = NULL, *listen = NULL, *cap = NULL, *metrics = NULL, *why;
+	const char *coord = NULL, *listen = NULL, *cap = NULL, *why, *key_file = NULL;
+	const char *metrics = NULL;
+	char kwhy[300];
 	unsigned long qps;
 	char *end;
 	int o, ret;
@@ -116,6 +125,8 @@ static void parse_args(int argc, char **argv, struct poold_settings *set)
 			set->max_qps = (unsigned int)qps;
 			break;
 		case 'v': set->verbose = 1; break;
+		case 'k': key_file = optarg; break;
+		case 'I': set->insecure = 1; break;
 		case 'h': usage(stdout); exit(0);
 		case ':': usage_error("%s needs a value", argv[optind - 1]);
 		default: usage_error("unknown option %s", argv[optind - 1]);
@@ -129,6 +140,15 @@ static void parse_args(int argc, char **argv, struct poold_settings *set)
 		usage_error("--listen ADDR:PORT is required");
 	if (!cap)
 		usage_error("--capacity SIZE is required");
+	if (key_file && set->insecure)
+		usage_error("--key-file and --insecure exclude each other");
+	if (!key_file && !set->insecure)
+		usage_error("the cluster key is required: --key-file FILE (rswap-admin keygen > FILE makes one), or --insecure for a throwaway test cluster");
+	if (key_file) {
+		if (rswap_key_load(key_file, set->key, kwhy, sizeof(kwhy)))
+			usage_error("%s", kwhy);
+		set->have_key = true;
+	}
 
 	ret = rswap_parse_size(cap, &set->capacity);
 	if (ret)
@@ -201,6 +221,9 @@ int main(int argc, char **argv)
 
 	parse_args(argc, argv, &p.set);
 	rswap_log_init("poold", p.set.verbose);
+	if (p.set.insecure)
+		log_warn("running without a cluster key (--insecure): any coordinator at %s is trusted; for throwaway test clusters only",
+			 p.set.coord_str);
 	signal(SIGPIPE, SIG_IGN);
 
 	p.base = event_base_new();

@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "rswap_auth.h"
 #include "rswap_wire.h"
 
 /* Counters per enum rswap_rej_reason value; room for reasons to come. */
@@ -45,6 +46,9 @@ struct poold_settings {
 	char metrics_str[300];		/* --metrics, as given; "" = off */
 	struct sockaddr_storage metrics_ss;
 	socklen_t metrics_len;
+	bool have_key;			/* --key-file loaded into key */
+	uint8_t key[RSWAP_KEY_LEN];
+	int insecure;			/* --insecure: no key, on purpose */
 	int verbose;
 };
 
@@ -82,6 +86,10 @@ struct poold {
 	uint32_t heartbeat_ms;
 	uint64_t seq;			/* our requests' sequence numbers */
 	uint64_t reg_seq;
+	uint64_t auth_seq;		/* our AuthHello until its challenge came */
+	uint64_t proof_seq;		/* our AuthProof on this connection */
+	uint8_t nonce[RSWAP_NONCE_LEN];	/* AuthHello's nonce */
+	bool auth_logged;		/* an auth failure was logged; quiet retries */
 
 	/* RDMA side */
 	struct rdma_event_channel *cm_ch;

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0 OR BSD-3-Clause)
 #include "auth.h"
+#include "rswap_frame.h"
+#include "rswap.pb-c.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -162,4 +164,87 @@ bool rswap_auth_check(const uint8_t key[RSWAP_KEY_LEN], const char *label,
 	ok = !CRYPTO_memcmp(want, mac, RSWAP_MAC_LEN);
 	OPENSSL_cleanse(want, sizeof(want));
 	return ok;
+}
+
+int rswap_auth_handshake_fd(int fd, const uint8_t *key, enum rswap_auth_role role,
+			    const char *id, char *why, size_t whylen)
+{
+	Rswap__Envelope env = RSWAP__ENVELOPE__INIT, *rep = NULL;
+	Rswap__AuthHello hello = RSWAP__AUTH_HELLO__INIT;
+	Rswap__AuthProof proof = RSWAP__AUTH_PROOF__INIT;
+	uint8_t nonce[RSWAP_NONCE_LEN], mac[RSWAP_MAC_LEN];
+	const Rswap__AuthChallenge *ch;
+	const char *rwhy = NULL;
+	int ret;
+
+	if (!key)
+		return 0;
+	ret = rswap_auth_nonce(nonce, sizeof(nonce));
+	if (ret) {
+		snprintf(why, whylen, "no random bytes: %s", strerror(-ret));
+		return ret;
+	}
+	hello.role = (Rswap__PeerRole)role;
+	hello.id = (char *)id;
+	hello.nonce.data = nonce;
+	hello.nonce.len = sizeof(nonce);
+	env.version = RSWAP_PROTO_VERSION;
+	env.seq = 1;
+	env.body_case = RSWAP__ENVELOPE__BODY_AUTH_HELLO;
+	env.auth_hello = &hello;
+	ret = rswap_frame_send_fd(fd, &env);
+	if (ret) {
+		snprintf(why, whylen, "cannot send: %s", ret == -EAGAIN ? "timed out" : strerror(-ret));
+		return ret;
+	}
+	ret = rswap_frame_recv_fd(fd, &rep, &rwhy);
+	if (ret) {
+		snprintf(why, whylen, "no answer to the authentication: %s",
+			 ret == -EAGAIN || ret == -EWOULDBLOCK ? "timed out" :
+			 rwhy ? rwhy : strerror(-ret));
+		return ret;
+	}
+	if (rep->body_case == RSWAP__ENVELOPE__BODY_ERROR) {
+		snprintf(why, whylen, "refused the authentication: %.200s",
+			 rep->error->reason ? rep->error->reason : "");
+		ret = rep->error->code > 0 ? -rep->error->code : -EACCES;
+		goto out;
+	}
+	if (rep->body_case != RSWAP__ENVELOPE__BODY_AUTH_CHALLENGE) {
+		snprintf(why, whylen, "answered the authentication with message %d",
+			 (int)rep->body_case);
+		ret = -EPROTO;
+		goto out;
+	}
+	ch = rep->auth_challenge;
+	if (ch->insecure) {
+		snprintf(why, whylen,
+			 "runs without a cluster key (--insecure) but this side has one: refusing to trust it");
+		ret = -EACCES;
+		goto out;
+	}
+	if (ch->nonce.len != RSWAP_NONCE_LEN ||
+	    !rswap_auth_check(key, RSWAP_AUTH_LABEL_R, role, id, strlen(id), nonce,
+			      ch->nonce.data, ch->mac.data, ch->mac.len)) {
+		snprintf(why, whylen, "failed to prove the cluster key (wrong key here or there?)");
+		ret = -EACCES;
+		goto out;
+	}
+	ret = rswap_auth_mac(key, RSWAP_AUTH_LABEL_I, role, id, strlen(id), ch->nonce.data,
+			     nonce, mac);
+	if (ret) {
+		snprintf(why, whylen, "cannot compute the proof");
+		goto out;
+	}
+	proof.mac.data = mac;
+	proof.mac.len = sizeof(mac);
+	env.seq = 2;
+	env.body_case = RSWAP__ENVELOPE__BODY_AUTH_PROOF;
+	env.auth_proof = &proof;
+	ret = rswap_frame_send_fd(fd, &env);
+	if (ret)
+		snprintf(why, whylen, "cannot send: %s", ret == -EAGAIN ? "timed out" : strerror(-ret));
+out:
+	rswap__envelope__free_unpacked(rep, NULL);
+	return ret;
 }

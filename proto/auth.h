@@ -40,4 +40,15 @@ bool rswap_auth_check(const uint8_t key[RSWAP_KEY_LEN], const char *label,
 		      const uint8_t b[RSWAP_NONCE_LEN],
 		      const uint8_t *mac, size_t mac_len);
 
+/*
+ * The initiator's side of the handshake on a blocking socket (the fd's
+ * timeouts apply): AuthHello, check the coordinator's AuthChallenge, send
+ * AuthProof.  With key NULL nothing is sent (the peer has no key; a
+ * coordinator that needs one refuses its first request).  0, or -errno
+ * with a one-line reason in why: -EACCES when the coordinator did not
+ * prove the key or runs without one.
+ */
+int rswap_auth_handshake_fd(int fd, const uint8_t *key, enum rswap_auth_role role,
+			    const char *id, char *why, size_t whylen);
+
 #endif /* RSWAP_AUTH_USER_H */

@@ -34,6 +34,7 @@
 
 #define PROG		"rswap-admin"
 #define ID_MAX		31
+#define DEFAULT_KEY_FILE	"/etc/rswap/cluster.key"
 
 enum { EXIT_OK = 0, EXIT_ERR = 1, EXIT_USAGE = 2 };
 
@@ -48,6 +49,8 @@ struct admin_opts {
 	const char *poold;	/* drain, undrain */
 	bool wait;		/* drain --wait */
 	bool dry_run;		/* rebalance --dry-run */
+	bool have_key;
+	uint8_t key[RSWAP_KEY_LEN];
 };
 
 static void usage(FILE *f)
@@ -62,6 +65,7 @@ static void usage(FILE *f)
 		"  -c, --coord HOST:PORT   the coordinator (port defaults to %d)\n"
 		"  -j, --json              machine-readable output\n"
 		"  -t, --timeout SEC       give up on the coordinator after SEC seconds (1-3600). Default: 5\n"
+		"  -k, --key-file FILE     the cluster key. Default: " DEFAULT_KEY_FILE " if it exists\n"
 		"  -h, --help              show this help\n\n"
 		"  list                    every poold, every client's chunk map, totals\n"
 		"  status CLIENT_ID        one client's chunk map\n"
@@ -124,6 +128,7 @@ static int parse_args(int argc, char **argv, struct admin_opts *o)
 		{ "timeout", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "wait", no_argument, NULL, 'w' },
+		{ "key-file", required_argument, NULL, 'k' },
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -135,7 +140,10 @@ static int parse_args(int argc, char **argv, struct admin_opts *o)
 	memset(o, 0, sizeof(*o));
 	o->timeout_s = 5;
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":c:jt:hwn", lopts, NULL)) != -1) {
+	const char *key_file = NULL;
+	char kwhy[256];
+
+	while ((ch = getopt_long(argc, argv, ":c:jt:hwnk:", lopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			if (rswap_parse_hostport(optarg, RSWAP_DEFAULT_COORD_PORT,
@@ -164,6 +172,9 @@ static int parse_args(int argc, char **argv, struct admin_opts *o)
 		case 'n':
 			o->dry_run = true;
 			break;
+		case 'k':
+			key_file = optarg;
+			break;
 		case ':':
 			return usage_error("%s needs a value", argv[optind - 1]);
 		default:
@@ -173,6 +184,13 @@ static int parse_args(int argc, char **argv, struct admin_opts *o)
 	}
 	if (!o->coord)
 		return usage_error("--coord HOST:PORT is required");
+	if (!key_file && !access(DEFAULT_KEY_FILE, F_OK))
+		key_file = DEFAULT_KEY_FILE;
+	if (key_file) {
+		if (rswap_key_load(key_file, o->key, kwhy, sizeof(kwhy)))
+			return usage_error("%s", kwhy);
+		o->have_key = true;
+	}
 	if (optind >= argc)
 		return usage_error("missing command: list, status, drain, undrain, rebalance or keygen");
 	o->cmd = argv[optind++];
@@ -217,6 +235,7 @@ static int parse_args(int argc, char **argv, struct admin_opts *o)
 static int coord_connect(const struct admin_opts *o)
 {
 	struct timeval tv = { (time_t)o->timeout_s, 0 };
+	char why[300];
 	int fd, err;
 
 	fd = socket(o->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -234,6 +253,12 @@ static int coord_connect(const struct admin_opts *o)
 		else
 			fprintf(stderr, PROG ": cannot reach coordinator %s: %s — is rswap-coord running?\n",
 				o->coord, strerror(err));
+		close(fd);
+		return -1;
+	}
+	if (rswap_auth_handshake_fd(fd, o->have_key ? o->key : NULL, RSWAP_AUTH_ROLE_ADMIN,
+				    PROG, why, sizeof(why))) {
+		fprintf(stderr, PROG ": coordinator %s %s\n", o->coord, why);
 		close(fd);
 		return -1;
 	}

@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: (GPL-2.0 OR BSD-3-Clause)
 /*
  * End to end: a real rswap-coord on a free loopback port, fake poolds and
- * fake clients over TCP, rswap-admin run as a program.
+ * fake clients over TCP, rswap-admin run as a program.  The coordinator
+ * runs --insecure here, so the fakes can be terse; test_coord_auth runs one
+ * with a cluster key against an outsider's attacks.
  *
  *   test_coord_e2e RSWAP_COORD RSWAP_ADMIN LOGDIR
  *
  * Exit 0 pass, 1 fail.  The coordinator's log is LOGDIR/coord-N.log.
  */
+#include "e2e.h"
 #include "rswap_frame.h"
 #include "rswap.pb-c.h"
 
@@ -35,58 +38,7 @@ static const char *coord_bin, *admin_bin, *logdir;
 static pid_t coord_pid;
 static int coord_port, coord_runs;
 
-#define CHECK(cond, ...) do {						\
-	if (!(cond)) {							\
-		fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-		fprintf(stderr, __VA_ARGS__);				\
-		fprintf(stderr, "\n");					\
-		exit(1);						\
-	}								\
-} while (0)
-
-static void step(const char *what)
-{
-	fprintf(stderr, "--- %s\n", what);
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* ---- processes --------------------------------------------------------- */
-
-static int free_port(void)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	CHECK(!bind(fd, (struct sockaddr *)&sa, sizeof(sa)), "bind: %s", strerror(errno));
-	CHECK(!getsockname(fd, (struct sockaddr *)&sa, &len), "getsockname");
-	port = ntohs(sa.sin_port);
-	close(fd);
-	return port;
-}
-
-static int tcp_connect(int port)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	struct timeval tv = { 5, 0 };
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
 
 /* Start rswap-coord on coord_port; false if it exited (port taken?). */
 static bool coord_try_start(const char *grace_ms)
@@ -108,7 +60,7 @@ static bool coord_try_start(const char *grace_ms)
 			_exit(127);
 		execl(coord_bin, coord_bin, "--listen", port, "--chunk-size", "16M",
 		      "--heartbeat-ms", hb, "--timeout-ms", to, "--restart-grace-ms", grace_ms,
-		      "--hello-timeout-ms", "1500", "-v", (char *)NULL);
+		      "--hello-timeout-ms", "1500", "-v", "--insecure", (char *)NULL);
 		_exit(127);
 	}
 	for (t0 = now_ms(); now_ms() - t0 < 10000; usleep(20000)) {
@@ -164,99 +116,6 @@ static void kill_coord_at_exit(void)
 {
 	if (coord_pid > 0)
 		kill(coord_pid, SIGKILL);
-}
-
-static int run(char *out, size_t outlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-/* Run a command line; returns the exit status, stdout+stderr in out. */
-static int run(char *out, size_t outlen, const char *fmt, ...)
-{
-	char cmd[2048];
-	va_list ap;
-	size_t n = 0;
-	FILE *f;
-	int st;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	strncat(cmd, " 2>&1", sizeof(cmd) - strlen(cmd) - 1);
-	f = popen(cmd, "r");
-	CHECK(f, "popen");
-	n = fread(out, 1, outlen - 1, f);
-	out[n] = '\0';
-	st = pclose(f);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 255;
-}
-
-static int count_lines(const char *s)
-{
-	int n = 0;
-
-	for (; *s; s++)
-		n += *s == '\n';
-	return n;
-}
-
-/* Bad usage: exit 2 and exactly one line that starts with the program. */
-static void expect_usage_error(const char *bin, const char *args, const char *needle)
-{
-	char out[4096];
-	int st = run(out, sizeof(out), "%s %s", bin, args);
-
-	CHECK(st == 2, "'%s %s' exited %d, want 2: %s", bin, args, st, out);
-	CHECK(count_lines(out) == 1, "'%s %s' printed %d lines: %s", bin, args,
-	      count_lines(out), out);
-	CHECK(strstr(out, needle), "'%s %s': '%s' not in: %s", bin, args, needle, out);
-}
-
-/* ---- frames ------------------------------------------------------------ */
-
-static void send_env(int fd, Rswap__Envelope *e)
-{
-	int ret;
-
-	e->version = RSWAP_PROTO_VERSION;
-	ret = rswap_frame_send_fd(fd, e);
-	CHECK(!ret, "send: %s", strerror(-ret));
-}
-
-static Rswap__Envelope *recv_env(int fd)
-{
-	Rswap__Envelope *e = NULL;
-	const char *why;
-	int ret = rswap_frame_recv_fd(fd, &e, &why);
-
-	CHECK(!ret, "recv: %s (%s)", strerror(-ret), why);
-	return e;
-}
-
-/* The coordinator closed fd, after at most one Error frame. */
-static void expect_closed(int fd, const char *needle)
-{
-	Rswap__Envelope *e = NULL;
-	const char *why;
-	int ret = rswap_frame_recv_fd(fd, &e, &why);
-
-	if (!ret) {
-		CHECK(e->body_case == RSWAP__ENVELOPE__BODY_ERROR,
-		      "expected Error before close, got message %d", e->body_case);
-		CHECK(!needle || strstr(e->error->reason, needle),
-		      "'%s' not in Error '%s'", needle, e->error->reason);
-		fprintf(stderr, "    closed with: %s\n", e->error->reason);
-		rswap__envelope__free_unpacked(e, NULL);
-		ret = rswap_frame_recv_fd(fd, &e, &why);
-	} else {
-		CHECK(!needle, "connection closed without the Error '%s'", needle);
-	}
-	CHECK(ret == -ECONNRESET, "connection still open after a violation (%d)", ret);
-	close(fd);
-}
-
-static void send_raw(int fd, const void *buf, size_t len)
-{
-	CHECK(write(fd, buf, len) == (ssize_t)len, "write");
 }
 
 /* ---- fake poolds ------------------------------------------------------- */
@@ -656,6 +515,9 @@ static int slots_on(const Rswap__ChunkMap *m, const char *addr)
 static void test_command_lines(void)
 {
 	step("bad command lines exit 2 with one clear line");
+	expect_usage_error(coord_bin, "--listen 127.0.0.1:9400", "the cluster key is required");
+	expect_usage_error(coord_bin, "--listen 127.0.0.1:9400 --key-file /nonexistent",
+			   "cannot open key file /nonexistent");
 	expect_usage_error(coord_bin, "--listen 127.0.0.1:9400 --chunk-size 3M", "power of two");
 	expect_usage_error(coord_bin, "--listen 127.0.0.1:9400 --chunk-size 24M", "power of two");
 	expect_usage_error(coord_bin, "--listen 127.0.0.1:9400 --chunk-size lots", "not a size");

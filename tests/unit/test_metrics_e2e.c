@@ -179,7 +179,8 @@ static void kill_coord_at_exit(void)
 		kill(coord_pid, SIGKILL);
 }
 
-static bool coord_try_start(void)
+/* With key_file NULL the coordinator runs --insecure (terse fakes). */
+static bool coord_try_start(const char *key_file)
 {
 	char listen[32], metrics[32], log[4096];
 	int fd, status, i;
@@ -196,7 +197,8 @@ static bool coord_try_start(void)
 			_exit(127);
 		execl(coord_bin, coord_bin, "--listen", listen, "--metrics", metrics,
 		      "--chunk-size", "16M", "--heartbeat-ms", "60000",
-		      "--hello-timeout-ms", "2000", "-v", (char *)NULL);
+		      "--hello-timeout-ms", "2000", "-v",
+		      key_file ? "--key-file" : "--insecure", key_file, (char *)NULL);
 		_exit(127);
 	}
 	for (i = 0; i < 500; i++, usleep(20000)) {
@@ -277,7 +279,7 @@ static void test_out_of_fds(void)
 	coord_port = free_port();
 	metrics_port = free_port();
 	snprintf(log, sizeof(log), "%s/metrics-coord-fds.log", workdir);
-	snprintf(cmd, sizeof(cmd), "ulimit -n 24 && exec %s --listen 127.0.0.1:%d --metrics 127.0.0.1:%d",
+	snprintf(cmd, sizeof(cmd), "ulimit -n 24 && exec %s --insecure --listen 127.0.0.1:%d --metrics 127.0.0.1:%d",
 		 coord_bin, coord_port, metrics_port);
 	pid = fork();
 	CHECK(pid >= 0, "fork");
@@ -425,10 +427,10 @@ static void test_usage_errors(void)
 	int st;
 
 	step("--metrics needs ADDR:PORT (exit 2, one line)");
-	st = run(out, sizeof(out), "%s --listen 127.0.0.1:9400 --metrics 127.0.0.1", coord_bin);
+	st = run(out, sizeof(out), "%s --insecure --listen 127.0.0.1:9400 --metrics 127.0.0.1", coord_bin);
 	CHECK(st == 2 && strstr(out, "--metrics 127.0.0.1:") && one_line(out),
 	      "rswap-coord: exit %d: %s", st, out);
-	st = run(out, sizeof(out), "%s --coord 127.0.0.1:9400 --listen 127.0.0.1:9401 --capacity 1G --metrics '[::1'",
+	st = run(out, sizeof(out), "%s --insecure --coord 127.0.0.1:9400 --listen 127.0.0.1:9401 --capacity 1G --metrics '[::1'",
 		 poold_bin);
 	CHECK(st == 2 && strstr(out, "--metrics [::1") && one_line(out),
 	      "poold: exit %d: %s", st, out);
@@ -450,12 +452,12 @@ static void test_port_taken(void)
 	CHECK(!bind(fd, (struct sockaddr *)&sa, sizeof(sa)) && !listen(fd, 1), "bind");
 	CHECK(!getsockname(fd, (struct sockaddr *)&sa, &len), "getsockname");
 	port = ntohs(sa.sin_port);
-	st = run(out, sizeof(out), "%s --listen 127.0.0.1:%d --metrics 127.0.0.1:%d",
+	st = run(out, sizeof(out), "%s --insecure --listen 127.0.0.1:%d --metrics 127.0.0.1:%d",
 		 coord_bin, free_port(), port);
 	CHECK(st == 1 && strstr(out, "cannot serve metrics on 127.0.0.1:") &&
 	      strstr(out, "in use"), "rswap-coord: exit %d: %s", st, out);
 	/* Bound before RDMA: this works on a machine without RDMA too. */
-	st = run(out, sizeof(out), "%s --coord 127.0.0.1:9 --listen 127.0.0.1:9401 --capacity 16M --metrics 127.0.0.1:%d",
+	st = run(out, sizeof(out), "%s --insecure --coord 127.0.0.1:9 --listen 127.0.0.1:9401 --capacity 16M --metrics 127.0.0.1:%d",
 		 poold_bin, port);
 	CHECK(st == 1 && strstr(out, "cannot serve metrics on 127.0.0.1:") &&
 	      strstr(out, "in use") && !strstr(out, "RDMA"), "poold: exit %d: %s", st, out);
@@ -607,7 +609,7 @@ int main(int argc, char **argv)
 	test_usage_errors();
 	test_port_taken();
 	test_out_of_fds();
-	for (tries = 0; tries < 5 && !coord_try_start(); tries++)
+	for (tries = 0; tries < 5 && !coord_try_start(NULL); tries++)
 		;
 	CHECK(coord_pid > 0, "rswap-coord could not start on 5 pairs of free ports");
 	test_http();

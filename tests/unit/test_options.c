@@ -8,6 +8,9 @@
 
 #include <errno.h>
 #include <string.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/stat.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include "options.h"
@@ -34,7 +37,10 @@ static void defaults(void **state)
 	struct coord_config cfg;
 	char err[256];
 
-	assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "127.0.0.1:9400", END), 0);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "127.0.0.1:9400", "--insecure",
+			       END), 0);
+	assert_int_equal(cfg.insecure, 1);
+	assert_false(cfg.s.have_key);
 	assert_int_equal(cfg.s.chunk_size, 4ull << 30);
 	assert_int_equal(cfg.s.heartbeat_ms, 1000);
 	assert_int_equal(cfg.s.timeout_ms, 10000);
@@ -50,13 +56,14 @@ static void all_options(void **state)
 	char err[256];
 
 	assert_int_equal(parse(&cfg, err, sizeof(err), "-l", "127.0.0.1", "-c", "16M",
-			       "--heartbeat-ms", "250", "--timeout-ms=100", "-v", "-v", END), 0);
+			       "--heartbeat-ms", "250", "--timeout-ms=100", "-v", "-v", "--insecure",
+			       END), 0);
 	assert_int_equal(cfg.s.chunk_size, 16ull << 20);
 	assert_int_equal(cfg.s.heartbeat_ms, 250);
 	assert_int_equal(cfg.s.timeout_ms, 100);
 	assert_int_equal(cfg.verbose, 2);
 	assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "[::1]:1", "--chunk-size",
-			       "1T", END), 0);
+			       "1T", "--insecure", END), 0);
 	assert_int_equal(cfg.s.chunk_size, 1ull << 40);
 	assert_int_equal(parse(&cfg, err, sizeof(err), "--help", END), 1);
 }
@@ -80,7 +87,7 @@ static void bad_values(void **state)
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "127.0.0.1:1",
-				       bad[i].opt, bad[i].val, END), -EINVAL);
+				       "--insecure", bad[i].opt, bad[i].val, END), -EINVAL);
 		assert_string_equal(err, bad[i].msg);
 	}
 	assert_int_equal(parse(&cfg, err, sizeof(err), END), -EINVAL);
@@ -94,6 +101,36 @@ static void bad_values(void **state)
 	assert_string_equal(err, "unexpected argument 'now' (see --help)");
 }
 
+static void the_key(void **state)
+{
+	char path[] = "/tmp/rswap-opt-key-XXXXXX", err[256];
+	static const char hex[] =
+		"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n";
+	struct coord_config cfg;
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, hex, sizeof(hex) - 1), (ssize_t)sizeof(hex) - 1);
+	close(fd);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "127.0.0.1:1", END), -EINVAL);
+	assert_non_null(strstr(err, "the cluster key is required: --key-file FILE"));
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "127.0.0.1:1", "--insecure",
+			       "--key-file", path, END), -EINVAL);
+	assert_string_equal(err, "--key-file and --insecure exclude each other");
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "127.0.0.1:1", "--key-file",
+			       path, END), 0);
+	assert_true(cfg.s.have_key);
+	assert_int_equal(cfg.s.key[0], 0);
+	assert_int_equal(cfg.s.key[31], 0x1f);
+	assert_int_equal(chmod(path, 0644), 0);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "127.0.0.1:1", "--key-file",
+			       path, END), -EPERM);
+	assert_non_null(strstr(err, "chmod 600"));
+	unlink(path);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "127.0.0.1:1", "--key-file",
+			       path, END), -ENOENT);
+}
+
 /* --metrics: off by default, ADDR:PORT with the port required. */
 static void metrics_option(void **state)
 {
@@ -101,20 +138,22 @@ static void metrics_option(void **state)
 	struct coord_config cfg;
 	char err[256];
 
-	assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "127.0.0.1:1", END), 0);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "127.0.0.1:1", "--insecure",
+			       END), 0);
 	assert_null(cfg.metrics);
-	assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "127.0.0.1:1",
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "127.0.0.1:1", "--insecure",
 			       "--metrics", "127.0.0.2:9410", END), 0);
 	assert_string_equal(cfg.metrics, "127.0.0.2:9410");
 	sin = (struct sockaddr_in *)&cfg.metrics_addr;
 	assert_int_equal(sin->sin_family, AF_INET);
 	assert_int_equal(ntohs(sin->sin_port), 9410);
 	assert_int_equal(ntohl(sin->sin_addr.s_addr), 0x7f000002);
-	assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "127.0.0.1:1",
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "127.0.0.1:1", "--insecure",
 			       "--metrics", "127.0.0.1", END), -EINVAL);
 	assert_non_null(strstr(err, "--metrics 127.0.0.1: "));
 	assert_non_null(strstr(err, "PORT"));
-	assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "127.0.0.1:1", "--metrics", END),
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "127.0.0.1:1", "--insecure",
+			       "--metrics", END),
 			 -EINVAL);
 	assert_string_equal(err, "--metrics needs a value");
 }
@@ -125,6 +164,7 @@ int main(void)
 		cmocka_unit_test(defaults),
 		cmocka_unit_test(all_options),
 		cmocka_unit_test(bad_values),
+		cmocka_unit_test(the_key),
 		cmocka_unit_test(metrics_option),
 	};
 

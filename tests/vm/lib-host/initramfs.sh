@@ -173,7 +173,12 @@ initramfs_project() {
 		copy_libs "$f" "$root"
 	done
 	mkdir -p "$root/rswap/ko" "$root/rswap/lib"
-	find "$build" -path "*/$krel/*.ko" -exec cp {} "$root/rswap/ko/" \;
+	# Only the project's own modules: the kernel matrix keeps whole module
+	# trees of other releases under build/vm-cache, and every module
+	# copied here is one the runner unloads between scripts.
+	for f in "$build/client-kmod/$krel"/*.ko "$build/tests/vm/selftest/$krel"/*.ko; do
+		[ ! -e "$f" ] || cp "$f" "$root/rswap/ko/"
+	done
 	[ -e "$root/rswap/ko/rswap-client.ko" ] ||
 		echo "vm/run: warning: no rswap-client.ko for $krel in $build; module tests will fail (other kernels than the host's: tests/vm/kernels build K $build)" >&2
 	[ -d "$REPO/tests/vm/lib" ] && cp -r "$REPO/tests/vm/lib/." "$root/rswap/lib/"

@@ -3,6 +3,7 @@
 #
 #   . "$RSWAP_TESTLIB/cluster.sh"
 #   cluster_init            # logs under /tmp/cluster.<pid>, trap stop_all
+#   use_cluster_key         # daemons started after it use a fresh key
 #   start_coord PORT CHUNK  # rswap-coord on $RSWAP_IP:PORT
 #   start_poold N CAPACITY  # poold N on $RSWAP_IP:$((POOLD_BASE_PORT + N))
 #   wait_registered N [COUNT]
@@ -13,6 +14,10 @@
 # which also evals $CLUSTER_ON_EXIT for a test's own clean-up.
 
 POOLD_BASE_PORT=${POOLD_BASE_PORT:-9500}
+# How the daemons started here authenticate: --insecure unless the test
+# called use_cluster_key (the module does not speak the key handshake yet).
+CLUSTER_AUTH=--insecure
+CLUSTER_KEY=
 CLUSTER_TIMEOUT=${CLUSTER_TIMEOUT:-30}	# seconds to wait for a daemon
 COORD_PORT=
 COORD_PID=
@@ -23,6 +28,14 @@ cluster_init() {
 	mkdir -p "$CLUSTER_LOG"
 	trap 'stop_all' EXIT
 	trap 'exit 1' INT TERM
+}
+
+# use_cluster_key: a fresh cluster key; daemons and admin started from now
+# on use it.
+use_cluster_key() {
+	CLUSTER_KEY=$CLUSTER_LOG/cluster.key
+	rswap-admin keygen > "$CLUSTER_KEY" || fail "rswap-admin keygen failed"
+	CLUSTER_AUTH="--key-file $CLUSTER_KEY"
 }
 
 dump_logs() {
@@ -73,8 +86,9 @@ alive() {
 
 start_coord() {
 	COORD_PORT=$1
+	# shellcheck disable=SC2086 # CLUSTER_AUTH is one or two words
 	rswap-coord --listen "$RSWAP_IP:$1" --chunk-size "$2" --heartbeat-ms 200 \
-		>> "$CLUSTER_LOG/coord.log" 2>&1 &
+		$CLUSTER_AUTH >> "$CLUSTER_LOG/coord.log" 2>&1 &
 	COORD_PID=$!
 	CLUSTER_PIDS="$CLUSTER_PIDS $COORD_PID"
 	wait_listen "$1" || fail "rswap-coord did not listen on port $1"
@@ -96,8 +110,9 @@ poold_pid() { eval echo "\${POOLD_PID_$1:-}"; }
 start_poold() {
 	_n=$1 _cap=$2
 	shift 2
+	# shellcheck disable=SC2086
 	poold --coord "$RSWAP_IP:$COORD_PORT" --listen "$(poold_addr "$_n")" \
-		--capacity "$_cap" "$@" >> "$(poold_log "$_n")" 2>&1 &
+		--capacity "$_cap" $CLUSTER_AUTH "$@" >> "$(poold_log "$_n")" 2>&1 &
 	eval POOLD_PID_$_n=$!
 	CLUSTER_PIDS="$CLUSTER_PIDS $!"
 	wait_log "$(poold_log "$_n")" "listening for RDMA clients" ||
@@ -143,7 +158,7 @@ assert_clean_logs() {
 	fi
 }
 
-admin() { rswap-admin --coord "$RSWAP_IP:$COORD_PORT" "$@"; }
+admin() { rswap-admin --coord "$RSWAP_IP:$COORD_PORT" ${CLUSTER_KEY:+--key-file "$CLUSTER_KEY"} "$@"; }
 
 # A function: run it in the background only if $! need not be the client.
 testclient() { rswap-testclient --coord "$RSWAP_IP:$COORD_PORT" "$@"; }

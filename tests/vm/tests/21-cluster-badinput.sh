@@ -108,7 +108,7 @@ wait_log "$(poold_log 1)" "session .* closed" $((closed1 + 4)) ||
 testclient --as "$(poold_addr 1)" --size 48M --expect-coord-error register ||
 	fail "coordinator accepted a second poold at $(poold_addr 1)"
 # A second poold on the same RDMA address cannot even listen: exit 1, one line.
-poold --coord "$RSWAP_IP:9400" --listen "$(poold_addr 1)" --capacity 48M \
+poold --coord "$RSWAP_IP:9400" --listen "$(poold_addr 1)" --capacity 48M --insecure \
 	> "$CLUSTER_LOG/dup.log" 2>&1
 [ $? -eq 1 ] && grep -q "already in use" "$CLUSTER_LOG/dup.log" ||
 	{ cat "$CLUSTER_LOG/dup.log"; fail "a second poold on a used address did not exit 1"; }
@@ -124,7 +124,7 @@ if nc --help 2>&1 | grep -q -- '-l'; then
 	(printf 'garbage, not a frame' | nc -l -p 9600 > /dev/null 2>&1) &
 	ncpid=$!
 	sleep 0.5
-	poold --coord "$RSWAP_IP:9600" --listen "$(poold_addr 3)" --capacity 48M \
+	poold --coord "$RSWAP_IP:9600" --listen "$(poold_addr 3)" --capacity 48M --insecure \
 		> "$(poold_log 3)" 2>&1 &
 	POOLD_PID_3=$!
 	CLUSTER_PIDS="$CLUSTER_PIDS $POOLD_PID_3 $ncpid"
@@ -141,7 +141,7 @@ if nc --help 2>&1 | grep -q -- '-l'; then
 	ncpid=$!
 	CLUSTER_PIDS="$CLUSTER_PIDS $ncpid"
 	sleep 0.5
-	poold --coord "$RSWAP_IP:9602" --listen "$(poold_addr 3)" --capacity 48M \
+	poold --coord "$RSWAP_IP:9602" --listen "$(poold_addr 3)" --capacity 48M --insecure \
 		> "$(poold_log 5)" 2>&1 &
 	POOLD_PID_5=$!
 	CLUSTER_PIDS="$CLUSTER_PIDS $POOLD_PID_5"
@@ -163,7 +163,7 @@ rswap-testclient --as "$RSWAP_IP:9601" fake-coord > "$CLUSTER_LOG/fake.log" 2>&1
 fakepid=$!
 CLUSTER_PIDS="$CLUSTER_PIDS $fakepid"
 wait_listen 9601 || fail "fake coordinator did not listen"
-poold --coord "$RSWAP_IP:9601" --listen "$(poold_addr 4)" --capacity 48M \
+poold --coord "$RSWAP_IP:9601" --listen "$(poold_addr 4)" --capacity 48M --insecure \
 	> "$(poold_log 4)" 2>&1 &
 POOLD_PID_4=$!
 CLUSTER_PIDS="$CLUSTER_PIDS $POOLD_PID_4"
