@@ -16,7 +16,7 @@
 struct coord_snap {
 	uint64_t poolds_alive, poolds_suspect, poolds_dead, poolds_draining;
 	uint64_t capacity, used, free_placeable, chunk_size, orphans;
-	uint64_t clients, clients_incomplete;
+	uint64_t clients, clients_incomplete, auth_failures;
 	uint64_t chunks_healthy, chunks_unreachable, chunks_missing, chunks_allocating;
 	struct coord_conn_stats conns;
 };
@@ -39,6 +39,7 @@ static const struct prom_metric coord_table[] = {
 	{ "rswap_coord_chunks", PROM_GAUGE, NULL, "state", "missing", SNAP(chunks_missing) },
 	{ "rswap_coord_chunks", PROM_GAUGE, NULL, "state", "allocating", SNAP(chunks_allocating) },
 	{ "rswap_coord_orphaned_chunks", PROM_GAUGE, "Chunks nobody owns that are freed when their poold registers again.", NULL, NULL, SNAP(orphans) },
+	{ "rswap_coord_auth_failures_total", PROM_COUNTER, "Peers that failed the cluster key handshake (wrong key, no handshake, or acting beyond the role and id they proved).", NULL, NULL, SNAP(auth_failures) },
 	{ "rswap_coord_connections_accepted_total", PROM_COUNTER, "TCP connections accepted.", NULL, NULL, SNAP(conns.accepted) },
 	{ "rswap_coord_connections_open", PROM_GAUGE, "TCP connections open now.", NULL, NULL, SNAP(conns.open) },
 	{ "rswap_coord_connections_closed_total", PROM_COUNTER, "TCP connections closed: by the peer (EOF, socket error), by the coordinator (protocol violation, unread replies) or for sending no first message in time.", "by", "peer", SNAP(conns.closed_by_peer) },
@@ -212,6 +213,7 @@ void coord_metrics_render(struct prom_out *o, struct coord *c,
 	struct coord_snap s = { 0 };
 
 	s.chunk_size = r->chunk_size;
+	s.auth_failures = coord_auth_failures(c);
 	s.conns = *conns;
 	snap_poolds(r, &s);
 	snap_clients(r, &s);

@@ -169,6 +169,7 @@ static void coord_page(void **state)
 	expect_line(t, "rswap_coord_chunks{state=\"missing\"} 1");
 	expect_line(t, "rswap_coord_chunks{state=\"allocating\"} 1");
 	expect_line(t, "rswap_coord_orphaned_chunks 1");
+	expect_line(t, "rswap_coord_auth_failures_total 0");
 	expect_line(t, "rswap_coord_connections_accepted_total 5");
 	expect_line(t, "rswap_coord_connections_open 2");
 	expect_line(t, "rswap_coord_connections_closed_total{by=\"hello_timeout\"} 1");

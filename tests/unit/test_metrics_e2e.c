@@ -3,7 +3,8 @@
  * A real rswap-coord --metrics: a fake poold registers, a fake client gets
  * chunks, an admin drains and undrains the poold, a client is refused, a
  * peer breaks the protocol, the poold goes away; after each step GET
- * /metrics must show it.  The last page must
+ * /metrics must show it.  A coordinator with a cluster key counts a peer
+ * that skips the handshake as an authentication failure.  The last page must
  * pass promtool.  Also the --metrics usage and bind errors of rswap-coord
  * and poold (poold binds its metrics port before it needs RDMA, so that
  * part runs without an RDMA device).
@@ -17,6 +18,7 @@
 #include "rswap.pb-c.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -593,6 +595,48 @@ static int test_coordinator(void)
 	return 0;
 }
 
+/* A coordinator with a cluster key: a peer that skips the handshake. */
+static void test_auth_failures(void)
+{
+	static const char hex[] =
+		"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n";
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT, *r;
+	Rswap__PooldRegister reg = RSWAP__POOLD_REGISTER__INIT;
+	char key_file[4096];
+	int fd, tries;
+	FILE *f;
+
+	step("with a cluster key: a poold that does not authenticate is an auth failure");
+	snprintf(key_file, sizeof(key_file), "%s/metrics-e2e.key", workdir);
+	unlink(key_file);
+	fd = open(key_file, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	CHECK(fd >= 0 && (f = fdopen(fd, "w")) && fputs(hex, f) >= 0 && !fclose(f),
+	      "writing %s", key_file);
+	for (tries = 0; tries < 5 && !coord_try_start(key_file); tries++)
+		;
+	CHECK(coord_pid > 0, "rswap-coord with a key could not start");
+	scrape();
+	expect("rswap_coord_auth_failures_total 0");
+	fd = tcp_connect(coord_port);
+	CHECK(fd >= 0, "connect");
+	reg.listen_addr = "127.0.0.1:19402";
+	reg.capacity = CHUNK;
+	e.seq = 1;
+	e.body_case = RSWAP__ENVELOPE__BODY_POOLD_REGISTER;
+	e.poold_register = &reg;
+	send_env(fd, &e);
+	r = recv_env(fd, RSWAP__ENVELOPE__BODY_ERROR);
+	CHECK(r->error->code == EACCES, "code %d: %s", r->error->code, r->error->reason);
+	rswap__envelope__free_unpacked(r, NULL);
+	close(fd);
+	scrape();
+	expect("rswap_coord_auth_failures_total 1");
+	expect("rswap_coord_errors_sent_total{role=\"peer\",reason=\"EACCES\"} 1");
+	expect("rswap_coord_poolds{state=\"alive\"} 0");
+	coord_stop();
+	unlink(key_file);
+}
+
 int main(int argc, char **argv)
 {
 	int tries, ret;
@@ -615,6 +659,7 @@ int main(int argc, char **argv)
 	test_http();
 	ret = test_coordinator();
 	coord_stop();
+	test_auth_failures();
 	fprintf(stderr, ret ? "skipped (promtool missing); everything else passed\n" : "passed\n");
 	return ret;
 }
