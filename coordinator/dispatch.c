@@ -20,6 +20,13 @@
 
 /* A poold that leaves this many requests unanswered is dropped. */
 #define MAX_POOLD_REQS		65536
+/*
+ * Frames per second a client, admin or new peer may send: far above what
+ * any of them needs (a client beats once a second, an admin asks once),
+ * low enough that one peer cannot keep the event loop busy.  Registered
+ * poolds answer our own requests and are not limited.
+ */
+#define PEER_RATE_MAX		200
 
 enum peer_role { ROLE_NEW, ROLE_POOLD, ROLE_CLIENT, ROLE_ADMIN };
 
@@ -73,6 +80,9 @@ struct peer {
 	enum rswap_auth_role auth_role;
 	char auth_id[RSWAP_AUTH_ID_MAX + 1];
 	uint8_t nonce_peer[RSWAP_NONCE_LEN], nonce_ours[RSWAP_NONCE_LEN];
+	/* Frames in the current one-second window (see PEER_RATE_MAX). */
+	uint64_t rate_window_ms;
+	uint32_t rate_frames;
 };
 
 struct coord {
@@ -1415,6 +1425,18 @@ void coord_peer_input(struct coord *c, struct peer *p, struct evbuffer *in,
 		}
 		if (avail - RSWAP_FRAME_HDR < len)
 			break;
+		if (p->role != ROLE_POOLD) {
+			if (now_ms - p->rate_window_ms >= 1000) {
+				p->rate_window_ms = now_ms;
+				p->rate_frames = 0;
+			}
+			if (++p->rate_frames > PEER_RATE_MAX) {
+				violation(c, p, 0, EBUSY,
+					  "more than %d messages in one second; slow down",
+					  PEER_RATE_MAX);
+				break;
+			}
+		}
 		buf = evbuffer_pullup(in, RSWAP_FRAME_HDR + (ssize_t)len);
 		if (!buf) {
 			peer_close(c, p, "out of memory reading a frame");

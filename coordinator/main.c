@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/resource.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -38,6 +39,8 @@ struct conn {
 	struct bufferevent *bev;
 	struct peer *peer;	/* NULL once the dispatcher let go */
 	char name[64];		/* remote ADDR:PORT */
+	char host[48];		/* remote address alone, for the per-address cap */
+	bool identified;	/* it sent a whole first message */
 };
 
 struct server {
@@ -47,6 +50,9 @@ struct server {
 	struct event *tick, *sigint, *sigterm, *accept_again;
 	struct timeval hello_timeout;	/* for a new connection's first message */
 	struct conn *conns;
+	uint32_t nconns, max_conns, max_new_per_addr;
+	uint64_t refused_log_ms;	/* last "refusing connections" line */
+	uint64_t refused_quiet;		/* refusals since that line */
 	struct prom_http *metrics;	/* NULL without --metrics */
 	struct coord_conn_stats conn_stats;
 };
@@ -67,6 +73,7 @@ static void conn_free(struct conn *cn)
 		cn->srv->conns = cn->next;
 	if (cn->next)
 		cn->next->prev = cn->prev;
+	cn->srv->nconns--;
 	cn->srv->conn_stats.open--;
 	bufferevent_free(cn->bev);
 	free(cn);
@@ -127,8 +134,10 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		return;
 	coord_peer_input(cn->srv->coord, cn->peer, bufferevent_get_input(bev), now_ms());
 	/* Known peers may idle (clients keep their connection for hours). */
-	if (cn->peer && coord_peer_has_role(cn->peer))
+	if (cn->peer && coord_peer_has_role(cn->peer)) {
+		cn->identified = true;
 		bufferevent_set_timeouts(bev, NULL, NULL);
+	}
 }
 
 static void event_cb(struct bufferevent *bev, short what, void *arg)
@@ -165,15 +174,58 @@ static void format_peer(const struct sockaddr *sa, socklen_t len, char *buf,
 		 host, port);
 }
 
+/*
+ * Refuse a connection at once: too many open, or too many from its address
+ * that have not said who they are.  One log line a second at most, with
+ * the count of the ones not logged.
+ */
+static void refuse_conn(struct server *srv, evutil_socket_t fd, const char *name,
+			const char *why)
+{
+	uint64_t now = now_ms();
+
+	evutil_closesocket(fd);
+	if (now - srv->refused_log_ms < 1000) {
+		srv->refused_quiet++;
+		return;
+	}
+	log_warn("refusing connection from %s: %s (and %llu more since the last such line)",
+		 name, why, (unsigned long long)srv->refused_quiet);
+	srv->refused_log_ms = now;
+	srv->refused_quiet = 0;
+}
+
+/* Connections from host that have not sent a whole first message yet. */
+static uint32_t new_conns_from(const struct server *srv, const char *host)
+{
+	const struct conn *cn;
+	uint32_t n = 0;
+
+	for (cn = srv->conns; cn; cn = cn->next)
+		n += !cn->identified && cn->peer && !strcmp(cn->host, host);
+	return n;
+}
+
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 		      struct sockaddr *sa, int salen, void *arg)
 {
 	struct server *srv = arg;
+	char name[64], host[48];
 	struct conn *cn;
-	char name[64];
 	int one = 1;
 
 	format_peer(sa, (socklen_t)salen, name, sizeof(name));
+	if (getnameinfo(sa, (socklen_t)salen, host, sizeof(host), NULL, 0, NI_NUMERICHOST))
+		snprintf(host, sizeof(host), "?");
+	if (srv->nconns >= srv->max_conns) {
+		refuse_conn(srv, fd, name, "--max-conns connections are open");
+		return;
+	}
+	if (new_conns_from(srv, host) >= srv->max_new_per_addr) {
+		refuse_conn(srv, fd, name,
+			    "--max-new-per-addr connections from that address have not said who they are yet");
+		return;
+	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
 	cn = calloc(1, sizeof(*cn));
@@ -184,6 +236,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	}
 	cn->srv = srv;
 	snprintf(cn->name, sizeof(cn->name), "%s", name);
+	snprintf(cn->host, sizeof(cn->host), "%s", host);
 	cn->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (!cn->bev) {
 		log_err("out of memory accepting %s", name);
@@ -202,6 +255,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	if (srv->conns)
 		srv->conns->prev = cn;
 	srv->conns = cn;
+	srv->nconns++;
 	srv->conn_stats.accepted++;
 	srv->conn_stats.open++;
 	/* Never buffer more than one whole frame of unread input. */
@@ -280,6 +334,8 @@ static int server_start(struct server *srv, const struct coord_config *cfg)
 	static const struct coord_ops ops = { .close_peer = close_peer };
 	struct timeval tick = { 0, TICK_MS * 1000 };
 
+	srv->max_conns = cfg->max_conns;
+	srv->max_new_per_addr = cfg->max_new_per_addr;
 	srv->hello_timeout.tv_sec = cfg->hello_timeout_ms / 1000;
 	srv->hello_timeout.tv_usec = (cfg->hello_timeout_ms % 1000) * 1000;
 	srv->base = event_base_new();
@@ -326,6 +382,32 @@ static int server_start(struct server *srv, const struct coord_config *cfg)
 	return 0;
 }
 
+/*
+ * Every connection is a descriptor: raise the soft limit to the hard one,
+ * and if that is still short of --max-conns plus room for the rest, say
+ * so once and serve fewer connections rather than fail accept() later.
+ */
+static void fit_fd_limit(struct coord_config *cfg)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)cfg->max_conns + 64;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return;
+	if (rl.rlim_cur < want && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur < want) {
+		log_warn("open files limited to %llu (ulimit -n): serving at most %llu connections, not --max-conns %u; raise LimitNOFILE",
+			 (unsigned long long)rl.rlim_cur,
+			 (unsigned long long)(rl.rlim_cur > 80 ? rl.rlim_cur - 64 : 16),
+			 cfg->max_conns);
+		cfg->max_conns = rl.rlim_cur > 80 ? (uint32_t)(rl.rlim_cur - 64) : 16;
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct coord_config cfg;
@@ -347,6 +429,7 @@ int main(int argc, char **argv)
 		log_warn("running without a cluster key (--insecure): anyone who reaches %s can join, read and free chunks; for throwaway test clusters only",
 			 cfg.listen);
 	signal(SIGPIPE, SIG_IGN);
+	fit_fd_limit(&cfg);
 	ret = server_start(&srv, &cfg);
 	if (!ret) {
 		log_info("listening on %s, chunk size %s, heartbeat %u ms",

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum opt_kind { OPT_ADDR, OPT_HTTP, OPT_SIZE, OPT_MS, OPT_FLAG, OPT_PATH, OPT_HELP };
+enum opt_kind { OPT_ADDR, OPT_HTTP, OPT_SIZE, OPT_MS, OPT_COUNT, OPT_FLAG, OPT_PATH, OPT_HELP };
 
 struct opt {
 	const char *name;
@@ -37,11 +37,15 @@ static const struct opt opts[] = {
 	  "after start, answer new clients EAGAIN for N ms so poolds can re-register existing ones. Default: 0" },
 	{ "hello-timeout-ms", 'H', OPT_MS, CFG(hello_timeout_ms), 100, 600000, "N",
 	  "drop a new connection that sends no whole first message in N ms. Default: 10000" },
+	{ "max-conns", 'm', OPT_COUNT, CFG(max_conns), 16, 65536, "N",
+	  "open connections at most; more are refused at once. Default: 1024" },
+	{ "max-new-per-addr", 'n', OPT_COUNT, CFG(max_new_per_addr), 1, 4096, "N",
+	  "connections from one address that have not yet said who they are. Default: 16" },
 	{ "key-file", 'k', OPT_PATH, CFG(key_file), 0, 0, "FILE",
 	  "the cluster key (rswap-admin keygen > FILE; mode 0600): every peer must prove it" },
 	{ "insecure", 'I', OPT_FLAG, CFG(insecure), 0, 0, NULL,
 	  "run without a key: anyone who reaches the port joins (throwaway test clusters only)" },
-	{ "metrics", 'm', OPT_HTTP, CFG(metrics), 0, 0, "ADDR:PORT",
+	{ "metrics", 'M', OPT_HTTP, CFG(metrics), 0, 0, "ADDR:PORT",
 	  "serve Prometheus metrics at http://ADDR:PORT/metrics. Default: off" },
 	{ "verbose", 'v', OPT_FLAG, CFG(verbose), 0, 0, NULL, "log debug messages" },
 	{ "help", 'h', OPT_HELP, 0, 0, 0, NULL, "show this help" },
@@ -56,6 +60,7 @@ void coord_usage(FILE *f)
 	fprintf(f, "usage: rswap-coord --listen ADDR:PORT (--key-file FILE | --insecure)\n"
 		   "                   [--chunk-size SIZE] [--heartbeat-ms N] [--timeout-ms N]\n"
 		   "                   [--restart-grace-ms N] [--hello-timeout-ms N]\n"
+		   "                   [--max-conns N] [--max-new-per-addr N]\n"
 		   "                   [--metrics ADDR:PORT] [-v]\n\n");
 	for (i = 0; i < NOPTS; i++) {
 		char left[48];
@@ -117,6 +122,17 @@ static int set_opt(const struct opt *o, const char *arg, struct coord_config *cf
 		}
 		*(uint32_t *)field = (uint32_t)v;
 		return 0;
+	case OPT_COUNT:
+		errno = 0;
+		v = strtoull(arg, &end, 10);
+		if (arg[0] < '0' || arg[0] > '9' || *end || errno ||
+		    v < o->min || v > o->max) {
+			snprintf(err, errlen, "--%s %s: must be a number from %" PRIu64
+				 " to %" PRIu64, o->name, arg, o->min, o->max);
+			return -EINVAL;
+		}
+		*(uint32_t *)field = (uint32_t)v;
+		return 0;
 	case OPT_FLAG:
 		(*(int *)field)++;
 		return 0;
@@ -146,7 +162,10 @@ int coord_parse_args(int argc, char **argv, struct coord_config *cfg,
 	cfg->s.heartbeat_ms = 1000;
 	cfg->s.timeout_ms = 10000;
 	cfg->hello_timeout_ms = 10000;
-	cfg->s.out_limit = 8 * (size_t)RSWAP_MAX_FRAME;
+	cfg->max_conns = 1024;
+	cfg->max_new_per_addr = 16;
+	/* The largest reply is one frame; two in flight is plenty. */
+	cfg->s.out_limit = 2 * (size_t)RSWAP_MAX_FRAME;
 	memset(lopts, 0, sizeof(lopts));
 	*sp++ = ':';	/* report a missing argument as ':' */
 	for (i = 0; i < NOPTS; i++) {

@@ -17,6 +17,8 @@ struct coord_config {
 	struct sockaddr_storage metrics_addr;
 	socklen_t metrics_addrlen;
 	uint32_t hello_timeout_ms;	/* new connection's first message */
+	uint32_t max_conns;		/* open connections, all peers */
+	uint32_t max_new_per_addr;	/* not yet identified, per remote address */
 	const char *key_file;		/* --key-file, loaded into s.key */
 	int insecure;			/* --insecure: no key, on purpose */
 	int verbose;

@@ -19,6 +19,11 @@
 #include <stdbool.h>
 #include <string.h>
 #include <unistd.h>
+#include <poll.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -267,6 +272,94 @@ static void attacks(void)
 	close(poold_fd);
 }
 
+/* A connection from 127.0.0.2 (another address on the loopback). */
+static int connect_from_other_addr(void)
+{
+	struct sockaddr_in src = { .sin_family = AF_INET };
+	struct sockaddr_in dst = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	src.sin_addr.s_addr = htonl(0x7f000002);
+	dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CHECK(fd >= 0 && !bind(fd, (struct sockaddr *)&src, sizeof(src)), "bind 127.0.0.2");
+	if (connect(fd, (struct sockaddr *)&dst, sizeof(dst))) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Has the coordinator closed fd (EOF or reset), waiting up to ms? */
+static bool closed_within(int fd, int ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	char b;
+
+	return poll(&pfd, 1, ms) == 1 && recv(fd, &b, 1, MSG_DONTWAIT) <= 0;
+}
+
+static void hostile_load(void)
+{
+	static int fds[2000];
+	struct rlimit rl = { 4096, 4096 };
+	int i, open_ = 0, cut = 0, fd;
+	char out[8192];
+	uint64_t t0;
+
+	step("2000 idle connections from one address: refused or cut off; members still served");
+	CHECK(!setrlimit(RLIMIT_NOFILE, &rl), "setrlimit: %s", strerror(errno));
+	for (i = 0; i < 2000; i++)
+		fds[i] = connect_from_other_addr();
+	for (i = 0; i < 2000; i++)
+		open_ += fds[i] >= 0 && !closed_within(fds[i], 0);
+	CHECK(open_ <= 16, "%d idle connections from one address still open (cap 16)", open_);
+	t0 = now_ms();
+	CHECK(!run(out, sizeof(out), "%s --coord 127.0.0.1:%d --key-file %s list", admin_bin, port,
+		   key_path), "a member was not served under the flood: %s", out);
+	fprintf(stderr, "    %d of 2000 held open, a member served in %llu ms\n", open_,
+		(unsigned long long)(now_ms() - t0));
+	for (i = 0; i < 2000; i++)
+		if (fds[i] >= 0)
+			cut += closed_within(fds[i], 3000);
+	CHECK(cut == 2000 - (int)(fds[0] < 0), "only %d idle connections were cut off", cut);
+	for (i = 0; i < 2000; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+
+	step("a member that floods requests is cut off; the coordinator goes on");
+	fd = member(key, RSWAP_AUTH_ROLE_ADMIN, "flooder");
+	for (i = 0; i < 300; i++) {
+		Rswap__Envelope e = RSWAP__ENVELOPE__INIT;
+		Rswap__AdminList l = RSWAP__ADMIN_LIST__INIT;
+
+		e.seq = (uint64_t)i + 10;
+		e.body_case = RSWAP__ENVELOPE__BODY_ADMIN_LIST;
+		e.admin_list = &l;
+		e.version = RSWAP_PROTO_VERSION;
+		if (rswap_frame_send_fd(fd, &e))
+			break;
+	}
+	for (;;) {
+		Rswap__Envelope *r = NULL;
+		const char *why;
+
+		if (rswap_frame_recv_fd(fd, &r, &why))
+			break;
+		if (r->body_case == RSWAP__ENVELOPE__BODY_ERROR) {
+			CHECK(strstr(r->error->reason, "more than 200 messages in one second"),
+			      "flood refused with: %s", r->error->reason);
+			fprintf(stderr, "    closed with: %s\n", r->error->reason);
+			rswap__envelope__free_unpacked(r, NULL);
+			break;
+		}
+		rswap__envelope__free_unpacked(r, NULL);
+	}
+	CHECK(closed_within(fd, 3000), "a flooding peer stayed connected");
+	close(fd);
+	CHECK(!run(out, sizeof(out), "%s --coord 127.0.0.1:%d --key-file %s list", admin_bin, port,
+		   key_path), "the coordinator stopped serving after a flood: %s", out);
+}
+
 /* A peer with a key must not trust a coordinator that has none. */
 static void keyed_admin_against_insecure(void)
 {
@@ -321,6 +414,7 @@ int main(int argc, char **argv)
 	write_key(bad_key_path, bad_key);
 	coord_start();
 	attacks();
+	hostile_load();
 	keyed_admin_against_insecure();
 	CHECK(!kill(coord_pid, SIGTERM) && waitpid(coord_pid, &status, 0) == coord_pid, "stop");
 	coord_pid = 0;

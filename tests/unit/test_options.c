@@ -45,6 +45,8 @@ static void defaults(void **state)
 	assert_int_equal(cfg.s.heartbeat_ms, 1000);
 	assert_int_equal(cfg.s.timeout_ms, 10000);
 	assert_int_equal(cfg.hello_timeout_ms, 10000);
+	assert_int_equal(cfg.max_conns, 1024);
+	assert_int_equal(cfg.max_new_per_addr, 16);
 	assert_true(cfg.s.out_limit >= (1u << 20));
 	assert_int_equal(cfg.verbose, 0);
 	assert_string_equal(cfg.listen, "127.0.0.1:9400");
@@ -80,6 +82,9 @@ static void bad_values(void **state)
 		{ "--timeout-ms", "600001", "--timeout-ms 600001: must be a number of milliseconds from 100 to 600000" },
 		{ "--timeout-ms", "99999999999999999999999", "--timeout-ms 99999999999999999999999: must be a number of milliseconds from 100 to 600000" },
 		{ "--listen", "1.2.3.4:0", "--listen 1.2.3.4:0: port must be a number from 1 to 65535" },
+		{ "--max-conns", "8", "--max-conns 8: must be a number from 16 to 65536" },
+		{ "--max-new-per-addr", "0", "--max-new-per-addr 0: must be a number from 1 to 4096" },
+		{ "--max-new-per-addr", "x", "--max-new-per-addr x: must be a number from 1 to 4096" },
 	};
 	struct coord_config cfg;
 	char err[256];
