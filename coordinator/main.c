@@ -218,10 +218,12 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	if (getnameinfo(sa, (socklen_t)salen, host, sizeof(host), NULL, 0, NI_NUMERICHOST))
 		snprintf(host, sizeof(host), "?");
 	if (srv->nconns >= srv->max_conns) {
+		srv->conn_stats.refused_max_conns++;
 		refuse_conn(srv, fd, name, "--max-conns connections are open");
 		return;
 	}
 	if (new_conns_from(srv, host) >= srv->max_new_per_addr) {
+		srv->conn_stats.refused_per_addr++;
 		refuse_conn(srv, fd, name,
 			    "--max-new-per-addr connections from that address have not said who they are yet");
 		return;
@@ -335,6 +337,7 @@ static int server_start(struct server *srv, const struct coord_config *cfg)
 	struct timeval tick = { 0, TICK_MS * 1000 };
 
 	srv->max_conns = cfg->max_conns;
+	srv->conn_stats.max_conns = cfg->max_conns;
 	srv->max_new_per_addr = cfg->max_new_per_addr;
 	srv->hello_timeout.tv_sec = cfg->hello_timeout_ms / 1000;
 	srv->hello_timeout.tv_usec = (cfg->hello_timeout_ms % 1000) * 1000;

@@ -20,6 +20,9 @@ struct coord_conn_stats {
 	uint64_t closed_by_peer;	/* EOF or a socket error */
 	uint64_t closed_by_coord;	/* the dispatcher dropped it */
 	uint64_t hello_timeouts;	/* no whole first message in time */
+	uint64_t refused_max_conns;	/* --max-conns were open */
+	uint64_t refused_per_addr;	/* --max-new-per-addr from that address */
+	uint64_t max_conns;		/* the --max-conns in force */
 };
 
 void coord_metrics_render(struct prom_out *o, struct coord *c,

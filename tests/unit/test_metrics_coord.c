@@ -114,7 +114,8 @@ static void coord_page(void **state)
 	struct coord_settings s = { .chunk_size = CHUNK, .heartbeat_ms = 1000,
 				    .timeout_ms = 1000, .out_limit = 1 << 20 };
 	struct coord_conn_stats cs = { .accepted = 5, .open = 2, .closed_by_peer = 1,
-				       .closed_by_coord = 1, .hello_timeouts = 1 };
+				       .closed_by_coord = 1, .hello_timeouts = 1,
+				       .refused_max_conns = 4, .max_conns = 64 };
 	struct prom_out o = new_out();
 	struct poold *a, *b, *q;
 	struct registry *r;
@@ -172,6 +173,9 @@ static void coord_page(void **state)
 	expect_line(t, "rswap_coord_auth_failures_total 0");
 	expect_line(t, "rswap_coord_connections_accepted_total 5");
 	expect_line(t, "rswap_coord_connections_open 2");
+	expect_line(t, "rswap_coord_connections_max 64");
+	expect_line(t, "rswap_coord_connections_refused_total{reason=\"max_conns\"} 4");
+	expect_line(t, "rswap_coord_connections_refused_total{reason=\"max_new_per_addr\"} 0");
 	expect_line(t, "rswap_coord_connections_closed_total{by=\"hello_timeout\"} 1");
 	expect_line(t, "rswap_coord_poold_capacity_bytes{addr=\"10.0.0.1:9401\"} 167772160");
 	expect_line(t, "rswap_coord_poold_used_bytes{addr=\"10.0.0.1:9401\"} 67108864");

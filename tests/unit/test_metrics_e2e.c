@@ -199,7 +199,8 @@ static bool coord_try_start(const char *key_file)
 			_exit(127);
 		execl(coord_bin, coord_bin, "--listen", listen, "--metrics", metrics,
 		      "--chunk-size", "16M", "--heartbeat-ms", "60000",
-		      "--hello-timeout-ms", "2000", "-v",
+		      "--hello-timeout-ms", "2000", "--max-conns", "100",
+		      "--max-new-per-addr", "2", "-v",
 		      key_file ? "--key-file" : "--insecure", key_file, (char *)NULL);
 		_exit(127);
 	}
@@ -503,7 +504,7 @@ static int test_coordinator(void)
 {
 	Rswap__Envelope *r;
 	char path[4096], out[8192];
-	int pfd, cfd, bad, st;
+	int pfd, cfd, bad, st, quiet[2];
 	FILE *f;
 
 	step("empty coordinator");
@@ -580,6 +581,24 @@ static int test_coordinator(void)
 	expect("rswap_coord_chunks{state=\"unreachable\"} 2");
 	expect("rswap_coord_chunks{state=\"healthy\"} 0");
 	expect("rswap_coord_placeable_free_bytes 0");
+
+	step("a third silent connection from one address is refused (--max-new-per-addr 2)");
+	expect("rswap_coord_connections_max 100");
+	expect("rswap_coord_connections_refused_total{reason=\"max_new_per_addr\"} 0");
+	quiet[0] = tcp_connect(coord_port);
+	quiet[1] = tcp_connect(coord_port);
+	CHECK(quiet[0] >= 0 && quiet[1] >= 0, "connect");
+	expect_soon("rswap_coord_connections_open 2");
+	bad = tcp_connect(coord_port);
+	CHECK(bad >= 0, "connect");
+	CHECK(read(bad, out, 1) == 0, "the third connection was not closed at once");
+	close(bad);
+	scrape();
+	expect("rswap_coord_connections_refused_total{reason=\"max_new_per_addr\"} 1");
+	expect("rswap_coord_connections_refused_total{reason=\"max_conns\"} 0");
+	expect("rswap_coord_connections_open 2");
+	close(quiet[0]);
+	close(quiet[1]);
 
 	step("promtool check metrics on the last page");
 	snprintf(path, sizeof(path), "%s/metrics-e2e.prom", workdir);
