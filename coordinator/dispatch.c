@@ -7,6 +7,7 @@
 #include "rswap_frame.h"
 #include "rswap_util.h"
 #include "rswap.pb-c.h"
+#include "stats.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -95,6 +96,7 @@ struct coord {
 	uint64_t now_ms;
 	uint64_t start_ms;	/* first time seen, for grace_ms */
 	bool started;
+	struct coord_stats stats;	/* for /metrics */
 	uint64_t auth_failures;
 };
 
@@ -128,6 +130,11 @@ struct coord *coord_new(const struct coord_settings *s,
 struct registry *coord_registry(struct coord *c)
 {
 	return c->reg;
+}
+
+const struct coord_stats *coord_get_stats(const struct coord *c)
+{
+	return &c->stats;
 }
 
 static const char *body_name(Rswap__Envelope__BodyCase bc)
@@ -167,6 +174,15 @@ static const char *role_name(enum peer_role r)
 	case ROLE_ADMIN: return "admin";
 	default: return "peer";
 	}
+}
+
+void coord_count_peers(const struct coord *c, uint64_t *n)
+{
+	const struct peer *p;
+
+	for (p = c->peers; p; p = p->next)
+		if (!p->closing)
+			n[coord_stats_role_index(role_name(p->role))]++;
 }
 
 /* "poold 10.0.0.3:9400 (from 10.0.0.3:41234)" or "client 10.0.0.9:5133" */
@@ -229,6 +245,7 @@ static void send_error(struct coord *c, struct peer *p, uint64_t seq, int code,
 	Rswap__Error err;
 
 	rswap_frame_error(&env, &err, seq, code, reason);
+	coord_stats_error_sent(&c->stats, role_name(p->role), code);
 	peer_send(c, p, &env);
 }
 

@@ -6,8 +6,10 @@
  * moment before close() so that its last Error frame is not lost to a RST.
  */
 #include "dispatch.h"
+#include "metrics.h"
 #include "options.h"
 #include "rswap_frame.h"
+#include "rswap_prom.h"
 #include "rswap_util.h"
 
 #include <errno.h>
@@ -51,6 +53,8 @@ struct server {
 	uint32_t nconns, max_conns, max_new_per_addr;
 	uint64_t refused_log_ms;	/* last "refusing connections" line */
 	uint64_t refused_quiet;		/* refusals since that line */
+	struct prom_http *metrics;	/* NULL without --metrics */
+	struct coord_conn_stats conn_stats;
 };
 
 static uint64_t now_ms(void)
@@ -70,6 +74,7 @@ static void conn_free(struct conn *cn)
 	if (cn->next)
 		cn->next->prev = cn->prev;
 	cn->srv->nconns--;
+	cn->srv->conn_stats.open--;
 	bufferevent_free(cn->bev);
 	free(cn);
 }
@@ -110,6 +115,7 @@ static void close_peer(void *glue)
 	struct timeval tv = { LINGER_SEC, 0 };
 
 	cn->peer = NULL;
+	cn->srv->conn_stats.closed_by_coord++;
 	if (!evbuffer_get_length(bufferevent_get_output(cn->bev))) {
 		linger_start(cn);
 		return;
@@ -143,6 +149,10 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 		why = evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
 	else if (what & BEV_EVENT_TIMEOUT)
 		why = "no complete first message in time";
+	if (what & BEV_EVENT_TIMEOUT)
+		cn->srv->conn_stats.hello_timeouts++;
+	else
+		cn->srv->conn_stats.closed_by_peer++;
 	if (cn->peer && (what & BEV_EVENT_TIMEOUT))
 		log_info("dropping %s: %s", cn->name, why);
 	if (cn->peer)
@@ -208,10 +218,12 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	if (getnameinfo(sa, (socklen_t)salen, host, sizeof(host), NULL, 0, NI_NUMERICHOST))
 		snprintf(host, sizeof(host), "?");
 	if (srv->nconns >= srv->max_conns) {
+		srv->conn_stats.refused_max_conns++;
 		refuse_conn(srv, fd, name, "--max-conns connections are open");
 		return;
 	}
 	if (new_conns_from(srv, host) >= srv->max_new_per_addr) {
+		srv->conn_stats.refused_per_addr++;
 		refuse_conn(srv, fd, name,
 			    "--max-new-per-addr connections from that address have not said who they are yet");
 		return;
@@ -246,6 +258,8 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 		srv->conns->prev = cn;
 	srv->conns = cn;
 	srv->nconns++;
+	srv->conn_stats.accepted++;
+	srv->conn_stats.open++;
 	/* Never buffer more than one whole frame of unread input. */
 	bufferevent_setwatermark(cn->bev, EV_READ, 0, RSWAP_FRAME_HDR + RSWAP_MAX_FRAME);
 	bufferevent_setcb(cn->bev, read_cb, NULL, event_cb, cn);
@@ -290,8 +304,16 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	event_base_loopbreak(srv->base);
 }
 
+static void metrics_render(struct prom_out *o, void *arg)
+{
+	struct server *srv = arg;
+
+	coord_metrics_render(o, srv->coord, &srv->conn_stats);
+}
+
 static void server_free(struct server *srv)
 {
+	prom_http_free(srv->metrics);
 	while (srv->conns)
 		conn_free(srv->conns);
 	coord_free(srv->coord);
@@ -315,6 +337,7 @@ static int server_start(struct server *srv, const struct coord_config *cfg)
 	struct timeval tick = { 0, TICK_MS * 1000 };
 
 	srv->max_conns = cfg->max_conns;
+	srv->conn_stats.max_conns = cfg->max_conns;
 	srv->max_new_per_addr = cfg->max_new_per_addr;
 	srv->hello_timeout.tv_sec = cfg->hello_timeout_ms / 1000;
 	srv->hello_timeout.tv_usec = (cfg->hello_timeout_ms % 1000) * 1000;
@@ -346,6 +369,19 @@ static int server_start(struct server *srv, const struct coord_config *cfg)
 		return -errno;
 	}
 	evconnlistener_set_error_cb(srv->listener, accept_error_cb);
+	if (cfg->metrics) {
+		int err;
+
+		srv->metrics = prom_http_start(srv->base,
+					       (const struct sockaddr *)&cfg->metrics_addr,
+					       cfg->metrics_addrlen, metrics_render, srv, &err);
+		if (!srv->metrics) {
+			log_err("cannot serve metrics on %s: %s; pick a free --metrics port",
+				cfg->metrics, strerror(-err));
+			return err;
+		}
+		log_info("metrics at http://%s/metrics", cfg->metrics);
+	}
 	return 0;
 }
 

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum opt_kind { OPT_ADDR, OPT_SIZE, OPT_MS, OPT_COUNT, OPT_FLAG, OPT_PATH, OPT_HELP };
+enum opt_kind { OPT_ADDR, OPT_HTTP, OPT_SIZE, OPT_MS, OPT_COUNT, OPT_FLAG, OPT_PATH, OPT_HELP };
 
 struct opt {
 	const char *name;
@@ -45,6 +45,8 @@ static const struct opt opts[] = {
 	  "the cluster key (rswap-admin keygen > FILE; mode 0600): every peer must prove it" },
 	{ "insecure", 'I', OPT_FLAG, CFG(insecure), 0, 0, NULL,
 	  "run without a key: anyone who reaches the port joins (throwaway test clusters only)" },
+	{ "metrics", 'M', OPT_HTTP, CFG(metrics), 0, 0, "ADDR:PORT",
+	  "serve Prometheus metrics at http://ADDR:PORT/metrics. Default: off" },
 	{ "verbose", 'v', OPT_FLAG, CFG(verbose), 0, 0, NULL, "log debug messages" },
 	{ "help", 'h', OPT_HELP, 0, 0, 0, NULL, "show this help" },
 };
@@ -58,7 +60,8 @@ void coord_usage(FILE *f)
 	fprintf(f, "usage: rswap-coord --listen ADDR:PORT (--key-file FILE | --insecure)\n"
 		   "                   [--chunk-size SIZE] [--heartbeat-ms N] [--timeout-ms N]\n"
 		   "                   [--restart-grace-ms N] [--hello-timeout-ms N]\n"
-		   "                   [--max-conns N] [--max-new-per-addr N] [-v]\n\n");
+		   "                   [--max-conns N] [--max-new-per-addr N]\n"
+		   "                   [--metrics ADDR:PORT] [-v]\n\n");
 	for (i = 0; i < NOPTS; i++) {
 		char left[48];
 
@@ -81,6 +84,14 @@ static int set_opt(const struct opt *o, const char *arg, struct coord_config *cf
 	case OPT_ADDR:
 		if (rswap_parse_hostport(arg, RSWAP_DEFAULT_COORD_PORT, &cfg->addr,
 					 &cfg->addrlen, &why)) {
+			snprintf(err, errlen, "--%s %s: %s", o->name, arg, why);
+			return -EINVAL;
+		}
+		*(const char **)field = arg;
+		return 0;
+	case OPT_HTTP:
+		if (rswap_parse_hostport(arg, 0, &cfg->metrics_addr,
+					 &cfg->metrics_addrlen, &why)) {
 			snprintf(err, errlen, "--%s %s: %s", o->name, arg, why);
 			return -EINVAL;
 		}

@@ -13,6 +13,9 @@ struct coord_config {
 	const char *listen;		/* as given */
 	struct sockaddr_storage addr;	/* resolved --listen */
 	socklen_t addrlen;
+	const char *metrics;		/* --metrics as given, or NULL */
+	struct sockaddr_storage metrics_addr;
+	socklen_t metrics_addrlen;
 	uint32_t hello_timeout_ms;	/* new connection's first message */
 	uint32_t max_conns;		/* open connections, all peers */
 	uint32_t max_new_per_addr;	/* not yet identified, per remote address */

@@ -20,6 +20,7 @@
 
 #include "auth.h"
 #include "rswap_frame.h"
+#include "rswap_prom.h"
 #include "rswap_util.h"
 
 #define MAX_QPS_DEFAULT	RSWAP_MAX_QPS_PER_SESSION
@@ -28,7 +29,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: poold --coord HOST:PORT --listen ADDR:PORT --capacity SIZE\n"
-		"             (--key-file FILE | --insecure) [--max-qps N] [-v]\n"
+		"             (--key-file FILE | --insecure) [--max-qps N]\n"
+		"             [--metrics ADDR:PORT] [-v]\n"
 		"  --coord HOST:PORT   rswap-coord to register with (default port %d)\n"
 		"  --listen ADDR:PORT  RDMA address clients connect to; must be a\n"
 		"                      concrete address on an RDMA device (default port %d)\n"
@@ -38,6 +40,8 @@ static void usage(FILE *f)
 		"  --key-file FILE     the cluster key (rswap-admin keygen > FILE, mode 0600):\n"
 		"                      proves this poold to the coordinator and checks it\n"
 		"  --insecure          no key, for throwaway test clusters only\n"
+		"  --metrics ADDR:PORT serve Prometheus metrics at\n"
+		"                      http://ADDR:PORT/metrics (default: off)\n"
 		"  -v, --verbose       debug logging\n",
 		RSWAP_DEFAULT_COORD_PORT, RSWAP_DEFAULT_POOLD_PORT,
 		RSWAP_MAX_QPS_PER_SESSION, MAX_QPS_DEFAULT);
@@ -89,6 +93,7 @@ static void parse_args(int argc, char **argv, struct poold_settings *set)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "capacity", required_argument, NULL, 's' },
 		{ "max-qps", required_argument, NULL, 'q' },
+		{ "metrics", required_argument, NULL, 'm' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "key-file", required_argument, NULL, 'k' },
@@ -96,6 +101,7 @@ static void parse_args(int argc, char **argv, struct poold_settings *set)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *coord = NULL, *listen = NULL, *cap = NULL, *why, *key_file = NULL;
+	const char *metrics = NULL;
 	char kwhy[300];
 	unsigned long qps;
 	char *end;
@@ -108,6 +114,7 @@ static void parse_args(int argc, char **argv, struct poold_settings *set)
 		case 'c': coord = optarg; break;
 		case 'l': listen = optarg; break;
 		case 's': cap = optarg; break;
+		case 'm': metrics = optarg; break;
 		case 'q':
 			errno = 0;
 			qps = strtoul(optarg, &end, 10);
@@ -162,6 +169,39 @@ static void parse_args(int argc, char **argv, struct poold_settings *set)
 	if (format_addr(&set->listen_ss, set->listen_len, set->listen_str,
 			sizeof(set->listen_str)))
 		usage_error("--listen %s: cannot format the address", listen);
+	if (metrics) {
+		if (rswap_parse_hostport(metrics, 0, &set->metrics_ss,
+					 &set->metrics_len, &why))
+			usage_error("--metrics %s: %s", metrics, why);
+		snprintf(set->metrics_str, sizeof(set->metrics_str), "%s", metrics);
+	}
+}
+
+static void metrics_render(struct prom_out *o, void *arg)
+{
+	struct poold_rdma_stats rs;
+	struct poold *p = arg;
+
+	poold_rdma_stats(p, &rs);
+	poold_metrics_render(o, p, &rs);
+}
+
+/* Before RDMA: a taken metrics port is reported even where RDMA fails. */
+static int metrics_start(struct poold *p)
+{
+	int err;
+
+	if (!p->set.metrics_str[0])
+		return 0;
+	p->metrics = prom_http_start(p->base, (const struct sockaddr *)&p->set.metrics_ss,
+				     p->set.metrics_len, metrics_render, p, &err);
+	if (!p->metrics) {
+		log_err("cannot serve metrics on %s: %s; pick a free --metrics port",
+			p->set.metrics_str, strerror(-err));
+		return err;
+	}
+	log_info("metrics at http://%s/metrics", p->set.metrics_str);
+	return 0;
 }
 
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
@@ -201,6 +241,10 @@ int main(int argc, char **argv)
 	poold_chunks_init(&p);
 	log_info("starting: capacity %s, coordinator %s",
 		 rswap_fmt_size(p.set.capacity, cap, sizeof(cap)), p.set.coord_str);
+	if (metrics_start(&p)) {
+		p.exit_code = 1;
+		goto out_free_base;
+	}
 	if (poold_rdma_start(&p)) {
 		p.exit_code = 1;
 		goto out_stop_rdma;
@@ -219,6 +263,7 @@ out_stop_rdma:
 	poold_rdma_stop(&p);
 	poold_chunks_free_all(&p);
 out_free_base:
+	prom_http_free(p.metrics);
 	if (sigint)
 		event_free(sigint);
 	if (sigterm)

@@ -21,6 +21,9 @@
 #include "rswap_auth.h"
 #include "rswap_wire.h"
 
+/* Counters per enum rswap_rej_reason value; room for reasons to come. */
+#define POOLD_REJ_SLOTS		16
+
 struct event_base;
 struct event;
 struct bufferevent;
@@ -28,6 +31,7 @@ struct rdma_event_channel;
 struct rdma_cm_id;
 struct poold_session;
 struct poold_conn;
+struct prom_http;
 
 /* Settings from the command line; each has its default here or in main.c. */
 struct poold_settings {
@@ -39,6 +43,9 @@ struct poold_settings {
 	socklen_t listen_len;
 	uint64_t capacity;		/* --capacity: bytes poold may hand out */
 	unsigned int max_qps;		/* --max-qps: per-session QP limit */
+	char metrics_str[300];		/* --metrics, as given; "" = off */
+	struct sockaddr_storage metrics_ss;
+	socklen_t metrics_len;
 	bool have_key;			/* --key-file loaded into key */
 	uint8_t key[RSWAP_KEY_LEN];
 	int insecure;			/* --insecure: no key, on purpose */
@@ -92,7 +99,17 @@ struct poold {
 	unsigned int nsessions;
 	struct poold_conn *conns;
 	bool stopping;
+
+	/* metrics */
+	struct prom_http *metrics;
+	uint64_t rejects[POOLD_REJ_SLOTS];	/* by enum rswap_rej_reason */
 };
+
+/* A connect request was refused (slot 0, never a refusal, is "other"). */
+static inline void poold_count_reject(struct poold *p, unsigned int reason)
+{
+	p->rejects[reason < POOLD_REJ_SLOTS ? reason : 0]++;
+}
 
 /* chunk.c */
 void poold_chunks_init(struct poold *p);
@@ -112,5 +129,17 @@ int poold_rdma_start(struct poold *p);
 void poold_rdma_stop(struct poold *p);
 /* Revoke every session's access to c (before c's memory goes away). */
 void poold_rdma_revoke_chunk(struct poold *p, const struct poold_chunk *c);
+
+struct poold_rdma_stats {
+	uint64_t sessions;
+	uint64_t queue_pairs;
+	uint64_t registered_bytes;	/* chunk bytes in sessions' MRs */
+};
+void poold_rdma_stats(const struct poold *p, struct poold_rdma_stats *st);
+
+/* metrics.c: the /metrics page from p and the RDMA side's numbers. */
+struct prom_out;
+void poold_metrics_render(struct prom_out *o, const struct poold *p,
+			  const struct poold_rdma_stats *rs);
 
 #endif /* POOLD_H */

@@ -119,6 +119,24 @@ static unsigned int client_sessions(struct poold *p, const char *client_id)
 	return n;
 }
 
+/* For /metrics: one pass over sessions and queue pairs. */
+void poold_rdma_stats(const struct poold *p, struct poold_rdma_stats *st)
+{
+	const struct poold_session *s;
+	const struct poold_conn *c;
+	unsigned int i;
+
+	memset(st, 0, sizeof(*st));
+	for (s = p->sessions; s; s = s->next) {
+		st->sessions++;
+		for (i = 0; i < s->nmrs; i++)
+			if (s->mrs[i].mr && s->mrs[i].chunk)
+				st->registered_bytes += s->mrs[i].chunk->len;
+	}
+	for (c = p->conns; c; c = c->next)
+		st->queue_pairs++;
+}
+
 static struct poold_session *session_find(struct poold *p, const char *client_id,
 					  uint64_t cookie)
 {
@@ -454,6 +472,7 @@ static void reject(struct poold *p, struct rdma_cm_id *id,
 
 	log_warn("client %s %s: refused: %s (%s)", cp->client_id, peer, why,
 		 poold_rej_reason_str(reason));
+	poold_count_reject(p, reason);
 	rej.magic = htole32(RSWAP_WIRE_MAGIC);
 	rej.version = htole16(RSWAP_WIRE_VERSION);
 	rej.reason = htole16(reason);

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include "options.h"
 
 #define END ((char *)NULL)
@@ -134,6 +136,33 @@ static void the_key(void **state)
 			       path, END), -ENOENT);
 }
 
+/* --metrics: off by default, ADDR:PORT with the port required. */
+static void metrics_option(void **state)
+{
+	struct sockaddr_in *sin;
+	struct coord_config cfg;
+	char err[256];
+
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "127.0.0.1:1", "--insecure",
+			       END), 0);
+	assert_null(cfg.metrics);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "127.0.0.1:1", "--insecure",
+			       "--metrics", "127.0.0.2:9410", END), 0);
+	assert_string_equal(cfg.metrics, "127.0.0.2:9410");
+	sin = (struct sockaddr_in *)&cfg.metrics_addr;
+	assert_int_equal(sin->sin_family, AF_INET);
+	assert_int_equal(ntohs(sin->sin_port), 9410);
+	assert_int_equal(ntohl(sin->sin_addr.s_addr), 0x7f000002);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "127.0.0.1:1", "--insecure",
+			       "--metrics", "127.0.0.1", END), -EINVAL);
+	assert_non_null(strstr(err, "--metrics 127.0.0.1: "));
+	assert_non_null(strstr(err, "PORT"));
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "127.0.0.1:1", "--insecure",
+			       "--metrics", END),
+			 -EINVAL);
+	assert_string_equal(err, "--metrics needs a value");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -141,6 +170,7 @@ int main(void)
 		cmocka_unit_test(all_options),
 		cmocka_unit_test(bad_values),
 		cmocka_unit_test(the_key),
+		cmocka_unit_test(metrics_option),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
