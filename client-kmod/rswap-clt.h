@@ -161,6 +161,26 @@ void rswap_coord_release(const struct rswap_config *cfg);
 /* Name of the poold holding a slot, for messages and sysfs. */
 const char *rswap_slot_poold_name(const struct rswap_slot *slot);
 
+/* rswap-clt-auth.c: the cluster key (rswap_auth.h) */
+#define RSWAP_KEYRING_DESC	"rswap:cluster"
+
+struct crypto_shash;
+
+struct rswap_auth {
+	bool have_key;
+	u8 key[32];			/* RSWAP_KEY_LEN; wiped at unload */
+	struct crypto_shash *tfm;	/* hmac(sha256) keyed with key */
+};
+
+int rswap_auth_load_key(struct rswap_auth *auth);
+void rswap_auth_free(struct rswap_auth *auth);
+int rswap_auth_mac(const struct rswap_auth *auth, const char *label, u8 role,
+		   const void *id, size_t id_len, const u8 *a, const u8 *b,
+		   u8 *mac);
+bool rswap_auth_check(const struct rswap_auth *auth, const char *label, u8 role,
+		      const void *id, size_t id_len, const u8 *a, const u8 *b,
+		      const u8 *mac, size_t mac_len);
+
 /* rswap-clt-sysfs.c */
 extern const struct attribute_group *rswap_disk_groups[];
 int rswap_fail_reads_set(struct rswap_dev *dev, const char *buf);
