@@ -8,6 +8,8 @@
  *
  * Roles: a peer's first frame decides what it is.  PooldRegister -> poold,
  * ClientHello/ClientRelease -> client, AdminList/AdminStatus -> admin.
+ * A client connection owns the client id it said hello for until it
+ * closes; see rswap.proto (ClientHello, ClientHeartbeat).
  * Anything out of place closes that peer only, with a logged reason and,
  * where it makes sense, an Error frame.
  *
@@ -39,6 +41,12 @@ struct coord_settings {
 	 * point called.
 	 */
 	uint32_t grace_ms;
+	/*
+	 * A client or admin connection that sends nothing for this long (a
+	 * client that misses its heartbeats) is closed, and the client id
+	 * it owned is free again.  Not while a request of it is in flight.
+	 */
+	uint32_t client_timeout_ms;
 	size_t out_limit;	/* queued output bytes before a peer is dropped */
 };
 

@@ -34,6 +34,8 @@ static const struct opt opts[] = {
 	  "how long to wait for a poold's reply before rolling back. Default: 10000" },
 	{ "restart-grace-ms", 'g', OPT_MS, CFG(s.grace_ms), 0, 600000, "N",
 	  "after start, answer new clients EAGAIN for N ms so poolds can re-register existing ones. Default: 0" },
+	{ "client-timeout-ms", 'C', OPT_MS, CFG(s.client_timeout_ms), 500, 600000, "N",
+	  "close a client or admin connection silent for N ms (a client missing its heartbeats); its client id is free again. Default: 10000" },
 	{ "hello-timeout-ms", 'H', OPT_MS, CFG(hello_timeout_ms), 100, 600000, "N",
 	  "drop a new connection that sends no whole first message in N ms. Default: 10000" },
 	{ "verbose", 'v', OPT_FLAG, CFG(verbose), 0, 0, NULL, "log debug messages" },
@@ -47,7 +49,8 @@ void coord_usage(FILE *f)
 	size_t i;
 
 	fprintf(f, "usage: rswap-coord --listen ADDR:PORT [--chunk-size SIZE] [--heartbeat-ms N]\n"
-		   "                   [--timeout-ms N] [--restart-grace-ms N] [--hello-timeout-ms N] [-v]\n\n");
+		   "                   [--timeout-ms N] [--restart-grace-ms N] [--client-timeout-ms N]\n"
+		   "                   [--hello-timeout-ms N] [-v]\n\n");
 	for (i = 0; i < NOPTS; i++) {
 		char left[48];
 
@@ -122,6 +125,7 @@ int coord_parse_args(int argc, char **argv, struct coord_config *cfg,
 	cfg->s.heartbeat_ms = 1000;
 	cfg->s.timeout_ms = 10000;
 	cfg->hello_timeout_ms = 10000;
+	cfg->s.client_timeout_ms = 10000;
 	cfg->s.out_limit = 8 * (size_t)RSWAP_MAX_FRAME;
 	memset(lopts, 0, sizeof(lopts));
 	*sp++ = ':';	/* report a missing argument as ':' */
