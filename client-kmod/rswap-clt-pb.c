@@ -165,6 +165,15 @@ int rswap_pb_encode_release(u8 *buf, size_t cap, u32 version, u64 seq,
 	return pb_finish(&w, buf);
 }
 
+int rswap_pb_encode_heartbeat(u8 *buf, size_t cap, u32 version, u64 seq)
+{
+	struct pb_wr w = { .p = buf, .end = buf + cap };
+
+	pb_put_envelope_head(&w, version, seq, RSWAP_PB_BODY_CLIENT_HEARTBEAT,
+			     0);
+	return pb_finish(&w, buf);
+}
+
 /* ---- decoding ---------------------------------------------------------- */
 
 struct pb_rd {
@@ -488,7 +497,7 @@ static int pb_decode_body(struct pb_rd *r, u32 field,
 static bool pb_is_body(u32 field)
 {
 	return field == 3 || (field >= 10 && field <= 16) ||
-	       (field >= 20 && field <= 23) || (field >= 30 && field <= 33);
+	       (field >= 20 && field <= 24) || (field >= 30 && field <= 33);
 }
 
 int rswap_pb_decode(const u8 *buf, size_t len, struct rswap_pb_env *env,
