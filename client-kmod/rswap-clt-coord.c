@@ -244,7 +244,10 @@ static int rswap_coord_send(struct socket *sock, const void *buf, size_t len)
 	return 0;
 }
 
-/* Bytes read (> 0), 0 if the receive timeout passed first, or -errno. */
+/*
+ * Bytes read (> 0), 0 if the receive timeout passed first, or -errno (a
+ * signal to insmod ends the wait: -EINTR).
+ */
 static int rswap_coord_read_some(struct socket *sock, void *buf, size_t len)
 {
 	struct msghdr msg = { .msg_flags = MSG_NOSIGNAL };
@@ -252,8 +255,10 @@ static int rswap_coord_read_some(struct socket *sock, void *buf, size_t len)
 	int ret;
 
 	ret = kernel_recvmsg(sock, &msg, &iov, 1, len, 0);
-	if (ret == -EAGAIN || ret == -EINTR || ret == -ERESTARTSYS)
+	if (ret == -EAGAIN)
 		return 0;
+	if (ret == -ERESTARTSYS)
+		return -EINTR;
 	if (!ret)
 		return -ECONNRESET;	/* the coordinator closed */
 	return ret;
@@ -282,7 +287,7 @@ static int rswap_coord_recv_frame(struct rswap_coord *co,
 		ret = rswap_coord_read_some(co->sock, co->rx_hdr + co->rx_hdr_got,
 					    RSWAP_FRAME_HDR - co->rx_hdr_got);
 		if (ret <= 0) {
-			*why = "connection lost";
+			*why = ret == -EINTR ? "interrupted" : "connection lost";
 			return ret;
 		}
 		co->rx_hdr_got += ret;
@@ -303,7 +308,7 @@ static int rswap_coord_recv_frame(struct rswap_coord *co,
 		ret = rswap_coord_read_some(co->sock, co->rx_body + co->rx_got,
 					    co->rx_len - co->rx_got);
 		if (ret <= 0) {
-			*why = "connection lost";
+			*why = ret == -EINTR ? "interrupted" : "connection lost";
 			return ret;
 		}
 		co->rx_got += ret;
