@@ -130,6 +130,7 @@ note "swap went on with the coordinator down: $((out1 - out0)) pages out"
 rsysfs errors | grep -v " 0$" | grep -v "^busy" && fail "I/O errors counted"
 
 # Restart; the grace period lets the poolds re-register first.
+t0=$(date +%s)
 rswap-coord --listen "$COORD" --chunk-size 16M --heartbeat-ms 200 \
 	--restart-grace-ms 2000 >> "$LOG/coord.log" 2>&1 &
 COORD_PID=$!
@@ -143,11 +144,13 @@ wait_sysfs coord_state live 60 ||
 admin status same
 dmesg | grep "rswap_client: coordinator" | tail -n 4
 dmesg | grep -q "another chunk map" && fail "the restarted coordinator gave the module another map"
-note "module session back after $(rsysfs coord_reconnects) reconnect(s)"
+note "module session back $(($(date +%s) - t0)) s after the restart, $(rsysfs coord_reconnects) reconnect(s)"
 memhog_under_limit 48 50 6
 
 swapoff /dev/rswap0 || fail "swapoff"
+t0=$(date +%s)
 rswap_rmmod || fail "rmmod"
+note "rmmod (session thread stopped, chunks released) took $(($(date +%s) - t0)) s"
 mod_loaded && fail "module still loaded"
 sleep 0.5
 [ "$(chunks_used)" = $((32 * 1048576)) ] ||

@@ -142,6 +142,8 @@ grep -q "^pool: 4 chunk(s) of 16.0M" $OUT || fail "status: no pool line"
 grep -q "chunks=" $OUT || fail "status: no per-poold line"
 grep -q "^  writes " $OUT || fail "status: no counters"
 grep -q "client ctl1: 64M in 4 chunks" $OUT || fail "status: no coordinator view"
+grep -q "^coordinator link: live, 0 reconnect(s)$" $OUT || fail "status: no coordinator link line"
+grep -q "session: live, from $RSWAP_IP:" $OUT || fail "status: the coordinator shows no live session"
 grep -q "chunks per poold: $RSWAP_IP:9501 2, $RSWAP_IP:9502 2" $OUT ||
 	fail "status: rswap-admin shows no chunks per poold"
 
