@@ -13,8 +13,10 @@
  *           closed and re-opened with exponential backoff and jitter; a
  *           reconnect re-sends the same hello, so a restarted coordinator
  *           learns the client again and binds the id to it.
- *   unload: the kthread stops, ClientRelease goes out on the live session
- *           (or on a fresh connection if the link is down), then close.
+ *   unload: the kthread stops (kthread_stop() interrupts its receive;
+ *           the session stays up), ClientRelease goes out on the live
+ *           session (or on a fresh connection if the link is down), then
+ *           close.
  *
  * The data path never waits on any of this: swap I/O goes to the poolds
  * whatever state the coordinator link is in.  Everything here runs in
@@ -527,8 +529,12 @@ out_free_env:
 	return ret;
 }
 
-/* ClientRelease on co->sock; best effort, logged. */
-static void rswap_coord_release_on(struct rswap_coord *co)
+/*
+ * ClientRelease on co->sock; best effort, logged.  Returns -EBUSY without
+ * a word when the coordinator says another session owns the id and !loud,
+ * else 0.
+ */
+static int rswap_coord_release_on(struct rswap_coord *co, bool loud)
 {
 	const struct rswap_config *cfg = co->cfg;
 	u8 req[RSWAP_FRAME_HDR + RSWAP_PB_HELLO_MAX];
@@ -540,10 +546,12 @@ static void rswap_coord_release_on(struct rswap_coord *co)
 				      RSWAP_PB_HELLO_MAX, RSWAP_PROTO_VERSION,
 				      seq, cfg->client_id);
 	if (len < 0)
-		return;
+		return 0;
 	rswap_pb_frame_put_len(req, len);
 	ret = rswap_coord_call(co, true, "ClientRelease", req,
 			       RSWAP_FRAME_HDR + len, seq, &env);
+	if (ret == -EBUSY && !loud)
+		return ret;	/* the caller retries */
 	if (ret) {
 		if (env.body == RSWAP_PB_BODY_ERROR)
 			pr_warn("coordinator %s refused ClientRelease of client %s: %s (%pe)\n",
@@ -551,7 +559,7 @@ static void rswap_coord_release_on(struct rswap_coord *co)
 				env.error.reason, ERR_PTR(ret));
 		pr_warn("client %s: chunks not released; rswap-admin --coord %s list shows them\n",
 			cfg->client_id, cfg->coord_str);
-		return;
+		return 0;
 	}
 	if (env.body == RSWAP_PB_BODY_CLIENT_RELEASED)
 		pr_info("coordinator %s: released %u chunks of client %s\n",
@@ -560,6 +568,7 @@ static void rswap_coord_release_on(struct rswap_coord *co)
 		pr_warn("coordinator %s answered ClientRelease with body %u\n",
 			cfg->coord_str, env.body);
 	rswap_pb_env_free(&env);
+	return 0;
 }
 
 /* ---- the session kthread ---------------------------------------------------- */
@@ -658,8 +667,9 @@ static void rswap_coord_serve(struct rswap_coord *co)
 		rswap_pb_frame_put_len(req, len);
 		ret = rswap_coord_send(co->sock, req, RSWAP_FRAME_HDR + len);
 		if (ret) {
-			rswap_coord_link_down(co, "cannot send a heartbeat",
-					      ret);
+			if (!kthread_should_stop())
+				rswap_coord_link_down(co, "cannot send a heartbeat",
+						      ret);
 			return;
 		}
 		co->next_beat = jiffies + msecs_to_jiffies(cfg->heartbeat_ms);
@@ -667,7 +677,12 @@ static void rswap_coord_serve(struct rswap_coord *co)
 	rswap_coord_rcvtimeo(co->sock, co->next_beat);
 	ret = rswap_coord_recv_frame(co, &env, &why);
 	if (ret < 0) {
-		rswap_coord_link_down(co, why, ret);
+		/*
+		 * kthread_stop() interrupts the receive (-EINTR): the session
+		 * stays up for module exit to release the chunks on it.
+		 */
+		if (!kthread_should_stop())
+			rswap_coord_link_down(co, why, ret);
 		return;
 	}
 	if (ret) {
@@ -738,7 +753,7 @@ int rswap_coord_open(struct rswap_dev *dev, struct rswap_pb_map *map)
 		pr_err("cannot start the coordinator session thread: %pe\n",
 		       ERR_PTR(ret));
 		/* The id is ours on this session: give the chunks back. */
-		rswap_coord_release_on(co);
+		rswap_coord_release_on(co, true);
 		rswap_pb_map_free(map);
 		goto out_drop;
 	}
@@ -755,6 +770,32 @@ out_free_co:
 }
 
 /*
+ * The link is down at unload: release on a fresh connection.  The
+ * coordinator refuses it (EBUSY) while another session owns the id -- also
+ * our own lost one until it notices the close -- so retry a few times.
+ */
+static void rswap_coord_release_fresh(struct rswap_coord *co)
+{
+	int ret, tries;
+
+	for (tries = 1; ; tries++) {
+		ret = rswap_coord_connect(co->cfg, &co->sock);
+		if (ret) {
+			co->sock = NULL;
+			pr_warn("cannot reach coordinator %s to release client %s: %pe; a restarted coordinator relearns its chunks from the poolds, free them with a later load and unload\n",
+				co->cfg->coord_str, co->cfg->client_id,
+				ERR_PTR(ret));
+			return;
+		}
+		ret = rswap_coord_release_on(co, tries == 3);
+		rswap_coord_drop(co);
+		if (ret != -EBUSY || tries == 3)
+			return;
+		msleep(500);
+	}
+}
+
+/*
  * Stop the kthread and close the session; with release, first free the
  * client's chunks: on the live session, or on a fresh connection if the
  * link is down (the coordinator refuses it if another host owns the id).
@@ -762,23 +803,15 @@ out_free_co:
 void rswap_coord_close(struct rswap_dev *dev, bool release)
 {
 	struct rswap_coord *co = dev->coord;
-	int ret;
 
 	if (!co)
 		return;
 	if (co->worker)
 		kthread_stop(co->worker);
-	if (release && !co->sock) {
-		ret = rswap_coord_connect(co->cfg, &co->sock);
-		if (ret) {
-			co->sock = NULL;
-			pr_warn("cannot reach coordinator %s to release client %s: %pe; a restarted coordinator relearns its chunks from the poolds, free them with a later load and unload\n",
-				co->cfg->coord_str, co->cfg->client_id,
-				ERR_PTR(ret));
-		}
-	}
 	if (release && co->sock)
-		rswap_coord_release_on(co);
+		rswap_coord_release_on(co, true);
+	else if (release)
+		rswap_coord_release_fresh(co);
 	rswap_coord_drop(co);
 	rswap_coord_set_state(co, RSWAP_COORD_STOPPED);
 	dev->coord = NULL;

@@ -149,6 +149,7 @@ memhog_under_limit 48 50 6
 
 swapoff /dev/rswap0 || fail "swapoff"
 t0=$(date +%s)
+coordlines=$(($(wc -l < "$LOG/coord.log") + 1))
 rswap_rmmod || fail "rmmod"
 note "rmmod (session thread stopped, chunks released) took $(($(date +%s) - t0)) s"
 mod_loaded && fail "module still loaded"
@@ -156,5 +157,9 @@ sleep 0.5
 [ "$(chunks_used)" = $((32 * 1048576)) ] ||
 	fail "after rmmod the coordinator counts $(chunks_used) bytes, expected only other's 32M"
 dmesg | grep -q "released 4 chunks of client same" || fail "no release of client same logged"
+# On the live session: unloading must not drop it first.
+dmesg | grep -q "session lost: interrupted" && fail "rmmod dropped the session before releasing"
+tail -n +"$coordlines" "$LOG/coord.log" | grep -q 'refused: client id "same"' &&
+	fail "the module's release of same was refused"
 assert_clean_logs
 echo "23-client-id: same id refused both ways with data intact; coordinator restart survived"
