@@ -467,7 +467,9 @@ static u32 rswap_coord_map_digest(const struct rswap_pb_map *map)
 
 /*
  * ClientHello on co->sock.  0 with *map set (the connection owns the id
- * now), or -errno; -EBUSY: another live session owns the id.
+ * now), or -errno; -EBUSY: another live session owns the id.  A reconnect
+ * (!loud) never makes the coordinator allocate: it answers EAGAIN until
+ * the poolds holding our chunks have re-registered them.
  */
 static int rswap_coord_hello(struct rswap_coord *co, bool loud,
 			     struct rswap_pb_map *map)
@@ -481,7 +483,7 @@ static int rswap_coord_hello(struct rswap_coord *co, bool loud,
 
 	len = rswap_pb_encode_hello(req + RSWAP_FRAME_HDR, RSWAP_PB_HELLO_MAX,
 				    RSWAP_PROTO_VERSION, seq, cfg->client_id,
-				    cfg->size);
+				    cfg->size, !loud);
 	if (len < 0)
 		return len;
 	rswap_pb_frame_put_len(req, len);

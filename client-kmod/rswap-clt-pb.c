@@ -136,18 +136,20 @@ static int pb_finish(struct pb_wr *w, u8 *buf)
 }
 
 int rswap_pb_encode_hello(u8 *buf, size_t cap, u32 version, u64 seq,
-			  const char *client_id, u64 size)
+			  const char *client_id, u64 size, bool reconnect)
 {
 	struct pb_wr w = { .p = buf, .end = buf + cap };
 	size_t id_len, body;
 
 	if (pb_id_len(client_id, &id_len))
 		return -EINVAL;
-	body = pb_string_field_len(1, id_len) + pb_varint_field_len(2, size);
+	body = pb_string_field_len(1, id_len) + pb_varint_field_len(2, size) +
+	       pb_varint_field_len(3, reconnect);
 	pb_put_envelope_head(&w, version, seq, RSWAP_PB_BODY_CLIENT_HELLO,
 			     body);
 	pb_put_string_field(&w, 1, client_id, id_len);
 	pb_put_varint_field(&w, 2, size);
+	pb_put_varint_field(&w, 3, reconnect);
 	return pb_finish(&w, buf);
 }
 

@@ -68,7 +68,7 @@ struct rswap_pb_env {
  * empty or longer than RSWAP_PB_ID_MAX - 1.
  */
 int rswap_pb_encode_hello(u8 *buf, size_t cap, u32 version, u64 seq,
-			  const char *client_id, u64 size);
+			  const char *client_id, u64 size, bool reconnect);
 int rswap_pb_encode_release(u8 *buf, size_t cap, u32 version, u64 seq,
 			    const char *client_id);
 /* Envelope{ClientHeartbeat{}}: bytes or -ENOSPC. */

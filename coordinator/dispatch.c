@@ -604,6 +604,14 @@ static void handle_hello(struct coord *c, struct peer *p, uint64_t seq,
 		       c->now_ms - c->start_ms, c->s.grace_ms, m->client_id);
 		return;
 	}
+	if (m->reconnect) {
+		/* Its chunks exist on poolds that have not registered yet:
+		 * a new allocation would clash with them when they do. */
+		refuse(c, p, seq, EAGAIN,
+		       "client %s is not known (yet): the poolds holding its chunks have not registered; retry",
+		       m->client_id);
+		return;
+	}
 	ret = placement_reserve(c->reg, m->client_id, m->size, &cl, why, sizeof(why));
 	if (ret) {
 		refuse(c, p, seq, -ret, "client %s: %s", m->client_id, why);

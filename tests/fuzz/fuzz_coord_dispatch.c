@@ -292,6 +292,7 @@ static void build_msg(struct fpeer *fp, struct in *in)
 	case 5:
 		h.client_id = (char *)ids[u8(in) % 6];
 		h.size = sizes[u8(in) % 8];
+		h.reconnect = s & 1;
 		e.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HELLO;
 		e.client_hello = &h;
 		break;

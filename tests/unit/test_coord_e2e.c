@@ -533,6 +533,27 @@ static Rswap__Envelope *hello_on(int fd, const char *id, uint64_t size)
 	return r;
 }
 
+/* A reconnecting client's hello: never allocates. */
+static Rswap__Envelope *hello_again(const char *id, uint64_t size)
+{
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT, *r;
+	Rswap__ClientHello h = RSWAP__CLIENT_HELLO__INIT;
+	int fd = tcp_connect(coord_port);
+
+	CHECK(fd >= 0, "connect");
+	h.client_id = (char *)id;
+	h.size = size;
+	h.reconnect = true;
+	e.seq = 78;
+	e.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HELLO;
+	e.client_hello = &h;
+	send_env(fd, &e);
+	r = pump(fd, 15000);
+	CHECK(r && r->seq == 78, "no reply to a reconnect ClientHello %s", id);
+	close(fd);
+	return r;
+}
+
 static Rswap__Envelope *hello(const char *id, uint64_t size)
 {
 	int fd = tcp_connect(coord_port);
@@ -862,6 +883,18 @@ static void test_client_sessions(void)
 	map_str(r->chunk_map, got, sizeof(got));
 	CHECK(!strcmp(got, c1_map), "map after close differs: %s", got);
 	rswap__envelope__free_unpacked(r, NULL);
+
+	step("a reconnecting client gets its map, and an unknown one EAGAIN, not chunks");
+	r = hello_again("c1", 96 * MB);
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_CHUNK_MAP, "reconnect hello of c1: %d",
+	      r->body_case);
+	map_str(r->chunk_map, got, sizeof(got));
+	CHECK(!strcmp(got, c1_map), "reconnect map differs: %s", got);
+	rswap__envelope__free_unpacked(r, NULL);
+	expect_error(hello_again("c8", 16 * MB), EAGAIN, "is not known (yet)");
+	CHECK(!status_map("c8", &r), "a reconnect hello created c8");
+	rswap__envelope__free_unpacked(r, NULL);
+	expect_c1_intact();
 
 	step("the owner releases on its own session; then it owns nothing");
 	fd2 = tcp_connect(coord_port);
