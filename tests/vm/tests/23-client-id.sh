@@ -9,9 +9,11 @@
 #   "host" (rswap-testclient) with that id is refused at the coordinator,
 #   its release too, and the module's data still verifies;
 # - the coordinator is killed (-9) while swap runs: swap goes on, the
-#   module's link goes to reconnecting, and after a restart the module says
-#   hello again (sysfs coord_reconnects >= 1) and rswap-admin shows its
-#   session; rmmod then releases on the live session.
+#   module's link goes to reconnecting; restarted before the poolds that
+#   hold the chunks re-register, it answers the module's reconnect with
+#   EAGAIN (no new pool); once they have, the module says hello again
+#   (sysfs coord_reconnects >= 1), gets the same map, and rswap-admin shows
+#   its session; rmmod then releases on the live session.
 set -u
 . "$RSWAP_TESTLIB/swap.sh"
 . "$RSWAP_TESTLIB/cluster.sh"	# its fail() also dumps the daemons' logs
@@ -129,13 +131,29 @@ out1=$(vmstat pswpout)
 note "swap went on with the coordinator down: $((out1 - out0)) pages out"
 rsysfs errors | grep -v " 0$" | grep -v "^busy" && fail "I/O errors counted"
 
-# Restart; the grace period lets the poolds re-register first.
+# Restart with the poolds that hold the chunks stopped (the kernel's rxe
+# serves their one-sided RDMA meanwhile) and an empty poold 3 up: the
+# module's reconnect hello must get EAGAIN, never a new pool on poold 3
+# that would clash with its real chunks.  Then the poolds re-register the
+# chunks and the module's session comes back on the same map.
+for n in 1 2; do kill -STOP "$(poold_pid "$n")"; done
+CLUSTER_ON_EXIT='for n in 1 2; do kill -CONT "$(poold_pid "$n")" 2> /dev/null; done'
+start_poold 3 96M
 t0=$(date +%s)
-rswap-coord --listen "$COORD" --chunk-size 16M --heartbeat-ms 200 \
-	--restart-grace-ms 2000 >> "$LOG/coord.log" 2>&1 &
+rswap-coord --listen "$COORD" --chunk-size 16M --heartbeat-ms 200 >> "$LOG/coord.log" 2>&1 &
 COORD_PID=$!
 CLUSTER_PIDS="$CLUSTER_PIDS $COORD_PID"
 wait_listen 9400 || fail "rswap-coord did not restart"
+wait_registered 3
+i=0
+until rsysfs coord_last_error | grep -q "is not known (yet)"; do
+	i=$((i + 1))
+	[ $i -gt 600 ] && fail "the module's reconnect was not answered EAGAIN: $(rsysfs coord_last_error)"
+	sleep 0.1
+done
+note "reconnect before the poolds returned: $(rsysfs coord_last_error)"
+[ "$(chunks_used)" = 0 ] || { admin list; fail "the coordinator allocated for a reconnecting module"; }
+for n in 1 2; do kill -CONT "$(poold_pid "$n")"; done
 for n in 1 2; do wait_registered "$n" 2; done
 wait_sysfs coord_state live 60 ||
 	fail "the module's session did not come back: $(rsysfs coord_state), $(rsysfs coord_last_error)"
