@@ -62,9 +62,9 @@ static unsigned int timeout_ms = 10000;
 module_param(timeout_ms, uint, 0444);
 MODULE_PARM_DESC(timeout_ms, "Timeout of each connection step to the coordinator and the poolds, in ms, 100..120000. Default: 10000");
 
-static unsigned int heartbeat_ms = 1000;
+static unsigned int heartbeat_ms;
 module_param(heartbeat_ms, uint, 0444);
-MODULE_PARM_DESC(heartbeat_ms, "Heartbeat period on the coordinator session, in ms, 100..60000 and below timeout_ms (a coordinator silent for timeout_ms is reconnected to). Default: 1000");
+MODULE_PARM_DESC(heartbeat_ms, "Heartbeat period on the coordinator session, in ms, 100..60000 and below timeout_ms (a coordinator silent for timeout_ms is reconnected to); 0: a third of timeout_ms, at most 1000. Default: 0");
 
 #define RSWAP_MAX_SIZE		BIT_ULL(50)
 
@@ -167,13 +167,17 @@ static int rswap_parse_config(struct rswap_config *cfg)
 		return -EINVAL;
 	}
 	cfg->timeout_ms = timeout_ms;
-	if (heartbeat_ms < 100 || heartbeat_ms > 60000 ||
-	    heartbeat_ms >= timeout_ms) {
+	if (!heartbeat_ms) {
+		/* Several beats per timeout, whatever timeout_ms is. */
+		cfg->heartbeat_ms = min(timeout_ms / 3, 1000u);
+	} else if (heartbeat_ms < 100 || heartbeat_ms > 60000 ||
+		   heartbeat_ms >= timeout_ms) {
 		pr_err("heartbeat_ms=%u must be 100..60000 and below timeout_ms=%u\n",
 		       heartbeat_ms, timeout_ms);
 		return -EINVAL;
+	} else {
+		cfg->heartbeat_ms = heartbeat_ms;
 	}
-	cfg->heartbeat_ms = heartbeat_ms;
 
 	if (cfg->backend == RSWAP_BACKEND_DRAM) {
 		if (coord)

@@ -49,6 +49,11 @@ wait_sysfs() {
 	return 0
 }
 
+# heartbeat_ms must be 100..60000 and below timeout_ms.
+expect_insmod_fails "Invalid argument" coord="$COORD" size=32M name=hb heartbeat_ms=3000 timeout_ms=2000
+expect_insmod_fails "Invalid argument" coord="$COORD" size=32M name=hb heartbeat_ms=50
+[ "$(chunks_used)" = 0 ] || fail "chunks held after bad heartbeat_ms"
+
 # ---- the test client holds "other": insmod with that id is refused --------
 rswap-testclient --coord "$COORD" --id other --size 32M --hold-coord 300 write \
 	> "$LOG/hold.log" 2>&1 &
