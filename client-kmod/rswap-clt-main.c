@@ -167,17 +167,14 @@ static int rswap_parse_config(struct rswap_config *cfg)
 		return -EINVAL;
 	}
 	cfg->timeout_ms = timeout_ms;
-	if (!heartbeat_ms) {
-		/* Several beats per timeout, whatever timeout_ms is. */
-		cfg->heartbeat_ms = min(timeout_ms / 3, 1000u);
-	} else if (heartbeat_ms < 100 || heartbeat_ms > 60000 ||
-		   heartbeat_ms >= timeout_ms) {
+	if (heartbeat_ms && (heartbeat_ms < 100 || heartbeat_ms > 60000 ||
+			     heartbeat_ms >= timeout_ms)) {
 		pr_err("heartbeat_ms=%u must be 100..60000 and below timeout_ms=%u\n",
 		       heartbeat_ms, timeout_ms);
 		return -EINVAL;
-	} else {
-		cfg->heartbeat_ms = heartbeat_ms;
 	}
+	/* By default several beats per timeout, whatever timeout_ms is. */
+	cfg->heartbeat_ms = heartbeat_ms ?: min(timeout_ms / 3, 1000u);
 
 	if (cfg->backend == RSWAP_BACKEND_DRAM) {
 		if (coord)
