@@ -51,7 +51,7 @@
 #include "rswap_frame.h"
 
 #define RSWAP_COORD_BACKOFF_MIN_MS	500
-#define RSWAP_COORD_BACKOFF_MAX_MS	30000
+#define RSWAP_COORD_BACKOFF_MAX_MS	10000
 #define RSWAP_COORD_ERR_LEN		200
 
 struct rswap_coord {
