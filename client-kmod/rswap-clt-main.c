@@ -9,7 +9,10 @@
  *   -> /dev/rswap0 (frontend=blk) or frontswap (frontend=frontswap;
  *      once registered it cannot be undone, so the module stays loaded).
  * A failure at any step fails insmod with an errno and one pr_err line and
- * leaves nothing behind (chunks obtained from the coordinator are released).
+ * leaves nothing behind: chunks obtained from the coordinator are released
+ * on the session that obtained them; a refused ClientHello (e.g. EBUSY:
+ * another live host uses this client id) obtained nothing and releases
+ * nothing, so the other host's memory is never touched.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -49,7 +52,7 @@ MODULE_PARM_DESC(coord, "Coordinator address IPV4:PORT or [IPV6]:PORT; required 
 
 static char *name;
 module_param(name, charp, 0444);
-MODULE_PARM_DESC(name, "Client id the coordinator knows this host by, at most 31 printable bytes. Default: the host name, truncated to 31 bytes");
+MODULE_PARM_DESC(name, "Client id the coordinator knows this host by, at most 31 printable bytes; the coordinator refuses it (EBUSY) while another live host uses it. Default: the host name, truncated to 31 bytes (rswapctl passes one derived from /etc/machine-id)");
 
 static unsigned int queue_depth = 128;
 module_param(queue_depth, uint, 0444);
@@ -58,6 +61,10 @@ MODULE_PARM_DESC(queue_depth, "Requests in flight per hardware queue, 16..1024. 
 static unsigned int timeout_ms = 10000;
 module_param(timeout_ms, uint, 0444);
 MODULE_PARM_DESC(timeout_ms, "Timeout of each connection step to the coordinator and the poolds, in ms, 100..120000. Default: 10000");
+
+static unsigned int heartbeat_ms;
+module_param(heartbeat_ms, uint, 0444);
+MODULE_PARM_DESC(heartbeat_ms, "Heartbeat period on the coordinator session, in ms, 100..60000 and below timeout_ms (a coordinator silent for timeout_ms is reconnected to); 0: a third of timeout_ms, at most 1000. Default: 0");
 
 #define RSWAP_MAX_SIZE		BIT_ULL(50)
 
@@ -160,6 +167,14 @@ static int rswap_parse_config(struct rswap_config *cfg)
 		return -EINVAL;
 	}
 	cfg->timeout_ms = timeout_ms;
+	if (heartbeat_ms && (heartbeat_ms < 100 || heartbeat_ms > 60000 ||
+			     heartbeat_ms >= timeout_ms)) {
+		pr_err("heartbeat_ms=%u must be 100..60000 and below timeout_ms=%u\n",
+		       heartbeat_ms, timeout_ms);
+		return -EINVAL;
+	}
+	/* By default several beats per timeout, whatever timeout_ms is. */
+	cfg->heartbeat_ms = heartbeat_ms ?: min(timeout_ms / 3, 1000u);
 
 	if (cfg->backend == RSWAP_BACKEND_DRAM) {
 		if (coord)
@@ -178,15 +193,18 @@ static int rswap_parse_config(struct rswap_config *cfg)
 	return 0;
 }
 
-/* Coordinator map, then sessions to every poold in it.  May sleep. */
+/*
+ * Coordinator session and map, then sessions to every poold in it.  May
+ * sleep.  Only a session whose hello got a map releases on failure.
+ */
 static int rswap_open_rdma(struct rswap_dev *dev)
 {
 	struct rswap_pb_map map;
 	int ret;
 
-	ret = rswap_coord_hello(&dev->cfg, &map);
+	ret = rswap_coord_open(dev, &map);
 	if (ret)
-		return ret;
+		return ret;	/* nothing obtained, nothing to release */
 	ret = rswap_rdma_open(dev, &map);
 	rswap_pb_map_free(&map);
 	if (ret)
@@ -194,7 +212,7 @@ static int rswap_open_rdma(struct rswap_dev *dev)
 	return 0;
 
 out_release_chunks:
-	rswap_coord_release(&dev->cfg);
+	rswap_coord_close(dev, true);
 	return ret;
 }
 
@@ -205,7 +223,7 @@ static void rswap_close_backend(struct rswap_dev *dev)
 		return;
 	}
 	rswap_rdma_close(dev);
-	rswap_coord_release(&dev->cfg);
+	rswap_coord_close(dev, true);
 }
 
 static int __init rswap_init(void)

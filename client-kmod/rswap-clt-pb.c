@@ -136,18 +136,20 @@ static int pb_finish(struct pb_wr *w, u8 *buf)
 }
 
 int rswap_pb_encode_hello(u8 *buf, size_t cap, u32 version, u64 seq,
-			  const char *client_id, u64 size)
+			  const char *client_id, u64 size, bool reconnect)
 {
 	struct pb_wr w = { .p = buf, .end = buf + cap };
 	size_t id_len, body;
 
 	if (pb_id_len(client_id, &id_len))
 		return -EINVAL;
-	body = pb_string_field_len(1, id_len) + pb_varint_field_len(2, size);
+	body = pb_string_field_len(1, id_len) + pb_varint_field_len(2, size) +
+	       pb_varint_field_len(3, reconnect);
 	pb_put_envelope_head(&w, version, seq, RSWAP_PB_BODY_CLIENT_HELLO,
 			     body);
 	pb_put_string_field(&w, 1, client_id, id_len);
 	pb_put_varint_field(&w, 2, size);
+	pb_put_varint_field(&w, 3, reconnect);
 	return pb_finish(&w, buf);
 }
 
@@ -162,6 +164,15 @@ int rswap_pb_encode_release(u8 *buf, size_t cap, u32 version, u64 seq,
 	pb_put_envelope_head(&w, version, seq, RSWAP_PB_BODY_CLIENT_RELEASE,
 			     pb_string_field_len(1, id_len));
 	pb_put_string_field(&w, 1, client_id, id_len);
+	return pb_finish(&w, buf);
+}
+
+int rswap_pb_encode_heartbeat(u8 *buf, size_t cap, u32 version, u64 seq)
+{
+	struct pb_wr w = { .p = buf, .end = buf + cap };
+
+	pb_put_envelope_head(&w, version, seq, RSWAP_PB_BODY_CLIENT_HEARTBEAT,
+			     0);
 	return pb_finish(&w, buf);
 }
 
@@ -488,7 +499,7 @@ static int pb_decode_body(struct pb_rd *r, u32 field,
 static bool pb_is_body(u32 field)
 {
 	return field == 3 || (field >= 10 && field <= 16) ||
-	       (field >= 20 && field <= 23) || (field >= 30 && field <= 33);
+	       (field >= 20 && field <= 24) || (field >= 30 && field <= 33);
 }
 
 int rswap_pb_decode(const u8 *buf, size_t len, struct rswap_pb_env *env,

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: (GPL-2.0 OR BSD-3-Clause) */
 /*
  * A small protobuf wire codec for the client's messages of rswap.proto:
- * it encodes Envelope{ClientHello} and Envelope{ClientRelease} and decodes
- * Envelope{ChunkMap | ClientReleased | Error}.  Pure C on byte buffers,
+ * it encodes Envelope{ClientHello | ClientRelease | ClientHeartbeat} and
+ * decodes Envelope{ChunkMap | ClientReleased | ClientHeartbeat | Error};
+ * any other body decodes to its field number only, for the caller to
+ * dispatch or ignore.  Pure C on byte buffers,
  * built into the kernel module and, unchanged, into a host unit test that
  * checks it byte for byte against protobuf-c.
  *
@@ -28,6 +30,7 @@ enum rswap_pb_body {
 	RSWAP_PB_BODY_CHUNK_MAP = 21,
 	RSWAP_PB_BODY_CLIENT_RELEASE = 22,
 	RSWAP_PB_BODY_CLIENT_RELEASED = 23,
+	RSWAP_PB_BODY_CLIENT_HEARTBEAT = 24,
 };
 
 struct rswap_pb_slot {
@@ -65,9 +68,11 @@ struct rswap_pb_env {
  * empty or longer than RSWAP_PB_ID_MAX - 1.
  */
 int rswap_pb_encode_hello(u8 *buf, size_t cap, u32 version, u64 seq,
-			  const char *client_id, u64 size);
+			  const char *client_id, u64 size, bool reconnect);
 int rswap_pb_encode_release(u8 *buf, size_t cap, u32 version, u64 seq,
 			    const char *client_id);
+/* Envelope{ClientHeartbeat{}}: bytes or -ENOSPC. */
+int rswap_pb_encode_heartbeat(u8 *buf, size_t cap, u32 version, u64 seq);
 
 /*
  * Decode one Envelope.  0, -EBADMSG with *why set to a static one-line

@@ -121,6 +121,38 @@ static ssize_t poolds_show(struct device *d, struct device_attribute *attr,
 }
 static DEVICE_ATTR_RO(poolds);
 
+/* The coordinator link: connecting, live, reconnecting, stopped, none. */
+static ssize_t coord_state_show(struct device *d, struct device_attribute *attr,
+				char *buf)
+{
+	return sysfs_emit(buf, "%s\n",
+			  rswap_coord_state_name(rswap_from_device(d)));
+}
+static DEVICE_ATTR_RO(coord_state);
+
+static ssize_t coord_reconnects_show(struct device *d,
+				     struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%llu\n",
+			  rswap_coord_reconnects(rswap_from_device(d)));
+}
+static DEVICE_ATTR_RO(coord_reconnects);
+
+static ssize_t coord_heartbeats_show(struct device *d,
+				     struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%llu\n",
+			  rswap_coord_heartbeats(rswap_from_device(d)));
+}
+static DEVICE_ATTR_RO(coord_heartbeats);
+
+static ssize_t coord_last_error_show(struct device *d,
+				     struct device_attribute *attr, char *buf)
+{
+	return rswap_coord_show_last_error(rswap_from_device(d), buf);
+}
+static DEVICE_ATTR_RO(coord_last_error);
+
 /* Debugging: fail the next N reads as a failed work completion would. */
 static ssize_t fail_reads_show(struct device *d, struct device_attribute *attr,
 			       char *buf)
@@ -167,6 +199,10 @@ static struct attribute *rswap_attrs[] = {
 	&dev_attr_chunk_map.attr,
 	&dev_attr_poolds.attr,
 	&dev_attr_fail_reads.attr,
+	&dev_attr_coord_state.attr,
+	&dev_attr_coord_reconnects.attr,
+	&dev_attr_coord_heartbeats.attr,
+	&dev_attr_coord_last_error.attr,
 	NULL,
 };
 

@@ -53,10 +53,20 @@ struct rswap_config {
 	struct sockaddr_storage coord;
 	unsigned int queue_depth;
 	unsigned int timeout_ms;		/* each connect/handshake step */
+	unsigned int heartbeat_ms;		/* coordinator session beat */
 };
 
 struct rswap_dev;
 struct rswap_rdma;
+struct rswap_coord;
+
+/* The coordinator link (sysfs coord_state). */
+enum rswap_coord_state {
+	RSWAP_COORD_CONNECTING,		/* connect and hello under way */
+	RSWAP_COORD_LIVE,		/* hello answered, heartbeats flowing */
+	RSWAP_COORD_RECONNECTING,	/* link lost, waiting to retry */
+	RSWAP_COORD_STOPPED,
+};
 
 /* A backend serves a routed request; a front-end owns the request. */
 struct rswap_backend_ops {
@@ -101,6 +111,7 @@ struct rswap_dev {
 	struct xarray dram_pages;	/* DRAM: page index -> struct page */
 	atomic64_t dram_nr_pages;
 	struct rswap_rdma *rdma;	/* RDMA: sessions to the poolds */
+	struct rswap_coord *coord;	/* RDMA: the coordinator session */
 
 	/* Fault injection (sysfs fail_reads): reads left to fail. */
 	atomic_t fail_reads;
@@ -154,9 +165,12 @@ void rswap_rdma_close(struct rswap_dev *dev);
 
 /* rswap-clt-coord.c */
 int rswap_parse_addr(const char *s, struct sockaddr_storage *ss);
-int rswap_coord_hello(const struct rswap_config *cfg,
-		      struct rswap_pb_map *map);
-void rswap_coord_release(const struct rswap_config *cfg);
+int rswap_coord_open(struct rswap_dev *dev, struct rswap_pb_map *map);
+void rswap_coord_close(struct rswap_dev *dev, bool release);
+const char *rswap_coord_state_name(struct rswap_dev *dev);
+u64 rswap_coord_reconnects(struct rswap_dev *dev);
+u64 rswap_coord_heartbeats(struct rswap_dev *dev);
+ssize_t rswap_coord_show_last_error(struct rswap_dev *dev, char *buf);
 
 /* Name of the poold holding a slot, for messages and sysfs. */
 const char *rswap_slot_poold_name(const struct rswap_slot *slot);

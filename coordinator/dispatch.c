@@ -83,6 +83,8 @@ struct peer {
 	/* Frames in the current one-second window (see PEER_RATE_MAX). */
 	uint64_t rate_window_ms;
 	uint32_t rate_frames;
+	struct client *client;		/* ROLE_CLIENT: the id it owns, or NULL */
+	uint64_t last_rx_ms;		/* last whole frame received */
 };
 
 struct coord {
@@ -152,6 +154,7 @@ static const char *body_name(Rswap__Envelope__BodyCase bc)
 	case RSWAP__ENVELOPE__BODY_CHUNK_MAP: return "ChunkMap";
 	case RSWAP__ENVELOPE__BODY_CLIENT_RELEASE: return "ClientRelease";
 	case RSWAP__ENVELOPE__BODY_CLIENT_RELEASED: return "ClientReleased";
+	case RSWAP__ENVELOPE__BODY_CLIENT_HEARTBEAT: return "ClientHeartbeat";
 	case RSWAP__ENVELOPE__BODY_ADMIN_LIST: return "AdminList";
 	case RSWAP__ENVELOPE__BODY_CLUSTER_STATE: return "ClusterState";
 	case RSWAP__ENVELOPE__BODY_ADMIN_STATUS: return "AdminStatus";
@@ -431,6 +434,35 @@ static void op_free(struct op *op)
 	free(op);
 }
 
+/* p's connection now owns cl's id: nobody else may use it while p lives. */
+static void client_bind(struct peer *p, struct client *cl)
+{
+	if (cl->owner == p)
+		return;
+	p->client = cl;
+	cl->owner = p;
+	cl->owner_name = p->name;
+}
+
+/* The id is free again; the client and its chunks stay. */
+static void client_unbind(struct client *cl)
+{
+	struct peer *o = cl->owner;
+
+	if (!o)
+		return;
+	o->client = NULL;
+	cl->owner = NULL;
+	cl->owner_name = NULL;
+}
+
+/* Forget a client for good: unbound first, so no peer points at it. */
+static void client_remove(struct coord *c, struct client *cl)
+{
+	client_unbind(cl);
+	registry_client_remove(c->reg, cl);
+}
+
 static void send_chunk_map(struct coord *c, struct peer *p, uint64_t seq,
 			   const struct client *cl)
 {
@@ -470,7 +502,7 @@ static void hello_fail(struct coord *c, struct op *op, int code,
 	if (op->client_peer)
 		send_error(c, op->client_peer, op->client_seq, code, reason);
 	op_free(op);
-	registry_client_remove(c->reg, cl);
+	client_remove(c, cl);
 }
 
 static void hello_done(struct coord *c, struct op *op)
@@ -507,7 +539,7 @@ static void release_done(struct coord *c, struct op *op)
 	}
 	registry_released_add(c->reg, cl->id);
 	op_free(op);
-	registry_client_remove(c->reg, cl);
+	client_remove(c, cl);
 }
 
 /*
@@ -538,6 +570,27 @@ static void preq_failed(struct coord *c, struct preq *q, int code,
 		release_done(c, op);
 }
 
+/* Refuse a request for an id bound to another live session. */
+static void refuse_in_use(struct coord *c, struct peer *p, uint64_t seq,
+			  const struct client *cl)
+{
+	refuse(c, p, seq, EBUSY,
+	       "client id \"%s\" is in use by a live session from %s; give each host a unique client_id",
+	       cl->id, cl->owner_name);
+}
+
+/* One connection speaks for one client id: false (refused) for another. */
+static bool client_id_usable(struct coord *c, struct peer *p, uint64_t seq,
+			     const char *what, const char *id)
+{
+	if (!p->client || !strcmp(p->client->id, id))
+		return true;
+	refuse(c, p, seq, EPERM,
+	       "%s for client %s on the connection of client %s: one connection serves one client id",
+	       what, id, p->client->id);
+	return false;
+}
+
 static void handle_hello(struct coord *c, struct peer *p, uint64_t seq,
 			 const Rswap__ClientHello *m)
 {
@@ -558,9 +611,13 @@ static void handle_hello(struct coord *c, struct peer *p, uint64_t seq,
 		       m->client_id);
 		return;
 	}
+	if (!client_id_usable(c, p, seq, "ClientHello", m->client_id))
+		return;
 	cl = registry_client_find(c->reg, m->client_id);
 	if (cl) {
-		if (cl->busy) {
+		if (cl->owner && cl->owner != p) {
+			refuse_in_use(c, p, seq, cl);
+		} else if (cl->busy) {
 			refuse(c, p, seq, EBUSY,
 			       "client %s has an allocation or release in progress; retry",
 			       cl->id);
@@ -572,8 +629,10 @@ static void handle_hello(struct coord *c, struct peer *p, uint64_t seq,
 		} else if (registry_client_missing(c->reg, cl, why, sizeof(why))) {
 			refuse(c, p, seq, EAGAIN, "%s", why);
 		} else {
-			log_info("client %s: reconnected from %s, existing map returned",
-				 cl->id, p->name);
+			if (cl->owner != p)
+				log_info("client %s: session from %s, existing map returned",
+					 cl->id, p->name);
+			client_bind(p, cl);
 			send_chunk_map(c, p, seq, cl);
 		}
 		return;
@@ -585,13 +644,21 @@ static void handle_hello(struct coord *c, struct peer *p, uint64_t seq,
 		       c->now_ms - c->start_ms, c->s.grace_ms, m->client_id);
 		return;
 	}
+	if (m->reconnect) {
+		/* Its chunks exist on poolds that have not registered yet:
+		 * a new allocation would clash with them when they do. */
+		refuse(c, p, seq, EAGAIN,
+		       "client %s is not known (yet): the poolds holding its chunks have not registered; retry",
+		       m->client_id);
+		return;
+	}
 	ret = placement_reserve(c->reg, m->client_id, m->size, &cl, why, sizeof(why));
 	if (ret) {
 		refuse(c, p, seq, -ret, "client %s: %s", m->client_id, why);
 		return;
 	}
 	if (report_chunk_map_bound(cl) > RSWAP_MAX_FRAME) {
-		registry_client_remove(c->reg, cl);
+		client_remove(c, cl);
 		refuse(c, p, seq, EMSGSIZE,
 		       "client %s: a map of %s in chunks of %s does not fit one frame; use a larger --chunk-size",
 		       m->client_id, rswap_fmt_size(m->size, a, sizeof(a)),
@@ -601,10 +668,13 @@ static void handle_hello(struct coord *c, struct peer *p, uint64_t seq,
 	registry_released_forget(c->reg, cl->id);
 	op = op_new(c, OP_HELLO, p, seq, cl);
 	if (!op) {
-		registry_client_remove(c->reg, cl);
+		client_remove(c, cl);
 		refuse(c, p, seq, ENOMEM, "coordinator out of memory");
 		return;
 	}
+	/* Owned from now on: a second host with this id is refused even
+	 * while the chunks are being allocated. */
+	client_bind(p, cl);
 	for (i = 0; i < cl->nslots; i++) {
 		op->preqs[i] = preq_send(c, cl->slots[i].poold, PREQ_ALLOC, op,
 					 cl->id, i, cl->size, 0);
@@ -629,9 +699,15 @@ static void handle_release(struct coord *c, struct peer *p, uint64_t seq,
 		       RSWAP_ID_MAX);
 		return;
 	}
+	if (!client_id_usable(c, p, seq, "ClientRelease", m->client_id))
+		return;
 	cl = registry_client_find(c->reg, m->client_id);
 	if (!cl) {
 		refuse(c, p, seq, ENOENT, "no client %s is known", m->client_id);
+		return;
+	}
+	if (cl->owner && cl->owner != p) {
+		refuse_in_use(c, p, seq, cl);
 		return;
 	}
 	if (cl->busy) {
@@ -645,6 +721,7 @@ static void handle_release(struct coord *c, struct peer *p, uint64_t seq,
 		refuse(c, p, seq, ENOMEM, "coordinator out of memory");
 		return;
 	}
+	client_bind(p, cl);	/* nobody takes the id while it is released */
 	for (i = 0; i < cl->nslots; i++) {
 		struct slot *s = &cl->slots[i];
 
@@ -715,6 +792,7 @@ static void handle_admin_status(struct coord *c, struct peer *p, uint64_t seq,
 	}
 	info.client_id = cl->id;
 	info.map = &map;
+	info.session = cl->owner_name ? (char *)cl->owner_name : "";
 	env.seq = seq;
 	env.body_case = RSWAP__ENVELOPE__BODY_CLIENT_INFO;
 	env.client_info = &info;
@@ -1241,8 +1319,29 @@ static void dispatch_poold(struct coord *c, struct peer *p, Rswap__Envelope *e)
 	}
 }
 
+static void handle_client_heartbeat(struct coord *c, struct peer *p,
+				    uint64_t seq)
+{
+	Rswap__Envelope env = RSWAP__ENVELOPE__INIT;
+	Rswap__ClientHeartbeat hb = RSWAP__CLIENT_HEARTBEAT__INIT;
+
+	if (!p->client) {
+		violation(c, p, seq, EPROTO,
+			  "ClientHeartbeat on a connection that owns no client id; send ClientHello first");
+		return;
+	}
+	env.seq = seq;
+	env.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HEARTBEAT;
+	env.client_heartbeat = &hb;
+	peer_send(c, p, &env);
+}
+
 static void dispatch_client(struct coord *c, struct peer *p, Rswap__Envelope *e)
 {
+	if (e->body_case == RSWAP__ENVELOPE__BODY_CLIENT_HEARTBEAT) {
+		handle_client_heartbeat(c, p, e->seq);
+		return;
+	}
 	if (e->body_case != RSWAP__ENVELOPE__BODY_CLIENT_HELLO &&
 	    e->body_case != RSWAP__ENVELOPE__BODY_CLIENT_RELEASE) {
 		violation(c, p, e->seq, EPROTO, "%s is not a client message",
@@ -1336,6 +1435,11 @@ static void peer_detach(struct coord *c, struct peer *p, const char *why)
 		p->op->client_peer = NULL;
 		p->op = NULL;
 	}
+	if (p->client) {
+		log_info("client %s: session from %s ended (%s); the id is free, its chunks are kept",
+			 p->client->id, p->name, why);
+		client_unbind(p->client);
+	}
 	if (p->role != ROLE_POOLD || !p->poold)
 		return;
 	registry_poold_disconnect(c->reg, p->poold);
@@ -1395,6 +1499,7 @@ struct peer *coord_peer_new(struct coord *c, const char *name,
 	p->out = out;
 	p->glue = glue;
 	p->reqs_tail = &p->reqs;
+	p->last_rx_ms = c->now_ms;
 	p->next = c->peers;
 	c->peers = p;
 	return p;
@@ -1448,6 +1553,7 @@ void coord_peer_input(struct coord *c, struct peer *p, struct evbuffer *in,
 			violation(c, p, 0, EPROTO, "bad frame: %s", why);
 			break;
 		}
+		p->last_rx_ms = now_ms;
 		dispatch(c, p, env);
 		rswap__envelope__free_unpacked(env, NULL);
 	}
@@ -1495,6 +1601,21 @@ static void check_timeouts(struct coord *c, struct peer *p)
 	}
 }
 
+/* A client that misses its heartbeats (or an idle admin) is cut off. */
+static void check_idle(struct coord *c, struct peer *p)
+{
+	if (p->closing || p->op || !c->s.client_timeout_ms ||
+	    c->now_ms - p->last_rx_ms < c->s.client_timeout_ms)
+		return;
+	if (p->client)
+		peer_close(c, p, "client %s sent no heartbeat for %" PRIu64 " ms (limit %" PRIu32 " ms); its id is free again",
+			   p->client->id, c->now_ms - p->last_rx_ms,
+			   c->s.client_timeout_ms);
+	else
+		peer_close(c, p, "idle for %" PRIu64 " ms (limit %" PRIu32 " ms)",
+			   c->now_ms - p->last_rx_ms, c->s.client_timeout_ms);
+}
+
 void coord_tick(struct coord *c, uint64_t now_ms)
 {
 	struct poold *pd;
@@ -1510,9 +1631,12 @@ void coord_tick(struct coord *c, uint64_t now_ms)
 			 now_ms - pd->last_heartbeat_ms);
 		pd->logged_state = pd->state;
 	}
-	for (p = c->peers; p; p = p->next)
+	for (p = c->peers; p; p = p->next) {
 		if (p->role == ROLE_POOLD && !p->closing)
 			check_timeouts(c, p);
+		else if (p->role != ROLE_NEW)
+			check_idle(c, p);
+	}
 	reap(c);
 }
 

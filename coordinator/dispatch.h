@@ -9,7 +9,9 @@
  * Roles: a peer's first request decides what it is.  PooldRegister -> poold,
  * ClientHello/ClientRelease -> client, AdminList/AdminStatus/... -> admin.
  * With a cluster key, the authentication handshake comes first and binds
- * the role and id the peer may then use.
+ * the role and id the peer may then use.  A client connection owns the
+ * client id it said hello for until it closes; see rswap.proto
+ * (ClientHello, ClientHeartbeat).
  * Anything out of place closes that peer only, with a logged reason and,
  * where it makes sense, an Error frame.
  *
@@ -43,6 +45,12 @@ struct coord_settings {
 	 * point called.
 	 */
 	uint32_t grace_ms;
+	/*
+	 * A client or admin connection that sends nothing for this long (a
+	 * client that misses its heartbeats) is closed, and the client id
+	 * it owned is free again.  Not while a request of it is in flight.
+	 */
+	uint32_t client_timeout_ms;
 	size_t out_limit;	/* queued output bytes before a peer is dropped */
 	/*
 	 * The cluster key.  With one, every peer must authenticate before

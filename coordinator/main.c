@@ -133,7 +133,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 	if (!cn->peer)
 		return;
 	coord_peer_input(cn->srv->coord, cn->peer, bufferevent_get_input(bev), now_ms());
-	/* Known peers may idle (clients keep their connection for hours). */
+	/* Known peers: the dispatcher times out a silent one (coord_tick). */
 	if (cn->peer && coord_peer_has_role(cn->peer)) {
 		cn->identified = true;
 		bufferevent_set_timeouts(bev, NULL, NULL);

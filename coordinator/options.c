@@ -35,6 +35,8 @@ static const struct opt opts[] = {
 	  "how long to wait for a poold's reply before rolling back. Default: 10000" },
 	{ "restart-grace-ms", 'g', OPT_MS, CFG(s.grace_ms), 0, 600000, "N",
 	  "after start, answer new clients EAGAIN for N ms so poolds can re-register existing ones. Default: 0" },
+	{ "client-timeout-ms", 'C', OPT_MS, CFG(s.client_timeout_ms), 500, 600000, "N",
+	  "close a client or admin connection silent for N ms (a client missing its heartbeats); its client id is free again. Default: 10000" },
 	{ "hello-timeout-ms", 'H', OPT_MS, CFG(hello_timeout_ms), 100, 600000, "N",
 	  "drop a new connection that sends no whole first message in N ms. Default: 10000" },
 	{ "max-conns", 'm', OPT_COUNT, CFG(max_conns), 16, 65536, "N",
@@ -59,8 +61,8 @@ void coord_usage(FILE *f)
 
 	fprintf(f, "usage: rswap-coord --listen ADDR:PORT (--key-file FILE | --insecure)\n"
 		   "                   [--chunk-size SIZE] [--heartbeat-ms N] [--timeout-ms N]\n"
-		   "                   [--restart-grace-ms N] [--hello-timeout-ms N]\n"
-		   "                   [--max-conns N] [--max-new-per-addr N]\n"
+		   "                   [--restart-grace-ms N] [--client-timeout-ms N]\n"
+		   "                   [--hello-timeout-ms N] [--max-conns N] [--max-new-per-addr N]\n"
 		   "                   [--metrics ADDR:PORT] [-v]\n\n");
 	for (i = 0; i < NOPTS; i++) {
 		char left[48];
@@ -164,6 +166,7 @@ int coord_parse_args(int argc, char **argv, struct coord_config *cfg,
 	cfg->hello_timeout_ms = 10000;
 	cfg->max_conns = 1024;
 	cfg->max_new_per_addr = 16;
+	cfg->s.client_timeout_ms = 10000;
 	/* The largest reply is one frame; two in flight is plenty. */
 	cfg->s.out_limit = 2 * (size_t)RSWAP_MAX_FRAME;
 	memset(lopts, 0, sizeof(lopts));

@@ -88,6 +88,13 @@ struct client {
 	uint32_t nslots;
 	bool busy;			/* allocation or release in flight */
 	struct slot *slots;
+	/*
+	 * The dispatcher's peer of the live session that owns this id, and
+	 * its "ADDR:PORT" (valid while owner is set); NULL when no
+	 * connection holds the id.  Only dispatch.c sets them.
+	 */
+	void *owner;
+	const char *owner_name;
 };
 
 struct registry {

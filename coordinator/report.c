@@ -136,6 +136,7 @@ int report_cluster_state(const struct registry *r, uint64_t now_ms,
 			goto out_nomem;
 		ci->client_id = (char *)c->id;
 		ci->map = &a->maps[cs->n_clients];
+		ci->session = c->owner_name ? (char *)c->owner_name : "";
 		cs->clients[cs->n_clients++] = ci;
 	}
 	*out = cs;

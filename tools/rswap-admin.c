@@ -355,6 +355,8 @@ static void json_client(const Rswap__ClientInfo *ci)
 
 	printf("{\"client_id\":");
 	json_str(ci->client_id);
+	printf(",\"session\":");
+	json_str(ci->session ? ci->session : "");
 	printf(",\"size\":%" PRIu64 ",\"chunk_size\":%" PRIu64 ",\"slots\":[",
 	       m ? m->size : 0, m ? m->chunk_size : 0);
 	for (i = 0; m && i < m->n_slots; i++) {
@@ -440,6 +442,11 @@ static void print_map(const Rswap__ClientInfo *ci)
 	       rswap_fmt_size(m->size, sz, sizeof(sz)), need, need == 1 ? "" : "s",
 	       rswap_fmt_size(m->chunk_size, csz, sizeof(csz)), m->n_slots,
 	       m->n_slots < need ? " (INCOMPLETE)" : "");
+	if (ci->session && *ci->session)
+		printf("  session: live, from %.*s\n", printable_len(ci->session),
+		       ci->session);
+	else
+		printf("  session: none (chunks kept for the host's return)\n");
 	for (i = 0; i < m->n_slots; i++)
 		printf("  slot %-5" PRIu32 " -> %-24.*s handle %" PRIu64 "\n",
 		       m->slots[i]->index, printable_len(m->slots[i]->poold_addr),

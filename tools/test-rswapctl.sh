@@ -31,6 +31,10 @@ for s in dash bash "busybox ash"; do
 done
 
 printf 'COORD=10.0.0.1:9400\nSIZE=8G\n# comment\n\n  NAME = a b\n' > "$WORK/spaces.conf"
+# The default client id needs a machine id; this host may have none.
+printf '0123456789abcdef0123456789abcdef\n' > "$WORK/machine-id"
+printf 'localhost\n' > "$WORK/machine-id.bad"
+export RSWAP_MACHINE_ID_FILE="$WORK/machine-id"
 printf 'COORD=10.0.0.1:9400\nFOO=1\n' > "$WORK/unknown.conf"
 printf 'COORD=10.0.0.1:9400\njust words\n' > "$WORK/noequal.conf"
 printf 'COORD="10.0.0.1:9400"\nSIZE=12X\n' > "$WORK/badsize.conf"
@@ -78,6 +82,12 @@ for sh in ${shells#|}; do
 	export RSWAP_CONF="$WORK/spaces.conf"
 	expect "$sh" 2 "--name a b: 1..31 printable" install
 	unset RSWAP_CONF
+	# No usable machine id and no --name: refused before anything is touched.
+	RSWAP_MACHINE_ID_FILE="$WORK/machine-id.bad"
+	expect "$sh" 2 "machine-id.bad is missing or not 32 hex digits" install --coord 10.0.0.1 --size 8G
+	RSWAP_MACHINE_ID_FILE="$WORK/no-such-machine-id"
+	expect "$sh" 2 "give --name ID" install --coord 10.0.0.1 --size 8G
+	RSWAP_MACHINE_ID_FILE="$WORK/machine-id"
 	if [ ! -d /sys/module/rswap_client ]; then
 		expect "$sh" 3 "not loaded" status
 	fi

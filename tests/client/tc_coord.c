@@ -1,5 +1,9 @@
 // SPDX-License-Identifier: (GPL-2.0 OR BSD-3-Clause)
-/* The client's side of the coordinator protocol: ClientHello, ClientRelease. */
+/*
+ * The client's side of the coordinator protocol: ClientHello, ClientRelease,
+ * and (--hold-coord) a session kept open with ClientHeartbeat, as the
+ * kernel module keeps it, so that the id stays owned by this process.
+ */
 #include "testclient.h"
 
 #include <errno.h>
@@ -14,6 +18,9 @@
 #include "rswap_util.h"
 
 #define COORD_TIMEOUT_S 30
+
+/* --hold-coord: the connection whose hello owns the id, until we exit. */
+static int held_fd = -1;
 
 static int coord_open(const char *hostport)
 {
@@ -40,9 +47,12 @@ static int coord_open(const char *hostport)
 	return fd;
 }
 
-/* Send req, receive the reply; an Error reply is logged and -code returned. */
+/*
+ * Send req, receive the reply; an Error reply is logged and -code returned.
+ * keep: leave the connection open in *keep instead of closing it.
+ */
 static int coord_call(const struct tc_opts *o, Rswap__Envelope *req,
-		      Rswap__Envelope **reply)
+		      Rswap__Envelope **reply, int *keep)
 {
 	const char *why;
 	int fd, ret;
@@ -61,7 +71,10 @@ static int coord_call(const struct tc_opts *o, Rswap__Envelope *req,
 	} else {
 		log_err("coordinator %s: cannot send: %s", o->coord, strerror(-ret));
 	}
-	close(fd);
+	if (keep && !ret)
+		*keep = fd;
+	else
+		close(fd);
 	if (ret)
 		return ret;
 	if ((*reply)->seq != req->seq) {
@@ -134,7 +147,7 @@ int tc_coord_hello(const struct tc_opts *o, struct tc_map *map)
 	hello.size = o->size;
 	req.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HELLO;
 	req.client_hello = &hello;
-	ret = coord_call(o, &req, &reply);
+	ret = coord_call(o, &req, &reply, o->hold_coord_s ? &held_fd : NULL);
 	if (ret)
 		return ret;
 	if (reply->body_case != RSWAP__ENVELOPE__BODY_CHUNK_MAP) {
@@ -157,7 +170,7 @@ int tc_coord_release(const struct tc_opts *o, unsigned int *freed)
 	rel.client_id = (char *)o->id;
 	req.body_case = RSWAP__ENVELOPE__BODY_CLIENT_RELEASE;
 	req.client_release = &rel;
-	ret = coord_call(o, &req, &reply);
+	ret = coord_call(o, &req, &reply, NULL);
 	if (ret)
 		return ret;
 	if (reply->body_case != RSWAP__ENVELOPE__BODY_CLIENT_RELEASED) {
@@ -181,7 +194,7 @@ int tc_coord_register(const struct tc_opts *o)
 	reg.capacity = o->size;
 	req.body_case = RSWAP__ENVELOPE__BODY_POOLD_REGISTER;
 	req.poold_register = &reg;
-	ret = coord_call(o, &req, &reply);
+	ret = coord_call(o, &req, &reply, NULL);
 	if (ret)
 		return ret;
 	if (reply->body_case != RSWAP__ENVELOPE__BODY_POOLD_REGISTERED) {
@@ -190,5 +203,46 @@ int tc_coord_register(const struct tc_opts *o)
 		ret = -EPROTO;
 	}
 	rswap__envelope__free_unpacked(reply, NULL);
+	return ret;
+}
+
+int tc_coord_hold(const struct tc_opts *o)
+{
+	Rswap__Envelope req = RSWAP__ENVELOPE__INIT, *reply;
+	Rswap__ClientHeartbeat hb = RSWAP__CLIENT_HEARTBEAT__INIT;
+	const char *why;
+	unsigned int i;
+	int ret = 0;
+
+	if (held_fd < 0)
+		return -ENOTCONN;
+	log_info("holding client id %s at coordinator %s for %u s (a heartbeat a second)",
+		 o->id, o->coord, o->hold_coord_s);
+	req.version = RSWAP_PROTO_VERSION;
+	req.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HEARTBEAT;
+	req.client_heartbeat = &hb;
+	for (i = 0; i < o->hold_coord_s && !ret; i++) {
+		req.seq = 100 + i;
+		ret = rswap_frame_send_fd(held_fd, &req);
+		if (!ret)
+			ret = rswap_frame_recv_fd(held_fd, &reply, &why);
+		if (ret) {
+			log_err("coordinator %s: session lost while holding: %s",
+				o->coord, strerror(-ret));
+			break;
+		}
+		if (reply->body_case != RSWAP__ENVELOPE__BODY_CLIENT_HEARTBEAT ||
+		    reply->seq != req.seq) {
+			log_err("coordinator %s answered ClientHeartbeat with message %d seq %llu",
+				o->coord, reply->body_case,
+				(unsigned long long)reply->seq);
+			ret = -EPROTO;
+		}
+		rswap__envelope__free_unpacked(reply, NULL);
+		if (!ret)
+			sleep(1);
+	}
+	close(held_fd);
+	held_fd = -1;
 	return ret;
 }

@@ -91,7 +91,9 @@ static void usage(FILE *f)
 		"  --expect-coord-error succeed only if the coordinator refuses\n"
 		"  --hold SEC           after write/verify stay connected up to SEC seconds\n"
 		"                       (until a poold disconnects), then read again\n"
-		"  --expect-revoked     with --hold: succeed only if access ended\n",
+		"  --expect-revoked     with --hold: succeed only if access ended\n"
+		"  --hold-coord SEC     keep the coordinator session (and so the client\n"
+		"                       id) for SEC seconds after the work, with heartbeats\n",
 		DEFAULT_QPS);
 }
 
@@ -136,7 +138,7 @@ static const char *parse_args(int argc, char **argv, struct tc_opts *o)
 	enum { O_COORD = 256, O_POOLD, O_ID, O_SIZE, O_QPS, O_BLOCK, O_SAMPLE,
 	       O_BAD_MAGIC, O_BAD_VERSION, O_VERSION, O_BAD_FLAGS, O_QP_COUNT,
 	       O_SESSION_MISMATCH, O_EXPECT_REFUSAL, O_EXPECT_COORD_ERROR, O_AS,
-	       O_HOLD, O_EXPECT_REVOKED };
+	       O_HOLD, O_EXPECT_REVOKED, O_HOLD_COORD };
 	static const struct option opts[] = {
 		{ "coord", required_argument, NULL, O_COORD },
 		{ "poold", required_argument, NULL, O_POOLD },
@@ -156,6 +158,7 @@ static const char *parse_args(int argc, char **argv, struct tc_opts *o)
 		{ "as", required_argument, NULL, O_AS },
 		{ "hold", required_argument, NULL, O_HOLD },
 		{ "expect-revoked", no_argument, NULL, O_EXPECT_REVOKED },
+		{ "hold-coord", required_argument, NULL, O_HOLD_COORD },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -179,6 +182,9 @@ static const char *parse_args(int argc, char **argv, struct tc_opts *o)
 		case O_AS: o->as = optarg; break;
 		case O_HOLD: o->hold_s = (unsigned int)parse_num("--hold", optarg, 3600); break;
 		case O_EXPECT_REVOKED: o->expect_revoked = true; break;
+		case O_HOLD_COORD:
+			o->hold_coord_s = (unsigned int)parse_num("--hold-coord", optarg, 3600);
+			break;
 		case O_SIZE:
 			if (rswap_parse_size(optarg, &o->size))
 				usage_error("--size %s: not a size (e.g. 96M)", optarg);
@@ -537,7 +543,7 @@ static int run_data(const struct tc_opts *o, const char *mode)
 				  (unsigned long long)map.slots[i].handle);
 		if (!strcmp(mode, "map")) {
 			free(map.slots);
-			return 0;
+			return o->hold_coord_s ? tc_coord_hold(o) : 0;
 		}
 		pos = group_poolds(o, &map, &npoolds);
 		if (!pos) {
@@ -580,6 +586,8 @@ static int run_data(const struct tc_opts *o, const char *mode)
 			 rswap_fmt_size(map.size, a, sizeof(a)), npoolds, now_s() - t0);
 	if (!ret && o->hold_s)
 		ret = hold_and_reread(o, &dev, &map, pos, npoolds);
+	if (!ret && o->hold_coord_s)
+		ret = tc_coord_hold(o);
 
 out_close:
 	for (i = 0; i < npoolds; i++)

@@ -41,6 +41,7 @@ struct tc_opts {
 	bool expect_coord_error;	/* --expect-coord-error */
 	unsigned int hold_s;		/* --hold SEC: stay connected, then re-read */
 	bool expect_revoked;		/* --expect-revoked: access must end */
+	unsigned int hold_coord_s;	/* --hold-coord SEC: keep the id owned */
 	int verbose;
 };
 
@@ -105,6 +106,8 @@ const char *rswap_rej_reason_name(int reason);
 /* tc_coord.c */
 int tc_coord_hello(const struct tc_opts *o, struct tc_map *map);
 int tc_coord_release(const struct tc_opts *o, unsigned int *freed);
+/* --hold-coord: beat on the hello's connection for SEC s, then close. */
+int tc_coord_hold(const struct tc_opts *o);
 /* Pose as a poold registering --as with capacity --size (refusal tests). */
 int tc_coord_register(const struct tc_opts *o);
 

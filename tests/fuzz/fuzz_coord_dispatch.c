@@ -242,13 +242,14 @@ static void build_msg(struct fpeer *fp, struct in *in)
 	Rswap__AdminList al = RSWAP__ADMIN_LIST__INIT;
 	Rswap__AdminStatus as = RSWAP__ADMIN_STATUS__INIT;
 	Rswap__ChunkMap map = RSWAP__CHUNK_MAP__INIT;
+	Rswap__ClientHeartbeat chb = RSWAP__CLIENT_HEARTBEAT__INIT;
 	uint8_t kind = u8(in), s = u8(in);
 	unsigned int i, n;
 
 	/* A seq the coordinator really used, or an arbitrary one. */
 	e.seq = (s & 0x80) && fp->nseq ? fp->seqs[s % NSEQS % (fp->nseq < NSEQS ? fp->nseq : NSEQS)]
 				       : s;
-	switch (kind % 10) {
+	switch (kind % 11) {
 	case 0:
 		reg.listen_addr = (char *)addrs[u8(in) % 6];
 		reg.capacity = sizes[u8(in) % 8];
@@ -291,6 +292,7 @@ static void build_msg(struct fpeer *fp, struct in *in)
 	case 5:
 		h.client_id = (char *)ids[u8(in) % 6];
 		h.size = sizes[u8(in) % 8];
+		h.reconnect = s & 1;
 		e.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HELLO;
 		e.client_hello = &h;
 		break;
@@ -307,6 +309,10 @@ static void build_msg(struct fpeer *fp, struct in *in)
 		as.client_id = (char *)ids[u8(in) % 6];
 		e.body_case = RSWAP__ENVELOPE__BODY_ADMIN_STATUS;
 		e.admin_status = &as;
+		break;
+	case 9:
+		e.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HEARTBEAT;
+		e.client_heartbeat = &chb;
 		break;
 	default:
 		e.body_case = RSWAP__ENVELOPE__BODY_CHUNK_MAP;
@@ -357,7 +363,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const struct coord_ops ops = { .close_peer = close_cb };
 	struct coord_settings s = {
 		.chunk_size = 16 * MB, .heartbeat_ms = 1000, .timeout_ms = 5000,
-		.out_limit = 256 * 1024,
+		.client_timeout_ms = 3000, .out_limit = 256 * 1024,
 	};
 	struct in in = { data, size };
 	int i;

@@ -33,6 +33,7 @@
 #define CHUNK		(16 * MB)
 #define HB_MS		500
 #define TIMEOUT_MS	1000
+#define CLIENT_TO_MS	1500	/* --client-timeout-ms: silent clients cut */
 
 static const char *coord_bin, *admin_bin, *logdir;
 static pid_t coord_pid;
@@ -52,15 +53,17 @@ static bool coord_try_start(const char *grace_ms)
 	coord_pid = fork();
 	CHECK(coord_pid >= 0, "fork");
 	if (!coord_pid) {
-		char hb[16], to[16];
+		char hb[16], to[16], cto[16];
 
 		snprintf(hb, sizeof(hb), "%d", HB_MS);
 		snprintf(to, sizeof(to), "%d", TIMEOUT_MS);
+		snprintf(cto, sizeof(cto), "%d", CLIENT_TO_MS);
 		if (!freopen(log, "w", stderr))
 			_exit(127);
 		execl(coord_bin, coord_bin, "--listen", port, "--chunk-size", "16M",
 		      "--heartbeat-ms", hb, "--timeout-ms", to, "--restart-grace-ms", grace_ms,
-		      "--hello-timeout-ms", "1500", "-v", "--insecure", (char *)NULL);
+		      "--hello-timeout-ms", "1500", "--client-timeout-ms", cto, "-v",
+		      "--insecure", (char *)NULL);
 		_exit(127);
 	}
 	for (t0 = now_ms(); now_ms() - t0 < 10000; usleep(20000)) {
@@ -389,6 +392,27 @@ static Rswap__Envelope *hello_on(int fd, const char *id, uint64_t size)
 	return r;
 }
 
+/* A reconnecting client's hello: never allocates. */
+static Rswap__Envelope *hello_again(const char *id, uint64_t size)
+{
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT, *r;
+	Rswap__ClientHello h = RSWAP__CLIENT_HELLO__INIT;
+	int fd = tcp_connect(coord_port);
+
+	CHECK(fd >= 0, "connect");
+	h.client_id = (char *)id;
+	h.size = size;
+	h.reconnect = true;
+	e.seq = 78;
+	e.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HELLO;
+	e.client_hello = &h;
+	send_env(fd, &e);
+	r = pump(fd, 15000);
+	CHECK(r && r->seq == 78, "no reply to a reconnect ClientHello %s", id);
+	close(fd);
+	return r;
+}
+
 static Rswap__Envelope *hello(const char *id, uint64_t size)
 {
 	int fd = tcp_connect(coord_port);
@@ -400,13 +424,11 @@ static Rswap__Envelope *hello(const char *id, uint64_t size)
 	return r;
 }
 
-static Rswap__Envelope *release(const char *id)
+static Rswap__Envelope *release_on(int fd, const char *id)
 {
 	Rswap__Envelope e = RSWAP__ENVELOPE__INIT, *r;
 	Rswap__ClientRelease rel = RSWAP__CLIENT_RELEASE__INIT;
-	int fd = tcp_connect(coord_port);
 
-	CHECK(fd >= 0, "connect");
 	rel.client_id = (char *)id;
 	e.seq = 5;
 	e.body_case = RSWAP__ENVELOPE__BODY_CLIENT_RELEASE;
@@ -414,8 +436,35 @@ static Rswap__Envelope *release(const char *id)
 	send_env(fd, &e);
 	r = pump(fd, 15000);
 	CHECK(r, "no reply to ClientRelease %s", id);
+	CHECK(r->seq == 5, "reply seq %" PRIu64, r->seq);
+	return r;
+}
+
+static Rswap__Envelope *release(const char *id)
+{
+	int fd = tcp_connect(coord_port);
+	Rswap__Envelope *r;
+
+	CHECK(fd >= 0, "connect");
+	r = release_on(fd, id);
 	close(fd);
 	return r;
+}
+
+/* ClientHeartbeat on fd; the coordinator must echo it with the same seq. */
+static void client_beat(int fd, uint64_t seq)
+{
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT, *r;
+	Rswap__ClientHeartbeat hb = RSWAP__CLIENT_HEARTBEAT__INIT;
+
+	e.seq = seq;
+	e.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HEARTBEAT;
+	e.client_heartbeat = &hb;
+	send_env(fd, &e);
+	r = pump(fd, 2000);
+	CHECK(r && r->body_case == RSWAP__ENVELOPE__BODY_CLIENT_HEARTBEAT &&
+	      r->seq == seq, "no ClientHeartbeat echo for seq %" PRIu64, seq);
+	rswap__envelope__free_unpacked(r, NULL);
 }
 
 static void expect_error(Rswap__Envelope *r, int code, const char *needle)
@@ -530,6 +579,8 @@ static void test_command_lines(void)
 	expect_usage_error(coord_bin, "--listen 127.0.0.1:9400 --heartbeat-ms 0", "milliseconds");
 	expect_usage_error(coord_bin, "--listen 127.0.0.1:9400 --heartbeat-ms 1s", "milliseconds");
 	expect_usage_error(coord_bin, "--listen 127.0.0.1:9400 --timeout-ms 99999999", "milliseconds");
+	expect_usage_error(coord_bin, "--listen 127.0.0.1:9400 --client-timeout-ms 100",
+			   "milliseconds");
 	expect_usage_error(coord_bin, "--listen 127.0.0.1:9400 --frobnicate", "unknown option");
 	expect_usage_error(coord_bin, "--listen", "needs a value");
 	expect_usage_error(coord_bin, "", "--listen");
@@ -597,6 +648,139 @@ static void test_spread(void)
 	CHECK(find_poold(cs, A->addr)->chunks_used == 3, "A used");
 	rswap__envelope__free_unpacked(keep, NULL);
 	CHECK(A->nheld + B->nheld + C->nheld == 6, "no stray allocation on the poolds");
+}
+
+/* The c1 map is the same as at allocation, and the poolds still hold it. */
+static void expect_c1_intact(void)
+{
+	Rswap__Envelope *keep;
+	Rswap__ChunkMap *m;
+	char now[4096];
+
+	m = status_map("c1", &keep);
+	CHECK(m, "c1 gone");
+	map_str(m, now, sizeof(now));
+	CHECK(!strcmp(now, c1_map), "c1 map changed: %s", now);
+	rswap__envelope__free_unpacked(keep, NULL);
+	CHECK(A->nheld + B->nheld + C->nheld == 6, "poolds hold %d chunks, not 6",
+	      A->nheld + B->nheld + C->nheld);
+}
+
+/* Session of c1: "" if none, else the owner's ADDR:PORT (copied). */
+static void c1_session(char *buf, size_t len)
+{
+	Rswap__Envelope *keep;
+
+	CHECK(status_map("c1", &keep), "c1 gone");
+	snprintf(buf, len, "%s", keep->client_info->session);
+	rswap__envelope__free_unpacked(keep, NULL);
+}
+
+static void test_client_sessions(void)
+{
+	struct sockaddr_in me;
+	socklen_t melen = sizeof(me);
+	char want[256], got[4096], sess[64];
+	Rswap__Envelope *r;
+	int fd1, fd2, i;
+
+	step("a live session owns its id: a second host with it is refused (EBUSY)");
+	fd1 = tcp_connect(coord_port);
+	CHECK(fd1 >= 0, "connect");
+	r = hello_on(fd1, "c1", 96 * MB);
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_CHUNK_MAP, "owner's hello");
+	map_str(r->chunk_map, got, sizeof(got));
+	rswap__envelope__free_unpacked(r, NULL);
+	CHECK(!strcmp(got, c1_map), "owner got another map: %s", got);
+	CHECK(!getsockname(fd1, (struct sockaddr *)&me, &melen), "getsockname");
+	snprintf(sess, sizeof(sess), "127.0.0.1:%d", ntohs(me.sin_port));
+	snprintf(want, sizeof(want), "client id \"c1\" is in use by a live session from %s; give each host a unique client_id",
+		 sess);
+	expect_error(hello("c1", 96 * MB), EBUSY, want);
+	expect_error(hello("c1", 32 * MB), EBUSY, want);
+	c1_session(got, sizeof(got));
+	CHECK(!strcmp(got, sess), "AdminStatus session '%s', want '%s'", got, sess);
+
+	step("ClientRelease for another session's id is refused; nothing is freed");
+	expect_error(release("c1"), EBUSY, want);
+	expect_c1_intact();
+
+	step("one connection serves one id: hello/release for another id refused");
+	expect_error(hello_on(fd1, "c9", 16 * MB), EPERM, "one connection serves one client id");
+	expect_error(release_on(fd1, "c6"), EPERM, "one connection serves one client id");
+	CHECK(!status_map("c9", &r), "c9 was created");
+	rswap__envelope__free_unpacked(r, NULL);
+
+	step("heartbeats keep the session past --client-timeout-ms");
+	for (i = 0; i < 8; i++) {
+		client_beat(fd1, 1000 + (uint64_t)i);
+		pump(-1, 300);
+	}
+	expect_error(hello("c1", 96 * MB), EBUSY, want);
+
+	step("silence cuts the session off; the id is free and keeps its chunks");
+	pump(-1, CLIENT_TO_MS + 600);
+	expect_closed(fd1, NULL);
+	c1_session(got, sizeof(got));
+	CHECK(!got[0], "c1 still owned by '%s'", got);
+	expect_c1_intact();
+	r = hello("c1", 96 * MB);
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_CHUNK_MAP, "hello after the cut: %d",
+	      r->body_case);
+	map_str(r->chunk_map, got, sizeof(got));
+	CHECK(!strcmp(got, c1_map), "map after the cut differs: %s", got);
+	rswap__envelope__free_unpacked(r, NULL);
+
+	step("the owner closing frees the id: the next host gets the same map");
+	fd2 = tcp_connect(coord_port);
+	r = hello_on(fd2, "c1", 96 * MB);
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_CHUNK_MAP, "fd2 hello");
+	rswap__envelope__free_unpacked(r, NULL);
+	expect_error(hello("c1", 96 * MB), EBUSY, "is in use by a live session");
+	close(fd2);
+	pump(-1, 200);
+	r = hello("c1", 96 * MB);
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_CHUNK_MAP, "hello after close: %d",
+	      r->body_case);
+	map_str(r->chunk_map, got, sizeof(got));
+	CHECK(!strcmp(got, c1_map), "map after close differs: %s", got);
+	rswap__envelope__free_unpacked(r, NULL);
+
+	step("a reconnecting client gets its map, and an unknown one EAGAIN, not chunks");
+	r = hello_again("c1", 96 * MB);
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_CHUNK_MAP, "reconnect hello of c1: %d",
+	      r->body_case);
+	map_str(r->chunk_map, got, sizeof(got));
+	CHECK(!strcmp(got, c1_map), "reconnect map differs: %s", got);
+	rswap__envelope__free_unpacked(r, NULL);
+	expect_error(hello_again("c8", 16 * MB), EAGAIN, "is not known (yet)");
+	CHECK(!status_map("c8", &r), "a reconnect hello created c8");
+	rswap__envelope__free_unpacked(r, NULL);
+	expect_c1_intact();
+
+	step("the owner releases on its own session; then it owns nothing");
+	fd2 = tcp_connect(coord_port);
+	r = hello_on(fd2, "c7", 16 * MB);
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_CHUNK_MAP, "c7 hello");
+	rswap__envelope__free_unpacked(r, NULL);
+	client_beat(fd2, 42);
+	r = release_on(fd2, "c7");
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_CLIENT_RELEASED &&
+	      r->client_released->chunks_freed == 1, "c7 release on its session");
+	rswap__envelope__free_unpacked(r, NULL);
+	{
+		Rswap__Envelope e = RSWAP__ENVELOPE__INIT;
+		Rswap__ClientHeartbeat hb = RSWAP__CLIENT_HEARTBEAT__INIT;
+
+		e.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HEARTBEAT;
+		e.client_heartbeat = &hb;
+		send_env(fd2, &e);
+		expect_closed(fd2, "owns no client id");
+		fd2 = tcp_connect(coord_port);
+		send_env(fd2, &e);
+		expect_closed(fd2, "first message must be");
+	}
+	expect_c1_intact();
 }
 
 static void test_double_register(void)
@@ -1160,6 +1344,7 @@ int main(int argc, char **argv)
 	test_command_lines();
 	coord_start_anywhere();
 	test_spread();
+	test_client_sessions();
 	test_double_register();
 	test_bad_frames();
 	test_rollback();

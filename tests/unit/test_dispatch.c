@@ -244,18 +244,21 @@ static void busy_rules(void **state)
 	/* Same connection again before the reply, other connection same id. */
 	hello(c1, "vm1", 16 * MB, 2);
 	expect_error(c1, EBUSY, "one request at a time");
+	/* c1's connection owns vm1 from its hello on. */
 	hello(c2, "vm1", 16 * MB, 3);
-	expect_error(c2, EBUSY, "in progress");
+	expect_error(c2, EBUSY, "in use by a live session");
 	release(c2, "vm1");
-	expect_error(c2, EBUSY, "in progress");
+	expect_error(c2, EBUSY, "in use by a live session");
 	assert_false(c1->closed || c2->closed);
 	alloc_done(pd, 7);
 	r = expect(c1, RSWAP__ENVELOPE__BODY_CHUNK_MAP);
 	assert_int_equal(r->seq, 1);
 	rswap__envelope__free_unpacked(r, NULL);
 	release(c2, "vm1");
+	expect_error(c2, EBUSY, "in use by a live session");
+	release(c1, "vm1");
 	free_done(pd, 7);
-	r = expect(c2, RSWAP__ENVELOPE__BODY_CLIENT_RELEASED);
+	r = expect(c1, RSWAP__ENVELOPE__BODY_CLIENT_RELEASED);
 	assert_int_equal(r->client_released->chunks_freed, 1);
 	rswap__envelope__free_unpacked(r, NULL);
 	tp_free(c1);

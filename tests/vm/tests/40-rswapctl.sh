@@ -4,7 +4,9 @@
 # the coordinator's view), a little swapping, uninstall (swap off, module
 # gone, chunks back); failures leave the host as it was: coordinator
 # unreachable (the module's reason is shown), a step after the module
-# loaded failing (undone), bad usage (exit 2); config file defaults.
+# loaded failing (undone), bad usage (exit 2); config file defaults; the
+# default client id from the machine id; an id another live host holds
+# (EBUSY) refused with a hint and nothing left.
 set -u
 . "$RSWAP_TESTLIB/swap.sh"
 . "$RSWAP_TESTLIB/cluster.sh"	# its fail() also dumps the daemons' logs
@@ -27,6 +29,9 @@ for n in 1 2; do start_poold "$n" 48M; done
 for n in 1 2; do wait_registered "$n"; done
 
 OUT=/tmp/rswapctl.out
+# This VM has no /etc/machine-id; the default client id comes from this one.
+echo 0123456789abcdef0123456789abcdef > /tmp/machine-id
+export RSWAP_MACHINE_ID_FILE=/tmp/machine-id
 chunks_used() { v=$(json_used_total); echo "${v:-0}"; }
 # untouched: no module, no device, no swap, no chunks held.
 untouched() {
@@ -76,6 +81,38 @@ grep -q "undone" $OUT || fail "no 'undone' after the injected failure"
 sleep 0.5
 untouched "injected swapon failure"
 
+# ---- the default client id: m- and 24 hex digits of the machine id -------------
+rswapctl install --coord "$COORD" --size 32M --module "$RSWAP_KO" > $OUT 2>&1 ||
+	{ cat $OUT; fail "install with the default id: exit $?"; }
+[ "$(rsysfs client_id)" = m-0123456789abcdef01234567 ] ||
+	fail "default client id $(rsysfs client_id), expected m-0123456789abcdef01234567"
+rswapctl uninstall > $OUT 2>&1 || { cat $OUT; fail "uninstall: exit $?"; }
+echo nothex > /tmp/machine-id.bad
+RSWAP_MACHINE_ID_FILE=/tmp/machine-id.bad rswapctl install --coord "$COORD" --size 32M \
+	--module "$RSWAP_KO" > $OUT 2>&1
+[ $? = 2 ] || { cat $OUT; fail "install with a bad machine id: expected exit 2"; }
+grep -q "not 32 hex digits" $OUT || { cat $OUT; fail "no reason for the bad machine id"; }
+sleep 0.5
+untouched "default client id"
+
+# ---- an id another live host holds: refused, with a hint, nothing left ----------
+rswap-testclient --coord "$COORD" --id busy-id --size 16M --hold-coord 120 map \
+	> /tmp/holder.log 2>&1 &
+holder=$!
+wait_log /tmp/holder.log "holding client id busy-id" 1 60 ||
+	{ cat /tmp/holder.log; fail "the test client did not hold busy-id"; }
+rswapctl install --coord "$COORD" --size 16M --name busy-id --module "$RSWAP_KO" > $OUT 2>&1 &&
+	{ cat $OUT; fail "install with an id another live host holds succeeded"; }
+cat $OUT
+grep -q "another live host uses client id 'busy-id'" $OUT || fail "no hint for EBUSY"
+grep -q 'in use by a live session' $OUT || fail "the module's EBUSY line was not shown"
+kill "$holder"
+wait "$holder" 2> /dev/null
+mod_loaded && fail "EBUSY install: the module stayed loaded"
+[ "$(chunks_used)" = $((16 * 1048576)) ] || fail "the holder's chunks changed: $(chunks_used)"
+testclient --id busy-id release > /dev/null 2>&1 || fail "release of busy-id"
+untouched "EBUSY install"
+
 # ---- install --------------------------------------------------------------------
 PRIO_OPT=""
 [ -n "$PRIO" ] && PRIO_OPT="--priority $PRIO"
@@ -105,6 +142,8 @@ grep -q "^pool: 4 chunk(s) of 16.0M" $OUT || fail "status: no pool line"
 grep -q "chunks=" $OUT || fail "status: no per-poold line"
 grep -q "^  writes " $OUT || fail "status: no counters"
 grep -q "client ctl1: 64M in 4 chunks" $OUT || fail "status: no coordinator view"
+grep -q "^coordinator link: live, 0 reconnect(s)$" $OUT || fail "status: no coordinator link line"
+grep -q "session: live, from $RSWAP_IP:" $OUT || fail "status: the coordinator shows no live session"
 grep -q "chunks per poold: $RSWAP_IP:9501 2, $RSWAP_IP:9502 2" $OUT ||
 	fail "status: rswap-admin shows no chunks per poold"
 
