@@ -48,6 +48,7 @@
 #include "rswap-clt.h"
 #include "rswap-clt-pb.h"
 #include "rswap-compat.h"
+#include "rswap_auth.h"
 #include "rswap_frame.h"
 
 #define RSWAP_COORD_BACKOFF_MIN_MS	500
@@ -451,6 +452,105 @@ out_fail:
 	return ret;
 }
 
+/*
+ * With a cluster key, prove it right after connecting (rswap_auth.h): the
+ * coordinator proves the key first, bound to our fresh nonce; then we
+ * prove it, bound to its nonce, and say hello.  0, or -EACCES after one
+ * line (if loud) when the coordinator did not prove the key or runs
+ * without one, or another -errno.
+ */
+static int rswap_coord_auth(struct rswap_coord *co, bool loud)
+{
+	const struct rswap_auth *auth = &co->dev->auth;
+	const struct rswap_config *cfg = co->cfg;
+	u8 req[RSWAP_FRAME_HDR + RSWAP_PB_AUTH_MAX];
+	size_t id_len = strlen(cfg->client_id);
+	u8 nonce[RSWAP_NONCE_LEN], mac[RSWAP_MAC_LEN];
+	struct rswap_pb_env env;
+	u64 seq = ++co->seq;
+	int len, ret;
+
+	if (!auth->have_key)
+		return 0;
+	get_random_bytes(nonce, sizeof(nonce));
+	len = rswap_pb_encode_auth_hello(req + RSWAP_FRAME_HDR, RSWAP_PB_AUTH_MAX,
+					 RSWAP_PROTO_VERSION, seq,
+					 RSWAP_AUTH_ROLE_CLIENT, cfg->client_id,
+					 nonce);
+	if (len < 0)
+		return len;
+	rswap_pb_frame_put_len(req, len);
+	ret = rswap_coord_call(co, loud, "AuthHello", req, RSWAP_FRAME_HDR + len,
+			       seq, &env);
+	if (ret) {
+		if (loud && env.body == RSWAP_PB_BODY_ERROR)
+			pr_err("coordinator %s refused the authentication of client %s: %s\n",
+			       cfg->coord_str, cfg->client_id, env.error.reason);
+		return ret;
+	}
+	ret = -EACCES;
+	if (env.body != RSWAP_PB_BODY_AUTH_CHALLENGE) {
+		rswap_coord_set_error(co, "AuthHello answered with message type %u",
+				      env.body);
+		ret = -EPROTO;
+	} else if (env.challenge.insecure) {
+		rswap_coord_set_error(co, "coordinator runs without a cluster key");
+		if (loud)
+			pr_err("coordinator %s runs without a cluster key (--insecure) but this host has one (%s): refusing it; give rswap-coord --key-file\n",
+			       cfg->coord_str, RSWAP_KEYRING_DESC);
+	} else if (env.challenge.nonce_len != RSWAP_NONCE_LEN ||
+		   !rswap_auth_check(auth, RSWAP_AUTH_LABEL_R,
+				     RSWAP_AUTH_ROLE_CLIENT, cfg->client_id,
+				     id_len, nonce, env.challenge.nonce,
+				     env.challenge.mac, env.challenge.mac_len)) {
+		rswap_coord_set_error(co, "authentication failed (wrong cluster key?)");
+		if (loud)
+			pr_err("coordinator %s: authentication failed (wrong cluster key?)\n",
+			       cfg->coord_str);
+	} else {
+		ret = rswap_auth_mac(auth, RSWAP_AUTH_LABEL_I,
+				     RSWAP_AUTH_ROLE_CLIENT, cfg->client_id,
+				     id_len, env.challenge.nonce, nonce, mac);
+	}
+	rswap_pb_env_free(&env);
+	if (ret)
+		return ret;
+	len = rswap_pb_encode_auth_proof(req + RSWAP_FRAME_HDR, RSWAP_PB_AUTH_MAX,
+					 RSWAP_PROTO_VERSION, ++co->seq, mac);
+	memzero_explicit(mac, sizeof(mac));
+	if (len < 0)
+		return len;
+	rswap_pb_frame_put_len(req, len);
+	ret = rswap_coord_send(co->sock, req, RSWAP_FRAME_HDR + len);
+	if (ret)
+		rswap_coord_set_error(co, "cannot send the authentication proof: %pe",
+				      ERR_PTR(ret));
+	return ret;
+}
+
+/*
+ * Connect and, with a key, authenticate.  0 with co->sock set, or -errno
+ * with last_error set and, if loud, one line logged.
+ */
+static int rswap_coord_connect_auth(struct rswap_coord *co, bool loud)
+{
+	int ret;
+
+	ret = rswap_coord_connect(co->cfg, &co->sock);
+	if (ret) {
+		co->sock = NULL;
+		rswap_coord_set_error(co, "cannot connect: %pe", ERR_PTR(ret));
+		if (loud)
+			pr_err("cannot reach coordinator %s: %pe; is rswap-coord running there?\n",
+			       co->cfg->coord_str, ERR_PTR(ret));
+		return ret;
+	}
+	ret = rswap_coord_auth(co, loud);
+	if (ret)
+		rswap_coord_drop(co);
+	return ret;
+}
+
 static u32 rswap_coord_map_digest(const struct rswap_pb_map *map)
 {
 	u32 h = jhash(&map->chunk_size, sizeof(map->chunk_size), map->nslots);
@@ -496,6 +596,12 @@ static int rswap_coord_hello(struct rswap_coord *co, bool loud,
 			pr_err("coordinator %s refused client id \"%s\": %s; set name= to an id no other host uses\n",
 			       cfg->coord_str, cfg->client_id,
 			       env.error.reason);
+		return ret;
+	}
+	if (ret == -EACCES && !co->dev->auth.have_key) {
+		if (loud)
+			pr_err("coordinator %s requires the cluster key: give insmod a session keyring holding the user key \"%s\" (rswapctl install does; see client-kmod/README.md)\n",
+			       cfg->coord_str, RSWAP_KEYRING_DESC);
 		return ret;
 	}
 	if (ret) {
@@ -600,12 +706,9 @@ static void rswap_coord_reconnect(struct rswap_coord *co)
 	strscpy(prev, co->last_error, sizeof(prev));
 	spin_unlock(&co->err_lock);
 
-	ret = rswap_coord_connect(cfg, &co->sock);
-	if (ret) {
-		co->sock = NULL;
-		rswap_coord_set_error(co, "cannot connect: %pe", ERR_PTR(ret));
+	ret = rswap_coord_connect_auth(co, false);
+	if (ret)
 		goto out_log;
-	}
 	ret = rswap_coord_hello(co, false, &map);
 	if (ret) {
 		rswap_coord_drop(co);
@@ -735,12 +838,9 @@ int rswap_coord_open(struct rswap_dev *dev, struct rswap_pb_map *map)
 	co->backoff_ms = RSWAP_COORD_BACKOFF_MIN_MS;
 	rswap_coord_set_state(co, RSWAP_COORD_CONNECTING);
 
-	ret = rswap_coord_connect(cfg, &co->sock);
-	if (ret) {
-		pr_err("cannot reach coordinator %s: %pe; is rswap-coord running there?\n",
-		       cfg->coord_str, ERR_PTR(ret));
+	ret = rswap_coord_connect_auth(co, true);
+	if (ret)
 		goto out_free_co;
-	}
 	ret = rswap_coord_hello(co, true, map);
 	if (ret)
 		goto out_drop;
@@ -781,9 +881,8 @@ static void rswap_coord_release_fresh(struct rswap_coord *co)
 	int ret, tries;
 
 	for (tries = 1; ; tries++) {
-		ret = rswap_coord_connect(co->cfg, &co->sock);
+		ret = rswap_coord_connect_auth(co, false);
 		if (ret) {
-			co->sock = NULL;
 			pr_warn("cannot reach coordinator %s to release client %s: %pe; a restarted coordinator relearns its chunks from the poolds, free them with a later load and unload\n",
 				co->cfg->coord_str, co->cfg->client_id,
 				ERR_PTR(ret));

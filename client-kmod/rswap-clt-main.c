@@ -202,9 +202,13 @@ static int rswap_open_rdma(struct rswap_dev *dev)
 	struct rswap_pb_map map;
 	int ret;
 
+	/* Here, in insmod's context: its keyrings hold the key, if any. */
+	ret = rswap_auth_load_key(&dev->auth);
+	if (ret && ret != -ENOKEY)
+		return ret;
 	ret = rswap_coord_open(dev, &map);
 	if (ret)
-		return ret;	/* nothing obtained, nothing to release */
+		goto out_free_auth;	/* nothing obtained, nothing to release */
 	ret = rswap_rdma_open(dev, &map);
 	rswap_pb_map_free(&map);
 	if (ret)
@@ -213,6 +217,8 @@ static int rswap_open_rdma(struct rswap_dev *dev)
 
 out_release_chunks:
 	rswap_coord_close(dev, true);
+out_free_auth:
+	rswap_auth_free(&dev->auth);
 	return ret;
 }
 
@@ -224,6 +230,7 @@ static void rswap_close_backend(struct rswap_dev *dev)
 	}
 	rswap_rdma_close(dev);
 	rswap_coord_close(dev, true);
+	rswap_auth_free(&dev->auth);
 }
 
 static int __init rswap_init(void)

@@ -176,6 +176,34 @@ int rswap_pb_encode_heartbeat(u8 *buf, size_t cap, u32 version, u64 seq)
 	return pb_finish(&w, buf);
 }
 
+int rswap_pb_encode_auth_hello(u8 *buf, size_t cap, u32 version, u64 seq,
+			       u32 role, const char *id, const u8 *nonce)
+{
+	struct pb_wr w = { .p = buf, .end = buf + cap };
+	size_t id_len, body;
+
+	if (pb_id_len(id, &id_len))
+		return -EINVAL;
+	body = pb_varint_field_len(1, role) + pb_string_field_len(2, id_len) +
+	       pb_string_field_len(3, RSWAP_PB_NONCE_LEN);
+	pb_put_envelope_head(&w, version, seq, RSWAP_PB_BODY_AUTH_HELLO, body);
+	pb_put_varint_field(&w, 1, role);
+	pb_put_string_field(&w, 2, id, id_len);
+	pb_put_string_field(&w, 3, (const char *)nonce, RSWAP_PB_NONCE_LEN);
+	return pb_finish(&w, buf);
+}
+
+int rswap_pb_encode_auth_proof(u8 *buf, size_t cap, u32 version, u64 seq,
+			       const u8 *mac)
+{
+	struct pb_wr w = { .p = buf, .end = buf + cap };
+
+	pb_put_envelope_head(&w, version, seq, RSWAP_PB_BODY_AUTH_PROOF,
+			     pb_string_field_len(1, RSWAP_PB_NONCE_LEN));
+	pb_put_string_field(&w, 1, (const char *)mac, RSWAP_PB_NONCE_LEN);
+	return pb_finish(&w, buf);
+}
+
 /* ---- decoding ---------------------------------------------------------- */
 
 struct pb_rd {
@@ -464,6 +492,57 @@ static int pb_decode_released(struct pb_rd *r, struct rswap_pb_env *env)
 	return 0;
 }
 
+/*
+ * A bytes field of at most cap bytes is kept in dst; a longer one is
+ * skipped and only its length recorded, for the caller to refuse.
+ */
+static int pb_get_blob(struct pb_rd *r, u8 *dst, size_t cap, u32 *len)
+{
+	struct pb_rd sub;
+	int ret;
+
+	ret = pb_get_len(r, &sub);
+	if (ret)
+		return ret;
+	*len = sub.end - sub.p;
+	if (*len <= cap)
+		memcpy(dst, sub.p, *len);
+	return 0;
+}
+
+static int pb_decode_challenge(struct pb_rd *r, struct rswap_pb_env *env)
+{
+	u32 field, wt;
+	u64 v = 0;
+	int ret;
+
+	while (r->p < r->end) {
+		ret = pb_get_tag(r, &field, &wt);
+		if (ret)
+			return ret;
+		if (field == 1)
+			ret = pb_expect(r, wt, PB_WT_LEN) ?:
+			      pb_get_blob(r, env->challenge.nonce,
+					  sizeof(env->challenge.nonce),
+					  &env->challenge.nonce_len);
+		else if (field == 2)
+			ret = pb_expect(r, wt, PB_WT_LEN) ?:
+			      pb_get_blob(r, env->challenge.mac,
+					  sizeof(env->challenge.mac),
+					  &env->challenge.mac_len);
+		else if (field == 3)
+			ret = pb_expect(r, wt, PB_WT_VARINT) ?:
+			      pb_get_varint(r, &v);
+		else
+			ret = pb_skip(r, wt);
+		if (ret)
+			return ret;
+		if (field == 3)
+			env->challenge.insecure = v != 0;
+	}
+	return 0;
+}
+
 static int pb_decode_body(struct pb_rd *r, u32 field,
 			  struct rswap_pb_env *env)
 {
@@ -486,6 +565,9 @@ static int pb_decode_body(struct pb_rd *r, u32 field,
 	case RSWAP_PB_BODY_CLIENT_RELEASED:
 		ret = pb_decode_released(&sub, env);
 		break;
+	case RSWAP_PB_BODY_AUTH_CHALLENGE:
+		ret = pb_decode_challenge(&sub, env);
+		break;
 	default:
 		/* A body this client never expects: the caller refuses it. */
 		ret = 0;
@@ -499,7 +581,8 @@ static int pb_decode_body(struct pb_rd *r, u32 field,
 static bool pb_is_body(u32 field)
 {
 	return field == 3 || (field >= 10 && field <= 16) ||
-	       (field >= 20 && field <= 24) || (field >= 30 && field <= 33);
+	       (field >= 20 && field <= 24) || (field >= 30 && field <= 36) ||
+	       (field >= 40 && field <= 42);
 }
 
 int rswap_pb_decode(const u8 *buf, size_t len, struct rswap_pb_env *env,

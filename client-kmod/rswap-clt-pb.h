@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0 OR BSD-3-Clause) */
 /*
  * A small protobuf wire codec for the client's messages of rswap.proto:
- * it encodes Envelope{ClientHello | ClientRelease | ClientHeartbeat} and
- * decodes Envelope{ChunkMap | ClientReleased | ClientHeartbeat | Error};
+ * it encodes Envelope{ClientHello | ClientRelease | ClientHeartbeat |
+ * AuthHello | AuthProof} and decodes Envelope{ChunkMap | ClientReleased |
+ * ClientHeartbeat | AuthChallenge | Error};
  * any other body decodes to its field number only, for the caller to
  * dispatch or ignore.  Pure C on byte buffers,
  * built into the kernel module and, unchanged, into a host unit test that
@@ -31,7 +32,12 @@ enum rswap_pb_body {
 	RSWAP_PB_BODY_CLIENT_RELEASE = 22,
 	RSWAP_PB_BODY_CLIENT_RELEASED = 23,
 	RSWAP_PB_BODY_CLIENT_HEARTBEAT = 24,
+	RSWAP_PB_BODY_AUTH_HELLO = 40,
+	RSWAP_PB_BODY_AUTH_CHALLENGE = 41,
+	RSWAP_PB_BODY_AUTH_PROOF = 42,
 };
+
+#define RSWAP_PB_NONCE_LEN	32	/* RSWAP_NONCE_LEN, RSWAP_MAC_LEN */
 
 struct rswap_pb_slot {
 	u32 index;
@@ -57,10 +63,18 @@ struct rswap_pb_env {
 	} error;
 	struct rswap_pb_map map;
 	u32 chunks_freed;
+	struct {			/* AuthChallenge */
+		u8 nonce[RSWAP_PB_NONCE_LEN];
+		u8 mac[RSWAP_PB_NONCE_LEN];
+		u32 nonce_len, mac_len;	/* as received, at most 32 kept */
+		bool insecure;
+	} challenge;
 };
 
-/* Largest frame body this client ever encodes. */
+/* Largest frame body of a hello, release or heartbeat. */
 #define RSWAP_PB_HELLO_MAX	96
+/* ... and of an AuthHello or AuthProof (id and a 32-byte nonce or MAC). */
+#define RSWAP_PB_AUTH_MAX	96
 
 /*
  * Encode one Envelope into buf (no frame length prefix).  Returns the
@@ -73,6 +87,12 @@ int rswap_pb_encode_release(u8 *buf, size_t cap, u32 version, u64 seq,
 			    const char *client_id);
 /* Envelope{ClientHeartbeat{}}: bytes or -ENOSPC. */
 int rswap_pb_encode_heartbeat(u8 *buf, size_t cap, u32 version, u64 seq);
+/* Envelope{AuthHello{role, id, nonce (32 bytes)}}: bytes, -ENOSPC, -EINVAL. */
+int rswap_pb_encode_auth_hello(u8 *buf, size_t cap, u32 version, u64 seq,
+			       u32 role, const char *id, const u8 *nonce);
+/* Envelope{AuthProof{mac (32 bytes)}}: bytes or -ENOSPC. */
+int rswap_pb_encode_auth_proof(u8 *buf, size_t cap, u32 version, u64 seq,
+			       const u8 *mac);
 
 /*
  * Decode one Envelope.  0, -EBADMSG with *why set to a static one-line

@@ -99,6 +99,17 @@ struct rswap_cmd {
 	struct ib_sge sge[RSWAP_MAX_SEGMENTS];
 };
 
+/* The cluster key (rswap-clt-auth.c, rswap_auth.h). */
+#define RSWAP_KEYRING_DESC	"rswap:cluster"
+
+struct crypto_shash;
+
+struct rswap_auth {
+	bool have_key;
+	u8 key[32];			/* RSWAP_KEY_LEN; wiped at unload */
+	struct crypto_shash *tfm;	/* hmac(sha256) keyed with key */
+};
+
 struct rswap_dev {
 	char name[DISK_NAME_LEN];
 	struct rswap_config cfg;
@@ -112,6 +123,7 @@ struct rswap_dev {
 	atomic64_t dram_nr_pages;
 	struct rswap_rdma *rdma;	/* RDMA: sessions to the poolds */
 	struct rswap_coord *coord;	/* RDMA: the coordinator session */
+	struct rswap_auth auth;		/* RDMA: the cluster key, if given */
 
 	/* Fault injection (sysfs fail_reads): reads left to fail. */
 	atomic_t fail_reads;
@@ -175,17 +187,7 @@ ssize_t rswap_coord_show_last_error(struct rswap_dev *dev, char *buf);
 /* Name of the poold holding a slot, for messages and sysfs. */
 const char *rswap_slot_poold_name(const struct rswap_slot *slot);
 
-/* rswap-clt-auth.c: the cluster key (rswap_auth.h) */
-#define RSWAP_KEYRING_DESC	"rswap:cluster"
-
-struct crypto_shash;
-
-struct rswap_auth {
-	bool have_key;
-	u8 key[32];			/* RSWAP_KEY_LEN; wiped at unload */
-	struct crypto_shash *tfm;	/* hmac(sha256) keyed with key */
-};
-
+/* rswap-clt-auth.c */
 int rswap_auth_load_key(struct rswap_auth *auth);
 void rswap_auth_free(struct rswap_auth *auth);
 int rswap_auth_mac(const struct rswap_auth *auth, const char *label, u8 role,

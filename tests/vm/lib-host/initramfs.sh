@@ -57,7 +57,7 @@ base_inputs_key() {
 		echo "$krel"
 		cat "$HERE/lib-host/initramfs.sh" "$HERE/guest/"*
 		dpkg-query -W busybox-static kmod iproute2 rdma-core ibverbs-providers \
-			ibverbs-utils perftest libc6 2>/dev/null
+			ibverbs-utils perftest keyutils libc6 2>/dev/null
 		printf '%s\n' "${GUEST_MODULES[@]}"
 	} | sha256sum | cut -c1-16
 }
@@ -94,7 +94,7 @@ initramfs_base() {
 		for bin in /usr/bin/kmod /usr/bin/ip /usr/bin/rdma /usr/bin/ibv_devices \
 			/usr/bin/ibv_devinfo /usr/bin/rping /usr/bin/ib_read_lat \
 			/usr/bin/ib_write_lat /usr/bin/ib_read_bw /usr/bin/ib_write_bw \
-			/usr/bin/ib_send_lat; do
+			/usr/bin/ib_send_lat /usr/bin/keyctl; do
 			rm -f "usr/bin/$(basename "$bin")"
 			copy_with_libs "$bin" "$root"
 		done

@@ -4,6 +4,7 @@
 #   . "$RSWAP_TESTLIB/cluster.sh"
 #   cluster_init            # logs under /tmp/cluster.<pid>, trap stop_all
 #   use_cluster_key         # daemons started after it use a fresh key
+#   insmod_with_key FILE    # rswap_insmod gives rswap-client.ko that key
 #   start_coord PORT CHUNK  # rswap-coord on $RSWAP_IP:PORT
 #   start_poold N CAPACITY  # poold N on $RSWAP_IP:$((POOLD_BASE_PORT + N))
 #   wait_registered N [COUNT]
@@ -36,6 +37,20 @@ use_cluster_key() {
 	CLUSTER_KEY=$CLUSTER_LOG/cluster.key
 	rswap-admin keygen > "$CLUSTER_KEY" || fail "rswap-admin keygen failed"
 	CLUSTER_AUTH="--key-file $CLUSTER_KEY"
+}
+
+# insmod_with_key FILE: rswap_insmod (swap.sh) from now on loads the module
+# with FILE's key in a session keyring of its own, as rswapctl does;
+# insmod_with_key "" goes back to a plain insmod.
+insmod_with_key() {
+	if [ -z "$1" ]; then
+		unset RSWAP_INSMOD
+		return
+	fi
+	printf '#!/bin/sh\nkeyctl padd user rswap:cluster @s < "%s" > /dev/null || exit 1\nexec insmod "$@"\n' \
+		"$1" > "$CLUSTER_LOG/keyed-insmod"
+	chmod +x "$CLUSTER_LOG/keyed-insmod"
+	RSWAP_INSMOD="keyctl session - $CLUSTER_LOG/keyed-insmod"
 }
 
 dump_logs() {
