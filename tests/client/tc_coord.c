@@ -5,6 +5,7 @@
  * kernel module keeps it, so that the id stays owned by this process.
  */
 #include "testclient.h"
+#include "auth.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -60,6 +61,19 @@ static int coord_call(const struct tc_opts *o, Rswap__Envelope *req,
 	fd = coord_open(o->coord);
 	if (fd < 0)
 		return fd;
+	if (o->have_key) {
+		char awhy[300];
+		bool poold = req->body_case == RSWAP__ENVELOPE__BODY_POOLD_REGISTER;
+
+		ret = rswap_auth_handshake_fd(fd, o->key,
+					      poold ? RSWAP_AUTH_ROLE_POOLD : RSWAP_AUTH_ROLE_CLIENT,
+					      poold ? o->as : o->id, awhy, sizeof(awhy));
+		if (ret) {
+			log_err("coordinator %s %s", o->coord, awhy);
+			close(fd);
+			return ret;
+		}
+	}
 	req->version = RSWAP_PROTO_VERSION;
 	req->seq = 1;
 	ret = rswap_frame_send_fd(fd, req);

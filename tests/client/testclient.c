@@ -21,6 +21,7 @@
  * --expect-coord-error, that the coordinator refused the ClientHello.
  */
 #include "testclient.h"
+#include "auth.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -81,6 +82,7 @@ static void usage(FILE *f)
 		"  --sample N           test N evenly spread blocks per chunk; 0 = all\n"
 		"                       (default: all up to 64M chunks, else 1024)\n"
 		"  --poold ADDR:PORT    connect to this poold directly (connect mode)\n"
+		"  --key-file FILE      the cluster key, to authenticate to the coordinator\n"
 		"  --as ADDR:PORT       listen address to register as (register mode),\n"
 		"                       or to listen on as a coordinator (fake-coord)\n"
 		"bad input, to check refusals:\n"
@@ -138,7 +140,7 @@ static const char *parse_args(int argc, char **argv, struct tc_opts *o)
 	enum { O_COORD = 256, O_POOLD, O_ID, O_SIZE, O_QPS, O_BLOCK, O_SAMPLE,
 	       O_BAD_MAGIC, O_BAD_VERSION, O_VERSION, O_BAD_FLAGS, O_QP_COUNT,
 	       O_SESSION_MISMATCH, O_EXPECT_REFUSAL, O_EXPECT_COORD_ERROR, O_AS,
-	       O_HOLD, O_EXPECT_REVOKED, O_HOLD_COORD };
+	       O_HOLD, O_EXPECT_REVOKED, O_HOLD_COORD, O_KEY_FILE };
 	static const struct option opts[] = {
 		{ "coord", required_argument, NULL, O_COORD },
 		{ "poold", required_argument, NULL, O_POOLD },
@@ -159,6 +161,7 @@ static const char *parse_args(int argc, char **argv, struct tc_opts *o)
 		{ "hold", required_argument, NULL, O_HOLD },
 		{ "expect-revoked", no_argument, NULL, O_EXPECT_REVOKED },
 		{ "hold-coord", required_argument, NULL, O_HOLD_COORD },
+		{ "key-file", required_argument, NULL, O_KEY_FILE },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -180,6 +183,14 @@ static const char *parse_args(int argc, char **argv, struct tc_opts *o)
 		case O_POOLD: o->poold = optarg; break;
 		case O_ID: o->id = optarg; break;
 		case O_AS: o->as = optarg; break;
+		case O_KEY_FILE: {
+			char why[300];
+
+			if (rswap_key_load(optarg, o->key, why, sizeof(why)))
+				usage_error("%s", why);
+			o->have_key = true;
+			break;
+		}
 		case O_HOLD: o->hold_s = (unsigned int)parse_num("--hold", optarg, 3600); break;
 		case O_EXPECT_REVOKED: o->expect_revoked = true; break;
 		case O_HOLD_COORD:

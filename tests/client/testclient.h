@@ -42,6 +42,8 @@ struct tc_opts {
 	unsigned int hold_s;		/* --hold SEC: stay connected, then re-read */
 	bool expect_revoked;		/* --expect-revoked: access must end */
 	unsigned int hold_coord_s;	/* --hold-coord SEC: keep the id owned */
+	bool have_key;			/* --key-file: authenticate with it */
+	uint8_t key[32];
 	int verbose;
 };
 

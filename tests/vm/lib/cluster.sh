@@ -176,7 +176,7 @@ assert_clean_logs() {
 admin() { rswap-admin --coord "$RSWAP_IP:$COORD_PORT" ${CLUSTER_KEY:+--key-file "$CLUSTER_KEY"} "$@"; }
 
 # A function: run it in the background only if $! need not be the client.
-testclient() { rswap-testclient --coord "$RSWAP_IP:$COORD_PORT" "$@"; }
+testclient() { rswap-testclient --coord "$RSWAP_IP:$COORD_PORT" ${CLUSTER_KEY:+--key-file "$CLUSTER_KEY"} "$@"; }
 
 # json_poold ADDR FIELD: a numeric field of one poold in `rswap-admin --json list`.
 json_poold() {

@@ -6,7 +6,9 @@
 # unreachable (the module's reason is shown), a step after the module
 # loaded failing (undone), bad usage (exit 2); config file defaults; the
 # default client id from the machine id; an id another live host holds
-# (EBUSY) refused with a hint and nothing left.
+# (EBUSY) refused with a hint and nothing left.  The cluster has a key:
+# rswapctl hands it to the module from /etc/rswap/cluster.key; a wrong key
+# is refused (EACCES) with a hint, an open key file is a usage error.
 set -u
 . "$RSWAP_TESTLIB/swap.sh"
 . "$RSWAP_TESTLIB/cluster.sh"	# its fail() also dumps the daemons' logs
@@ -19,9 +21,14 @@ cleanup() {
 	swapoff /dev/rswap0 2> /dev/null
 	mod_loaded && rmmod rswap_client
 	rm -f /tmp/rswapctl.conf
+	rm -rf /etc/rswap
 	stop_all
 }
 trap cleanup EXIT
+use_cluster_key
+mkdir -p /etc/rswap
+cp "$CLUSTER_KEY" /etc/rswap/cluster.key
+chmod 600 /etc/rswap/cluster.key
 
 COORD="$RSWAP_IP:9410"
 start_coord 9410 16M
@@ -64,6 +71,19 @@ for args in "--coord $COORD --size 12Q" "--coord $COORD --size 1000" \
 done
 untouched "usage errors"
 
+# ---- the key: an open key file is a usage error, a wrong key refused --------------
+cp "$CLUSTER_KEY" /tmp/open.key
+chmod 644 /tmp/open.key
+rswapctl install --coord "$COORD" --size 32M --module "$RSWAP_KO" --key-file /tmp/open.key > $OUT 2>&1
+[ $? = 2 ] && grep -q "chmod 600" $OUT || { cat $OUT; fail "an open key file was not a usage error"; }
+rswap-admin keygen > /tmp/wrong.key
+rswapctl install --coord "$COORD" --size 32M --module "$RSWAP_KO" --key-file /tmp/wrong.key > $OUT 2>&1 &&
+	{ cat $OUT; fail "install with a wrong key succeeded"; }
+grep -q "do not share the cluster key" $OUT || { cat $OUT; fail "no hint for a wrong key"; }
+grep -q "authentication failed (wrong cluster key?)" $OUT || { cat $OUT; fail "the module's reason for a wrong key was not shown"; }
+untouched "wrong key"
+note "wrong key: $(grep 'do not share' $OUT)"
+
 # ---- coordinator unreachable: the module's reason, nothing left -------------------
 rswapctl install --coord "$RSWAP_IP:1" --size 32M --module "$RSWAP_KO" > $OUT 2>&1 &&
 	{ cat $OUT; fail "install with an unreachable coordinator succeeded"; }
@@ -96,7 +116,7 @@ sleep 0.5
 untouched "default client id"
 
 # ---- an id another live host holds: refused, with a hint, nothing left ----------
-rswap-testclient --coord "$COORD" --id busy-id --size 16M --hold-coord 120 map \
+rswap-testclient --coord "$COORD" --key-file "$CLUSTER_KEY" --id busy-id --size 16M --hold-coord 120 map \
 	> /tmp/holder.log 2>&1 &
 holder=$!
 wait_log /tmp/holder.log "holding client id busy-id" 1 60 ||
