@@ -77,6 +77,7 @@ struct poold {
 	uint64_t reg_seq;
 
 	/* RDMA side */
+	uint64_t incarnation;		/* random, nonzero, new at every start */
 	struct rdma_event_channel *cm_ch;
 	struct rdma_cm_id *listen_id;
 	struct event *cm_ev;
