@@ -59,6 +59,10 @@ static unsigned int timeout_ms = 10000;
 module_param(timeout_ms, uint, 0444);
 MODULE_PARM_DESC(timeout_ms, "Timeout of each connection step to the coordinator and the poolds, in ms, 100..120000. Default: 10000");
 
+static unsigned int fail_io_tmo = 30;
+module_param(fail_io_tmo, uint, 0444);
+MODULE_PARM_DESC(fail_io_tmo, "Seconds I/O waits for a poold that went away (network down, poold restarting or stuck) before it fails with an I/O error, 1..3600; reconnect attempts go on after it. Default: 30");
+
 #define RSWAP_MAX_SIZE		BIT_ULL(50)
 
 static struct rswap_dev *rswap_the_dev;
@@ -160,6 +164,12 @@ static int rswap_parse_config(struct rswap_config *cfg)
 		return -EINVAL;
 	}
 	cfg->timeout_ms = timeout_ms;
+	if (fail_io_tmo < 1 || fail_io_tmo > 3600) {
+		pr_err("fail_io_tmo=%u is outside 1..3600 seconds\n",
+		       fail_io_tmo);
+		return -EINVAL;
+	}
+	cfg->fail_io_tmo = fail_io_tmo;
 
 	if (cfg->backend == RSWAP_BACKEND_DRAM) {
 		if (coord)

@@ -1,113 +1,25 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * RDMA backend: one session per poold named in the chunk map, one RC queue
- * pair per block hardware queue in each session (proto/rswap_wire.h has
- * the connection protocol).  Set up entirely in module init, before the
- * block device exists; torn down in module exit after the block device is
- * gone, so the I/O path never races with setup or teardown.
+ * RDMA backend, connection side: rdma_cm events, queue pair set-up and
+ * teardown, the chunk table, and one connect attempt of a whole session
+ * (rswap_sess_connect()), used by the first connect at load and by every
+ * reconnect (proto/rswap_wire.h has the protocol).
  *
- * I/O: a block request is one RDMA READ or WRITE, one SGE per segment, on
- * the queue pair of its hardware queue to the poold holding its chunk.  A
- * failed work completion fails the request (BLK_STS_IOERR); data is never
- * reported read unless the READ completed successfully.
- *
- * Contexts: setup and teardown sleep; queue_rq runs in atomic context;
- * completions run in the CQ's softirq; CM events in the rdma_cm workqueue.
+ * Contexts: connect and teardown sleep (module init, or the session's
+ * work items); CM events run in the rdma_cm workqueue, QP events in the
+ * device's event context, receive completions in the CQ's softirq.  None
+ * of the last three sleeps: they record, wake a waiter, or enter error
+ * recovery (which only queues work).
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/bsearch.h>
-#include <linux/completion.h>
 #include <linux/random.h>
 #include <linux/slab.h>
 #include <linux/sort.h>
-#include <rdma/ib_verbs.h>
-#include <rdma/rdma_cm.h>
 
-#include "rswap-clt.h"
-#include "rswap-clt-pb.h"
+#include "rswap-clt-rdma.h"
 #include "rswap-compat.h"
-
-/* Queue pair state bits; test_and_clear_bit() keeps teardown idempotent. */
-enum rswap_qp_bit {
-	RSWAP_QP_ALLOCATED,	/* PD, CQ, QP and receive buffers exist */
-	RSWAP_QP_CONNECTED,	/* reached ESTABLISHED once: drain before destroy */
-	RSWAP_QP_LIVE,		/* connected now: I/O may be posted */
-};
-
-struct rswap_qp;
-
-/* A receive buffer for the chunk table (queue pair 0 only). */
-struct rswap_recv {
-	struct ib_cqe cqe;
-	struct rswap_qp *qp;
-	void *buf;
-	u64 dma;
-};
-
-struct rswap_qp {
-	struct rswap_sess *sess;
-	u16 index;
-	unsigned long flags;
-	struct rdma_cm_id *cm_id;
-	struct ib_pd *pd;
-	struct ib_cq *cq;
-	u32 max_sge;
-
-	/* One CM step at a time: the waiter re-arms, the handler completes. */
-	struct completion cm_done;
-	int cm_error;
-	struct rswap_conn_acc acc;	/* valid once ESTABLISHED */
-
-	unsigned int nr_recvs;
-	struct rswap_recv *recvs;
-};
-
-struct rswap_sess {
-	struct rswap_dev *dev;
-	char addr_str[RSWAP_PB_ADDR_MAX];
-	struct sockaddr_storage addr;
-	u64 cookie;
-	u32 nr_slots;			/* slots of our map on this poold */
-
-	/* Chunk table, filled by the receive completions of queue pair 0. */
-	struct completion table_done;
-	int table_error;
-	u32 table_total;
-	u32 table_got;
-	u32 desc_cap;
-	struct rswap_chunk_desc *descs;
-
-	atomic64_t reads;
-	atomic64_t writes;
-	atomic64_t bytes_read;
-	atomic64_t bytes_written;
-	atomic64_t errors;
-
-	unsigned int nr_qps;
-	struct rswap_qp qps[];
-};
-
-struct rswap_rdma {
-	unsigned int nr_sess;
-	struct rswap_sess *sess[];
-};
-
-#define rswap_sess_err(s, fmt, ...) \
-	pr_err("poold %s: " fmt, (s)->addr_str, ##__VA_ARGS__)
-#define rswap_sess_warn(s, fmt, ...) \
-	pr_warn("poold %s: " fmt, (s)->addr_str, ##__VA_ARGS__)
-#define rswap_sess_err_rl(s, fmt, ...) \
-	pr_err_ratelimited("poold %s: " fmt, (s)->addr_str, ##__VA_ARGS__)
-#define rswap_sess_warn_rl(s, fmt, ...) \
-	pr_warn_ratelimited("poold %s: " fmt, (s)->addr_str, ##__VA_ARGS__)
-
-const char *rswap_slot_poold_name(const struct rswap_slot *slot)
-{
-	return slot->sess ? slot->sess->addr_str : "dram";
-}
-
-/* ---- connection management ----------------------------------------------- */
 
 static int rswap_rej_errno(u16 reason)
 {
@@ -175,6 +87,8 @@ static void rswap_cm_rejected(struct rswap_qp *qp, struct rdma_cm_event *ev)
 		return;
 	}
 	qp->cm_error = rswap_rej_errno(le16_to_cpu(rej.reason));
+	if (le16_to_cpu(rej.reason) == RSWAP_REJ_NO_CHUNKS)
+		sess->no_chunks = true;
 	rswap_sess_err(sess, "refused queue pair %u/%u: %s (poold speaks protocol %u, this client %u)\n",
 		       qp->index, qp->sess->nr_qps,
 		       rswap_rej_str(le16_to_cpu(rej.reason)),
@@ -195,6 +109,7 @@ static void rswap_cm_established(struct rswap_qp *qp,
 		return;
 	}
 	memcpy(&qp->acc, p->private_data, sizeof(qp->acc));
+	qp->acc_len = min_t(u8, p->private_data_len, sizeof(qp->acc));
 	version = le16_to_cpu(qp->acc.version);
 	if (le32_to_cpu(qp->acc.magic) != RSWAP_WIRE_MAGIC ||
 	    version < RSWAP_WIRE_VERSION_MIN || version > RSWAP_WIRE_VERSION) {
@@ -245,15 +160,28 @@ static int rswap_cm_handler(struct rdma_cm_id *id, struct rdma_cm_event *ev)
 		qp->cm_error = -ECONNRESET;
 		break;
 	case RDMA_CM_EVENT_DISCONNECTED:
-		/* Requests in flight fail with flush errors; new ones fail. */
+		/* Recovery drains the QPs and requeues what was in flight. */
 		if (test_and_clear_bit(RSWAP_QP_LIVE, &qp->flags))
-			rswap_sess_warn(sess, "disconnected queue pair %u; its I/O now fails\n",
-					qp->index);
+			rswap_sess_warn_rl(sess, "queue pair %u disconnected; reconnecting\n",
+					   qp->index);
+		rswap_sess_error_recovery(sess);
 		return 0;
 	case RDMA_CM_EVENT_DEVICE_REMOVAL:
+		/*
+		 * rdma_cm waits until this id is destroyed: never here (it
+		 * would deadlock), but by recovery's work, or by the connect
+		 * attempt this wakes up, which then fails and cleans up.
+		 */
 		clear_bit(RSWAP_QP_LIVE, &qp->flags);
-		rswap_sess_warn(sess, "RDMA device removed under queue pair %u\n",
-				qp->index);
+		rswap_sess_warn_rl(sess, "RDMA device removed under queue pair %u\n",
+				   qp->index);
+		qp->cm_error = -ENODEV;
+		if (!qp->index) {
+			sess->table_error = -ENODEV;
+			complete(&sess->table_done);
+		}
+		complete(&qp->cm_done);
+		rswap_sess_error_recovery(sess);
 		return 0;
 	default:
 		return 0;
@@ -340,6 +268,7 @@ static void rswap_recv_done(struct ib_cq *cq, struct ib_wc *wc)
 			return;
 		rswap_sess_err_rl(sess, "chunk table receive failed: %s\n",
 				  ib_wc_status_msg(wc->status));
+		rswap_sess_error_recovery(sess);
 		ret = -EIO;
 		goto out_complete;
 	}
@@ -419,12 +348,22 @@ static int rswap_qp_post_recvs(struct rswap_qp *qp, unsigned int n)
 
 /* ---- queue pair setup and teardown ---------------------------------------- */
 
+/* Device event context: must not sleep. */
 static void rswap_qp_event(struct ib_event *ev, void *ctx)
 {
 	struct rswap_qp *qp = ctx;
 
-	rswap_sess_warn_rl(qp->sess, "queue pair %u: %s\n", qp->index,
-			   ib_event_msg(ev->event));
+	switch (ev->event) {
+	case IB_EVENT_COMM_EST:
+	case IB_EVENT_SQ_DRAINED:
+	case IB_EVENT_QP_LAST_WQE_REACHED:
+		return;
+	default:
+		rswap_sess_warn_rl(qp->sess, "queue pair %u: %s; reconnecting\n",
+				   qp->index, ib_event_msg(ev->event));
+		clear_bit(RSWAP_QP_LIVE, &qp->flags);
+		rswap_sess_error_recovery(qp->sess);
+	}
 }
 
 /*
@@ -506,7 +445,10 @@ out_clear_pd:
 	return ret;
 }
 
-/* Sleeps.  Safe on a queue pair in any state, and twice. */
+/*
+ * Sleeps.  Safe on a queue pair in any state, and twice.  Every work
+ * request still posted completes (flushed) before the QP goes.
+ */
 static void rswap_qp_destroy(struct rswap_qp *qp)
 {
 	if (test_and_clear_bit(RSWAP_QP_LIVE, &qp->flags))
@@ -525,6 +467,30 @@ static void rswap_qp_destroy(struct rswap_qp *qp)
 		rdma_destroy_id(qp->cm_id);
 		qp->cm_id = NULL;
 	}
+	qp->acc_len = 0;
+}
+
+/*
+ * Sleeps.  Is the port we would connect through up?  A connect request
+ * sent through a port that is down is lost, and (seen with rxe) can leave
+ * the device's CM unable to send any later one; waiting for the next
+ * attempt costs nothing.
+ */
+static int rswap_qp_port_active(struct rswap_qp *qp)
+{
+	struct ib_port_attr attr;
+	int ret;
+
+	ret = ib_query_port(qp->cm_id->device, qp->cm_id->port_num, &attr);
+	if (ret)
+		return ret;
+	if (attr.state != IB_PORT_ACTIVE) {
+		rswap_sess_warn_rl(qp->sess, "port %u of %s not active (state %d); waiting\n",
+				   qp->cm_id->port_num,
+				   dev_name(&qp->cm_id->device->dev), attr.state);
+		return -ENETDOWN;
+	}
+	return 0;
 }
 
 /* Sleeps.  Resolve, create, connect one queue pair; wait for ESTABLISHED. */
@@ -564,6 +530,9 @@ static int rswap_qp_connect(struct rswap_qp *qp)
 		return ret;
 	}
 	ret = rswap_qp_wait(qp, "route resolution");
+	if (ret)
+		return ret;
+	ret = rswap_qp_port_active(qp);
 	if (ret)
 		return ret;
 
@@ -613,11 +582,58 @@ static int rswap_desc_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Sleeps.  Give every slot of this poold its address and rkey. */
+/* The poold's incarnation as queue pair qp heard it; 0 = unknown. */
+static u64 rswap_qp_incarnation(const struct rswap_qp *qp)
+{
+	if (le16_to_cpu(qp->acc.version) < 2 ||
+	    qp->acc_len < offsetofend(struct rswap_conn_acc, incarnation))
+		return 0;
+	return le64_to_cpu(qp->acc.incarnation);
+}
+
+/*
+ * Sleeps.  Did the poold keep our memory since the last connect?  The
+ * first connect records its incarnation.  A reconnect that finds another
+ * one, or none (a version-1 poold cannot tell), marks every slot of this
+ * poold lost: those pages are gone, and reading zeroes or a fresh chunk
+ * in their place would be silent corruption.
+ */
+static int rswap_sess_check_incarnation(struct rswap_sess *sess)
+{
+	u64 inc = rswap_qp_incarnation(&sess->qps[0]);
+	unsigned int i;
+	u32 lost;
+
+	for (i = 1; i < sess->nr_qps; i++) {
+		if (rswap_qp_incarnation(&sess->qps[i]) != inc) {
+			rswap_sess_warn(sess, "queue pairs accepted by two incarnations (restarted while connecting?); retrying\n");
+			return -EAGAIN;
+		}
+	}
+	if (!sess->ever_live) {
+		sess->incarnation = inc;
+		return 0;
+	}
+	if (inc && inc == sess->incarnation)
+		return 0;
+	lost = rswap_sess_lose_all(sess);
+	if (lost)
+		rswap_sess_err(sess, "restarted (incarnation %#llx, was %#llx): its %u chunks of ours are lost; their pages now fail with I/O errors\n",
+			       inc, sess->incarnation, lost);
+	sess->incarnation = inc;
+	return 0;
+}
+
+/*
+ * Sleeps.  Give every slot of this poold its address and rkey (new on
+ * every connect: the poold registers our chunks again per session).  At
+ * load a chunk missing from the table fails the load; on a reconnect it
+ * means the poold no longer holds it, and the slot is lost.
+ */
 static int rswap_sess_match(struct rswap_sess *sess)
 {
 	struct rswap_core *core = &sess->dev->core;
-	u32 i, chunks = le32_to_cpu(sess->qps[0].acc.chunk_count);
+	u32 i, chunks = le32_to_cpu(sess->qps[0].acc.chunk_count), missing = 0;
 
 	if (sess->table_total != chunks) {
 		rswap_sess_err(sess, "accepted with %u chunks but its table lists %u\n",
@@ -630,53 +646,73 @@ static int rswap_sess_match(struct rswap_sess *sess)
 		struct rswap_slot *slot = &core->slots[i];
 		struct rswap_chunk_desc key, *d;
 
-		if (slot->sess != sess)
+		if (slot->sess != sess || READ_ONCE(slot->lost))
 			continue;
 		key.handle = cpu_to_le64(slot->handle);
 		d = bsearch(&key, sess->descs, sess->table_total,
 			    sizeof(*sess->descs), rswap_desc_cmp);
-		if (!d) {
-			rswap_sess_err(sess, "chunk %llu of slot %u is not in its chunk table\n",
-				       slot->handle, i);
-			return -EPROTO;
-		}
-		if (le64_to_cpu(d->len) < core->chunk_size) {
+		if (d && le64_to_cpu(d->len) < core->chunk_size) {
 			rswap_sess_err(sess, "chunk %llu is %llu bytes, smaller than the chunk size %llu\n",
 				       slot->handle, le64_to_cpu(d->len),
 				       core->chunk_size);
 			return -EPROTO;
 		}
+		if (!d && !sess->ever_live) {
+			rswap_sess_err(sess, "chunk %llu of slot %u is not in its chunk table\n",
+				       slot->handle, i);
+			return -EPROTO;
+		}
+		if (!d) {
+			missing += rswap_slot_mark_lost(sess, slot);
+			continue;
+		}
 		slot->addr = le64_to_cpu(d->addr);
 		slot->rkey = le32_to_cpu(d->rkey);
 	}
+	if (missing)
+		rswap_sess_err(sess, "no longer holds %u chunks of ours: lost; their pages now fail with I/O errors\n",
+			       missing);
 	return 0;
 }
 
-static void rswap_sess_free(struct rswap_sess *sess)
+void rswap_sess_destroy_qps(struct rswap_sess *sess)
 {
 	unsigned int i;
 
+	WRITE_ONCE(sess->ibdev, NULL);
 	for (i = 0; i < sess->nr_qps; i++)
 		rswap_qp_destroy(&sess->qps[i]);
-	kvfree(sess->descs);
-	kfree(sess);
 }
 
-/* Sleeps.  All queue pairs (0 first), then the chunk table, then match. */
-static int rswap_sess_connect(struct rswap_sess *sess)
+/*
+ * Sleeps.  One connect attempt: every queue pair (0 first, with the
+ * chunk table's receives), the table, the incarnation check, the slots.
+ * On failure the caller destroys what was built (rswap_sess_destroy_qps).
+ * The caller runs with memalloc_noio_save() when swap may wait on it.
+ */
+int rswap_sess_connect(struct rswap_sess *sess)
 {
 	unsigned int ms = sess->dev->cfg.timeout_ms;
 	unsigned int i;
 	long left;
 	int ret;
 
-	sess->desc_cap = DIV_ROUND_UP(sess->nr_slots, RSWAP_DESCS_PER_MSG) *
-			 RSWAP_DESCS_PER_MSG;
-	sess->descs = kvcalloc(sess->desc_cap, sizeof(*sess->descs),
-			       GFP_KERNEL);
-	if (!sess->descs)
-		return -ENOMEM;
+	if (!sess->descs) {
+		sess->desc_cap = DIV_ROUND_UP(sess->nr_slots, RSWAP_DESCS_PER_MSG) *
+				 RSWAP_DESCS_PER_MSG;
+		sess->descs = kvcalloc(sess->desc_cap, sizeof(*sess->descs),
+				       GFP_KERNEL);
+		if (!sess->descs)
+			return -ENOMEM;
+	}
 	init_completion(&sess->table_done);
+	sess->table_error = 0;
+	sess->table_total = 0;
+	sess->table_got = 0;
+	/* A new session on the poold: its old one may linger half-closed. */
+	do {
+		sess->cookie = get_random_u64();
+	} while (!sess->cookie);
 
 	for (i = 0; i < sess->nr_qps; i++) {
 		ret = rswap_qp_connect(&sess->qps[i]);
@@ -702,379 +738,23 @@ static int rswap_sess_connect(struct rswap_sess *sess)
 	}
 	if (sess->table_error)
 		return sess->table_error;
-	return rswap_sess_match(sess);
-}
-
-static struct rswap_sess *rswap_sess_alloc(struct rswap_dev *dev,
-					   const char *addr)
-{
-	struct rswap_sess *sess;
-	unsigned int i;
-
-	sess = kzalloc(struct_size(sess, qps, dev->nr_queues), GFP_KERNEL);
-	if (!sess)
-		return ERR_PTR(-ENOMEM);
-	sess->dev = dev;
-	strscpy(sess->addr_str, addr, sizeof(sess->addr_str));
-	if (rswap_parse_addr(addr, &sess->addr)) {
-		pr_err("coordinator %s names poold \"%s\", which is not IPV4:PORT or [IPV6]:PORT\n",
-		       dev->cfg.coord_str, addr);
-		kfree(sess);
-		return ERR_PTR(-EPROTO);
-	}
-	do {
-		sess->cookie = get_random_u64();
-	} while (!sess->cookie);
-	sess->nr_qps = dev->nr_queues;
-	for (i = 0; i < sess->nr_qps; i++) {
-		sess->qps[i].sess = sess;
-		sess->qps[i].index = i;
-	}
-	return sess;
-}
-
-static struct rswap_sess *rswap_sess_lookup(struct rswap_rdma *rdma,
-					    const char *addr)
-{
-	unsigned int i;
-
-	for (i = 0; i < rdma->nr_sess; i++)
-		if (!strcmp(rdma->sess[i]->addr_str, addr))
-			return rdma->sess[i];
-	return NULL;
-}
-
-/* ---- I/O ----------------------------------------------------------------- */
-
-static enum dma_data_direction rswap_rq_dir(struct request *rq)
-{
-	return rq_data_dir(rq) == WRITE ? DMA_TO_DEVICE : DMA_FROM_DEVICE;
-}
-
-/* Softirq (CQ): the RDMA READ or WRITE of one block request ended. */
-static void rswap_io_done(struct ib_cq *cq, struct ib_wc *wc)
-{
-	struct rswap_cmd *cmd = container_of(wc->wr_cqe, struct rswap_cmd, cqe);
-	struct request *rq = blk_mq_rq_from_pdu(cmd);
-	struct rswap_sess *sess = cmd->sess;
-	struct rswap_dev *dev = sess->dev;
-	bool write = rq_data_dir(rq) == WRITE;
-	enum ib_wc_status status = wc->status;
-
-	ib_dma_unmap_sg(cmd->ibdev, cmd->sg, cmd->nents, rswap_rq_dir(rq));
-	cmd->ibdev = NULL;
-	if (!write && status == IB_WC_SUCCESS && rswap_inject_read_error(dev))
-		status = IB_WC_GENERAL_ERR;
-	if (unlikely(status != IB_WC_SUCCESS)) {
-		if (status != IB_WC_WR_FLUSH_ERR)
-			rswap_sess_err_rl(sess, "%s of %u bytes at %llu failed: %s\n",
-					  write ? "WRITE" : "READ",
-					  blk_rq_bytes(rq),
-					  (u64)blk_rq_pos(rq) << RSWAP_SECTOR_SHIFT,
-					  ib_wc_status_msg(status));
-		atomic64_inc(&sess->errors);
-		rswap_count_err(dev, RSWAP_ERR_IO);
-		/* Never report unknown data as read. */
-		rswap_blk_end(dev, rq, BLK_STS_IOERR);
-		return;
-	}
-	if (write) {
-		atomic64_inc(&sess->writes);
-		atomic64_add(blk_rq_bytes(rq), &sess->bytes_written);
-	} else {
-		atomic64_inc(&sess->reads);
-		atomic64_add(blk_rq_bytes(rq), &sess->bytes_read);
-	}
-	rswap_blk_end(dev, rq, BLK_STS_OK);
-}
-
-/* Atomic context: no allocation, nothing that sleeps. */
-static blk_status_t rswap_rdma_queue_rq(struct rswap_dev *dev,
-					unsigned int qidx, struct request *rq)
-{
-	struct rswap_cmd *cmd = blk_mq_rq_to_pdu(rq);
-	u64 off = (u64)blk_rq_pos(rq) << RSWAP_SECTOR_SHIFT;
-	enum dma_data_direction dir = rswap_rq_dir(rq);
-	struct ib_rdma_wr wr = {};
-	struct scatterlist *sg;
-	struct rswap_slot *slot;
-	struct rswap_qp *qp;
-	u64 chunk_off;
-	int i, count, ret;
-
-	slot = rswap_core_route(&dev->core, off, blk_rq_bytes(rq), &chunk_off);
-	if (unlikely(!slot)) {
-		rswap_count_err(dev, RSWAP_ERR_RANGE);
-		rswap_err_rl(dev, "request at %llu of %u bytes crosses a chunk or the end\n",
-			     off, blk_rq_bytes(rq));
-		return BLK_STS_IOERR;
-	}
-	qp = &slot->sess->qps[qidx];
-	if (unlikely(!test_bit(RSWAP_QP_LIVE, &qp->flags))) {
-		atomic64_inc(&slot->sess->errors);
-		rswap_count_err(dev, RSWAP_ERR_IO);
-		rswap_sess_err_rl(slot->sess, "queue pair %u is down; failing I/O\n",
-				  qidx);
-		return BLK_STS_IOERR;
-	}
-
-	sg_init_table(cmd->sg, RSWAP_MAX_SEGMENTS);
-	cmd->nents = rswap_compat_map_sg(rq, cmd->sg);
-	cmd->sess = slot->sess;
-	cmd->ibdev = qp->pd->device;
-	count = ib_dma_map_sg(cmd->ibdev, cmd->sg, cmd->nents, dir);
-	if (unlikely(!count)) {
-		cmd->ibdev = NULL;
-		rswap_count_err(dev, RSWAP_ERR_BUSY);
-		return BLK_STS_RESOURCE;
-	}
-	for_each_sg(cmd->sg, sg, count, i) {
-		cmd->sge[i].addr = sg_dma_address(sg);
-		cmd->sge[i].length = sg_dma_len(sg);
-		cmd->sge[i].lkey = qp->pd->local_dma_lkey;
-	}
-	cmd->cqe.done = rswap_io_done;
-	wr.wr.wr_cqe = &cmd->cqe;
-	wr.wr.opcode = dir == DMA_TO_DEVICE ? IB_WR_RDMA_WRITE : IB_WR_RDMA_READ;
-	wr.wr.send_flags = IB_SEND_SIGNALED;
-	wr.wr.sg_list = cmd->sge;
-	wr.wr.num_sge = count;
-	wr.remote_addr = slot->addr + chunk_off;
-	wr.rkey = slot->rkey;
-
-	ret = ib_post_send(qp->cm_id->qp, &wr.wr, NULL);
-	if (likely(!ret))
-		return BLK_STS_OK;
-
-	ib_dma_unmap_sg(cmd->ibdev, cmd->sg, cmd->nents, dir);
-	cmd->ibdev = NULL;
-	if (ret == -ENOMEM || ret == -EAGAIN) {
-		/* Send queue full: blk-mq retries once a request completes. */
-		rswap_count_err(dev, RSWAP_ERR_BUSY);
-		return BLK_STS_RESOURCE;
-	}
-	rswap_count_err(dev, RSWAP_ERR_POST);
-	rswap_sess_err_rl(slot->sess, "cannot post on queue pair %u: %d\n",
-			  qidx, ret);
-	return BLK_STS_IOERR;
-}
-
-/* One synchronous page transfer (frontswap), waited for on the stack. */
-struct rswap_page_io {
-	struct ib_cqe cqe;
-	struct completion done;
-	enum ib_wc_status status;
-};
-
-/* Softirq (CQ). */
-static void rswap_page_io_done(struct ib_cq *cq, struct ib_wc *wc)
-{
-	struct rswap_page_io *io = container_of(wc->wr_cqe,
-						struct rswap_page_io, cqe);
-
-	io->status = wc->status;
-	complete(&io->done);
-}
-
-/*
- * Sleeps: posts one RDMA READ or WRITE of the page on this CPU's queue
- * pair to the poold holding off, then waits for its completion.  The wait
- * is not interruptible and has no timeout of its own: the work request
- * points at this stack frame and the page, so it must end (success, RC
- * retry exhaustion or a flush on disconnect) before we return.
- */
-static int rswap_rdma_rw_page(struct rswap_dev *dev, u64 off,
-			      struct page *page, bool write)
-{
-	enum dma_data_direction dir = write ? DMA_TO_DEVICE : DMA_FROM_DEVICE;
-	struct rswap_page_io io;
-	struct ib_rdma_wr wr = {};
-	struct rswap_slot *slot;
-	struct rswap_sess *sess;
-	struct ib_device *ibdev;
-	struct rswap_qp *qp;
-	struct ib_sge sge;
-	u64 chunk_off, dma;
-	int ret;
-
-	slot = rswap_core_route(&dev->core, off, PAGE_SIZE, &chunk_off);
-	if (unlikely(!slot)) {
-		rswap_count_err(dev, RSWAP_ERR_RANGE);
-		return -ERANGE;
-	}
-	sess = slot->sess;
-	qp = &sess->qps[raw_smp_processor_id() % sess->nr_qps];
-	if (unlikely(!test_bit(RSWAP_QP_LIVE, &qp->flags))) {
-		atomic64_inc(&sess->errors);
-		rswap_count_err(dev, RSWAP_ERR_IO);
-		rswap_sess_err_rl(sess, "queue pair %u is down; failing I/O\n",
-				  qp->index);
-		return -ENOTCONN;
-	}
-	ibdev = qp->pd->device;
-	dma = ib_dma_map_page(ibdev, page, 0, PAGE_SIZE, dir);
-	if (unlikely(ib_dma_mapping_error(ibdev, dma))) {
-		rswap_count_err(dev, RSWAP_ERR_NOMEM);
-		return -ENOMEM;
-	}
-	sge.addr = dma;
-	sge.length = PAGE_SIZE;
-	sge.lkey = qp->pd->local_dma_lkey;
-	io.cqe.done = rswap_page_io_done;
-	init_completion(&io.done);
-	wr.wr.wr_cqe = &io.cqe;
-	wr.wr.opcode = write ? IB_WR_RDMA_WRITE : IB_WR_RDMA_READ;
-	wr.wr.send_flags = IB_SEND_SIGNALED;
-	wr.wr.sg_list = &sge;
-	wr.wr.num_sge = 1;
-	wr.remote_addr = slot->addr + chunk_off;
-	wr.rkey = slot->rkey;
-
-	ret = ib_post_send(qp->cm_id->qp, &wr.wr, NULL);
-	if (unlikely(ret)) {
-		ib_dma_unmap_page(ibdev, dma, PAGE_SIZE, dir);
-		if (ret == -ENOMEM || ret == -EAGAIN) {
-			rswap_count_err(dev, RSWAP_ERR_BUSY);
-			return -EBUSY;
-		}
-		rswap_count_err(dev, RSWAP_ERR_POST);
-		rswap_sess_err_rl(sess, "cannot post on queue pair %u: %d\n",
-				  qp->index, ret);
-		return -EIO;
-	}
-	wait_for_completion_io(&io.done);
-	ib_dma_unmap_page(ibdev, dma, PAGE_SIZE, dir);
-
-	if (!write && io.status == IB_WC_SUCCESS && rswap_inject_read_error(dev))
-		io.status = IB_WC_GENERAL_ERR;
-	if (unlikely(io.status != IB_WC_SUCCESS)) {
-		if (io.status != IB_WC_WR_FLUSH_ERR)
-			rswap_sess_err_rl(sess, "%s of a page at %llu failed: %s\n",
-					  write ? "WRITE" : "READ", off,
-					  ib_wc_status_msg(io.status));
-		atomic64_inc(&sess->errors);
-		rswap_count_err(dev, RSWAP_ERR_IO);
-		return -EIO;
-	}
-	if (write) {
-		atomic64_inc(&sess->writes);
-		atomic64_add(PAGE_SIZE, &sess->bytes_written);
-	} else {
-		atomic64_inc(&sess->reads);
-		atomic64_add(PAGE_SIZE, &sess->bytes_read);
-	}
-	return 0;
-}
-
-static ssize_t rswap_rdma_show_poolds(struct rswap_dev *dev, char *buf)
-{
-	struct rswap_rdma *rdma = dev->rdma;
-	unsigned int i, j, live;
-	int len = 0;
-
-	for (i = 0; i < rdma->nr_sess; i++) {
-		struct rswap_sess *s = rdma->sess[i];
-
-		for (live = 0, j = 0; j < s->nr_qps; j++)
-			live += test_bit(RSWAP_QP_LIVE, &s->qps[j].flags);
-		len += sysfs_emit_at(buf, len,
-				     "%s chunks=%u qps=%u/%u reads=%lld writes=%lld bytes_read=%lld bytes_written=%lld errors=%lld\n",
-				     s->addr_str, s->nr_slots, live, s->nr_qps,
-				     (long long)atomic64_read(&s->reads),
-				     (long long)atomic64_read(&s->writes),
-				     (long long)atomic64_read(&s->bytes_read),
-				     (long long)atomic64_read(&s->bytes_written),
-				     (long long)atomic64_read(&s->errors));
-	}
-	return len;
-}
-
-static const struct rswap_backend_ops rswap_rdma_ops = {
-	.name = "rdma",
-	.queue_rq = rswap_rdma_queue_rq,
-	.rw_page = rswap_rdma_rw_page,
-	/* Discard: the chunk stays the client's; nothing to free remotely. */
-	.show_poolds = rswap_rdma_show_poolds,
-};
-
-/* ---- open / close ---------------------------------------------------------- */
-
-void rswap_rdma_close(struct rswap_dev *dev)
-{
-	struct rswap_rdma *rdma = dev->rdma;
-	unsigned int i;
-
-	if (!rdma)
-		return;
-	for (i = 0; i < rdma->nr_sess; i++)
-		rswap_sess_free(rdma->sess[i]);
-	kfree(rdma);
-	dev->rdma = NULL;
-	rswap_core_free(&dev->core);
-}
-
-/* Sleeps.  The map has passed rswap_pb_check_map(). */
-int rswap_rdma_open(struct rswap_dev *dev, const struct rswap_pb_map *map)
-{
-	struct rswap_rdma *rdma;
-	unsigned int i, j;
-	int ret;
-
-	if (map->chunk_size < RSWAP_MAX_IO_BYTES ||
-	    (map->chunk_size >> RSWAP_SECTOR_SHIFT) > UINT_MAX) {
-		pr_err("coordinator %s uses chunks of %llu bytes; this client needs 256K..2T\n",
-		       dev->cfg.coord_str, map->chunk_size);
-		return -EPROTO;
-	}
-	ret = rswap_core_init(&dev->core, map->size, map->chunk_size);
+	ret = rswap_sess_check_incarnation(sess);
 	if (ret)
 		return ret;
-	rdma = kzalloc(struct_size(rdma, sess, map->nslots), GFP_KERNEL);
-	if (!rdma) {
-		ret = -ENOMEM;
-		goto out_free_core;
-	}
-	dev->rdma = rdma;
-
-	for (i = 0; i < map->nslots; i++) {
-		const struct rswap_pb_slot *ms = &map->slots[i];
-		struct rswap_sess *sess;
-
-		sess = rswap_sess_lookup(rdma, ms->poold_addr);
-		if (!sess) {
-			sess = rswap_sess_alloc(dev, ms->poold_addr);
-			if (IS_ERR(sess)) {
-				ret = PTR_ERR(sess);
-				goto out_close;
-			}
-			rdma->sess[rdma->nr_sess++] = sess;
-		}
-		sess->nr_slots++;
-		dev->core.slots[i].sess = sess;
-		dev->core.slots[i].handle = ms->handle;
-	}
-
-	dev->max_segments = RSWAP_MAX_SEGMENTS;
-	for (i = 0; i < rdma->nr_sess; i++) {
-		struct rswap_sess *sess = rdma->sess[i];
-
-		/* Every failure below has logged its one line already. */
-		ret = rswap_sess_connect(sess);
-		if (ret)
-			goto out_close;
-		for (j = 0; j < sess->nr_qps; j++)
-			dev->max_segments = min_t(u32, dev->max_segments,
-						  sess->qps[j].max_sge);
-		pr_info("poold %s: %u chunks, %u queue pairs\n",
-			sess->addr_str, sess->nr_slots, sess->nr_qps);
-	}
-	dev->ops = &rswap_rdma_ops;
+	ret = rswap_sess_match(sess);
+	if (ret)
+		return ret;
+	WRITE_ONCE(sess->ibdev, sess->qps[0].cm_id->device);
 	return 0;
+}
 
-out_close:
-	rswap_rdma_close(dev);
-	return ret;
-out_free_core:
-	rswap_core_free(&dev->core);
-	return ret;
+/* Is every queue pair still connected?  Any context. */
+bool rswap_sess_qps_live(struct rswap_sess *sess)
+{
+	unsigned int i;
+
+	for (i = 0; i < sess->nr_qps; i++)
+		if (!test_bit(RSWAP_QP_LIVE, &sess->qps[i].flags))
+			return false;
+	return true;
 }
