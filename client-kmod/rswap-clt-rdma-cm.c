@@ -718,6 +718,14 @@ int rswap_sess_connect(struct rswap_sess *sess)
 		ret = rswap_qp_connect(&sess->qps[i]);
 		if (ret)
 			return ret;
+		/* The block queue's limits were set from the first connect. */
+		if (sess->ever_live &&
+		    sess->qps[i].max_sge < sess->dev->max_segments) {
+			rswap_sess_err(sess, "queue pair %u now takes %u SGEs, fewer than the %u the device was set up with\n",
+				       i, sess->qps[i].max_sge,
+				       sess->dev->max_segments);
+			return -EINVAL;
+		}
 	}
 	if (le32_to_cpu(sess->qps[0].acc.chunk_count) > sess->desc_cap) {
 		rswap_sess_err(sess, "holds %u chunks for client %s, the map names %u there\n",

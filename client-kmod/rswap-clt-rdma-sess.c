@@ -170,7 +170,8 @@ int rswap_sess_wait_ready(struct rswap_sess *sess)
 	unsigned long tmo = (sess->dev->cfg.fail_io_tmo + 1ul) * HZ;
 
 	might_sleep();
-	wait_event_timeout(sess->state_wq, rswap_sess_settled(sess), tmo);
+	/* Idle: a long fail_io_tmo must not look like a hung task. */
+	wait_event_idle_timeout(sess->state_wq, rswap_sess_settled(sess), tmo);
 	return rswap_sess_state(sess) == RSWAP_SESS_LIVE ? 0 : -ENOTCONN;
 }
 
@@ -288,6 +289,12 @@ static void rswap_sess_reconnect_work(struct work_struct *work)
 	noio = memalloc_noio_save();
 	sess->no_chunks = false;
 	ret = rswap_sess_connect(sess);
+	/*
+	 * Before LIVE: once LIVE, a new failure's err_work arms its own
+	 * fail_io_tmo, which must not be cancelled here.
+	 */
+	if (!ret)
+		cancel_delayed_work(&sess->failfast_work);
 	if (!ret && !rswap_sess_change_state(sess, RSWAP_SESS_LIVE))
 		ret = -ESHUTDOWN;	/* DELETING meanwhile */
 	if (ret) {
@@ -306,7 +313,6 @@ static void rswap_sess_reconnect_work(struct work_struct *work)
 		queue_delayed_work(rswap_rdma_wq, &sess->reconnect_work, delay);
 		goto out;
 	}
-	cancel_delayed_work(&sess->failfast_work);
 	atomic64_inc(&sess->reconnects);
 	rswap_sess_info(sess, "reconnected after %u ms (%u failed attempts)\n",
 			jiffies_to_msecs(jiffies - sess->down_since),
