@@ -756,6 +756,22 @@ int rswap_sess_connect(struct rswap_sess *sess)
 	return 0;
 }
 
+/*
+ * Sleeps.  Is the port under queue pair 0 (all QPs of a session share
+ * it) known and not active?  Only while the QPs exist (error recovery).
+ */
+bool rswap_sess_port_down(struct rswap_sess *sess)
+{
+	struct rdma_cm_id *id = sess->qps[0].cm_id;
+	struct ib_port_attr attr;
+
+	if (!id || !id->device)
+		return false;
+	if (ib_query_port(id->device, id->port_num, &attr))
+		return false;
+	return attr.state != IB_PORT_ACTIVE;
+}
+
 /* Is every queue pair still connected?  Any context. */
 bool rswap_sess_qps_live(struct rswap_sess *sess)
 {

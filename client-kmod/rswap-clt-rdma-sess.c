@@ -19,6 +19,7 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/debugfs.h>
+#include <linux/delay.h>
 #include <linux/random.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
@@ -222,6 +223,23 @@ static unsigned long rswap_sess_backoff(struct rswap_sess *sess)
 	return msecs_to_jiffies(ms);
 }
 
+/*
+ * Workqueue.  Tearing a connection down sends the poold a disconnect
+ * request; sent through a port that is down it is lost (the poold keeps a
+ * stale session), and on rxe a connection-management message sent while
+ * the port is down leaves the device unable to reach any listener that
+ * had connections through it (seen on 6.1), so that nothing could
+ * reconnect.  So wait for the port first: while the session is still
+ * reconnecting (not DEAD or going away) and its device is not being
+ * removed.  Requests keep waiting meanwhile, bounded by fail_io_tmo.
+ */
+static void rswap_sess_wait_port(struct rswap_sess *sess)
+{
+	while (rswap_sess_state(sess) == RSWAP_SESS_RECONNECTING &&
+	       !READ_ONCE(sess->dev_removing) && rswap_sess_port_down(sess))
+		msleep(100);
+}
+
 /* Workqueue: tear the failed session down and start reconnecting. */
 static void rswap_sess_err_work(struct work_struct *work)
 {
@@ -234,15 +252,16 @@ static void rswap_sess_err_work(struct work_struct *work)
 		return;		/* DELETING: close tears down */
 	rswap_sess_warn(sess, "connection lost; its I/O waits up to %u s (fail_io_tmo) while it reconnects\n",
 			tmo);
+	queue_delayed_work(rswap_rdma_wq, &sess->failfast_work,
+			   (unsigned long)tmo * HZ);
 	/* Swap may be waiting on us: no allocation may recurse into it. */
 	noio = memalloc_noio_save();
 	/* After this no poster sees the old QPs: they may go. */
 	synchronize_rcu();
+	rswap_sess_wait_port(sess);
 	/* In-flight requests complete flushed here, and park. */
 	rswap_sess_destroy_qps(sess);
 	sess->attempts = 0;
-	queue_delayed_work(rswap_rdma_wq, &sess->failfast_work,
-			   (unsigned long)tmo * HZ);
 	queue_delayed_work(rswap_rdma_wq, &sess->reconnect_work,
 			   rswap_sess_backoff(sess));
 	memalloc_noio_restore(noio);
@@ -313,6 +332,7 @@ static void rswap_sess_reconnect_work(struct work_struct *work)
 		queue_delayed_work(rswap_rdma_wq, &sess->reconnect_work, delay);
 		goto out;
 	}
+	WRITE_ONCE(sess->dev_removing, false);
 	atomic64_inc(&sess->reconnects);
 	rswap_sess_info(sess, "reconnected after %u ms (%u failed attempts)\n",
 			jiffies_to_msecs(jiffies - sess->down_since),
@@ -350,6 +370,7 @@ static void rswap_rdma_remove_one(struct ib_device *ibdev, void *client_data)
 
 		if (READ_ONCE(sess->ibdev) != ibdev)
 			continue;
+		WRITE_ONCE(sess->dev_removing, true);
 		if (rswap_sess_error_recovery(sess))
 			rswap_sess_warn(sess, "RDMA device %s is going away; reconnecting\n",
 					dev_name(&ibdev->dev));

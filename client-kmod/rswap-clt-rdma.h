@@ -107,6 +107,7 @@ struct rswap_sess {
 	u64 incarnation;		/* the poold's, from the first connect */
 	bool ever_live;
 	struct ib_device *ibdev;	/* of the live QPs; compared, never used */
+	bool dev_removing;		/* ibdev is going away: do not wait on it */
 
 	/* Chunk table, filled by the receive completions of queue pair 0. */
 	struct completion table_done;
@@ -151,6 +152,7 @@ struct rswap_rdma {
 int rswap_sess_connect(struct rswap_sess *sess);
 void rswap_sess_destroy_qps(struct rswap_sess *sess);
 bool rswap_sess_qps_live(struct rswap_sess *sess);
+bool rswap_sess_port_down(struct rswap_sess *sess);
 
 /* rswap-clt-rdma-sess.c */
 bool rswap_sess_change_state(struct rswap_sess *sess,
