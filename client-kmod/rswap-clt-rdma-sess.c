@@ -229,13 +229,14 @@ static unsigned long rswap_sess_backoff(struct rswap_sess *sess)
  * stale session), and on rxe a connection-management message sent while
  * the port is down leaves the device unable to reach any listener that
  * had connections through it (seen on 6.1), so that nothing could
- * reconnect.  So wait for the port first: while the session is still
- * reconnecting (not DEAD or going away) and its device is not being
- * removed.  Requests keep waiting meanwhile, bounded by fail_io_tmo.
+ * reconnect.  So wait for the port first, unless the module or the
+ * device is going away.  Requests keep waiting meanwhile, bounded by
+ * fail_io_tmo as always (after it the session is DEAD and its I/O fails
+ * at once while this goes on waiting: an attempt would fail anyway).
  */
 static void rswap_sess_wait_port(struct rswap_sess *sess)
 {
-	while (rswap_sess_state(sess) == RSWAP_SESS_RECONNECTING &&
+	while (rswap_sess_state(sess) != RSWAP_SESS_DELETING &&
 	       !READ_ONCE(sess->dev_removing) && rswap_sess_port_down(sess))
 		msleep(100);
 }
