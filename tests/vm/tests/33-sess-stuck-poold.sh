@@ -11,9 +11,10 @@
 # SIGCONT the session comes back as the same incarnation and every slot
 # reads back the pattern: nothing was lost.
 #
-# Device removal: `rdma link del` under a loaded module returns (an
-# ib_client tears the sessions down), I/O fails after fail_io_tmo, rmmod
-# works.  The device is added back for the scripts after this one.
+# Device removal: `rdma link del`, then `rmmod rdma_rxe`, under a loaded
+# module return (an ib_client tears the sessions down), I/O fails after
+# fail_io_tmo, rmmod works.  The device is added back for the scripts
+# after this one.
 #
 # Then: unreclaimable slab back where it was before the first load.
 set -u
@@ -30,6 +31,7 @@ cleanup() {
 	done
 	mod_loaded && rmmod rswap_client
 	stop_all
+	modprobe rdma_rxe
 	rdma link show | grep -q "^link $RSWAP_RDMADEV/" ||
 		rdma link add "$RSWAP_RDMADEV" type rxe netdev "$RSWAP_NETDEV"
 }
@@ -90,6 +92,36 @@ for p in "$P1" "$P2"; do
 done
 slot_expect_error "$s1"
 rswap_rmmod || fail "rmmod with the device gone"
+rdma link add "$RSWAP_RDMADEV" type rxe netdev "$RSWAP_NETDEV" || fail "cannot add $RSWAP_RDMADEV back"
+stop_all
+
+# The driver unloaded under a loaded module: rmmod rdma_rxe.  The poolds'
+# open verbs files pin rdma_rxe, so they die first (-9); the module is
+# then reconnecting to them, with connect attempts on the device.
+start_coord 9401 16M
+for n in 1 2; do start_poold "$n" 48M; done
+for n in 1 2; do wait_registered "$n" 2; done
+rswap_insmod coord="$RSWAP_IP:9401" size=64M name=stuck timeout_ms=2000 \
+	fail_io_tmo=5 || fail "insmod #3: $(cat $RSWAP_INSMOD_OUT)"
+dd if=/tmp/pattern of=/dev/rswap0 bs=1M count=16 oflag=direct 2> /dev/null || fail "write before rmmod rdma_rxe"
+for n in 1 2; do
+	kill -9 "$(poold_pid $n)"
+	wait "$(poold_pid $n)" 2> /dev/null
+	eval POOLD_PID_$n=
+done
+t0=$(date +%s)
+i=0
+until timeout 60 rmmod rdma_rxe 2> /tmp/.rmmod; do
+	# EAGAIN while the dead poolds' verbs files are still being released.
+	grep -q "temporarily unavailable" /tmp/.rmmod || fail "rmmod rdma_rxe: $(cat /tmp/.rmmod)"
+	i=$((i + 1))
+	[ $i -gt 100 ] && fail "rdma_rxe still in use: $(cat /tmp/.rmmod)"
+	sleep 0.2
+done
+note "rmmod rdma_rxe took $(($(date +%s) - t0)) s: $(rsysfs poolds | sed 's/ chunks=.* state=/ /' | tr '\n' ' ')"
+slot_expect_error "$(slots_on "$P1" | head -n 1)"
+rswap_rmmod || fail "rmmod with rdma_rxe gone"
+modprobe rdma_rxe || fail "modprobe rdma_rxe"
 rdma link add "$RSWAP_RDMADEV" type rxe netdev "$RSWAP_NETDEV" || fail "cannot add $RSWAP_RDMADEV back"
 stop_all
 
