@@ -68,20 +68,20 @@ static void rswap_cm_rejected(struct rswap_qp *qp, struct rdma_cm_event *ev)
 
 	data = rdma_consumer_reject_data(qp->cm_id, ev, &len);
 	if (!data) {
-		rswap_sess_err(sess, "refused queue pair %u: %s; is poold listening there?\n",
+		rswap_conn_err(sess, "refused queue pair %u: %s; is poold listening there?\n",
 			       qp->index, rdma_reject_msg(qp->cm_id, ev->status));
 		qp->cm_error = -ECONNREFUSED;
 		return;
 	}
 	if (len < sizeof(rej)) {
-		rswap_sess_err(sess, "refused queue pair %u with %u bytes of reject data\n",
+		rswap_conn_err(sess, "refused queue pair %u with %u bytes of reject data\n",
 			       qp->index, len);
 		qp->cm_error = -ECONNREFUSED;
 		return;
 	}
 	memcpy(&rej, data, sizeof(rej));
 	if (le32_to_cpu(rej.magic) != RSWAP_WIRE_MAGIC) {
-		rswap_sess_err(sess, "refused queue pair %u (reject data without the rswap magic)\n",
+		rswap_conn_err(sess, "refused queue pair %u (reject data without the rswap magic)\n",
 			       qp->index);
 		qp->cm_error = -ECONNREFUSED;
 		return;
@@ -89,7 +89,7 @@ static void rswap_cm_rejected(struct rswap_qp *qp, struct rdma_cm_event *ev)
 	qp->cm_error = rswap_rej_errno(le16_to_cpu(rej.reason));
 	if (le16_to_cpu(rej.reason) == RSWAP_REJ_NO_CHUNKS)
 		sess->no_chunks = true;
-	rswap_sess_err(sess, "refused queue pair %u/%u: %s (poold speaks protocol %u, this client %u)\n",
+	rswap_conn_err(sess, "refused queue pair %u/%u: %s (poold speaks protocol %u, this client %u)\n",
 		       qp->index, qp->sess->nr_qps,
 		       rswap_rej_str(le16_to_cpu(rej.reason)),
 		       le16_to_cpu(rej.version), RSWAP_WIRE_VERSION);
@@ -103,7 +103,7 @@ static void rswap_cm_established(struct rswap_qp *qp,
 	u16 version;
 
 	if (!p->private_data || p->private_data_len < sizeof(qp->acc)) {
-		rswap_sess_err(sess, "accepted queue pair %u with %u bytes of private data, expected %zu\n",
+		rswap_conn_err(sess, "accepted queue pair %u with %u bytes of private data, expected %zu\n",
 			       qp->index, p->private_data_len, sizeof(qp->acc));
 		qp->cm_error = -EPROTO;
 		return;
@@ -113,7 +113,7 @@ static void rswap_cm_established(struct rswap_qp *qp,
 	version = le16_to_cpu(qp->acc.version);
 	if (le32_to_cpu(qp->acc.magic) != RSWAP_WIRE_MAGIC ||
 	    version < RSWAP_WIRE_VERSION_MIN || version > RSWAP_WIRE_VERSION) {
-		rswap_sess_err(sess, "accepted queue pair %u with protocol %u (magic %#x); this client speaks %u..%u\n",
+		rswap_conn_err(sess, "accepted queue pair %u with protocol %u (magic %#x); this client speaks %u..%u\n",
 			       qp->index, version, le32_to_cpu(qp->acc.magic),
 			       RSWAP_WIRE_VERSION_MIN, RSWAP_WIRE_VERSION);
 		qp->cm_error = -EPROTO;
@@ -135,12 +135,12 @@ static int rswap_cm_handler(struct rdma_cm_id *id, struct rdma_cm_event *ev)
 		qp->cm_error = 0;
 		break;
 	case RDMA_CM_EVENT_ADDR_ERROR:
-		rswap_sess_err(sess, "cannot resolve the address: %d; is an RDMA device up on that network?\n",
+		rswap_conn_err(sess, "cannot resolve the address: %d; is an RDMA device up on that network?\n",
 			       ev->status);
 		qp->cm_error = -EHOSTUNREACH;
 		break;
 	case RDMA_CM_EVENT_ROUTE_ERROR:
-		rswap_sess_err(sess, "no route: %d\n", ev->status);
+		rswap_conn_err(sess, "no route: %d\n", ev->status);
 		qp->cm_error = -ENETUNREACH;
 		break;
 	case RDMA_CM_EVENT_ESTABLISHED:
@@ -150,12 +150,12 @@ static int rswap_cm_handler(struct rdma_cm_id *id, struct rdma_cm_event *ev)
 		rswap_cm_rejected(qp, ev);
 		break;
 	case RDMA_CM_EVENT_UNREACHABLE:
-		rswap_sess_err(sess, "unreachable (queue pair %u): %d\n",
+		rswap_conn_err(sess, "unreachable (queue pair %u): %d\n",
 			       qp->index, ev->status);
 		qp->cm_error = -EHOSTUNREACH;
 		break;
 	case RDMA_CM_EVENT_CONNECT_ERROR:
-		rswap_sess_err(sess, "connect error on queue pair %u: %d\n",
+		rswap_conn_err(sess, "connect error on queue pair %u: %d\n",
 			       qp->index, ev->status);
 		qp->cm_error = -ECONNRESET;
 		break;
@@ -199,12 +199,12 @@ static int rswap_qp_wait(struct rswap_qp *qp, const char *step)
 	left = wait_for_completion_interruptible_timeout(&qp->cm_done,
 							 msecs_to_jiffies(ms));
 	if (left < 0) {
-		rswap_sess_err(qp->sess, "interrupted during %s of queue pair %u\n",
+		rswap_conn_err(qp->sess, "interrupted during %s of queue pair %u\n",
 			       step, qp->index);
 		return left;
 	}
 	if (!left) {
-		rswap_sess_err(qp->sess, "no answer to %s of queue pair %u within %u ms\n",
+		rswap_conn_err(qp->sess, "no answer to %s of queue pair %u within %u ms\n",
 			       step, qp->index, ms);
 		return -ETIMEDOUT;
 	}
@@ -219,7 +219,7 @@ static int rswap_table_msg(struct rswap_sess *sess, const u8 *buf, u32 len)
 	u32 first, count, total;
 
 	if (len < sizeof(hdr)) {
-		rswap_sess_err(sess, "chunk table message of %u bytes, shorter than its header\n",
+		rswap_conn_err(sess, "chunk table message of %u bytes, shorter than its header\n",
 			       len);
 		return -EPROTO;
 	}
@@ -229,20 +229,20 @@ static int rswap_table_msg(struct rswap_sess *sess, const u8 *buf, u32 len)
 	total = le32_to_cpu(hdr.total);
 	if (le32_to_cpu(hdr.magic) != RSWAP_WIRE_MAGIC ||
 	    le16_to_cpu(hdr.type) != RSWAP_MSG_CHUNK_TABLE) {
-		rswap_sess_err(sess, "unexpected message (magic %#x, type %u) instead of the chunk table\n",
+		rswap_conn_err(sess, "unexpected message (magic %#x, type %u) instead of the chunk table\n",
 			       le32_to_cpu(hdr.magic), le16_to_cpu(hdr.type));
 		return -EPROTO;
 	}
 	if (!count || count > RSWAP_DESCS_PER_MSG ||
 	    len < sizeof(hdr) + (size_t)count * sizeof(struct rswap_chunk_desc)) {
-		rswap_sess_err(sess, "chunk table message of %u bytes claims %u descriptors\n",
+		rswap_conn_err(sess, "chunk table message of %u bytes claims %u descriptors\n",
 			       len, count);
 		return -EPROTO;
 	}
 	if (first != sess->table_got ||
 	    (sess->table_got && total != sess->table_total) ||
 	    total > sess->desc_cap || count > total - first) {
-		rswap_sess_err(sess, "chunk table out of order or too large: descriptors %u+%u of %u (have %u, room for %u)\n",
+		rswap_conn_err(sess, "chunk table out of order or too large: descriptors %u+%u of %u (have %u, room for %u)\n",
 			       first, count, total, sess->table_got,
 			       sess->desc_cap);
 		return -EPROTO;
@@ -385,7 +385,7 @@ static int rswap_qp_alloc(struct rswap_qp *qp)
 		table_msgs = DIV_ROUND_UP(sess->nr_slots, RSWAP_DESCS_PER_MSG);
 	recv_wr = table_msgs + 1;
 	if (send_wr > ibdev->attrs.max_qp_wr || recv_wr > ibdev->attrs.max_qp_wr) {
-		rswap_sess_err(sess, "%s takes %d work requests per queue pair, %u needed: lower queue_depth\n",
+		rswap_conn_err(sess, "%s takes %d work requests per queue pair, %u needed: lower queue_depth\n",
 			       dev_name(&ibdev->dev), ibdev->attrs.max_qp_wr,
 			       max(send_wr, recv_wr));
 		return -EINVAL;
@@ -393,7 +393,7 @@ static int rswap_qp_alloc(struct rswap_qp *qp)
 	qp->max_sge = min3((u32)ibdev->attrs.max_send_sge,
 			   (u32)ibdev->attrs.max_sge_rd, RSWAP_MAX_SEGMENTS);
 	if (!qp->max_sge) {
-		rswap_sess_err(sess, "%s reports no SGEs for RDMA\n",
+		rswap_conn_err(sess, "%s reports no SGEs for RDMA\n",
 			       dev_name(&ibdev->dev));
 		return -EINVAL;
 	}
@@ -440,7 +440,7 @@ out_dealloc_pd:
 	ib_dealloc_pd(qp->pd);
 out_clear_pd:
 	qp->pd = NULL;
-	rswap_sess_err(sess, "cannot set up queue pair %u on %s: %pe\n",
+	rswap_conn_err(sess, "cannot set up queue pair %u on %s: %pe\n",
 		       qp->index, dev_name(&ibdev->dev), ERR_PTR(ret));
 	return ret;
 }
@@ -485,9 +485,9 @@ static int rswap_qp_port_active(struct rswap_qp *qp)
 	if (ret)
 		return ret;
 	if (attr.state != IB_PORT_ACTIVE) {
-		rswap_sess_warn_rl(qp->sess, "port %u of %s not active (state %d); waiting\n",
-				   qp->cm_id->port_num,
-				   dev_name(&qp->cm_id->device->dev), attr.state);
+		rswap_conn_warn(qp->sess, "port %u of %s not active (state %d); waiting\n",
+				qp->cm_id->port_num,
+				dev_name(&qp->cm_id->device->dev), attr.state);
 		return -ENETDOWN;
 	}
 	return 0;
@@ -507,7 +507,7 @@ static int rswap_qp_connect(struct rswap_qp *qp)
 	id = rdma_create_id(&init_net, rswap_cm_handler, qp, RDMA_PS_TCP,
 			    IB_QPT_RC);
 	if (IS_ERR(id)) {
-		rswap_sess_err(sess, "cannot create an RDMA CM id: %pe\n", id);
+		rswap_conn_err(sess, "cannot create an RDMA CM id: %pe\n", id);
 		return PTR_ERR(id);
 	}
 	qp->cm_id = id;
@@ -515,7 +515,7 @@ static int rswap_qp_connect(struct rswap_qp *qp)
 	ret = rdma_resolve_addr(id, NULL, (struct sockaddr *)&sess->addr,
 				dev->cfg.timeout_ms);
 	if (ret) {
-		rswap_sess_err(sess, "cannot resolve the address: %pe; is an RDMA device up on that network?\n",
+		rswap_conn_err(sess, "cannot resolve the address: %pe; is an RDMA device up on that network?\n",
 			       ERR_PTR(ret));
 		return ret;
 	}
@@ -525,7 +525,7 @@ static int rswap_qp_connect(struct rswap_qp *qp)
 	reinit_completion(&qp->cm_done);
 	ret = rdma_resolve_route(id, dev->cfg.timeout_ms);
 	if (ret) {
-		rswap_sess_err(sess, "cannot resolve the route: %pe\n",
+		rswap_conn_err(sess, "cannot resolve the route: %pe\n",
 			       ERR_PTR(ret));
 		return ret;
 	}
@@ -565,7 +565,7 @@ static int rswap_qp_connect(struct rswap_qp *qp)
 	reinit_completion(&qp->cm_done);
 	ret = rdma_connect(id, &param);
 	if (ret) {
-		rswap_sess_err(sess, "cannot connect queue pair %u: %pe\n",
+		rswap_conn_err(sess, "cannot connect queue pair %u: %pe\n",
 			       qp->index, ERR_PTR(ret));
 		return ret;
 	}
@@ -606,7 +606,7 @@ static int rswap_sess_check_incarnation(struct rswap_sess *sess)
 
 	for (i = 1; i < sess->nr_qps; i++) {
 		if (rswap_qp_incarnation(&sess->qps[i]) != inc) {
-			rswap_sess_warn(sess, "queue pairs accepted by two incarnations (restarted while connecting?); retrying\n");
+			rswap_conn_warn(sess, "queue pairs accepted by two incarnations (restarted while connecting?); retrying\n");
 			return -EAGAIN;
 		}
 	}
@@ -636,7 +636,7 @@ static int rswap_sess_match(struct rswap_sess *sess)
 	u32 i, chunks = le32_to_cpu(sess->qps[0].acc.chunk_count), missing = 0;
 
 	if (sess->table_total != chunks) {
-		rswap_sess_err(sess, "accepted with %u chunks but its table lists %u\n",
+		rswap_conn_err(sess, "accepted with %u chunks but its table lists %u\n",
 			       chunks, sess->table_total);
 		return -EPROTO;
 	}
@@ -652,13 +652,13 @@ static int rswap_sess_match(struct rswap_sess *sess)
 		d = bsearch(&key, sess->descs, sess->table_total,
 			    sizeof(*sess->descs), rswap_desc_cmp);
 		if (d && le64_to_cpu(d->len) < core->chunk_size) {
-			rswap_sess_err(sess, "chunk %llu is %llu bytes, smaller than the chunk size %llu\n",
+			rswap_conn_err(sess, "chunk %llu is %llu bytes, smaller than the chunk size %llu\n",
 				       slot->handle, le64_to_cpu(d->len),
 				       core->chunk_size);
 			return -EPROTO;
 		}
 		if (!d && !sess->ever_live) {
-			rswap_sess_err(sess, "chunk %llu of slot %u is not in its chunk table\n",
+			rswap_conn_err(sess, "chunk %llu of slot %u is not in its chunk table\n",
 				       slot->handle, i);
 			return -EPROTO;
 		}
@@ -721,14 +721,14 @@ int rswap_sess_connect(struct rswap_sess *sess)
 		/* The block queue's limits were set from the first connect. */
 		if (sess->ever_live &&
 		    sess->qps[i].max_sge < sess->dev->max_segments) {
-			rswap_sess_err(sess, "queue pair %u now takes %u SGEs, fewer than the %u the device was set up with\n",
+			rswap_conn_err(sess, "queue pair %u now takes %u SGEs, fewer than the %u the device was set up with\n",
 				       i, sess->qps[i].max_sge,
 				       sess->dev->max_segments);
 			return -EINVAL;
 		}
 	}
 	if (le32_to_cpu(sess->qps[0].acc.chunk_count) > sess->desc_cap) {
-		rswap_sess_err(sess, "holds %u chunks for client %s, the map names %u there\n",
+		rswap_conn_err(sess, "holds %u chunks for client %s, the map names %u there\n",
 			       le32_to_cpu(sess->qps[0].acc.chunk_count),
 			       sess->dev->cfg.client_id, sess->nr_slots);
 		return -EPROTO;
@@ -736,11 +736,11 @@ int rswap_sess_connect(struct rswap_sess *sess)
 	left = wait_for_completion_interruptible_timeout(&sess->table_done,
 							 msecs_to_jiffies(ms));
 	if (left < 0) {
-		rswap_sess_err(sess, "interrupted while waiting for the chunk table\n");
+		rswap_conn_err(sess, "interrupted while waiting for the chunk table\n");
 		return left;
 	}
 	if (!left) {
-		rswap_sess_err(sess, "no chunk table within %u ms (got %u of %u descriptors)\n",
+		rswap_conn_err(sess, "no chunk table within %u ms (got %u of %u descriptors)\n",
 			       ms, sess->table_got, sess->table_total);
 		return -ETIMEDOUT;
 	}

@@ -148,6 +148,28 @@ struct rswap_rdma {
 #define rswap_sess_warn_rl(s, fmt, ...) \
 	pr_warn_ratelimited("poold %s: " fmt, (s)->addr_str, ##__VA_ARGS__)
 
+/*
+ * Errors of one connect step (rswap_conn_err/warn): every one at load; on
+ * a reconnect only in the attempts whose failure rswap-clt-rdma-sess.c
+ * logs (the 1st, 2nd, 4th, 8th, ...), so that a poold down for hours does
+ * not flood the log.
+ */
+static inline bool rswap_sess_loud(const struct rswap_sess *sess)
+{
+	return !sess->ever_live || !(sess->attempts & (sess->attempts + 1));
+}
+
+#define rswap_conn_err(s, fmt, ...) do {				\
+	const struct rswap_sess *__s = (s);				\
+	if (rswap_sess_loud(__s))					\
+		pr_err("poold %s: " fmt, __s->addr_str, ##__VA_ARGS__);	\
+} while (0)
+#define rswap_conn_warn(s, fmt, ...) do {				\
+	const struct rswap_sess *__s = (s);				\
+	if (rswap_sess_loud(__s))					\
+		pr_warn("poold %s: " fmt, __s->addr_str, ##__VA_ARGS__);	\
+} while (0)
+
 /* rswap-clt-rdma-cm.c */
 int rswap_sess_connect(struct rswap_sess *sess);
 void rswap_sess_destroy_qps(struct rswap_sess *sess);
