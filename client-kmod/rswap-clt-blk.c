@@ -27,6 +27,16 @@ void rswap_blk_end(struct rswap_dev *dev, struct request *rq,
 	blk_mq_end_request(rq, status);
 }
 
+/*
+ * Give back a request a backend accepted, to be dispatched again (its
+ * session came back).  Any context.
+ */
+void rswap_blk_requeue(struct rswap_dev *dev, struct request *rq)
+{
+	atomic_dec(&dev->stats.inflight);
+	blk_mq_requeue_request(rq, true);
+}
+
 static void rswap_blk_discard(struct rswap_dev *dev, struct request *rq)
 {
 	pgoff_t first = blk_rq_pos(rq) >> (PAGE_SHIFT - RSWAP_SECTOR_SHIFT);
@@ -68,9 +78,24 @@ static blk_status_t rswap_queue_rq(struct blk_mq_hw_ctx *hctx,
 	}
 }
 
+/*
+ * A request in flight for longer than RSWAP_RQ_TIMEOUT_SECS: the backend
+ * decides (the RDMA backend starts error recovery, whose drain completes
+ * the request).  Timer context.
+ */
+static RSWAP_TIMEOUT_FN(rswap_timeout)
+{
+	struct rswap_dev *dev = rq->q->queuedata;
+
+	if (!dev->ops->timeout)
+		return BLK_EH_RESET_TIMER;
+	return dev->ops->timeout(dev, rq);
+}
+
 static const struct blk_mq_ops rswap_mq_ops = {
 	/* No .init_request: the RDMA backend initialises cmd->sg per request. */
 	.queue_rq = rswap_queue_rq,
+	.timeout = rswap_timeout,
 };
 
 /*
@@ -119,6 +144,7 @@ int rswap_blk_add(struct rswap_dev *dev)
 	set->queue_depth = dev->cfg.queue_depth;
 	set->numa_node = NUMA_NO_NODE;
 	set->cmd_size = sizeof(struct rswap_cmd);
+	set->timeout = RSWAP_RQ_TIMEOUT_SECS * HZ;
 	set->flags = RSWAP_MQ_F_SHOULD_MERGE;
 	if (dev->ops->blocking)
 		set->flags |= BLK_MQ_F_BLOCKING;

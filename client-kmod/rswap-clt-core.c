@@ -14,6 +14,8 @@ const char *const rswap_err_names[RSWAP_ERR_KINDS] = {
 	[RSWAP_ERR_BUSY] = "busy",
 	[RSWAP_ERR_RANGE] = "range",
 	[RSWAP_ERR_POST] = "post",
+	[RSWAP_ERR_LOST] = "lost",
+	[RSWAP_ERR_DOWN] = "down",
 };
 
 int rswap_core_init(struct rswap_core *core, u64 size, u64 chunk_size)

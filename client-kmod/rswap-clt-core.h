@@ -5,8 +5,10 @@
  * chunk, the chunk's remote address and its rkey.  The block front-end
  * uses it today; a frontswap front-end will sit on the same core.
  *
- * The map is built once at load, before any front-end exists, and is
- * read-only afterwards: the I/O path reads it without locks.
+ * The map is built once at load, before any front-end exists.  Afterwards
+ * only a reconnect changes a slot: it writes addr and rkey (new MRs on the
+ * poold) while the session is not LIVE and no I/O can read them, or marks
+ * the slot lost for good.  The I/O path reads it without locks.
  */
 #ifndef RSWAP_CLT_CORE_H
 #define RSWAP_CLT_CORE_H
@@ -21,6 +23,12 @@ struct rswap_slot {
 	u64 handle;			/* the coordinator's chunk handle */
 	u64 addr;			/* remote address of the chunk */
 	u32 rkey;
+	/*
+	 * Its poold lost the chunk (restarted): every read and write of it
+	 * fails with an I/O error from then on, never zeroes or stale data.
+	 * Set once (WRITE_ONCE), never cleared.
+	 */
+	bool lost;
 };
 
 struct rswap_core {
@@ -38,6 +46,8 @@ enum rswap_err_kind {
 	RSWAP_ERR_BUSY,		/* send queue full, request retried later */
 	RSWAP_ERR_RANGE,	/* request past the end or across a chunk */
 	RSWAP_ERR_POST,		/* posting the work request failed */
+	RSWAP_ERR_LOST,		/* its chunk was lost (poold restarted) */
+	RSWAP_ERR_DOWN,		/* its poold down for longer than fail_io_tmo */
 	RSWAP_ERR_KINDS,
 };
 

@@ -13,9 +13,10 @@
  * - One swap type at a time: the first type that init()s is ours until
  *   its swapoff (invalidate_area); stores for any other type return -1,
  *   so those pages go to their own device.
- * - A store that cannot be done (offset past the pool, huge page, queue
- *   pair down, send queue full, no memory, failed WRITE) returns -1: the
- *   kernel writes the page to the backing swap device, nothing is lost.
+ * - A store that cannot be done (offset past the pool, huge page, its
+ *   poold reconnecting or down, send queue full, no memory, failed WRITE)
+ *   returns -1: the kernel writes the page to the backing swap device,
+ *   nothing is lost.  A load waits for a reconnect up to fail_io_tmo.
  * - store() and load() may sleep in 5.10: frontswap_store() runs from
  *   swap_writepage() in reclaim (process context, the page locked) and
  *   frontswap_load() from swap_readpage() (fault, readahead, swapoff;
@@ -54,7 +55,7 @@ enum rswap_fs_store_fail {
 	RSWAP_FS_FAIL_TYPE,	/* another swap type owns the front-end */
 	RSWAP_FS_FAIL_RANGE,	/* offset past the end of the pool */
 	RSWAP_FS_FAIL_HUGE,	/* a huge page: frontswap stores 4K pages */
-	RSWAP_FS_FAIL_DOWN,	/* queue pair to its poold is down */
+	RSWAP_FS_FAIL_DOWN,	/* its poold is reconnecting or down */
 	RSWAP_FS_FAIL_BUSY,	/* send queue full */
 	RSWAP_FS_FAIL_NOMEM,	/* DRAM backend out of memory */
 	RSWAP_FS_FAIL_IO,	/* failed WRITE or post */

@@ -65,6 +65,9 @@ MODULE_PARM_DESC(timeout_ms, "Timeout of each connection step to the coordinator
 static unsigned int heartbeat_ms;
 module_param(heartbeat_ms, uint, 0444);
 MODULE_PARM_DESC(heartbeat_ms, "Heartbeat period on the coordinator session, in ms, 100..60000 and below timeout_ms (a coordinator silent for timeout_ms is reconnected to); 0: a third of timeout_ms, at most 1000. Default: 0");
+static unsigned int fail_io_tmo = 30;
+module_param(fail_io_tmo, uint, 0444);
+MODULE_PARM_DESC(fail_io_tmo, "Seconds I/O waits for a poold that went away (network down, poold restarting or stuck) before it fails with an I/O error, 1..3600; reconnect attempts go on after it. Default: 30");
 
 #define RSWAP_MAX_SIZE		BIT_ULL(50)
 
@@ -175,6 +178,12 @@ static int rswap_parse_config(struct rswap_config *cfg)
 	}
 	/* By default several beats per timeout, whatever timeout_ms is. */
 	cfg->heartbeat_ms = heartbeat_ms ?: min(timeout_ms / 3, 1000u);
+	if (fail_io_tmo < 1 || fail_io_tmo > 3600) {
+		pr_err("fail_io_tmo=%u is outside 1..3600 seconds\n",
+		       fail_io_tmo);
+		return -EINVAL;
+	}
+	cfg->fail_io_tmo = fail_io_tmo;
 
 	if (cfg->backend == RSWAP_BACKEND_DRAM) {
 		if (coord)

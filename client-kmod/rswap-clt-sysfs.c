@@ -90,7 +90,10 @@ static ssize_t nr_queues_show(struct device *d, struct device_attribute *attr,
 }
 static DEVICE_ATTR_RO(nr_queues);
 
-/* One line per slot: index, poold, handle.  Truncated at PAGE_SIZE. */
+/*
+ * One line per slot: index, poold, handle, and "ok" or "lost" (its poold
+ * lost the chunk: its pages fail with I/O errors).  Truncated at PAGE_SIZE.
+ */
 static ssize_t chunk_map_show(struct device *d, struct device_attribute *attr,
 			      char *buf)
 {
@@ -102,8 +105,9 @@ static ssize_t chunk_map_show(struct device *d, struct device_attribute *attr,
 		const struct rswap_slot *s = &dev->core.slots[i];
 		int n;
 
-		n = sysfs_emit_at(buf, len, "%u %s %llu\n", i,
-				  rswap_slot_poold_name(s), s->handle);
+		n = sysfs_emit_at(buf, len, "%u %s %llu %s\n", i,
+				  rswap_slot_poold_name(s), s->handle,
+				  READ_ONCE(s->lost) ? "lost" : "ok");
 		if (!n)
 			break;
 		len += n;

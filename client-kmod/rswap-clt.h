@@ -6,9 +6,10 @@
  * Lifetime: everything is built in module init (params -> coordinator map
  * -> poold sessions -> block device or frontswap, in that order) and torn
  * down in the reverse order in module exit; a frontswap registration is
- * never torn down (the module pins itself).  Nothing is reconfigured at
- * run time, so
- * the I/O path reads struct rswap_dev and the routing core without locks.
+ * never torn down (the module pins itself).  The map's slots and the set
+ * of sessions are fixed at load; a session's queue pairs come and go as
+ * it fails and reconnects (rswap-clt-rdma.h has its rules), and a slot
+ * can become lost (its poold restarted) but never comes back.
  */
 #ifndef RSWAP_CLT_H
 #define RSWAP_CLT_H
@@ -31,6 +32,12 @@
 #define RSWAP_MAX_SEGMENTS	32u
 #define RSWAP_MAX_IO_BYTES	(256u * 1024)
 #define RSWAP_DRAM_CHUNK_SIZE	(16ull << 20)
+/*
+ * blk-mq timeout of one request in flight.  An RC queue pair reports a
+ * silent peer by itself (retry exhaustion, a few seconds); this catches
+ * what it does not, generously enough for a slow emulated machine.
+ */
+#define RSWAP_RQ_TIMEOUT_SECS	30
 
 enum rswap_backend_kind {
 	RSWAP_BACKEND_DRAM,
@@ -54,6 +61,7 @@ struct rswap_config {
 	unsigned int queue_depth;
 	unsigned int timeout_ms;		/* each connect/handshake step */
 	unsigned int heartbeat_ms;		/* coordinator session beat */
+	unsigned int fail_io_tmo;		/* s a session may be down before its I/O fails */
 };
 
 struct rswap_dev;
@@ -77,24 +85,43 @@ struct rswap_backend_ops {
 				 struct request *rq);
 	/*
 	 * One page at pool byte offset off, synchronously (frontswap).
-	 * Sleeps.  0, -ERANGE (past the pool), -ENOTCONN (queue pair down),
-	 * -EBUSY (send queue full), -ENOMEM, -ENOENT (read of a page never
-	 * written, DRAM) or -EIO.  Never fills the page on failure.
+	 * Sleeps.  0, -ERANGE (past the pool), -ENOTCONN (its poold is
+	 * unreachable: a write is refused at once, a read waits up to
+	 * fail_io_tmo for a reconnect first), -EBUSY (send queue full),
+	 * -ENOMEM, -ENOENT (read of a page never written, DRAM) or -EIO
+	 * (failed, or the page was lost).  Never fills the page on failure.
 	 */
 	int (*rw_page)(struct rswap_dev *dev, u64 off, struct page *page,
 		       bool write);
+	/* blk-mq .timeout of a request it accepted; optional. */
+	enum blk_eh_timer_return (*timeout)(struct rswap_dev *dev,
+					    struct request *rq);
 	/* Free the backing store of nr pages; atomic context; optional. */
 	void (*discard)(struct rswap_dev *dev, pgoff_t first, pgoff_t nr);
 	/* Extra sysfs text: one line per poold, or nothing. */
 	ssize_t (*show_poolds)(struct rswap_dev *dev, char *buf);
 };
 
+/*
+ * One RDMA READ or WRITE as the RDMA backend's post function takes it,
+ * from either front-end: the caller fills cqe.done, sg, nents, sge and
+ * write; the backend fills the rest.
+ */
+struct rswap_rdma_req {
+	struct ib_cqe cqe;		/* RDMA completion -> this request */
+	struct rswap_sess *sess;	/* routed to; set even when not posted */
+	struct ib_device *ibdev;	/* non-NULL while sg is DMA mapped */
+	struct scatterlist *sg;
+	struct ib_sge *sge;		/* room for nents entries */
+	int nents;
+	bool write;
+};
+
 /* Per block request state (blk-mq pdu). */
 struct rswap_cmd {
-	struct ib_cqe cqe;		/* RDMA completion -> this request */
-	struct ib_device *ibdev;	/* non-NULL while sg is DMA mapped */
-	struct rswap_sess *sess;
-	int nents;
+	struct rswap_rdma_req req;
+	struct list_head park;		/* on its session's parked list */
+	bool parked;			/* under the session's lock */
 	struct scatterlist sg[RSWAP_MAX_SEGMENTS];
 	struct ib_sge sge[RSWAP_MAX_SEGMENTS];
 };
@@ -163,6 +190,7 @@ static inline bool rswap_inject_read_error(struct rswap_dev *dev)
 /* rswap-clt-blk.c */
 void rswap_blk_end(struct rswap_dev *dev, struct request *rq,
 		   blk_status_t status);
+void rswap_blk_requeue(struct rswap_dev *dev, struct request *rq);
 int rswap_blk_add(struct rswap_dev *dev);
 void rswap_blk_remove(struct rswap_dev *dev);
 
@@ -170,7 +198,7 @@ void rswap_blk_remove(struct rswap_dev *dev);
 int rswap_dram_open(struct rswap_dev *dev);
 void rswap_dram_close(struct rswap_dev *dev);
 
-/* rswap-clt-rdma.c */
+/* rswap-clt-rdma-sess.c */
 struct rswap_pb_map;
 int rswap_rdma_open(struct rswap_dev *dev, const struct rswap_pb_map *map);
 void rswap_rdma_close(struct rswap_dev *dev);

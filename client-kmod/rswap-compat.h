@@ -197,6 +197,15 @@ static inline int rswap_compat_map_sg(struct request *rq,
 #endif
 }
 
+/* blk-mq's .timeout lost its "reserved" argument in 5.19. */
+#ifdef RSWAP_HAVE_TIMEOUT_RESERVED
+#define RSWAP_TIMEOUT_FN(name) \
+	enum blk_eh_timer_return name(struct request *rq, bool reserved)
+#else
+#define RSWAP_TIMEOUT_FN(name) \
+	enum blk_eh_timer_return name(struct request *rq)
+#endif
+
 /* swap_slot_free_notify is not in every kernel's block_device_operations. */
 #ifdef RSWAP_HAVE_SLOT_FREE_NOTIFY
 #define RSWAP_FOPS_SLOT_FREE_NOTIFY(fn)	.swap_slot_free_notify = (fn),

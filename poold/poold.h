@@ -92,6 +92,7 @@ struct poold {
 	bool auth_logged;		/* an auth failure was logged; quiet retries */
 
 	/* RDMA side */
+	uint64_t incarnation;		/* random, nonzero, new at every start */
 	struct rdma_event_channel *cm_ch;
 	struct rdma_cm_id *listen_id;
 	struct event *cm_ev;

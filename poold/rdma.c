@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <event2/event.h>
 #include <infiniband/verbs.h>
 #include <rdma/rdma_cma.h>
@@ -555,6 +556,9 @@ static void on_connect_request(struct poold *p, struct rdma_cm_id *id,
 	acc.version = htole16(s->version);
 	acc.chunk_count = htole32(s->nmrs);
 	acc.max_qps = htole32(p->set.max_qps);
+	/* A version-1 client reads these bytes as reserved: send zero. */
+	if (s->version >= 2)
+		acc.incarnation = htole64(p->incarnation);
 	prm.private_data = &acc;
 	prm.private_data_len = sizeof(acc);
 	/*
@@ -645,9 +649,30 @@ static void cm_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/*
+ * A random incarnation, new at every start: a client that reconnects and
+ * finds another one knows that this process's memory (its pages) is gone.
+ */
+static int pick_incarnation(struct poold *p)
+{
+	do {
+		if (getrandom(&p->incarnation, sizeof(p->incarnation), 0) !=
+		    sizeof(p->incarnation)) {
+			log_err("cannot pick an incarnation id: getrandom: %s",
+				strerror(errno));
+			return -errno;
+		}
+	} while (!p->incarnation);
+	return 0;
+}
+
 int poold_rdma_start(struct poold *p)
 {
 	int ret;
+
+	ret = pick_incarnation(p);
+	if (ret)
+		return ret;
 
 	p->cm_ch = rdma_create_event_channel();
 	if (!p->cm_ch) {
@@ -681,8 +706,9 @@ int poold_rdma_start(struct poold *p)
 	p->cm_ev = event_new(p->base, p->cm_ch->fd, EV_READ | EV_PERSIST, cm_cb, p);
 	if (!p->cm_ev || event_add(p->cm_ev, NULL))
 		return -ENOMEM;
-	log_info("listening for RDMA clients on %s; per-session queue pair limit %u",
-		 p->set.listen_str, p->set.max_qps);
+	log_info("listening for RDMA clients on %s; per-session queue pair limit %u; "
+		 "incarnation %#llx", p->set.listen_str, p->set.max_qps,
+		 (unsigned long long)p->incarnation);
 	return 0;
 }
 

@@ -60,6 +60,18 @@ static void test_negotiates_down_from_newer_client(void **state)
 	assert_int_equal(cp.version, RSWAP_WIRE_VERSION);
 }
 
+/* A version-1 client gets version 1: it reads the incarnation as reserved. */
+static void test_keeps_older_client_version(void **state)
+{
+	struct rswap_conn_req r = good_req();
+	struct poold_conn_params cp;
+
+	r.version = htole16(1);
+	assert_int_equal(check(&r, 8, &cp), RSWAP_REJ_NONE);
+	assert_int_equal(cp.version, 1);
+	assert_true(RSWAP_WIRE_VERSION >= 2);
+}
+
 static void test_rejects_short_or_missing(void **state)
 {
 	struct rswap_conn_req r = good_req();
@@ -259,6 +271,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_accepts_good_request),
 		cmocka_unit_test(test_negotiates_down_from_newer_client),
+		cmocka_unit_test(test_keeps_older_client_version),
 		cmocka_unit_test(test_rejects_short_or_missing),
 		cmocka_unit_test(test_accepts_longer_and_unaligned),
 		cmocka_unit_test(test_rejects_bad_fields),

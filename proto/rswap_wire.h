@@ -33,13 +33,19 @@
 #include <linux/types.h>
 #ifdef __KERNEL__
 #include <linux/build_bug.h>
+#include <linux/stddef.h>
 #else
 #include <assert.h>
 #include <stddef.h>
 #endif
 
 #define RSWAP_WIRE_MAGIC	0x50575352u	/* "RSWP" read as little-endian */
-#define RSWAP_WIRE_VERSION	1
+/*
+ * Version history:
+ *  1  first version
+ *  2  struct rswap_conn_acc carries the poold's incarnation
+ */
+#define RSWAP_WIRE_VERSION	2
 #define RSWAP_WIRE_VERSION_MIN	1
 
 #define RSWAP_CLIENT_ID_LEN	32	/* NUL-padded; not necessarily terminated */
@@ -67,7 +73,14 @@ struct rswap_conn_acc {
 	__le16 flags;
 	__le32 chunk_count;	/* descriptors that follow on qp_index 0 */
 	__le32 max_qps;		/* the poold's per-session limit */
-	__le64 reserved[2];
+	/*
+	 * Version 2: random, nonzero, picked at poold start.  The same value
+	 * on a reconnect means the poold's memory (and the client's pages in
+	 * it) survived; another value means that memory is gone.  Zero (or
+	 * version 1) says nothing: the client must assume the memory is gone.
+	 */
+	__le64 incarnation;
+	__le64 reserved;
 };
 
 enum rswap_rej_reason {
@@ -123,6 +136,8 @@ static_assert(sizeof(struct rswap_conn_acc) == 32,
 	      "rswap_conn_acc size is ABI");
 static_assert(sizeof(struct rswap_conn_acc) <= RSWAP_CONN_REP_MAX,
 	      "rswap_conn_acc must fit the REP private data");
+static_assert(offsetof(struct rswap_conn_acc, incarnation) == 16,
+	      "rswap_conn_acc.incarnation took the first reserved word");
 static_assert(sizeof(struct rswap_conn_rej) == 16,
 	      "rswap_conn_rej size is ABI");
 static_assert(sizeof(struct rswap_msg_hdr) == 32,

@@ -151,7 +151,9 @@ sleep 0.5
 # ---- a poold dies under a loaded module ---------------------------------------
 # Its queue pairs disconnect: I/O to its chunks fails fast with EIO (no
 # hang, no stale data), and rmmod still drains and frees everything.
-rswap_insmod coord="$COORD" size=96M name=victim || fail "insmod victim: $(cat $RSWAP_INSMOD_OUT)"
+# fail_io_tmo=5: reads wait that long for the dead poold to come back.
+rswap_insmod coord="$COORD" size=96M name=victim fail_io_tmo=5 ||
+	fail "insmod victim: $(cat $RSWAP_INSMOD_OUT)"
 dd if=/dev/urandom of=/dev/rswap0 bs=1M count=96 oflag=direct 2> /dev/null || fail "filling victim"
 kill -9 "$(poold_pid 3)"
 wait "$(poold_pid 3)" 2> /dev/null
@@ -161,7 +163,9 @@ t0=$(date +%s)
 dd if=/dev/rswap0 of=/dev/null bs=1M iflag=direct 2> /tmp/.dd && fail "reading a dead poold's chunks succeeded"
 note "read with poold 3 dead failed after $(($(date +%s) - t0)) s: $(grep -o 'I/O error\|Input/output error' /tmp/.dd | head -n 1)"
 rsysfs poolds
-[ "$(grep '^io ' /sys/block/rswap0/rswap/errors | cut -d' ' -f2)" -gt 0 ] || fail "no I/O error counted"
+# A dead poold's requests fail as "down" (fail_io_tmo passed).
+[ "$(awk '$1 == "io" || $1 == "down" { n += $2 } END { print n + 0 }' \
+	/sys/block/rswap0/rswap/errors)" -gt 0 ] || fail "no I/O error counted"
 rsysfs poolds | grep "^$(poold_addr 3) " | grep -q "errors=0" && fail "no error counted for poold 3"
 rswap_rmmod || fail "rmmod with a dead poold"
 mod_loaded && fail "module still loaded"

@@ -1,0 +1,377 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * RDMA backend, I/O side: rswap_rdma_post() routes, checks and posts one
+ * RDMA READ or WRITE for either front-end (a block request: one SGE per
+ * segment; a frontswap page: one SGE); the completions; the blk-mq
+ * timeout.
+ *
+ * What a request meets, by the state of its slot and session:
+ *   slot lost            I/O error at once (its poold lost the memory)
+ *   session LIVE         posted; a failed completion (a flush included)
+ *                        enters error recovery and the request waits
+ *   CONNECTING or
+ *   RECONNECTING         waits (blk: parked on the session; frontswap: a
+ *                        load sleeps, a store goes to the swap device)
+ *   DEAD, DELETING       I/O error (down for longer than fail_io_tmo)
+ * Data is never reported read unless its READ completed successfully.
+ *
+ * Contexts: queue_rq runs in atomic context; completions in the CQ's
+ * softirq; rw_page sleeps; the timeout runs from the blk-mq timeout work.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/scatterlist.h>
+
+#include "rswap-clt-rdma.h"
+#include "rswap-compat.h"
+
+/* A frontswap load retries this often across reconnects, then fails. */
+#define RSWAP_PAGE_TRIES	4
+
+static enum dma_data_direction rswap_req_dir(const struct rswap_rdma_req *req)
+{
+	return req->write ? DMA_TO_DEVICE : DMA_FROM_DEVICE;
+}
+
+/* Any context.  Undo the mapping rswap_rdma_post() made, once. */
+static void rswap_rdma_unmap(struct rswap_rdma_req *req)
+{
+	if (!req->ibdev)
+		return;
+	ib_dma_unmap_sg(req->ibdev, req->sg, req->nents, rswap_req_dir(req));
+	req->ibdev = NULL;
+}
+
+/*
+ * Never sleeps.  Post one RDMA READ or WRITE of [off, off + len) on the
+ * session's queue pair qidx (modulo its count) to the poold holding off.
+ * 0: posted, req->cqe.done will run.  Otherwise nothing is posted and:
+ * -ERANGE (outside the pool or across a chunk), -EIO (the slot is lost),
+ * -EAGAIN (its session is reconnecting: wait for it, req->sess names it),
+ * -ENOTCONN (down for longer than fail_io_tmo), -EBUSY (send queue full
+ * or no DMA mapping: retry soon).
+ */
+static int rswap_rdma_post(struct rswap_dev *dev, struct rswap_rdma_req *req,
+			   u64 off, u32 len, unsigned int qidx)
+{
+	enum dma_data_direction dir = rswap_req_dir(req);
+	struct ib_rdma_wr wr = {};
+	struct scatterlist *sg;
+	struct rswap_slot *slot;
+	struct rswap_sess *sess;
+	struct ib_device *ibdev;
+	struct rswap_qp *qp;
+	int i, count, ret;
+	u64 chunk_off;
+
+	req->ibdev = NULL;
+	req->sess = NULL;
+	slot = rswap_core_route(&dev->core, off, len, &chunk_off);
+	if (unlikely(!slot))
+		return -ERANGE;
+	sess = slot->sess;
+	req->sess = sess;
+	if (unlikely(READ_ONCE(slot->lost)))
+		return -EIO;
+
+	/* Error recovery waits for us before it destroys the QPs. */
+	rcu_read_lock();
+	switch (rswap_sess_state(sess)) {
+	case RSWAP_SESS_LIVE:
+		break;
+	case RSWAP_SESS_CONNECTING:
+	case RSWAP_SESS_RECONNECTING:
+		ret = -EAGAIN;
+		goto out_unlock;
+	default:
+		ret = -ENOTCONN;
+		goto out_unlock;
+	}
+	qp = &sess->qps[qidx % sess->nr_qps];
+	if (unlikely(!test_bit(RSWAP_QP_LIVE, &qp->flags))) {
+		rswap_sess_error_recovery(sess);
+		ret = -EAGAIN;
+		goto out_unlock;
+	}
+	ibdev = qp->pd->device;
+	count = ib_dma_map_sg(ibdev, req->sg, req->nents, dir);
+	if (unlikely(!count)) {
+		ret = -EBUSY;
+		goto out_unlock;
+	}
+	req->ibdev = ibdev;
+	for_each_sg(req->sg, sg, count, i) {
+		req->sge[i].addr = sg_dma_address(sg);
+		req->sge[i].length = sg_dma_len(sg);
+		req->sge[i].lkey = qp->pd->local_dma_lkey;
+	}
+	wr.wr.wr_cqe = &req->cqe;
+	wr.wr.opcode = req->write ? IB_WR_RDMA_WRITE : IB_WR_RDMA_READ;
+	wr.wr.send_flags = IB_SEND_SIGNALED;
+	wr.wr.sg_list = req->sge;
+	wr.wr.num_sge = count;
+	wr.remote_addr = slot->addr + chunk_off;
+	wr.rkey = slot->rkey;
+
+	ret = ib_post_send(qp->cm_id->qp, &wr.wr, NULL);
+	if (likely(!ret))
+		goto out_unlock;
+	rswap_rdma_unmap(req);
+	if (ret == -ENOMEM || ret == -EAGAIN) {
+		ret = -EBUSY;
+		goto out_unlock;
+	}
+	/* Anything else means the QP is broken: recover, and wait. */
+	atomic64_inc(&sess->errors);
+	rswap_count_err(dev, RSWAP_ERR_POST);
+	rswap_sess_err_rl(sess, "cannot post on queue pair %u: %d; reconnecting\n",
+			  qp->index, ret);
+	rswap_sess_error_recovery(sess);
+	ret = -EAGAIN;
+out_unlock:
+	rcu_read_unlock();
+	return ret;
+}
+
+/* Count why a request was not posted; -EAGAIN is not a failure. */
+static void rswap_rdma_count_refusal(struct rswap_dev *dev,
+				     struct rswap_rdma_req *req, int err,
+				     u64 off, u32 len)
+{
+	switch (err) {
+	case -ERANGE:
+		rswap_count_err(dev, RSWAP_ERR_RANGE);
+		rswap_err_rl(dev, "request at %llu of %u bytes crosses a chunk or the end\n",
+			     off, len);
+		break;
+	case -EIO:
+		rswap_count_err(dev, RSWAP_ERR_LOST);
+		rswap_sess_err_rl(req->sess, "%s at %llu: chunk lost (poold restarted)\n",
+				  req->write ? "write" : "read", off);
+		break;
+	case -ENOTCONN:
+		atomic64_inc(&req->sess->errors);
+		rswap_count_err(dev, RSWAP_ERR_DOWN);
+		rswap_sess_err_rl(req->sess, "down for longer than fail_io_tmo; failing I/O\n");
+		break;
+	case -EBUSY:
+		rswap_count_err(dev, RSWAP_ERR_BUSY);
+		break;
+	}
+}
+
+/*
+ * Any context.  The request's session is not LIVE: park it until it is,
+ * or hand it back for dispatch if it already is again, or fail it.
+ */
+static void rswap_rdma_wait(struct rswap_dev *dev, struct rswap_cmd *cmd)
+{
+	struct request *rq = blk_mq_rq_from_pdu(cmd);
+	struct rswap_sess *sess = cmd->req.sess;
+
+	if (rswap_sess_park(sess, cmd))
+		return;
+	if (rswap_sess_state(sess) == RSWAP_SESS_LIVE) {
+		rswap_blk_requeue(dev, rq);
+		return;
+	}
+	rswap_rdma_count_refusal(dev, &cmd->req, -ENOTCONN, 0, 0);
+	rswap_blk_end(dev, rq, BLK_STS_IOERR);
+}
+
+/* Softirq (CQ): the RDMA READ or WRITE of one block request ended. */
+static void rswap_io_done(struct ib_cq *cq, struct ib_wc *wc)
+{
+	struct rswap_cmd *cmd = container_of(wc->wr_cqe, struct rswap_cmd,
+					     req.cqe);
+	struct request *rq = blk_mq_rq_from_pdu(cmd);
+	struct rswap_sess *sess = cmd->req.sess;
+	struct rswap_dev *dev = sess->dev;
+	bool write = cmd->req.write;
+
+	rswap_rdma_unmap(&cmd->req);
+	if (unlikely(wc->status != IB_WC_SUCCESS)) {
+		/* Flushes are what recovery's drain hands back. */
+		if (wc->status != IB_WC_WR_FLUSH_ERR) {
+			atomic64_inc(&sess->errors);
+			rswap_sess_err_rl(sess, "%s of %u bytes at %llu failed: %s; reconnecting\n",
+					  write ? "WRITE" : "READ",
+					  blk_rq_bytes(rq),
+					  (u64)blk_rq_pos(rq) << RSWAP_SECTOR_SHIFT,
+					  ib_wc_status_msg(wc->status));
+		}
+		rswap_sess_error_recovery(sess);
+		rswap_rdma_wait(dev, cmd);
+		return;
+	}
+	if (!write && rswap_inject_read_error(dev)) {
+		/* Never report unknown data as read. */
+		atomic64_inc(&sess->errors);
+		rswap_count_err(dev, RSWAP_ERR_IO);
+		rswap_blk_end(dev, rq, BLK_STS_IOERR);
+		return;
+	}
+	if (write) {
+		atomic64_inc(&sess->writes);
+		atomic64_add(blk_rq_bytes(rq), &sess->bytes_written);
+	} else {
+		atomic64_inc(&sess->reads);
+		atomic64_add(blk_rq_bytes(rq), &sess->bytes_read);
+	}
+	rswap_blk_end(dev, rq, BLK_STS_OK);
+}
+
+/* Atomic context: no allocation, nothing that sleeps. */
+static blk_status_t rswap_rdma_queue_rq(struct rswap_dev *dev,
+					unsigned int qidx, struct request *rq)
+{
+	struct rswap_cmd *cmd = blk_mq_rq_to_pdu(rq);
+	u64 off = (u64)blk_rq_pos(rq) << RSWAP_SECTOR_SHIFT;
+	int ret;
+
+	cmd->req.cqe.done = rswap_io_done;
+	cmd->req.sg = cmd->sg;
+	cmd->req.sge = cmd->sge;
+	cmd->req.write = rq_data_dir(rq) == WRITE;
+	cmd->parked = false;
+	sg_init_table(cmd->sg, RSWAP_MAX_SEGMENTS);
+	cmd->req.nents = rswap_compat_map_sg(rq, cmd->sg);
+
+	ret = rswap_rdma_post(dev, &cmd->req, off, blk_rq_bytes(rq), qidx);
+	switch (ret) {
+	case 0:
+		return BLK_STS_OK;
+	case -EAGAIN:
+		rswap_rdma_wait(dev, cmd);
+		return BLK_STS_OK;
+	case -EBUSY:
+		/* blk-mq dispatches it again once a request completes. */
+		rswap_rdma_count_refusal(dev, &cmd->req, ret, off, 0);
+		return BLK_STS_RESOURCE;
+	default:
+		rswap_rdma_count_refusal(dev, &cmd->req, ret, off,
+					 blk_rq_bytes(rq));
+		return BLK_STS_IOERR;
+	}
+}
+
+/*
+ * blk-mq timeout work: a request not completed after
+ * RSWAP_RQ_TIMEOUT_SECS.  A parked one waits for its session (bounded by
+ * fail_io_tmo); a posted one means the queue pair is stuck: recover, and
+ * recovery's drain completes it (flushed, then it waits or fails).
+ */
+static enum blk_eh_timer_return rswap_rdma_timeout(struct rswap_dev *dev,
+						   struct request *rq)
+{
+	struct rswap_cmd *cmd = blk_mq_rq_to_pdu(rq);
+	struct rswap_sess *sess = cmd->req.sess;
+
+	if (!sess || READ_ONCE(cmd->parked))
+		return BLK_EH_RESET_TIMER;
+	rswap_sess_warn_rl(sess, "%s of %u bytes at %llu not done after %u s; reconnecting\n",
+			   cmd->req.write ? "WRITE" : "READ", blk_rq_bytes(rq),
+			   (u64)blk_rq_pos(rq) << RSWAP_SECTOR_SHIFT,
+			   RSWAP_RQ_TIMEOUT_SECS);
+	rswap_sess_error_recovery(sess);
+	return BLK_EH_RESET_TIMER;
+}
+
+/* One synchronous page transfer (frontswap), waited for on the stack. */
+struct rswap_page_io {
+	struct rswap_rdma_req req;
+	struct completion done;
+	enum ib_wc_status status;
+};
+
+/* Softirq (CQ). */
+static void rswap_page_io_done(struct ib_cq *cq, struct ib_wc *wc)
+{
+	struct rswap_page_io *io = container_of(wc->wr_cqe,
+						struct rswap_page_io, req.cqe);
+
+	io->status = wc->status;
+	complete(&io->done);
+}
+
+/*
+ * Sleeps: one RDMA READ or WRITE of the page on this CPU's queue pair to
+ * the poold holding off, then its completion.  The completion wait is not
+ * interruptible and has no timeout of its own: the work request points at
+ * this stack frame and the page, so it must end (success, RC retry
+ * exhaustion, or the flush of error recovery's drain) before we return.
+ * A store never waits for a reconnect (frontswap then writes the page to
+ * the swap device); a load does, up to fail_io_tmo.
+ */
+static int rswap_rdma_rw_page(struct rswap_dev *dev, u64 off,
+			      struct page *page, bool write)
+{
+	struct rswap_page_io io;
+	struct scatterlist sg;
+	struct ib_sge sge;
+	unsigned int tries;
+	int ret;
+
+	for (tries = 0; tries < RSWAP_PAGE_TRIES; tries++) {
+		sg_init_table(&sg, 1);
+		sg_set_page(&sg, page, PAGE_SIZE, 0);
+		memset(&io.req, 0, sizeof(io.req));
+		io.req.cqe.done = rswap_page_io_done;
+		io.req.sg = &sg;
+		io.req.sge = &sge;
+		io.req.nents = 1;
+		io.req.write = write;
+		io.status = IB_WC_WR_FLUSH_ERR;	/* until a completion says */
+		init_completion(&io.done);
+
+		ret = rswap_rdma_post(dev, &io.req, off, PAGE_SIZE,
+				      raw_smp_processor_id());
+		if (ret == -EAGAIN) {
+			if (write)
+				return -ENOTCONN;
+			ret = rswap_sess_wait_ready(io.req.sess);
+			if (!ret)
+				continue;
+		}
+		if (ret) {
+			rswap_rdma_count_refusal(dev, &io.req, ret, off,
+						 PAGE_SIZE);
+			return ret;
+		}
+		wait_for_completion_io(&io.done);
+		rswap_rdma_unmap(&io.req);
+		if (io.status == IB_WC_SUCCESS)
+			break;
+		if (io.status != IB_WC_WR_FLUSH_ERR) {
+			atomic64_inc(&io.req.sess->errors);
+			rswap_sess_err_rl(io.req.sess, "%s of a page at %llu: %s; reconnecting\n",
+					  write ? "WRITE" : "READ", off,
+					  ib_wc_status_msg(io.status));
+		}
+		rswap_sess_error_recovery(io.req.sess);
+		if (write)
+			break;
+	}
+	if (io.status != IB_WC_SUCCESS ||
+	    (!write && rswap_inject_read_error(dev))) {
+		rswap_count_err(dev, RSWAP_ERR_IO);
+		return -EIO;
+	}
+	if (write) {
+		atomic64_inc(&io.req.sess->writes);
+		atomic64_add(PAGE_SIZE, &io.req.sess->bytes_written);
+	} else {
+		atomic64_inc(&io.req.sess->reads);
+		atomic64_add(PAGE_SIZE, &io.req.sess->bytes_read);
+	}
+	return 0;
+}
+
+const struct rswap_backend_ops rswap_rdma_ops = {
+	.name = "rdma",
+	.queue_rq = rswap_rdma_queue_rq,
+	.rw_page = rswap_rdma_rw_page,
+	.timeout = rswap_rdma_timeout,
+	/* Discard: the chunk stays the client's; nothing to free remotely. */
+	.show_poolds = rswap_rdma_show_poolds,
+};
