@@ -140,15 +140,6 @@ static void parse_args(int argc, char **argv, struct poold_settings *set)
 		usage_error("--listen ADDR:PORT is required");
 	if (!cap)
 		usage_error("--capacity SIZE is required");
-	if (key_file && set->insecure)
-		usage_error("--key-file and --insecure exclude each other");
-	if (!key_file && !set->insecure)
-		usage_error("the cluster key is required: --key-file FILE (rswap-admin keygen > FILE makes one), or --insecure for a throwaway test cluster");
-	if (key_file) {
-		if (rswap_key_load(key_file, set->key, kwhy, sizeof(kwhy)))
-			usage_error("%s", kwhy);
-		set->have_key = true;
-	}
 
 	ret = rswap_parse_size(cap, &set->capacity);
 	if (ret)
@@ -174,6 +165,16 @@ static void parse_args(int argc, char **argv, struct poold_settings *set)
 					 &set->metrics_len, &why))
 			usage_error("--metrics %s: %s", metrics, why);
 		snprintf(set->metrics_str, sizeof(set->metrics_str), "%s", metrics);
+	}
+	/* Last, so that a typo elsewhere is reported as itself. */
+	if (key_file && set->insecure)
+		usage_error("--key-file and --insecure exclude each other");
+	if (!key_file && !set->insecure)
+		usage_error("the cluster key is required: --key-file FILE (rswap-admin keygen > FILE makes one), or --insecure for a throwaway test cluster");
+	if (key_file) {
+		if (rswap_key_load(key_file, set->key, kwhy, sizeof(kwhy)))
+			usage_error("%s", kwhy);
+		set->have_key = true;
 	}
 }
 

@@ -131,7 +131,7 @@ setup_rswap_rdma() {
 		wait_registered 1
 		_coord="$RSWAP_IP:$COORD_PORT_BENCH"
 	fi
-	insmod "$RSWAP_KO" coord="$_coord" size="${SWAP_MIB}M" name=bench > /tmp/bench.insmod 2>&1 ||
+	${RSWAP_INSMOD:-insmod} "$RSWAP_KO" coord="$_coord" size="${SWAP_MIB}M" name=bench > /tmp/bench.insmod 2>&1 ||
 		{ cat /tmp/bench.insmod; dmesg | grep rswap | tail -n 5; return 1; }
 	SWAPDEV=/dev/rswap0
 }

@@ -45,6 +45,7 @@ cluster_init
 CLUSTER_ON_EXIT=cleanup_demo
 
 step "Soft-RoCE: $(rdma link show | head -n 1)"
+step "a cluster key (rswap-admin keygen): the coordinator, every poold, rswap-admin and the module prove it"
 step "starting rswap-coord on $RSWAP_IP:$COORD (chunks of $CHUNK) and three poolds of $POOLD_CAP each"
 start_coord $COORD $CHUNK
 for n in 1 2 3; do
@@ -54,7 +55,8 @@ for n in 1 2 3; do
 done
 
 step "loading rswap-client.ko coord=$RSWAP_IP:$COORD size=$POOL (bigger than any one poold)"
-insmod "$RSWAP_KO" coord="$RSWAP_IP:$COORD" size=$POOL name=demo-host ||
+# The module takes the cluster key from a session keyring of insmod's own.
+${RSWAP_INSMOD:-insmod} "$RSWAP_KO" coord="$RSWAP_IP:$COORD" size=$POOL name=demo-host ||
 	fail "insmod failed: $(dmesg | grep rswap | tail -n 3)"
 dmesg | grep rswap_client | tail -n 3 | sed 's/^/    kernel: /'
 mkswap /dev/rswap0 > /dev/null || fail "mkswap /dev/rswap0 failed"

@@ -2,7 +2,8 @@
 # poolds on the Soft-RoCE address, wait for them, stop them, show logs.
 #
 #   . "$RSWAP_TESTLIB/cluster.sh"
-#   cluster_init            # logs under /tmp/cluster.<pid>, trap stop_all
+#   cluster_init            # logs under /tmp/cluster.<pid>, trap stop_all,
+#                           # a cluster key for daemons, admin and insmod
 #   use_cluster_key         # daemons started after it use a fresh key
 #   insmod_with_key FILE    # rswap_insmod gives rswap-client.ko that key
 #   start_coord PORT CHUNK  # rswap-coord on $RSWAP_IP:PORT
@@ -15,8 +16,10 @@
 # which also evals $CLUSTER_ON_EXIT for a test's own clean-up.
 
 POOLD_BASE_PORT=${POOLD_BASE_PORT:-9500}
-# How the daemons started here authenticate: --insecure unless the test
-# called use_cluster_key (the module does not speak the key handshake yet).
+# How the daemons started here authenticate: with a fresh cluster key that
+# cluster_init makes (use_cluster_key), unless the test sets
+# CLUSTER_INSECURE=1 before it; a test may also set CLUSTER_AUTH itself
+# for the daemons it starts next.
 CLUSTER_AUTH=--insecure
 CLUSTER_KEY=
 CLUSTER_TIMEOUT=${CLUSTER_TIMEOUT:-30}	# seconds to wait for a daemon
@@ -29,6 +32,10 @@ cluster_init() {
 	mkdir -p "$CLUSTER_LOG"
 	trap 'stop_all' EXIT
 	trap 'exit 1' INT TERM
+	if [ "${CLUSTER_INSECURE:-0}" != 1 ]; then
+		use_cluster_key
+		insmod_with_key "$CLUSTER_KEY"
+	fi
 }
 
 # use_cluster_key: a fresh cluster key; daemons and admin started from now

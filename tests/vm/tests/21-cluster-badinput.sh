@@ -87,14 +87,15 @@ testclient --id good --size 64M --version 9 --qps 4 connect ||
 
 # Sessions per client id are capped (4 at once): the fifth is refused, and
 # killed clients' sessions are torn down.
+# One after the other: a hello for an id another live coordinator session
+# is using is refused (EBUSY), and each holder's hello session ends once it
+# has its map.
 hpids=
 for i in 1 2 3 4; do
 	# Not the testclient function: $! must be the client itself, to kill it.
-	rswap-testclient --coord "$RSWAP_IP:$COORD_PORT" --id good --size 64M \
+	rswap-testclient --coord "$RSWAP_IP:$COORD_PORT" --key-file "$CLUSTER_KEY" --id good --size 64M \
 		--hold 60 verify > "$CLUSTER_LOG/sess$i.log" 2>&1 &
 	hpids="$hpids $!"
-done
-for i in 1 2 3 4; do
 	wait_log "$CLUSTER_LOG/sess$i.log" "holding the connections" 1 120 ||
 		fail "holding client $i did not connect"
 done

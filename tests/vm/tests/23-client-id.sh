@@ -55,7 +55,7 @@ expect_insmod_fails "Invalid argument" coord="$COORD" size=32M name=hb heartbeat
 [ "$(chunks_used)" = 0 ] || fail "chunks held after bad heartbeat_ms"
 
 # ---- the test client holds "other": insmod with that id is refused --------
-rswap-testclient --coord "$COORD" --id other --size 32M --hold-coord 300 write \
+rswap-testclient --coord "$COORD" --key-file "$CLUSTER_KEY" --id other --size 32M --hold-coord 300 write \
 	> "$LOG/hold.log" 2>&1 &
 holdpid=$!
 wait_log "$LOG/hold.log" "holding client id other" 1 60 ||
@@ -145,7 +145,8 @@ for n in 1 2; do kill -STOP "$(poold_pid "$n")"; done
 CLUSTER_ON_EXIT='for n in 1 2; do kill -CONT "$(poold_pid "$n")" 2> /dev/null; done'
 start_poold 3 96M
 t0=$(date +%s)
-rswap-coord --listen "$COORD" --chunk-size 16M --heartbeat-ms 200 >> "$LOG/coord.log" 2>&1 &
+# shellcheck disable=SC2086 # CLUSTER_AUTH is one or two words
+rswap-coord --listen "$COORD" --chunk-size 16M --heartbeat-ms 200 $CLUSTER_AUTH >> "$LOG/coord.log" 2>&1 &
 COORD_PID=$!
 CLUSTER_PIDS="$CLUSTER_PIDS $COORD_PID"
 wait_listen 9400 || fail "rswap-coord did not restart"

@@ -72,6 +72,7 @@ echo "keyed poold against an --insecure coordinator: refused"
 # The module, against the keyed coordinator (port 9420, poold 1 member).
 COORD_PORT=9420
 COORD="$RSWAP_IP:9420"
+insmod_with_key ""
 expect_insmod_fails "Permission denied" coord="$COORD" size=32M name=nokey
 dmesg | tail -n 5 | grep -q "requires the cluster key" ||
 	fail "no key: the module did not say it needs the key"

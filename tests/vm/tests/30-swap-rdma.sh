@@ -48,7 +48,7 @@ expect_insmod_fails "No space left on device" coord="$COORD" size=1G name=too-bi
 fake_coord() {
 	# Its own process group, so that stopping it also stops the nc that
 	# is listening at that moment (else that nc answers the next case).
-	setsid sh -c 'while :; do printf "$0" | nc -l -p 9411 > /dev/null 2>&1 || sleep 0.1; done' "$1" &
+	setsid sh -c 'while :; do { printf "$0"; sleep 1; } | nc -l -p 9411 > /dev/null 2>&1 || sleep 0.1; done' "$1" &
 	FAKE_PID=$!
 	wait_listen 9411 || fail "fake coordinator did not listen"
 }
