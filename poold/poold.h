@@ -78,7 +78,10 @@ struct poold {
 
 	/* RDMA side */
 	struct rdma_event_channel *cm_ch;
-	struct rdma_cm_id *listen_id;
+	struct rdma_cm_id *listen_id;	/* NULL while no device serves --listen */
+	struct event *listen_timer;	/* re-creates a lost listener */
+	unsigned int listen_backoff_ms;
+	bool no_device_warned;		/* once per lost listener */
 	struct event *cm_ev;
 	struct poold_session *sessions;
 	unsigned int nsessions;
@@ -98,6 +101,14 @@ void poold_chunks_free_all(struct poold *p);
 /* coord.c */
 int poold_coord_start(struct poold *p);
 void poold_coord_stop(struct poold *p);
+/*
+ * The RDMA listener is gone (its device was removed) or back: a poold that
+ * clients cannot reach leaves the coordinator, so that no new chunk is
+ * placed on it, and registers again (with every chunk held) once it
+ * listens again.
+ */
+void poold_coord_listener_down(struct poold *p);
+void poold_coord_listener_up(struct poold *p);
 
 /* rdma.c */
 int poold_rdma_start(struct poold *p);

@@ -15,6 +15,16 @@
  *                    coordinator frees chunks.
  * Every rdma_cm event is copied and acknowledged before it is handled, so
  * that a handler may destroy the event's id.
+ *
+ * The listener's id has no context: its events are told apart by the id
+ * itself, and only a queue pair's id ever carries a struct poold_conn.
+ * When the device under --listen goes away (DEVICE_REMOVAL on the
+ * listener), poold closes the listener, leaves the coordinator, and tries
+ * again with backoff until a device serves the address again; sessions on
+ * other devices go on.  Everything poold holds on a removed device (QPs,
+ * CQs, MRs, PDs, completion channels) is released at its events, and
+ * librdmacm is told to forget the device, so the kernel can finish the
+ * removal.
  */
 #include "poold.h"
 #include "conn_validate.h"
@@ -34,6 +44,8 @@
 
 #define LISTEN_BACKLOG	128
 #define WC_BATCH	16
+#define LISTEN_RETRY_MIN_MS	100u
+#define LISTEN_RETRY_MAX_MS	5000u
 /*
  * Sessions one client id may hold at once: a reconnecting client can
  * overlap its old session for a while, but each session pins every chunk
@@ -559,11 +571,63 @@ static void on_connect_request(struct poold *p, struct rdma_cm_id *id,
 		  cp.qp_index, cp.qp_count);
 }
 
+static void listener_retry_cb(evutil_socket_t fd, short what, void *arg);
+static int listener_open(struct poold *p, bool quiet);
+
+static void listener_close(struct poold *p)
+{
+	if (p->listen_id) {
+		rdma_destroy_id(p->listen_id);
+		p->listen_id = NULL;
+	}
+}
+
+static void listener_retry_later(struct poold *p)
+{
+	struct timeval tv = {
+		.tv_sec = p->listen_backoff_ms / 1000,
+		.tv_usec = (p->listen_backoff_ms % 1000) * 1000,
+	};
+
+	evtimer_add(p->listen_timer, &tv);
+	p->listen_backoff_ms = p->listen_backoff_ms * 2 > LISTEN_RETRY_MAX_MS ?
+			       LISTEN_RETRY_MAX_MS : p->listen_backoff_ms * 2;
+}
+
+/*
+ * An event on the listener's own id (never a queue pair's).  The device
+ * under --listen is gone: stop listening, leave the coordinator (clients
+ * cannot reach us) and listen again as soon as a device serves the
+ * address.  Queue pairs on that device get their own DEVICE_REMOVAL.
+ */
+static void on_listener_event(struct poold *p, const struct rdma_cm_event *ev)
+{
+	if (ev->event != RDMA_CM_EVENT_DEVICE_REMOVAL) {
+		log_debug("rdma_cm event %s on the listener ignored",
+			  rdma_event_str(ev->event));
+		return;
+	}
+	log_err("the RDMA device under %s was removed: not accepting clients and "
+		"left the coordinator until a device serves that address again "
+		"(retrying with backoff up to %u ms); sessions on other devices go on",
+		p->set.listen_str, LISTEN_RETRY_MAX_MS);
+	listener_close(p);
+	poold_coord_listener_down(p);
+	p->listen_backoff_ms = LISTEN_RETRY_MIN_MS;
+	listener_retry_later(p);
+}
+
 static void on_cm_event(struct poold *p, const struct rdma_cm_event *ev,
 			const void *pdata, size_t plen)
 {
-	struct poold_conn *c = ev->id->context;
+	struct poold_conn *c;
 
+	if (ev->id == p->listen_id) {
+		on_listener_event(p, ev);
+		return;
+	}
+	/* Only a queue pair's id carries a conn; a new id has none yet. */
+	c = ev->event == RDMA_CM_EVENT_CONNECT_REQUEST ? NULL : ev->id->context;
 	switch (ev->event) {
 	case RDMA_CM_EVENT_CONNECT_REQUEST:
 		on_connect_request(p, ev->id, pdata, plen,
@@ -577,23 +641,22 @@ static void on_cm_event(struct poold *p, const struct rdma_cm_event *ev,
 	case RDMA_CM_EVENT_CONNECT_ERROR:
 	case RDMA_CM_EVENT_UNREACHABLE:
 	case RDMA_CM_EVENT_REJECTED:
-		if (c) {
-			if (ev->event != RDMA_CM_EVENT_DISCONNECTED)
-				log_warn("client %s %s: queue pair %u: %s",
-					 c->s->client_id, c->s->peer, c->qp_index,
-					 rdma_event_str(ev->event));
-			conn_destroy(c);
-		}
-		return;
 	case RDMA_CM_EVENT_DEVICE_REMOVAL:
-		if (c) {
-			conn_destroy(c);
+		if (!c) {
+			log_debug("rdma_cm event %s for no queue pair ignored",
+				  rdma_event_str(ev->event));
 			return;
 		}
-		log_err("the RDMA device under %s was removed; stopping",
-			p->set.listen_str);
-		p->exit_code = 1;
-		event_base_loopbreak(p->base);
+		if (ev->event == RDMA_CM_EVENT_DEVICE_REMOVAL && c->qp_index == 0)
+			log_warn("client %s %s: RDMA device removed; closing session %#llx",
+				 c->s->client_id, c->s->peer,
+				 (unsigned long long)c->s->cookie);
+		else if (ev->event != RDMA_CM_EVENT_DISCONNECTED &&
+			 ev->event != RDMA_CM_EVENT_DEVICE_REMOVAL)
+			log_warn("client %s %s: queue pair %u: %s",
+				 c->s->client_id, c->s->peer, c->qp_index,
+				 rdma_event_str(ev->event));
+		conn_destroy(c);
 		return;
 	default:
 		log_debug("rdma_cm event %s ignored", rdma_event_str(ev->event));
@@ -601,10 +664,36 @@ static void on_cm_event(struct poold *p, const struct rdma_cm_event *ev,
 	}
 }
 
+/*
+ * librdmacm keeps a device's verbs context open until it notices that the
+ * device is gone, and the kernel waits for that close before it finishes
+ * the removal (on drivers that cannot disassociate a context, such as rxe
+ * and siw).  Listing the devices makes it notice; the context closes now,
+ * or when the last id on it is destroyed.  librdmacm cannot notice the
+ * loss of a process's last device: say so, since the removal then waits
+ * for poold to stop.
+ */
+static void forget_removed_devices(struct poold *p)
+{
+	struct ibv_context **list;
+	int n = 0;
+
+	list = rdma_get_devices(&n);
+	if (list)
+		rdma_free_devices(list);
+	if (!n && !p->no_device_warned) {
+		p->no_device_warned = true;
+		log_warn("no RDMA device is left: librdmacm keeps the removed one "
+			 "open, so on drivers that cannot disassociate it (rxe, siw) "
+			 "its removal completes only when poold stops");
+	}
+}
+
 static void cm_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct poold *p = arg;
 	struct rdma_cm_event *e;
+	bool removal = false;
 
 	while (!rdma_get_cm_event(p->cm_ch, &e)) {
 		struct rdma_cm_event ev = *e;
@@ -620,10 +709,70 @@ static void cm_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		ev.param.conn.private_data = NULL;
 		rdma_ack_cm_event(e);
+		removal |= ev.event == RDMA_CM_EVENT_DEVICE_REMOVAL;
 		on_cm_event(p, &ev, pdata, plen);
 		if (p->stopping)
 			return;
 	}
+	if (removal)
+		forget_removed_devices(p);
+}
+
+/*
+ * quiet: a retry after a device removal; failing is expected until a
+ * device serves the address, and is not logged.
+ */
+static int listener_open(struct poold *p, bool quiet)
+{
+	bool bound = false;
+	int ret;
+
+	/* No context: the listener is recognised by its id (on_cm_event). */
+	if (rdma_create_id(p->cm_ch, &p->listen_id, NULL, RDMA_PS_TCP)) {
+		ret = -errno;
+		p->listen_id = NULL;
+		if (!quiet)
+			log_err("cannot create an RDMA CM id: %s", strerror(-ret));
+		return ret;
+	}
+	if (rdma_bind_addr(p->listen_id, (struct sockaddr *)&p->set.listen_ss))
+		goto out_err;
+	bound = true;
+	if (rdma_listen(p->listen_id, LISTEN_BACKLOG))
+		goto out_err;
+	return 0;
+
+out_err:
+	ret = -errno;
+	if (quiet)
+		log_debug("cannot %s on %s yet: %s", bound ? "listen" : "bind",
+			  p->set.listen_str, strerror(-ret));
+	else if (ret == -EADDRINUSE)
+		log_err("cannot listen on %s: address already in use (another "
+			"poold?)", p->set.listen_str);
+	else if (!bound)
+		log_err("cannot listen on %s: %s (is the address on an RDMA "
+			"device? see rdma link show)", p->set.listen_str,
+			strerror(-ret));
+	else
+		log_err("cannot listen on %s: %s", p->set.listen_str, strerror(-ret));
+	listener_close(p);
+	return ret;
+}
+
+static void listener_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct poold *p = arg;
+
+	if (p->stopping || p->listen_id)
+		return;
+	if (listener_open(p, true)) {
+		listener_retry_later(p);
+		return;
+	}
+	log_info("listening for RDMA clients on %s again", p->set.listen_str);
+	p->no_device_warned = false;
+	poold_coord_listener_up(p);
 }
 
 int poold_rdma_start(struct poold *p)
@@ -639,26 +788,12 @@ int poold_rdma_start(struct poold *p)
 	ret = set_nonblock(p->cm_ch->fd);
 	if (ret)
 		return ret;
-	if (rdma_create_id(p->cm_ch, &p->listen_id, p, RDMA_PS_TCP)) {
-		log_err("cannot create an RDMA CM id: %s", strerror(errno));
-		return -errno;
-	}
-	if (rdma_bind_addr(p->listen_id, (struct sockaddr *)&p->set.listen_ss)) {
-		ret = -errno;
-		if (errno == EADDRINUSE)
-			log_err("cannot listen on %s: address already in use (another "
-				"poold?)", p->set.listen_str);
-		else
-			log_err("cannot listen on %s: %s (is the address on an RDMA "
-				"device? see rdma link show)", p->set.listen_str,
-				strerror(errno));
+	p->listen_timer = evtimer_new(p->base, listener_retry_cb, p);
+	if (!p->listen_timer)
+		return -ENOMEM;
+	ret = listener_open(p, false);
+	if (ret)
 		return ret;
-	}
-	if (rdma_listen(p->listen_id, LISTEN_BACKLOG)) {
-		ret = -errno;
-		log_err("cannot listen on %s: %s", p->set.listen_str, strerror(errno));
-		return ret;
-	}
 	p->cm_ev = event_new(p->base, p->cm_ch->fd, EV_READ | EV_PERSIST, cm_cb, p);
 	if (!p->cm_ev || event_add(p->cm_ev, NULL))
 		return -ENOMEM;
@@ -701,9 +836,10 @@ void poold_rdma_revoke_chunk(struct poold *p, const struct poold_chunk *chunk)
 void poold_rdma_stop(struct poold *p)
 {
 	p->stopping = true;
-	if (p->listen_id) {
-		rdma_destroy_id(p->listen_id);
-		p->listen_id = NULL;
+	listener_close(p);
+	if (p->listen_timer) {
+		event_free(p->listen_timer);
+		p->listen_timer = NULL;
 	}
 	while (p->conns) {
 		rdma_disconnect(p->conns->id);
