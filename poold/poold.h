@@ -9,7 +9,8 @@
  *   coord.c  - the session with rswap-coord (register, heartbeat, commands,
  *              reconnect with backoff);
  *   rdma.c   - the rdma_cm listener and the client sessions (one protection
- *              domain per session, one CQ per queue pair).
+ *              domain per session, one CQ per queue pair, one completion
+ *              channel per RDMA device).
  */
 #ifndef POOLD_H
 #define POOLD_H
@@ -27,6 +28,7 @@ struct rdma_event_channel;
 struct rdma_cm_id;
 struct poold_session;
 struct poold_conn;
+struct poold_dev;
 
 /* Settings from the command line; each has its default here or in main.c. */
 struct poold_settings {
@@ -83,6 +85,7 @@ struct poold {
 	unsigned int listen_backoff_ms;
 	bool no_device_warned;		/* once per lost listener */
 	struct event *cm_ev;
+	struct poold_dev *devs;		/* devices with queue pairs on them */
 	struct poold_session *sessions;
 	unsigned int nsessions;
 	struct poold_conn *conns;

@@ -22,9 +22,13 @@
  * listener), poold closes the listener, leaves the coordinator, and tries
  * again with backoff until a device serves the address again; sessions on
  * other devices go on.  Everything poold holds on a removed device (QPs,
- * CQs, MRs, PDs, completion channels) is released at its events, and
+ * CQs, MRs, PDs, the completion channel) is released at its events, and
  * librdmacm is told to forget the device, so the kernel can finish the
  * removal.
+ *
+ * File descriptors: one completion channel per RDMA device (struct
+ * poold_dev) carries the events of every CQ on that device, so the number
+ * of queue pairs does not count against RLIMIT_NOFILE.
  */
 #include "poold.h"
 #include "conn_validate.h"
@@ -44,6 +48,7 @@
 
 #define LISTEN_BACKLOG	128
 #define WC_BATCH	16
+#define CQ_EVENTS_MAX	64	/* per wake-up of a completion channel */
 #define LISTEN_RETRY_MIN_MS	100u
 #define LISTEN_RETRY_MAX_MS	5000u
 /*
@@ -74,15 +79,24 @@ struct poold_session {
 	char peer[NI_MAXHOST];
 };
 
+/* One completion channel per device, shared by every CQ on it. */
+struct poold_dev {
+	struct poold_dev *next;
+	struct poold *p;
+	struct ibv_context *verbs;
+	struct ibv_comp_channel *cch;
+	struct event *ev;
+	unsigned int ncqs;		/* CQs attached; freed at zero */
+};
+
 struct poold_conn {
 	struct poold_conn *next;
 	struct poold *p;
 	struct rdma_cm_id *id;
 	struct poold_session *s;
 	uint16_t qp_index;
-	struct ibv_comp_channel *cch;
+	struct poold_dev *dev;		/* set once cq exists */
 	struct ibv_cq *cq;
-	struct event *cq_ev;
 	uint8_t *tbl;			/* chunk table messages (qp_index 0) */
 	struct ibv_mr *tbl_mr;
 	unsigned int tbl_msgs;
@@ -224,6 +238,65 @@ out_destroy_session:
 	return NULL;
 }
 
+static void dev_cq_cb(evutil_socket_t fd, short what, void *arg);
+
+/* The device's completion channel, created with its first CQ. */
+static struct poold_dev *dev_get(struct poold *p, struct ibv_context *verbs)
+{
+	struct poold_dev *d;
+
+	for (d = p->devs; d; d = d->next)
+		if (d->verbs == verbs)
+			return d;
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return NULL;
+	d->p = p;
+	d->verbs = verbs;
+	d->cch = ibv_create_comp_channel(verbs);
+	if (!d->cch || set_nonblock(d->cch->fd))
+		goto out_free;
+	d->ev = event_new(p->base, d->cch->fd, EV_READ | EV_PERSIST, dev_cq_cb, d);
+	if (!d->ev || event_add(d->ev, NULL))
+		goto out_free;
+	d->next = p->devs;
+	p->devs = d;
+	log_debug("completion channel for RDMA device %s opened",
+		  ibv_get_device_name(verbs->device));
+	return d;
+
+out_free:
+	if (d->ev)
+		event_free(d->ev);
+	if (d->cch)
+		ibv_destroy_comp_channel(d->cch);
+	free(d);
+	return NULL;
+}
+
+/*
+ * The last CQ on a device closes its channel: a removed device can only go
+ * once nothing of ours refers to it.
+ */
+static void dev_put(struct poold_dev *d)
+{
+	struct poold_dev **pp;
+
+	if (--d->ncqs)
+		return;
+	for (pp = &d->p->devs; *pp; pp = &(*pp)->next) {
+		if (*pp == d) {
+			*pp = d->next;
+			break;
+		}
+	}
+	event_free(d->ev);
+	if (ibv_destroy_comp_channel(d->cch))
+		log_warn("destroying the completion channel of RDMA device %s failed",
+			 ibv_get_device_name(d->verbs->device));
+	free(d);
+}
+
 /*
  * Release everything a queue pair holds except its rdma_cm id; the last
  * queue pair of a session takes the session (MRs, PD) with it.
@@ -233,15 +306,12 @@ static void conn_free(struct poold_conn *c)
 	struct poold *p = c->p;
 	struct poold_conn **pp;
 
-	if (c->cq_ev)
-		event_free(c->cq_ev);
 	if (c->id->qp)
 		rdma_destroy_qp(c->id);
 	if (c->cq && ibv_destroy_cq(c->cq))
 		log_warn("client %s: destroying a CQ failed", c->s->client_id);
-	if (c->cch && ibv_destroy_comp_channel(c->cch))
-		log_warn("client %s: destroying a completion channel failed",
-			 c->s->client_id);
+	if (c->dev)
+		dev_put(c->dev);
 	if (c->tbl_mr)
 		ibv_dereg_mr(c->tbl_mr);
 	free(c->tbl);
@@ -356,17 +426,12 @@ out_disconnect:
 	rdma_disconnect(c->id);
 }
 
-static void cq_cb(evutil_socket_t fd, short what, void *arg)
+static void conn_poll_cq(struct poold_conn *c)
 {
-	struct poold_conn *c = arg;
 	struct ibv_wc wc[WC_BATCH];
-	struct ibv_cq *cq;
-	void *ctx;
+	struct ibv_cq *cq = c->cq;
 	int n, i;
 
-	if (ibv_get_cq_event(c->cch, &cq, &ctx))
-		return;		/* EAGAIN: nothing yet */
-	ibv_ack_cq_events(cq, 1);
 	if (ibv_req_notify_cq(cq, 0))
 		log_warn("client %s: cannot re-arm a CQ", c->s->client_id);
 	while ((n = ibv_poll_cq(cq, WC_BATCH, wc)) > 0) {
@@ -392,6 +457,27 @@ static void cq_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
+ * Completion events of every CQ on one device.  Polling never frees a
+ * queue pair (only rdma_cm events do), and a destroyed CQ's pending events
+ * leave the channel with it, so each event's context is a live conn.
+ */
+static void dev_cq_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct poold_dev *d = arg;
+	struct ibv_cq *cq;
+	void *ctx;
+	int n;
+
+	/* Bounded: the loop gets back to rdma_cm and the coordinator. */
+	for (n = 0; n < CQ_EVENTS_MAX; n++) {
+		if (ibv_get_cq_event(d->cch, &cq, &ctx))
+			return;		/* EAGAIN: nothing more */
+		ibv_ack_cq_events(cq, 1);
+		conn_poll_cq(ctx);
+	}
+}
+
+/*
  * Queue pair and CQ sizes: qp_index 0 SENDs the chunk table (tbl_msgs
  * work requests); + 1 keeps every queue non-empty.  The client never
  * SENDs to us, but a receive queue of one stays valid on every provider.
@@ -402,6 +488,7 @@ static int conn_create(struct poold *p, struct poold_session *s,
 		       struct poold_conn **out, const char **why)
 {
 	struct ibv_qp_init_attr qa = { 0 };
+	struct poold_dev *dev;
 	struct poold_conn *c;
 	unsigned int send_wr, recv_wr = 1;
 
@@ -424,12 +511,19 @@ static int conn_create(struct poold *p, struct poold_session *s,
 		goto out_free_conn;
 	}
 	send_wr = c->tbl_msgs + 1;
-	c->cch = ibv_create_comp_channel(id->verbs);
-	if (!c->cch || set_nonblock(c->cch->fd)) {
+	dev = dev_get(p, id->verbs);
+	if (!dev) {
 		*why = "cannot create a completion channel";
 		goto out_free_conn;
 	}
-	c->cq = ibv_create_cq(id->verbs, (int)(send_wr + recv_wr), c, c->cch, 0);
+	c->cq = ibv_create_cq(id->verbs, (int)(send_wr + recv_wr), c, dev->cch, 0);
+	if (c->cq) {
+		c->dev = dev;
+		dev->ncqs++;
+	} else if (!dev->ncqs) {
+		dev->ncqs = 1;
+		dev_put(dev);	/* created for this CQ: nobody else uses it */
+	}
 	if (!c->cq || ibv_req_notify_cq(c->cq, 0)) {
 		*why = "cannot create a completion queue";
 		goto out_free_conn;
@@ -443,11 +537,6 @@ static int conn_create(struct poold *p, struct poold_session *s,
 	qa.cap.max_recv_sge = 1;
 	if (rdma_create_qp(id, s->pd, &qa)) {
 		*why = "cannot create a queue pair";
-		goto out_free_conn;
-	}
-	c->cq_ev = event_new(p->base, c->cch->fd, EV_READ | EV_PERSIST, cq_cb, c);
-	if (!c->cq_ev || event_add(c->cq_ev, NULL)) {
-		*why = "cannot watch the completion channel";
 		goto out_free_conn;
 	}
 	*out = c;
