@@ -416,13 +416,13 @@ static void hello_fail(struct coord *c, struct op *op, int code,
 	uint32_t i;
 
 	for (i = 0; i < cl->nslots; i++) {
-		struct slot *s = &cl->slots[i];
+		struct slot *s = registry_slot(cl, i);
 
 		/* Outstanding: the late reply is freed when it comes. */
 		if (op->preqs[i]) {
 			op->preqs[i]->op = NULL;
 			op->preqs[i] = NULL;
-		} else if (s->state == SLOT_HELD) {
+		} else if (s && s->state == SLOT_HELD) {
 			chunk_free(c, s->poold, cl->id, i, s->handle);
 		}
 	}
@@ -566,7 +566,7 @@ static void handle_hello(struct coord *c, struct peer *p, uint64_t seq,
 		return;
 	}
 	for (i = 0; i < cl->nslots; i++) {
-		op->preqs[i] = preq_send(c, cl->slots[i].poold, PREQ_ALLOC, op,
+		op->preqs[i] = preq_send(c, registry_slot(cl, i)->poold, PREQ_ALLOC, op,
 					 cl->id, i, cl->size, 0);
 		if (!op->preqs[i]) {
 			hello_fail(c, op, EIO, "could not reach a poold");
@@ -606,9 +606,9 @@ static void handle_release(struct coord *c, struct peer *p, uint64_t seq,
 		return;
 	}
 	for (i = 0; i < cl->nslots; i++) {
-		struct slot *s = &cl->slots[i];
+		struct slot *s = registry_slot(cl, i);
 
-		if (s->state != SLOT_HELD)
+		if (!s || s->state != SLOT_HELD)
 			continue;
 		if (poold_reachable(s->poold)) {
 			op->preqs[i] = preq_send(c, s->poold, PREQ_FREE, op,

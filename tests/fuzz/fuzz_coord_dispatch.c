@@ -189,39 +189,61 @@ static void drain_all(void)
 		drain(&peers[i]);
 }
 
-/* chunks_used must equal the slots that name each poold. */
+/*
+ * chunks_used must equal the slots that name each poold, every held slot
+ * must be in its poold's handle index, and every index must find what the
+ * lists hold.  One pass over the slots (the fuzzer has a few poolds).
+ */
+#define CHECK_POOLDS	32
+
 static void check_accounting(void)
 {
 	struct registry *r = coord_registry(C);
-	struct poold *p;
+	struct poold *pd[CHECK_POOLDS], *p;
+	uint32_t used[CHECK_POOLDS] = { 0 }, held[CHECK_POOLDS] = { 0 };
+	unsigned int np = 0, k;
 	struct client *c;
 	uint32_t i;
 
 	for (p = r->poolds; p; p = p->next) {
-		uint32_t n = 0, held = 0;
-
-		for (c = r->clients; c; c = c->next)
-			for (i = 0; i < c->nslots; i++) {
-				const struct slot *s = &c->slots[i];
-
-				if (s->state == SLOT_EMPTY || s->poold != p)
-					continue;
-				n++;
-				if (s->state != SLOT_HELD)
-					continue;
-				held++;
-				if (!registry_handle_in_use(p, s->handle))
-					__builtin_trap();
-			}
-		if (n != p->chunks_used || (!p->handles_lost && held != p->handle_used))
+		if (np == CHECK_POOLDS || registry_poold_find(r, p->addr) != p ||
+		    p->connected != (p->conn != NULL))
 			__builtin_trap();
-		if (p->connected != (p->conn != NULL))
+		pd[np++] = p;
+	}
+	for (c = r->clients; c; c = c->next) {
+		uint32_t cused = 0, cheld = 0;
+
+		if (registry_client_find(r, c->id) != c)
+			__builtin_trap();
+		for (i = 0; i < c->cap; i++) {
+			const struct slot *s = &c->slots[i];
+
+			if (s->state == SLOT_EMPTY)
+				continue;
+			if (!s->poold || s->index >= c->nslots ||
+			    registry_slot(c, s->index) != s)
+				__builtin_trap();
+			for (k = 0; k < np && pd[k] != s->poold; k++)
+				;
+			if (k == np)
+				__builtin_trap();
+			cused++;
+			used[k]++;
+			if (s->state != SLOT_HELD)
+				continue;
+			cheld++;
+			held[k]++;
+			if (!registry_handle_in_use(s->poold, s->handle))
+				__builtin_trap();
+		}
+		if (cused != c->nused || cheld != c->nheld)
 			__builtin_trap();
 	}
-	for (c = r->clients; c; c = c->next)
-		for (i = 0; i < c->nslots; i++)
-			if (c->slots[i].state != SLOT_EMPTY && !c->slots[i].poold)
-				__builtin_trap();
+	for (k = 0; k < np; k++)
+		if (used[k] != pd[k]->chunks_used ||
+		    (!pd[k]->handles_lost && held[k] != pd[k]->handle_used))
+			__builtin_trap();
 }
 
 static const char *const ids[] = { "vm1", "vm2", "vm3", "a b", "", "0123456789012345678901234567890123" };

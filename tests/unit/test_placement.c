@@ -152,8 +152,8 @@ static void pool_bigger_than_any_poold(void **state)
 	assert_int_equal(a->chunks_used, 3);
 	assert_int_equal(b->chunks_used, 1);
 	assert_int_equal(c->chunks_used, 2);
-	assert_int_equal(cl->slots[0].state, SLOT_RESERVED);
-	assert_ptr_equal(cl->slots[0].poold, a);
+	assert_int_equal(registry_slot(cl, 0)->state, SLOT_RESERVED);
+	assert_ptr_equal(registry_slot(cl, 0)->poold, a);
 	registry_free(r);
 }
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "registry.h"
+#include "report.h"
 
 #define MB (1ull << 20)
 #define CHUNK (16 * MB)
@@ -144,22 +145,22 @@ static void rebuild_after_restart(void **state)
 
 	assert_int_equal(reg(r, "b:1", 64 * MB, b, 2, &pb, NULL), 0);
 	assert_int_equal(registry_client_missing(r, c, why, sizeof(why)), 0);
-	assert_ptr_equal(c->slots[1].poold, pb);
-	assert_int_equal(c->slots[3].handle, 22);
-	assert_int_equal(c->slots[2].handle, 12);
+	assert_ptr_equal(registry_slot(c, 1)->poold, pb);
+	assert_int_equal(registry_slot(c, 3)->handle, 22);
+	assert_int_equal(registry_slot(c, 2)->handle, 12);
 	assert_int_equal(pb->chunks_used, 2);
 
 	/* pb drops: records stay, the reason names it when a slot is missing. */
 	registry_poold_disconnect(r, pb);
-	assert_int_equal(c->slots[1].state, SLOT_HELD);
+	assert_int_equal(registry_slot(c, 1)->state, SLOT_HELD);
 	registry_slot_clear(c, 1);
 	registry_client_missing(r, c, why, sizeof(why));
 	assert_string_equal(why, "client vm1 is incomplete: slot 1 of 4 not reported yet; down: poold b:1");
 
 	/* pb re-registers without slot 3 (its memory was lost): dropped. */
 	assert_int_equal(reg(r, "b:1", 64 * MB, b, 1, &pb, NULL), 0);
-	assert_int_equal(c->slots[1].handle, 21);
-	assert_int_equal(c->slots[3].state, SLOT_EMPTY);
+	assert_int_equal(registry_slot(c, 1)->handle, 21);
+	assert_null(registry_slot(c, 3));
 	assert_int_equal(pb->chunks_used, 1);
 	registry_free(r);
 }
@@ -185,7 +186,7 @@ static void conflicts_refused(void **state)
 	assert_string_equal(why, "poold b:1 claims client vm1 slot 0, already held by poold a:1");
 	/* Refused means nothing changed: b unknown, slot 1 still empty. */
 	assert_null(registry_poold_find(r, "b:1"));
-	assert_int_equal(c->slots[1].state, SLOT_EMPTY);
+	assert_null(registry_slot(c, 1));
 
 	assert_int_equal(reg(r, "b:1", 64 * MB, other_size, 1, NULL, NULL), -EEXIST);
 	assert_non_null(strstr(why, "known size is"));
@@ -279,7 +280,7 @@ static void tombstone_ring_is_bounded(void **state)
 	for (i = 0; i < RSWAP_MAX_TOMBS + 10; i++)
 		assert_int_equal(registry_tomb_add(p, "x", i, false, i), 0);
 	assert_int_equal(p->ntombs, RSWAP_MAX_TOMBS);
-	assert_int_equal(p->tombs[0].slot, 10);
+	assert_int_equal(registry_tomb(p, 0)->slot, 10);
 	for (i = 0; i < RSWAP_MAX_RELEASED + 5; i++) {
 		char id[16];
 
@@ -330,6 +331,168 @@ static void handle_index(void **state)
 	registry_free(r);
 }
 
+static void registration_limits(void **state)
+{
+	struct registry *r = registry_new(CHUNK);
+	struct held_chunk *h = calloc(RSWAP_MAX_CLIENTS_PER_POOLD + 1, sizeof(*h));
+	char (*ids)[16] = calloc(RSWAP_MAX_CLIENTS_PER_POOLD + 1, sizeof(*ids));
+	struct held_chunk three[] = { { 1, "x", 0, 4 * CHUNK }, { 2, "x", 1, 4 * CHUNK },
+				      { 3, "x", 2, 4 * CHUNK } };
+	uint32_t i;
+
+	/* Held chunks must fit the declared capacity. */
+	assert_int_equal(reg(r, "a:1", 2 * CHUNK + CHUNK / 2, three, 3, NULL, NULL), -EINVAL);
+	assert_string_equal(why, "poold a:1 reports 3 held chunks of 16M, more than its capacity 40M holds");
+	assert_int_equal(reg(r, "a:1", 3 * CHUNK, three, 3, NULL, NULL), 0);
+
+	/* One chunk each of 4097 clients: too many ids for one poold. */
+	for (i = 0; i <= RSWAP_MAX_CLIENTS_PER_POOLD; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "c%u", i);
+		h[i] = (struct held_chunk){ 100 + i, ids[i], 0, CHUNK };
+	}
+	assert_int_equal(reg(r, "b:1", 1ull << 40, h, RSWAP_MAX_CLIENTS_PER_POOLD + 1,
+			     NULL, NULL), -E2BIG);
+	assert_non_null(strstr(why, "4097 client ids"));
+	assert_null(registry_poold_find(r, "b:1"));
+	assert_int_equal(r->nclients, 1);
+	/* At the limit it is fine, and every client is found by its id. */
+	assert_int_equal(reg(r, "b:1", 1ull << 40, h, RSWAP_MAX_CLIENTS_PER_POOLD, NULL, NULL), 0);
+	assert_int_equal(r->nclients, RSWAP_MAX_CLIENTS_PER_POOLD + 1);
+	for (i = 0; i < RSWAP_MAX_CLIENTS_PER_POOLD; i++)
+		assert_non_null(registry_client_find(r, ids[i]));
+	assert_null(registry_client_find(r, ids[RSWAP_MAX_CLIENTS_PER_POOLD]));
+	free(h);
+	free(ids);
+	registry_free(r);
+}
+
+/* An adopted client holds what was reported, not the pool it claims. */
+static void adopted_client_is_sparse(void **state)
+{
+	struct registry *r = registry_new(CHUNK);
+	const uint64_t huge = (uint64_t)RSWAP_MAX_SLOTS * CHUNK;
+	struct held_chunk one[] = { { 1, "big", RSWAP_MAX_SLOTS - 1, huge } };
+	struct held_chunk many[64];
+	struct poold *pa, *pb;
+	struct client *c;
+	uint32_t i;
+
+	assert_int_equal(reg(r, "a:1", 1ull << 40, one, 1, &pa, NULL), 0);
+	c = registry_client_find(r, "big");
+	assert_int_equal(c->nslots, RSWAP_MAX_SLOTS);
+	assert_true(c->cap <= 4);
+	assert_int_equal(registry_slot(c, RSWAP_MAX_SLOTS - 1)->handle, 1);
+	assert_null(registry_slot(c, 0));
+	assert_null(registry_slot(c, RSWAP_MAX_SLOTS));
+	assert_int_equal(registry_client_missing(r, c, NULL, 0), RSWAP_MAX_SLOTS - 1);
+
+	/* Slots whose home buckets collide: probing and deletion keep all. */
+	for (i = 0; i < 64; i++)
+		many[i] = (struct held_chunk){ 1000 + i, "big", i * 256, huge };
+	assert_int_equal(reg(r, "b:1", 1ull << 40, many, 64, &pb, NULL), 0);
+	assert_true(c->cap <= 256);
+	assert_int_equal(c->nused, 65);
+	for (i = 0; i < 64; i++)
+		assert_int_equal(registry_slot(c, i * 256)->handle, 1000 + i);
+	for (i = 0; i < 64; i += 3)
+		registry_slot_clear(c, i * 256);
+	for (i = 0; i < 64; i++) {
+		if (i % 3)
+			assert_int_equal(registry_slot(c, i * 256)->handle, 1000 + i);
+		else
+			assert_null(registry_slot(c, i * 256));
+	}
+	assert_int_equal(registry_slot(c, RSWAP_MAX_SLOTS - 1)->handle, 1);
+	assert_int_equal(pb->chunks_used, 64 - 22);
+	{
+		/* The map comes out in index order whatever the buckets. */
+		Rswap__ChunkMap m;
+		size_t k;
+
+		assert_int_equal(report_chunk_map(r, c, &m), 0);
+		assert_int_equal(m.n_slots, 64 - 22 + 1);
+		for (k = 1; k < m.n_slots; k++)
+			assert_true(m.slots[k]->index > m.slots[k - 1]->index);
+		assert_int_equal(m.slots[m.n_slots - 1]->index, RSWAP_MAX_SLOTS - 1);
+		report_chunk_map_free(&m);
+	}
+
+	/* b comes back without its first ten: found by handle and dropped. */
+	registry_poold_disconnect(r, pb);
+	assert_int_equal(reg(r, "b:1", 1ull << 40, many + 10, 54, &pb, NULL), 0);
+	for (i = 0; i < 64; i++) {
+		if (i < 10)
+			assert_null(registry_slot(c, i * 256));
+		else
+			assert_int_equal(registry_slot(c, i * 256)->handle, 1000 + i);
+	}
+	assert_int_equal(pb->chunks_used, 54);
+	assert_int_equal(pb->handle_used, 54);
+	assert_int_equal(c->nheld, 55);
+	registry_client_remove(r, c);
+	assert_int_equal(pa->chunks_used, 0);
+	assert_int_equal(pb->chunks_used, 0);
+	assert_int_equal(pb->handle_used, 0);
+
+	/* Slot 4 in bucket 0, slot 1 in bucket 1: the map still sorts. */
+	{
+		struct held_chunk two[] = { { 7, "two", 4, 8 * CHUNK }, { 8, "two", 1, 8 * CHUNK } };
+		Rswap__ChunkMap m;
+
+		assert_int_equal(reg(r, "c:1", 1ull << 40, two, 2, NULL, NULL), 0);
+		c = registry_client_find(r, "two");
+		assert_int_equal(c->cap, 4);
+		assert_int_equal(c->slots[0].index, 4);
+		assert_int_equal(report_chunk_map(r, c, &m), 0);
+		assert_int_equal(m.n_slots, 2);
+		assert_int_equal(m.slots[0]->index, 1);
+		assert_int_equal(m.slots[1]->index, 4);
+		report_chunk_map_free(&m);
+	}
+	registry_free(r);
+}
+
+/* The name indexes grow, and removing clients keeps the rest findable. */
+static void many_clients_and_poolds(void **state)
+{
+	struct registry *r = registry_new(CHUNK);
+	struct poold *p = NULL;
+	struct client *c;
+	char id[16];
+	uint32_t i;
+
+	for (i = 0; i < 300; i++) {
+		snprintf(id, sizeof(id), "p%u:1", i);
+		assert_int_equal(reg(r, id, 64 * MB, NULL, 0, &p, NULL), 0);
+	}
+	for (i = 0; i < 300; i++) {
+		snprintf(id, sizeof(id), "p%u:1", i);
+		assert_non_null(registry_poold_find(r, id));
+	}
+	for (i = 0; i < 5000; i++) {
+		snprintf(id, sizeof(id), "vm%u", i);
+		c = registry_client_add(r, id, 2 * CHUNK);
+		assert_non_null(c);
+		assert_int_equal(c->cap, 2);
+		registry_slot_assign(c, 1, p);
+	}
+	assert_int_equal(p->chunks_used, 5000);
+	for (i = 0; i < 5000; i += 2) {
+		snprintf(id, sizeof(id), "vm%u", i);
+		registry_client_remove(r, registry_client_find(r, id));
+	}
+	assert_int_equal(r->nclients, 2500);
+	assert_int_equal(p->chunks_used, 2500);
+	for (i = 0; i < 5000; i++) {
+		snprintf(id, sizeof(id), "vm%u", i);
+		if (i % 2)
+			assert_non_null(registry_client_find(r, id));
+		else
+			assert_null(registry_client_find(r, id));
+	}
+	registry_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -343,6 +506,9 @@ int main(void)
 		cmocka_unit_test(liveness),
 		cmocka_unit_test(tombstone_ring_is_bounded),
 		cmocka_unit_test(handle_index),
+		cmocka_unit_test(registration_limits),
+		cmocka_unit_test(adopted_client_is_sparse),
+		cmocka_unit_test(many_clients_and_poolds),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
