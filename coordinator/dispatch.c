@@ -696,9 +696,10 @@ static void handle_register(struct coord *c, struct peer *p, uint64_t seq,
 		.nchunks = m->n_chunks,
 	};
 	struct held_chunk *held = NULL;
-	size_t *to_free = NULL, nfree = 0, i;
+	struct reg_result res;
 	struct poold *pd;
 	char why[512], cap[16];
+	size_t i;
 	int ret;
 
 	if (m->n_chunks) {
@@ -713,15 +714,16 @@ static void handle_register(struct coord *c, struct peer *p, uint64_t seq,
 		held[i].client_id = m->chunks[i]->client_id;
 		held[i].slot = m->chunks[i]->slot;
 		held[i].client_size = m->chunks[i]->client_size;
+		held[i].age_ms = m->chunks[i]->age_ms;
 	}
 	rep.chunks = held;
-	ret = registry_poold_register(c->reg, &rep, c->now_ms, &pd, &to_free,
-				      &nfree, why, sizeof(why));
+	ret = registry_poold_register(c->reg, &rep, c->now_ms, &res, why, sizeof(why));
 	if (ret) {
 		violation(c, p, seq, -ret, "registration refused: %s", why);
 		free(held);
 		return;
 	}
+	pd = res.poold;
 	p->role = ROLE_POOLD;
 	p->poold = pd;
 	pd->conn = p;
@@ -729,17 +731,22 @@ static void handle_register(struct coord *c, struct peer *p, uint64_t seq,
 	log_info("poold %s registered from %s: capacity %s, %" PRIu32
 		 " chunks, %zu held, %zu orphaned chunk%s to free",
 		 pd->addr, p->name, rswap_fmt_size(pd->capacity, cap, sizeof(cap)),
-		 pd->chunks_total, m->n_chunks - nfree, nfree, nfree == 1 ? "" : "s");
+		 pd->chunks_total, m->n_chunks - res.nto_free, res.nto_free,
+		 res.nto_free == 1 ? "" : "s");
 	reg.chunk_size = c->s.chunk_size;
 	reg.heartbeat_ms = c->s.heartbeat_ms;
 	env.seq = seq;
 	env.body_case = RSWAP__ENVELOPE__BODY_POOLD_REGISTERED;
 	env.poold_registered = &reg;
 	if (!peer_send(c, p, &env))
-		for (i = 0; i < nfree; i++)
-			chunk_free(c, pd, held[to_free[i]].client_id,
-				   held[to_free[i]].slot, held[to_free[i]].handle);
-	free(to_free);
+		for (i = 0; i < res.nto_free; i++)
+			chunk_free(c, pd, held[res.to_free[i]].client_id,
+				   held[res.to_free[i]].slot, held[res.to_free[i]].handle);
+	/* Older copies on other poolds: freed there, or when they return. */
+	for (i = 0; i < res.ndisplaced; i++)
+		chunk_free(c, res.displaced[i].poold, res.displaced[i].client_id,
+			   res.displaced[i].slot, res.displaced[i].handle);
+	registry_reg_result_free(&res);
 	free(held);
 }
 
@@ -777,7 +784,7 @@ static void handle_alloc_done(struct coord *c, struct peer *p, uint64_t seq,
 		return;
 	}
 	op->preqs[q->slot] = NULL;
-	registry_slot_set_handle(op->client, q->slot, m->handle);
+	registry_slot_set_handle(op->client, q->slot, m->handle, c->now_ms);
 	free(q);
 	if (!--op->outstanding)
 		hello_done(c, op);

@@ -461,7 +461,8 @@ void registry_slot_assign(struct client *c, uint32_t slot, struct poold *p)
 	p->chunks_used++;
 }
 
-void registry_slot_set_handle(struct client *c, uint32_t slot, uint64_t handle)
+void registry_slot_set_handle(struct client *c, uint32_t slot, uint64_t handle,
+			      uint64_t born_ms)
 {
 	struct slot *s = registry_slot(c, slot);
 
@@ -473,6 +474,7 @@ void registry_slot_set_handle(struct client *c, uint32_t slot, uint64_t handle)
 		c->nheld++;
 	s->state = SLOT_HELD;
 	s->handle = handle;
+	s->born_ms = born_ms;
 	handle_add(s->poold, handle, c, slot);
 }
 
@@ -745,49 +747,6 @@ static void reg_index_free(struct reg_index *ix)
 	free(ix->released);
 }
 
-/* Checks one held chunk against the report's rules and the known maps. */
-static int check_held(const struct registry *r, const struct poold *existing,
-		      const char *addr, const struct held_chunk *h,
-		      char *why, size_t whylen)
-{
-	const struct client *c;
-	const struct slot *s;
-	uint32_t nslots;
-
-	if (!registry_valid_client_id(h->client_id)) {
-		snprintf(why, whylen, "poold %s reports a chunk with an invalid client id",
-			 addr);
-		return -EINVAL;
-	}
-	nslots = registry_slots_for(r, h->client_size);
-	if (!nslots || h->slot >= nslots) {
-		snprintf(why, whylen,
-			 "poold %s reports client %s slot %" PRIu32 " of a %" PRIu64
-			 "-byte pool, which has no such slot", addr, h->client_id,
-			 h->slot, h->client_size);
-		return -EINVAL;
-	}
-	c = registry_client_find(r, h->client_id);
-	if (!c)
-		return 0;
-	if (c->size != h->client_size) {
-		snprintf(why, whylen,
-			 "poold %s reports client %s with pool size %" PRIu64
-			 ", known size is %" PRIu64, addr, c->id, h->client_size,
-			 c->size);
-		return -EEXIST;
-	}
-	s = registry_slot(c, h->slot);
-	if (!s)
-		return 0;
-	if (s->state == SLOT_HELD && s->poold == existing && s->handle == h->handle)
-		return 0;
-	snprintf(why, whylen,
-		 "poold %s claims client %s slot %" PRIu32 ", already held by poold %s",
-		 addr, c->id, h->slot, s->poold->addr);
-	return -EEXIST;
-}
-
 /*
  * The records of p that its registration did not report, collected
  * before any is dropped.  From p's handle index when it covers every slot
@@ -858,31 +817,17 @@ static void drop_unreported(struct poold *p, const struct drop *d, size_t n)
 }
 
 /*
- * Everything a registration creates, allocated before anything changes:
- * the poold (if new) and each client it adopts, with room for the slots
- * reported for it.  Existing clients get room in their slot tables too
- * (that changes nothing they hold).
+ * When the chunk h was allocated, on this coordinator's clock: its age as
+ * the poold reports it (plus one; 0 is unknown, which counts as oldest).
  */
-struct reg_plan {
-	struct poold *newp;
-	struct client **newc;		/* per distinct id in keep; NULL if known */
-	size_t nids, nnew;
-	struct drop *drops;
-	size_t ndrops;
-};
-
-static void reg_plan_free(struct reg_plan *pl)
+static uint64_t held_born(const struct held_chunk *h, uint64_t now_ms)
 {
-	size_t i;
+	uint64_t age;
 
-	if (pl->newc)
-		for (i = 0; i < pl->nids; i++)
-			if (pl->newc[i])
-				client_free(pl->newc[i]);
-	free(pl->newc);
-	free(pl->newp);
-	free(pl->drops);
-	memset(pl, 0, sizeof(*pl));
+	if (!h->age_ms)
+		return 0;
+	age = h->age_ms - 1;
+	return now_ms > age ? now_ms - age : 1;
 }
 
 /* The end of the run of keep[] entries with keep[i]'s client id. */
@@ -895,64 +840,307 @@ static size_t id_run_end(const struct held_chunk **keep, size_t n, size_t i)
 	return j;
 }
 
-static int reg_plan_make(struct registry *r, struct poold *p, const char *addr,
-			 const struct held_chunk **keep, size_t nkeep,
-			 struct reg_plan *pl)
-{
-	size_t i, j, id = 0;
+/*
+ * What a registration does with each chunk it reports.  Two poolds may
+ * report the same slot of a client (after a coordinator restart, one of
+ * them holds a copy whose free was lost with the old coordinator; or a
+ * fake poold was first), or one pool of another size: the newer chunk
+ * (by age) is the client's, and the older one is freed.  Nobody is
+ * refused for it, so the real poold registers whoever came first.
+ */
+enum verdict {
+	V_NEW,		/* adopt */
+	V_SAME,		/* already recorded as this poold's */
+	V_WINS,		/* newer than another poold's copy: that one is freed */
+	V_FREE,		/* older copy, orphan (tombstone, released id): freed */
+};
 
+/* One client id's run keep[first..end). */
+struct reg_group {
+	size_t first, end;
+	struct client *known;		/* the registry's client with that id */
+	bool replace;			/* known is an older pool of another size */
+	bool older_size;		/* the run is an older pool of another size */
+	struct client *fresh;		/* allocated: adopts the run */
+	uint32_t nnew, nwins, nlost;
+	const struct poold *other;	/* a poold it won or lost against */
+};
+
+/* A slot's old copy on another poold, which the caller frees. */
+static void displace(struct reg_result *res, const struct client *c,
+		     const struct slot *s)
+{
+	struct displaced *d = &res->displaced[res->ndisplaced++];
+
+	d->poold = s->poold;
+	snprintf(d->client_id, sizeof(d->client_id), "%s", c->id);
+	d->slot = s->index;
+	d->handle = s->handle;
+}
+
+/*
+ * Judge one client's run: the checks that need the registry.  -EBUSY
+ * while that client has an allocation or release in flight (transient:
+ * the poold retries).
+ */
+static int judge_group(struct registry *r, const struct poold *p, const char *addr,
+		       const struct held_chunk **keep, struct reg_group *g,
+		       enum verdict *v, const struct reg_index *ix, uint64_t now_ms,
+		       char *why, size_t whylen)
+{
+	const struct held_chunk *h0 = keep[g->first];
+	uint64_t newest_rep = 0, newest_known = 0;
+	struct client *c = registry_client_find(r, h0->client_id);
+	size_t j, live = 0;
+	uint32_t b, others = 0;
+
+	g->known = c;
+	/* A chunk p should have freed (tombstone) is freed, clash or not. */
+	for (j = g->first; j < g->end; j++) {
+		v[j] = reg_index_tomb(ix, keep[j]) ? V_FREE : V_NEW;
+		if (v[j] == V_NEW) {
+			live++;
+			if (held_born(keep[j], now_ms) > newest_rep)
+				newest_rep = held_born(keep[j], now_ms);
+		}
+	}
+	if (!c) {
+		if (reg_index_released(ix, h0->client_id))
+			for (j = g->first; j < g->end; j++)
+				v[j] = V_FREE;
+		return 0;
+	}
+	if (!live)
+		return 0;
+	if (c->busy) {
+		snprintf(why, whylen,
+			 "poold %s reports chunks of client %s, which has an allocation or release in flight; retry",
+			 addr, c->id);
+		return -EBUSY;
+	}
+	if (c->size != h0->client_size) {
+		/*
+		 * Two pools under one id: the one with the newest chunk stays.
+		 * What p held of it before is p's to redefine.
+		 */
+		for (b = 0; b < c->cap; b++) {
+			if (c->slots[b].state != SLOT_HELD || c->slots[b].poold == p)
+				continue;
+			others++;
+			g->other = c->slots[b].poold;
+			if (c->slots[b].born_ms > newest_known)
+				newest_known = c->slots[b].born_ms;
+		}
+		if (!others || newest_rep > newest_known) {
+			g->replace = true;
+			return 0;
+		}
+		for (j = g->first; j < g->end; j++)
+			if (v[j] == V_NEW) {
+				v[j] = V_FREE;
+				g->nlost++;
+			}
+		g->older_size = true;
+		return 0;
+	}
+	for (j = g->first; j < g->end; j++) {
+		const struct slot *s;
+
+		if (v[j] != V_NEW)
+			continue;
+		s = registry_slot(c, keep[j]->slot);
+		if (!s)
+			continue;
+		if (s->poold == p) {
+			/* Another handle: the old record is dropped as unreported. */
+			if (s->state == SLOT_HELD && s->handle == keep[j]->handle)
+				v[j] = V_SAME;
+			continue;
+		}
+		g->other = s->poold;
+		if (held_born(keep[j], now_ms) > s->born_ms) {
+			v[j] = V_WINS;
+			g->nwins++;
+		} else {
+			v[j] = V_FREE;
+			g->nlost++;
+		}
+	}
+	return 0;
+}
+
+static void log_group(const struct poold *p, const struct reg_group *g,
+		      const char *id, const char *other)
+{
+	if (g->replace)
+		log_warn("client %s: poold %s reports a newer pool of another size; the older one's chunks are freed",
+			 id, p->addr);
+	if (g->older_size) {
+		log_warn("client %s: poold %s reports an older pool of another size than poold %s has; its %" PRIu32
+			 " chunk%s freed", id, p->addr, other, g->nlost,
+			 g->nlost == 1 ? " is" : "s are");
+		return;
+	}
+	if (g->nwins)
+		log_warn("client %s: poold %s holds newer copies of %" PRIu32
+			 " slot%s than poold %s; the older copies are freed", id,
+			 p->addr, g->nwins, g->nwins == 1 ? "" : "s", other);
+	if (g->nlost)
+		log_warn("client %s: poold %s holds older copies of %" PRIu32
+			 " slot%s than poold %s; they are freed", id, p->addr,
+			 g->nlost, g->nlost == 1 ? "" : "s", other);
+}
+
+/*
+ * Everything a registration creates, allocated before anything changes:
+ * the poold (if new), each client it adopts with room for the slots
+ * reported for it, and the list of displaced copies.  Existing clients
+ * get room in their slot tables too (that changes nothing they hold).
+ */
+struct reg_plan {
+	struct poold *newp;
+	struct reg_group *groups;
+	size_t ngroups, nnew;
+	enum verdict *v;
+	struct drop *drops;
+	size_t ndrops;
+};
+
+static void reg_plan_free(struct reg_plan *pl)
+{
+	size_t i;
+
+	for (i = 0; pl->groups && i < pl->ngroups; i++)
+		if (pl->groups[i].fresh)
+			client_free(pl->groups[i].fresh);
+	free(pl->groups);
+	free(pl->v);
+	free(pl->newp);
+	free(pl->drops);
 	memset(pl, 0, sizeof(*pl));
+}
+
+static int reg_plan_alloc(struct registry *r, struct poold *p, const char *addr,
+			  const struct held_chunk **keep, size_t nkeep,
+			  struct reg_plan *pl, struct reg_result *res)
+{
+	const struct held_chunk **kept;
+	size_t i, n = 0, ndisp = 0;
+	int ret = 0;
+
 	if (!p) {
 		pl->newp = calloc(1, sizeof(*pl->newp));
 		if (!pl->newp || poold_index_reserve(r, r->npoolds + 1))
 			return -ENOMEM;
 		snprintf(pl->newp->addr, sizeof(pl->newp->addr), "%s", addr);
 		p = pl->newp;
-	} else if (collect_unreported(r, p, keep, nkeep, &pl->drops, &pl->ndrops)) {
-		return -ENOMEM;
+	} else if (nkeep || p->chunks_used) {
+		/* What p keeps (still sorted); a chunk to be freed is no record. */
+		kept = calloc(nkeep + 1, sizeof(*kept));
+		if (!kept)
+			return -ENOMEM;
+		for (i = 0; i < nkeep; i++)
+			if (pl->v[i] != V_FREE)
+				kept[n++] = keep[i];
+		ret = collect_unreported(r, p, kept, n, &pl->drops, &pl->ndrops);
+		free(kept);
+		if (ret)
+			return ret;
 	}
-	for (i = 0; i < nkeep; i = id_run_end(keep, nkeep, i))
-		id++;
-	pl->nids = id;
-	pl->newc = calloc(pl->nids + 1, sizeof(*pl->newc));
-	if (!pl->newc || handle_reserve(p, (uint32_t)nkeep))
+	if (handle_reserve(p, (uint32_t)nkeep))
 		return -ENOMEM;
-	for (i = 0, id = 0; i < nkeep; i = j, id++) {
-		const struct held_chunk *h = keep[i];
-		struct client *c = registry_client_find(r, h->client_id);
+	for (i = 0; i < pl->ngroups; i++) {
+		struct reg_group *g = &pl->groups[i];
 
-		j = id_run_end(keep, nkeep, i);
-		if (c) {
-			if (slots_reserve(c, (uint32_t)(j - i)))
+		ndisp += g->nwins;
+		if (g->known && g->replace)
+			ndisp += g->known->nused;
+		if (g->known && !g->replace) {
+			if (slots_reserve(g->known, g->nnew + g->nwins))
 				return -ENOMEM;
 			continue;
 		}
-		pl->newc[id] = client_new(h->client_id, h->client_size,
-					  registry_slots_for(r, h->client_size),
-					  (uint32_t)(j - i));
-		if (!pl->newc[id])
+		if (!g->nnew)
+			continue;
+		g->fresh = client_new(keep[g->first]->client_id,
+				      keep[g->first]->client_size,
+				      registry_slots_for(r, keep[g->first]->client_size),
+				      g->nnew);
+		if (!g->fresh)
 			return -ENOMEM;
 		pl->nnew++;
+	}
+	if (ndisp) {
+		res->displaced = calloc(ndisp, sizeof(*res->displaced));
+		if (!res->displaced)
+			return -ENOMEM;
 	}
 	return client_index_reserve(r, r->nclients + pl->nnew);
 }
 
+/* Apply one judged run (after the point of no return: cannot fail). */
+static void apply_group(struct registry *r, struct poold *p,
+			const struct held_chunk **keep, struct reg_group *g,
+			const enum verdict *v, uint64_t now_ms, struct reg_result *res)
+{
+	struct client *c = g->known;
+	char other[RSWAP_ADDR_MAX + 1] = "";
+	size_t j;
+	uint32_t b;
+
+	if (g->other)
+		snprintf(other, sizeof(other), "%s", g->other->addr);
+	if (g->replace) {
+		for (b = 0; b < c->cap; b++)
+			if (c->slots[b].state != SLOT_EMPTY && c->slots[b].poold != p)
+				displace(res, c, &c->slots[b]);
+		registry_client_remove(r, c);
+		c = NULL;
+	}
+	if (g->fresh) {
+		c = g->fresh;
+		g->fresh = NULL;
+		client_link(r, c);
+	}
+	log_group(p, g, keep[g->first]->client_id, other);
+	for (j = g->first; j < g->end; j++) {
+		const struct held_chunk *h = keep[j];
+		struct slot *s;
+
+		if (v[j] != V_NEW && v[j] != V_WINS)
+			continue;
+		s = registry_slot(c, h->slot);
+		if (s && v[j] == V_WINS) {
+			displace(res, c, s);
+			registry_slot_clear(c, h->slot);
+		} else if (s) {
+			continue;
+		}
+		registry_slot_assign(c, h->slot, p);
+		registry_slot_set_handle(c, h->slot, h->handle, held_born(h, now_ms));
+	}
+}
+
+void registry_reg_result_free(struct reg_result *res)
+{
+	free(res->to_free);
+	free(res->displaced);
+	memset(res, 0, sizeof(*res));
+}
+
 int registry_poold_register(struct registry *r, const struct poold_report *rep,
-			    uint64_t now_ms, struct poold **out,
-			    size_t **to_free, size_t *nto_free,
+			    uint64_t now_ms, struct reg_result *res,
 			    char *why, size_t whylen)
 {
 	const struct held_chunk **keep = NULL;
 	struct reg_plan plan = { 0 };
 	struct reg_index ix = { 0 };
 	struct poold *p;
-	size_t *frees = NULL;
-	size_t i, j, id, end, nkeep = 0, nfree = 0, nids;
+	size_t i, j, nfree = 0, nids;
 	char a[16], b[16];
 	int ret;
 
-	*to_free = NULL;
-	*nto_free = 0;
+	memset(res, 0, sizeof(*res));
 	if (!registry_valid_addr(rep->addr)) {
 		snprintf(why, whylen,
 			 "listen address is not HOST:PORT (printable, at most %d bytes)",
@@ -982,8 +1170,9 @@ int registry_poold_register(struct registry *r, const struct poold_report *rep,
 	}
 	if (rep->nchunks) {
 		keep = calloc(rep->nchunks, sizeof(*keep));
-		frees = calloc(rep->nchunks, sizeof(*frees));
-		if (!keep || !frees || reg_index_build(r, p, &ix)) {
+		plan.v = calloc(rep->nchunks, sizeof(*plan.v));
+		res->to_free = calloc(rep->nchunks, sizeof(*res->to_free));
+		if (!keep || !plan.v || !res->to_free || reg_index_build(r, p, &ix)) {
 			snprintf(why, whylen, "out of memory");
 			ret = -ENOMEM;
 			goto out_free;
@@ -1003,17 +1192,28 @@ int registry_poold_register(struct registry *r, const struct poold_report *rep,
 			goto out_free;
 		}
 	}
-	/* Ids must be valid before they are compared. */
+	/* What needs no registry: ids, slots, duplicates, sizes, counts. */
 	for (i = 0; i < rep->nchunks; i++) {
-		if (!registry_valid_client_id(rep->chunks[i].client_id)) {
+		const struct held_chunk *h = &rep->chunks[i];
+		uint32_t nslots;
+
+		if (!registry_valid_client_id(h->client_id)) {
 			snprintf(why, whylen,
 				 "poold %s reports a chunk with an invalid client id",
 				 rep->addr);
 			ret = -EINVAL;
 			goto out_free;
 		}
+		nslots = registry_slots_for(r, h->client_size);
+		if (!nslots || h->slot >= nslots) {
+			snprintf(why, whylen,
+				 "poold %s reports client %s slot %" PRIu32 " of a %" PRIu64
+				 "-byte pool, which has no such slot", rep->addr,
+				 h->client_id, h->slot, h->client_size);
+			ret = -EINVAL;
+			goto out_free;
+		}
 	}
-	/* By (client, slot): duplicates, sizes and the number of clients. */
 	if (rep->nchunks)
 		qsort(keep, rep->nchunks, sizeof(*keep), cmp_held_slot);
 	for (i = 0, nids = 0; i < rep->nchunks; i = j, nids++) {
@@ -1041,25 +1241,31 @@ int registry_poold_register(struct registry *r, const struct poold_report *rep,
 		ret = -E2BIG;
 		goto out_free;
 	}
-	/* Each chunk against the known maps; orphans go to frees. */
-	for (i = 0; i < rep->nchunks; i++) {
-		const struct held_chunk *h = keep[i];
-		bool orphan;
-
-		ret = check_held(r, p, rep->addr, h, why, whylen);
-		orphan = reg_index_tomb(&ix, h) ||
-			 (!registry_client_find(r, h->client_id) &&
-			  reg_index_released(&ix, h->client_id));
-		/* A tombstoned chunk may clash with a newer owner: free it. */
-		if (orphan && ret != -EINVAL) {
-			frees[nfree++] = (size_t)(h - rep->chunks);
-			continue;
+	/* Each client's run against the registry. */
+	if (nids) {
+		plan.groups = calloc(nids, sizeof(*plan.groups));
+		if (!plan.groups) {
+			snprintf(why, whylen, "out of memory");
+			ret = -ENOMEM;
+			goto out_free;
 		}
+	}
+	for (i = 0; i < rep->nchunks; i = plan.groups[plan.ngroups++].end) {
+		struct reg_group *g = &plan.groups[plan.ngroups];
+
+		g->first = i;
+		g->end = id_run_end(keep, rep->nchunks, i);
+		ret = judge_group(r, p, rep->addr, keep, g, plan.v, &ix, now_ms, why, whylen);
 		if (ret)
 			goto out_free;
-		keep[nkeep++] = h;
+		for (j = g->first; j < g->end; j++) {
+			if (plan.v[j] == V_FREE)
+				res->to_free[nfree++] = (size_t)(keep[j] - rep->chunks);
+			else if (plan.v[j] == V_NEW)
+				g->nnew++;
+		}
 	}
-	ret = reg_plan_make(r, p, rep->addr, keep, nkeep, &plan);
+	ret = reg_plan_alloc(r, p, rep->addr, keep, rep->nchunks, &plan, res);
 	if (ret) {
 		snprintf(why, whylen, "out of memory");
 		goto out_free;
@@ -1078,23 +1284,8 @@ int registry_poold_register(struct registry *r, const struct poold_report *rep,
 	} else {
 		drop_unreported(p, plan.drops, plan.ndrops);
 	}
-	for (i = 0, id = 0; i < nkeep; i = end, id++) {
-		struct client *cl = plan.newc[id];
-
-		if (cl) {
-			plan.newc[id] = NULL;
-			client_link(r, cl);
-		} else {
-			cl = registry_client_find(r, keep[i]->client_id);
-		}
-		end = id_run_end(keep, nkeep, i);
-		for (j = i; j < end; j++) {
-			if (registry_slot(cl, keep[j]->slot))
-				continue;	/* already ours (same handle) */
-			registry_slot_assign(cl, keep[j]->slot, p);
-			registry_slot_set_handle(cl, keep[j]->slot, keep[j]->handle);
-		}
-	}
+	for (i = 0; i < plan.ngroups; i++)
+		apply_group(r, p, keep, &plan.groups[i], plan.v, now_ms, res);
 	p->capacity = rep->capacity;
 	p->chunks_total = (rep->capacity >> r->chunk_shift) > UINT32_MAX ?
 			  UINT32_MAX : (uint32_t)(rep->capacity >> r->chunk_shift);
@@ -1103,18 +1294,15 @@ int registry_poold_register(struct registry *r, const struct poold_report *rep,
 	p->last_heartbeat_ms = now_ms;
 	p->chunks_reported = (uint32_t)rep->nchunks;
 	tombs_clear(p);
-	*out = p;
-	if (nfree) {
-		*to_free = frees;
-		*nto_free = nfree;
-		frees = NULL;
-	}
+	res->poold = p;
+	res->nto_free = nfree;
 	ret = 0;
 out_free:
+	if (ret)
+		registry_reg_result_free(res);
 	reg_plan_free(&plan);
 	reg_index_free(&ix);
 	free(keep);
-	free(frees);
 	return ret;
 }
 

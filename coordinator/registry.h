@@ -97,6 +97,8 @@ struct slot {
 	enum slot_state state;
 	struct poold *poold;		/* set unless SLOT_EMPTY */
 	uint64_t handle;		/* valid when SLOT_HELD */
+	uint64_t born_ms;		/* SLOT_HELD: when its chunk was allocated
+					 * (this process's clock; 0 unknown) */
 };
 
 struct client {
@@ -137,6 +139,7 @@ struct held_chunk {
 	const char *client_id;
 	uint32_t slot;
 	uint64_t client_size;
+	uint64_t age_ms;		/* since allocation, plus one; 0 unknown */
 };
 
 struct poold_report {
@@ -159,6 +162,25 @@ uint32_t registry_slots_for(const struct registry *r, uint64_t size);
 struct poold *registry_poold_find(const struct registry *r, const char *addr);
 struct client *registry_client_find(const struct registry *r, const char *id);
 
+/* A chunk that lost its slot to a newer copy: the caller frees it. */
+struct displaced {
+	struct poold *poold;
+	char client_id[RSWAP_ID_MAX + 1];
+	uint32_t slot;
+	uint64_t handle;
+};
+
+struct reg_result {
+	struct poold *poold;		/* connected and alive */
+	/* Indexes in rep->chunks of chunks nobody owns any more (tombstones,
+	 * released clients, older copies of a slot): free them on poold. */
+	size_t *to_free;
+	size_t nto_free;
+	/* Older copies on other poolds, displaced by this registration. */
+	struct displaced *displaced;
+	size_t ndisplaced;
+};
+
 /*
  * Register (or re-register) a poold.  Validates the whole report, and
  * allocates all it needs, before changing anything: on error nothing
@@ -166,17 +188,22 @@ struct client *registry_client_find(const struct registry *r, const char *id);
  * the capacity, a handle or slot twice, two sizes for a client, ...) or
  * chunk size mismatch, -E2BIG chunks of more than
  * RSWAP_MAX_CLIENTS_PER_POOLD client ids, -EEXIST a poold with this
- * address is connected or a held chunk conflicts with what is known,
- * -ENOMEM.  O(n log n) in the report's chunks, plus the poold's own held
- * slots on a re-registration.  On success *out is the poold (connected, alive), and
- * *to_free and *nto_free list the indexes in rep->chunks of chunks that nobody
- * owns any more (tombstones, released clients): the caller sends ChunkFree
- * for them and free()s the array.
+ * address is connected, -EBUSY a reported client has an allocation or
+ * release in flight (retry), -ENOMEM.
+ *
+ * A slot another poold holds is not a refusal: the newer chunk (by the
+ * ages the poolds report) is the client's and the older copy is freed,
+ * on whichever side it is; likewise for a pool of another size under a
+ * known id.  So a real poold is never locked out by one that came first.
+ *
+ * On success fill *res (free it with registry_reg_result_free()).
+ * O(n log n) in the report's chunks, plus the poold's own held slots on a
+ * re-registration and the slots of clients it displaces.
  */
 int registry_poold_register(struct registry *r, const struct poold_report *rep,
-			    uint64_t now_ms, struct poold **out,
-			    size_t **to_free, size_t *nto_free,
+			    uint64_t now_ms, struct reg_result *res,
 			    char *why, size_t whylen);
+void registry_reg_result_free(struct reg_result *res);
 
 /* The poold's connection is gone: dead, no conn, chunk records kept. */
 void registry_poold_disconnect(struct registry *r, struct poold *p);
@@ -216,7 +243,9 @@ struct slot *registry_slot(const struct client *c, uint32_t i);
 
 /* Reserve slot on p; c has room for it (it came from client_add). */
 void registry_slot_assign(struct client *c, uint32_t slot, struct poold *p);
-void registry_slot_set_handle(struct client *c, uint32_t slot, uint64_t handle);
+/* The slot holds chunk handle, allocated at born_ms (0 unknown). */
+void registry_slot_set_handle(struct client *c, uint32_t slot, uint64_t handle,
+			      uint64_t born_ms);
 void registry_slot_clear(struct client *c, uint32_t slot);
 
 /*

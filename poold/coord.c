@@ -110,6 +110,7 @@ static int send_register(struct poold *p)
 	Rswap__Envelope env = RSWAP__ENVELOPE__INIT;
 	Rswap__PooldRegister reg = RSWAP__POOLD_REGISTER__INIT;
 	Rswap__HeldChunk *held = NULL, **ptrs = NULL;
+	uint64_t now = poold_now_ms();
 	struct poold_chunk *c;
 	unsigned int i = 0;
 	int ret;
@@ -130,6 +131,8 @@ static int send_register(struct poold *p)
 		held[i].client_id = c->client_id;
 		held[i].slot = c->slot;
 		held[i].client_size = c->client_size;
+		/* Its age settles which of two copies of a slot is current. */
+		held[i].age_ms = (now > c->born_ms ? now - c->born_ms : 0) + 1;
 		ptrs[i] = &held[i];
 	}
 	reg.listen_addr = p->set.listen_str;

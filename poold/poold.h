@@ -49,6 +49,7 @@ struct poold_chunk {
 	char client_id[RSWAP_CLIENT_ID_LEN + 1];
 	uint32_t slot;
 	uint64_t client_size;
+	uint64_t born_ms;		/* CLOCK_MONOTONIC at allocation */
 	void *mem;
 	uint64_t len;
 	bool huge;			/* backed by MAP_HUGETLB pages */
@@ -93,6 +94,7 @@ struct poold {
 };
 
 /* chunk.c */
+uint64_t poold_now_ms(void);	/* CLOCK_MONOTONIC */
 void poold_chunks_init(struct poold *p);
 int poold_chunk_alloc(struct poold *p, const char *client_id, uint32_t slot,
 		      uint64_t client_size, struct poold_chunk **out,

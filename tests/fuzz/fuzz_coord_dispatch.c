@@ -298,6 +298,7 @@ static void build_big_register(struct fpeer *fp, struct in *in, uint64_t seq)
 	size_t n = (size_t)(u8(in) % 48) * 1000 + u8(in), k, i;
 	uint32_t slot0 = (uint32_t)(u8(in) << 8 | u8(in)) % 16384, slot_step = u8(in) % 4;
 	uint64_t handle_step = u8(in) % 3, size = big_sizes[u8(in) % 6];
+	uint64_t age = (uint64_t)u8(in) * 10007;
 	size_t packed;
 
 	k = 1 + (size_t)(u8(in) << 8 | u8(in)) % (n ? n : 1);
@@ -321,6 +322,7 @@ static void build_big_register(struct fpeer *fp, struct in *in, uint64_t seq)
 		hc[i].client_id = cid[i % k];
 		hc[i].slot = (uint32_t)((slot0 + (i / k) * slot_step) % 16384);
 		hc[i].client_size = size;
+		hc[i].age_ms = age ? age + i % 7 : 0;
 		hcp[i] = &hc[i];
 	}
 	reg.listen_addr = addr;
@@ -389,6 +391,7 @@ static void build_msg(struct fpeer *fp, struct in *in)
 			hc[i].client_id = (char *)ids[u8(in) % 6];
 			hc[i].slot = u8(in) % 8;
 			hc[i].client_size = sizes[u8(in) % 8];
+			hc[i].age_ms = (uint64_t)u8(in) * 997;	/* 0: unknown */
 			hcp[i] = &hc[i];
 		}
 		reg.n_chunks = n;
@@ -496,7 +499,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t heap0 = heap_live;
 	int i;
 
-	T = 1000;
+	T = 100000000;	/* chunk ages (up to ~40 min) fit before it */
 	next_handle = 1000;
 	big_left = BIG_BUDGET;
 	fed_bytes = fed_msgs = 0;

@@ -267,6 +267,7 @@ struct held {
 	uint64_t handle, size;
 	char id[32];
 	uint32_t slot;
+	uint64_t born;		/* now_ms() at allocation; 0: age unknown */
 };
 
 struct fpoold {
@@ -324,6 +325,7 @@ static Rswap__Envelope *fp_register(struct fpoold *fp, uint64_t chunk_size)
 		hc[i].client_id = fp->held[i].id;
 		hc[i].slot = fp->held[i].slot;
 		hc[i].client_size = fp->held[i].size;
+		hc[i].age_ms = fp->held[i].born ? now_ms() - fp->held[i].born + 1 : 0;
 		hcp[i] = &hc[i];
 	}
 	reg.listen_addr = fp->addr;
@@ -420,6 +422,7 @@ static void fp_serve_one(struct fpoold *fp)
 		snprintf(h.id, sizeof(h.id), "%s", e->chunk_alloc->client_id);
 		h.slot = e->chunk_alloc->slot;
 		h.size = e->chunk_alloc->client_size;
+		h.born = now_ms();
 		if (fp->mode == FM_OK) {
 			fp_alloc_done(fp, e->seq, &h);
 		} else if (fp->mode == FM_REFUSE) {
@@ -1133,22 +1136,40 @@ static void test_restart(void)
 	Rswap__ChunkMap *m;
 	char now[4096];
 
-	step("restart: poolds re-register their chunks and the map comes back");
+	step("restart: a stale copy of a slot registers first; the real poold still registers and wins");
 	coord_stop();
 	fp_disconnect(A);
 	fp_disconnect(B);
 	fp_disconnect(C);
 	coord_start("5000");
 
-	r = fp_register(A, CHUNK);
-	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_POOLD_REGISTERED, "A re-register");
+	/* An hour-old copy of A's first chunk whose free the old coordinator
+	 * lost, or an impostor's claim: it comes first. */
+	F = calloc(1, sizeof(*F));
+	snprintf(F->addr, sizeof(F->addr), "127.0.0.1:19006");
+	F->capacity = 64 * MB;
+	F->held[0] = A->held[0];
+	F->held[0].handle = 999;
+	F->held[0].born = now_ms() - 3600 * 1000;
+	F->nheld = 1;
+	r = fp_register(F, CHUNK);
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_POOLD_REGISTERED, "stale poold: %d",
+	      r->body_case);
 	rswap__envelope__free_unpacked(r, NULL);
+	/* The real poold is not refused: its newer chunk takes the slot back. */
+	r = fp_register(A, CHUNK);
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_POOLD_REGISTERED, "A re-register: %s",
+	      r->body_case == RSWAP__ENVELOPE__BODY_ERROR ? r->error->reason : "");
+	rswap__envelope__free_unpacked(r, NULL);
+	pump(-1, 300);
+	CHECK(F->frees == 1 && F->nheld == 0, "the stale copy was not freed (%d frees)", F->frees);
+	fp_disconnect(F);
 	expect_error(hello("c1", 96 * MB), EAGAIN, "not reported yet");
 	expect_error(hello("newcomer", 16 * MB), EAGAIN, "waits 5000 ms for poolds");
 
 	/* A poold with chunks of another size. */
-	F = calloc(1, sizeof(*F));
-	snprintf(F->addr, sizeof(F->addr), "127.0.0.1:19006");
+	memset(F, 0, sizeof(*F));
+	snprintf(F->addr, sizeof(F->addr), "127.0.0.1:19007");
 	F->capacity = 64 * MB;
 	F->held[0] = (struct held){ .handle = 1, .size = 64 * MB, .slot = 0, .id = "x" };
 	F->nheld = 1;
@@ -1156,12 +1177,17 @@ static void test_restart(void)
 	expect_error(r, EINVAL, "chunks of 32M, this coordinator uses 16M");
 	expect_closed(F->fd, NULL);
 
-	/* A poold claiming a slot A already reported. */
-	F->held[0] = A->held[0];
-	F->held[0].handle = 999;
+	step("a stale copy coming after the real one: registered, and told to free it");
+	F->held[0] = A->held[1];
+	F->held[0].handle = 998;
+	F->held[0].born = now_ms() - 3600 * 1000;
 	r = fp_register(F, CHUNK);
-	expect_error(r, EEXIST, "already held by poold 127.0.0.1:19001");
-	expect_closed(F->fd, NULL);
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_POOLD_REGISTERED, "late stale poold: %s",
+	      r->body_case == RSWAP__ENVELOPE__BODY_ERROR ? r->error->reason : "");
+	rswap__envelope__free_unpacked(r, NULL);
+	pump(-1, 300);
+	CHECK(F->frees == 1 && F->nheld == 0, "the late stale copy was not freed");
+	fp_disconnect(F);
 	free(F);
 
 	r = fp_register(B, CHUNK);

@@ -129,12 +129,13 @@ static void full_and_zero_poolds_skipped(void **state)
 static struct poold *add_poold(struct registry *r, const char *addr, uint64_t cap)
 {
 	struct poold_report rep = { .addr = addr, .capacity = cap };
+	struct reg_result res;
 	struct poold *p;
-	size_t *to_free, n;
 	char why[256];
 
-	assert_int_equal(registry_poold_register(r, &rep, 0, &p, &to_free, &n, why,
-						 sizeof(why)), 0);
+	assert_int_equal(registry_poold_register(r, &rep, 0, &res, why, sizeof(why)), 0);
+	p = res.poold;
+	registry_reg_result_free(&res);
 	return p;
 }
 
