@@ -488,13 +488,13 @@ static void hello_fail(struct coord *c, struct op *op, int code,
 	uint32_t i;
 
 	for (i = 0; i < cl->nslots; i++) {
-		struct slot *s = &cl->slots[i];
+		struct slot *s = registry_slot(cl, i);
 
 		/* Outstanding: the late reply is freed when it comes. */
 		if (op->preqs[i]) {
 			op->preqs[i]->op = NULL;
 			op->preqs[i] = NULL;
-		} else if (s->state == SLOT_HELD) {
+		} else if (s && s->state == SLOT_HELD) {
 			chunk_free(c, s->poold, cl->id, i, s->handle);
 		}
 	}
@@ -676,7 +676,7 @@ static void handle_hello(struct coord *c, struct peer *p, uint64_t seq,
 	 * while the chunks are being allocated. */
 	client_bind(p, cl);
 	for (i = 0; i < cl->nslots; i++) {
-		op->preqs[i] = preq_send(c, cl->slots[i].poold, PREQ_ALLOC, op,
+		op->preqs[i] = preq_send(c, registry_slot(cl, i)->poold, PREQ_ALLOC, op,
 					 cl->id, i, cl->size, 0);
 		if (!op->preqs[i]) {
 			hello_fail(c, op, EIO, "could not reach a poold");
@@ -723,9 +723,9 @@ static void handle_release(struct coord *c, struct peer *p, uint64_t seq,
 	}
 	client_bind(p, cl);	/* nobody takes the id while it is released */
 	for (i = 0; i < cl->nslots; i++) {
-		struct slot *s = &cl->slots[i];
+		struct slot *s = registry_slot(cl, i);
 
-		if (s->state != SLOT_HELD)
+		if (!s || s->state != SLOT_HELD)
 			continue;
 		if (poold_reachable(s->poold)) {
 			op->preqs[i] = preq_send(c, s->poold, PREQ_FREE, op,
@@ -922,10 +922,11 @@ static void handle_admin_rebalance(struct coord *c, struct peer *p,
 	for (i = 0; i < n; i++)
 		first[i + 1] += first[i];
 	for (cl = r->clients; cl; cl = cl->next) {
-		uint32_t si;
+		uint32_t b;
 
-		for (si = 0; si < cl->nslots; si++) {
-			const struct slot *sl = &cl->slots[si];
+		/* Every bucket of the client's slot table, in no slot order. */
+		for (b = 0; b < cl->cap; b++) {
+			const struct slot *sl = &cl->slots[b];
 			Rswap__ChunkMove *out;
 			size_t from;
 
@@ -940,7 +941,7 @@ static void handle_admin_rebalance(struct coord *c, struct peer *p,
 			out = &moves[plan.n_moves];
 			rswap__chunk_move__init(out);
 			out->client_id = cl->id;
-			out->slot = si;
+			out->slot = sl->index;
 			out->from_poold = by_addr[from]->addr;
 			out->to_poold = by_addr[mv[k].to]->addr;
 			plan.moves[plan.n_moves++] = out;
@@ -976,9 +977,10 @@ static void handle_register(struct coord *c, struct peer *p, uint64_t seq,
 		.nchunks = m->n_chunks,
 	};
 	struct held_chunk *held = NULL;
-	size_t *to_free = NULL, nfree = 0, i;
+	struct reg_result res;
 	struct poold *pd;
 	char why[512], cap[16];
+	size_t i;
 	int ret;
 
 	if (m->n_chunks) {
@@ -993,15 +995,16 @@ static void handle_register(struct coord *c, struct peer *p, uint64_t seq,
 		held[i].client_id = m->chunks[i]->client_id;
 		held[i].slot = m->chunks[i]->slot;
 		held[i].client_size = m->chunks[i]->client_size;
+		held[i].age_ms = m->chunks[i]->age_ms;
 	}
 	rep.chunks = held;
-	ret = registry_poold_register(c->reg, &rep, c->now_ms, &pd, &to_free,
-				      &nfree, why, sizeof(why));
+	ret = registry_poold_register(c->reg, &rep, c->now_ms, &res, why, sizeof(why));
 	if (ret) {
 		violation(c, p, seq, -ret, "registration refused: %s", why);
 		free(held);
 		return;
 	}
+	pd = res.poold;
 	p->role = ROLE_POOLD;
 	p->poold = pd;
 	pd->conn = p;
@@ -1009,17 +1012,22 @@ static void handle_register(struct coord *c, struct peer *p, uint64_t seq,
 	log_info("poold %s registered from %s: capacity %s, %" PRIu32
 		 " chunks, %zu held, %zu orphaned chunk%s to free",
 		 pd->addr, p->name, rswap_fmt_size(pd->capacity, cap, sizeof(cap)),
-		 pd->chunks_total, m->n_chunks - nfree, nfree, nfree == 1 ? "" : "s");
+		 pd->chunks_total, m->n_chunks - res.nto_free, res.nto_free,
+		 res.nto_free == 1 ? "" : "s");
 	reg.chunk_size = c->s.chunk_size;
 	reg.heartbeat_ms = c->s.heartbeat_ms;
 	env.seq = seq;
 	env.body_case = RSWAP__ENVELOPE__BODY_POOLD_REGISTERED;
 	env.poold_registered = &reg;
 	if (!peer_send(c, p, &env))
-		for (i = 0; i < nfree; i++)
-			chunk_free(c, pd, held[to_free[i]].client_id,
-				   held[to_free[i]].slot, held[to_free[i]].handle);
-	free(to_free);
+		for (i = 0; i < res.nto_free; i++)
+			chunk_free(c, pd, held[res.to_free[i]].client_id,
+				   held[res.to_free[i]].slot, held[res.to_free[i]].handle);
+	/* Older copies on other poolds: freed there, or when they return. */
+	for (i = 0; i < res.ndisplaced; i++)
+		chunk_free(c, res.displaced[i].poold, res.displaced[i].client_id,
+			   res.displaced[i].slot, res.displaced[i].handle);
+	registry_reg_result_free(&res);
 	free(held);
 }
 
@@ -1057,7 +1065,7 @@ static void handle_alloc_done(struct coord *c, struct peer *p, uint64_t seq,
 		return;
 	}
 	op->preqs[q->slot] = NULL;
-	registry_slot_set_handle(op->client, q->slot, m->handle);
+	registry_slot_set_handle(op->client, q->slot, m->handle, c->now_ms);
 	free(q);
 	if (!--op->outstanding)
 		hello_done(c, op);

@@ -41,8 +41,9 @@ struct coord_settings {
 	/*
 	 * After a (re)start, refuse new clients with EAGAIN for this long so
 	 * that poolds can re-register the chunks of clients that already
-	 * exist; 0 (default) disables it.  Time counts from the first entry
-	 * point called.
+	 * exist: a client created before its poolds are back would get a new
+	 * map over its old data.  0 disables it (a cluster with no past).
+	 * Time counts from the first entry point called.
 	 */
 	uint32_t grace_ms;
 	/*

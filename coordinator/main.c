@@ -435,9 +435,10 @@ int main(int argc, char **argv)
 	fit_fd_limit(&cfg);
 	ret = server_start(&srv, &cfg);
 	if (!ret) {
-		log_info("listening on %s, chunk size %s, heartbeat %u ms",
+		log_info("listening on %s, chunk size %s, heartbeat %u ms; new clients "
+			 "wait %u ms for poolds to re-register (--restart-grace-ms)",
 			 cfg.listen, rswap_fmt_size(cfg.s.chunk_size, sz, sizeof(sz)),
-			 cfg.s.heartbeat_ms);
+			 cfg.s.heartbeat_ms, cfg.s.grace_ms);
 		if (event_base_dispatch(srv.base) < 0) {
 			log_err("event loop failed");
 			ret = -EIO;

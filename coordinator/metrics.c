@@ -124,15 +124,17 @@ static void snap_clients(const struct registry *r, struct coord_snap *s)
 	uint32_t i;
 
 	for (c = r->clients; c; c = c->next) {
-		uint64_t missing = 0;
+		uint64_t missing = c->nslots;
 
 		s->clients++;
-		for (i = 0; i < c->nslots; i++) {
+		/* Every bucket of the slot table; empty buckets are no slot. */
+		for (i = 0; i < c->cap; i++) {
 			const struct slot *sl = &c->slots[i];
 
 			if (sl->state == SLOT_EMPTY)
-				missing++;
-			else if (sl->state == SLOT_RESERVED)
+				continue;
+			missing--;
+			if (sl->state == SLOT_RESERVED)
 				s->chunks_allocating++;
 			else if (sl->poold->state == POOLD_ALIVE && sl->poold->connected)
 				s->chunks_healthy++;

@@ -34,7 +34,7 @@ static const struct opt opts[] = {
 	{ "timeout-ms", 't', OPT_MS, CFG(s.timeout_ms), 100, 600000, "N",
 	  "how long to wait for a poold's reply before rolling back. Default: 10000" },
 	{ "restart-grace-ms", 'g', OPT_MS, CFG(s.grace_ms), 0, 600000, "N",
-	  "after start, answer new clients EAGAIN for N ms so poolds can re-register existing ones. Default: 0" },
+	  "after start, answer new clients EAGAIN for N ms so poolds can re-register existing ones (0: a new cluster). Default: 10000" },
 	{ "client-timeout-ms", 'C', OPT_MS, CFG(s.client_timeout_ms), 500, 600000, "N",
 	  "close a client or admin connection silent for N ms (a client missing its heartbeats); its client id is free again. Default: 10000" },
 	{ "hello-timeout-ms", 'H', OPT_MS, CFG(hello_timeout_ms), 100, 600000, "N",
@@ -163,6 +163,7 @@ int coord_parse_args(int argc, char **argv, struct coord_config *cfg,
 	cfg->s.chunk_size = 4ull << 30;
 	cfg->s.heartbeat_ms = 1000;
 	cfg->s.timeout_ms = 10000;
+	cfg->s.grace_ms = COORD_GRACE_DEFAULT_MS;
 	cfg->hello_timeout_ms = 10000;
 	cfg->max_conns = 1024;
 	cfg->max_new_per_addr = 16;

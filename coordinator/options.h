@@ -8,6 +8,13 @@
 #include <sys/socket.h>
 #include "dispatch.h"
 
+/*
+ * Default --restart-grace-ms: two of a poold's longest reconnect backoffs
+ * (5 s), so that every poold that was waiting for the coordinator has
+ * registered again before a new client may be created.
+ */
+#define COORD_GRACE_DEFAULT_MS	10000
+
 struct coord_config {
 	struct coord_settings s;
 	const char *listen;		/* as given */

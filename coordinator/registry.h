@@ -9,6 +9,12 @@
  * Chunk accounting: poold->chunks_used counts the slots that name the
  * poold, whether held (handle known) or reserved (ChunkAlloc in flight).
  * Only slot_assign()/slot_clear() change it.
+ *
+ * Cost: every lookup is indexed (poolds and clients by name, slots by
+ * index, held slots by poold and handle), so a message costs time linear
+ * in its size, and memory follows what peers reported rather than what
+ * they claim: a client adopted from a registration holds only the slots
+ * reported for it, whatever pool size it is said to have.
  */
 #ifndef RSWAP_COORD_REGISTRY_H
 #define RSWAP_COORD_REGISTRY_H
@@ -25,6 +31,13 @@
 #define RSWAP_DEAD_BEATS	10	/* ... and before dead */
 #define RSWAP_MAX_TOMBS		4096	/* per poold; oldest dropped first */
 #define RSWAP_MAX_RELEASED	1024	/* remembered released client ids */
+/*
+ * Distinct client ids one poold may report holding chunks of.  A poold
+ * holds at least one chunk per client it serves; this is far above what
+ * a memory server holds (its memory / the chunk size), and keeps what one
+ * registration may create bounded.
+ */
+#define RSWAP_MAX_CLIENTS_PER_POOLD	4096
 
 enum poold_state {
 	POOLD_ALIVE = 1,	/* values match rswap.PooldState */
@@ -45,8 +58,11 @@ struct tombstone {
 	uint64_t handle;
 };
 
+struct handle_ent;
+
 struct poold {
-	struct poold *next;		/* registry list, sorted by addr */
+	struct poold *next;		/* registry list, unordered */
+	struct poold *hnext;		/* registry's address index */
 	char addr[RSWAP_ADDR_MAX + 1];
 	uint64_t capacity;
 	uint32_t chunks_total;		/* capacity / chunk size */
@@ -59,34 +75,46 @@ struct poold {
 	uint32_t clients_connected;	/* as last reported */
 	uint32_t chunks_reported;	/* as last reported */
 	void *conn;			/* the dispatcher's peer while connected */
+	/* Ring of tombstones, oldest at tomb_head; capacity grows to the max. */
 	struct tombstone *tombs;
-	size_t ntombs;
+	size_t ntombs, tomb_head, tomb_cap;
 	/*
-	 * Handles of held slots on this poold (open addressing), so that a
-	 * handle handed out twice is caught: two slots on one chunk would
-	 * corrupt a client silently.  Best effort: if it cannot grow,
-	 * handles_lost is set and lookups say "not in use".
+	 * Held slots on this poold by handle (open addressing): a handle
+	 * handed out twice is caught (two slots on one chunk would corrupt a
+	 * client silently), and a re-registration finds the slots it must
+	 * drop without a scan of every client.  Best effort: if it cannot
+	 * grow, handles_lost is set and lookups say "not in use".
 	 */
-	uint64_t *handles;
-	uint8_t *handle_state;		/* HANDLE_FREE/USED/GONE per bucket */
-	uint32_t handle_cap, handle_used, handle_gone;
+	struct handle_ent *handles;
+	uint32_t handle_cap, handle_used;
 	bool handles_lost;
 };
 
 enum slot_state { SLOT_EMPTY, SLOT_RESERVED, SLOT_HELD };
 
 struct slot {
+	uint32_t index;			/* valid unless SLOT_EMPTY */
 	enum slot_state state;
 	struct poold *poold;		/* set unless SLOT_EMPTY */
 	uint64_t handle;		/* valid when SLOT_HELD */
+	uint64_t born_ms;		/* SLOT_HELD: when its chunk was allocated
+					 * (this process's clock; 0 unknown) */
 };
 
 struct client {
-	struct client *next;		/* registry list, sorted by id */
+	struct client *next, *prev;	/* registry list, unordered */
+	struct client *hnext;		/* registry's id index */
 	char id[RSWAP_ID_MAX + 1];
 	uint64_t size;
 	uint32_t nslots;
+	uint32_t nheld;			/* slots in SLOT_HELD */
 	bool busy;			/* allocation or release in flight */
+	/*
+	 * The slots that are not empty, found by index with linear probing
+	 * from index & (cap - 1); use registry_slot().  A client placed by a
+	 * ClientHello has cap >= nslots, so slot i is in bucket i.  One
+	 * adopted from registrations holds only the slots reported for it.
+	 */
 	struct slot *slots;
 	/*
 	 * The dispatcher's peer of the live session that owns this id, and
@@ -95,6 +123,7 @@ struct client {
 	 */
 	void *owner;
 	const char *owner_name;
+	uint32_t cap, nused;
 };
 
 struct registry {
@@ -103,17 +132,21 @@ struct registry {
 	struct poold *poolds;
 	struct client *clients;
 	size_t npoolds, nclients;
+	/* Hash indexes (chains), by address and by client id. */
+	struct poold **poold_index;
+	struct client **client_index;
+	size_t poold_buckets, client_buckets;
 	/* Ring of released client ids whose late-reported chunks are freed. */
 	char (*released)[RSWAP_ID_MAX + 1];
 	size_t nreleased, released_head;
 };
-
 /* What a poold reports at registration (rswap.PooldRegister, decoded). */
 struct held_chunk {
 	uint64_t handle;
 	const char *client_id;
 	uint32_t slot;
 	uint64_t client_size;
+	uint64_t age_ms;		/* since allocation, plus one; 0 unknown */
 };
 
 struct poold_report {
@@ -136,20 +169,48 @@ uint32_t registry_slots_for(const struct registry *r, uint64_t size);
 struct poold *registry_poold_find(const struct registry *r, const char *addr);
 struct client *registry_client_find(const struct registry *r, const char *id);
 
+/* A chunk that lost its slot to a newer copy: the caller frees it. */
+struct displaced {
+	struct poold *poold;
+	char client_id[RSWAP_ID_MAX + 1];
+	uint32_t slot;
+	uint64_t handle;
+};
+
+struct reg_result {
+	struct poold *poold;		/* connected and alive */
+	/* Indexes in rep->chunks of chunks nobody owns any more (tombstones,
+	 * released clients, older copies of a slot): free them on poold. */
+	size_t *to_free;
+	size_t nto_free;
+	/* Older copies on other poolds, displaced by this registration. */
+	struct displaced *displaced;
+	size_t ndisplaced;
+};
+
 /*
- * Register (or re-register) a poold.  Validates the whole report before
- * changing anything: on error nothing changed, *why says why.  Errors:
- * -EINVAL bad report or chunk size mismatch, -EEXIST a poold with this
- * address is connected or a held chunk conflicts with what is known,
- * -ENOMEM.  On success *out is the poold (connected, alive), and
- * *to_free and *nto_free list the indexes in rep->chunks of chunks that nobody
- * owns any more (tombstones, released clients): the caller sends ChunkFree
- * for them and free()s the array.
+ * Register (or re-register) a poold.  Validates the whole report, and
+ * allocates all it needs, before changing anything: on error nothing
+ * changed, *why says why.  Errors: -EINVAL bad report (held chunks beyond
+ * the capacity, a handle or slot twice, two sizes for a client, ...) or
+ * chunk size mismatch, -E2BIG chunks of more than
+ * RSWAP_MAX_CLIENTS_PER_POOLD client ids, -EEXIST a poold with this
+ * address is connected, -EBUSY a reported client has an allocation or
+ * release in flight (retry), -ENOMEM.
+ *
+ * A slot another poold holds is not a refusal: the newer chunk (by the
+ * ages the poolds report) is the client's and the older copy is freed,
+ * on whichever side it is; likewise for a pool of another size under a
+ * known id.  So a real poold is never locked out by one that came first.
+ *
+ * On success fill *res (free it with registry_reg_result_free()).
+ * O(n log n) in the report's chunks, plus the poold's own held slots on a
+ * re-registration and the slots of clients it displaces.
  */
 int registry_poold_register(struct registry *r, const struct poold_report *rep,
-			    uint64_t now_ms, struct poold **out,
-			    size_t **to_free, size_t *nto_free,
+			    uint64_t now_ms, struct reg_result *res,
 			    char *why, size_t whylen);
+void registry_reg_result_free(struct reg_result *res);
 
 /* The poold's connection is gone: dead, no conn, chunk records kept. */
 void registry_poold_disconnect(struct registry *r, struct poold *p);
@@ -165,8 +226,13 @@ const char *registry_state_name(enum poold_state s);
 /* Remember that p still holds a chunk nobody owns (see struct tombstone). */
 int registry_tomb_add(struct poold *p, const char *client_id, uint32_t slot,
 		      bool any_handle, uint64_t handle);
+/* p's i-th tombstone, oldest first; NULL past the last. */
+const struct tombstone *registry_tomb(const struct poold *p, size_t i);
 
-/* New client with every slot empty, not yet in any poold's books. */
+/*
+ * New client with every slot empty, not yet in any poold's books, with
+ * room for all its slots (registry_slot_assign() cannot fail on it).
+ */
 struct client *registry_client_add(struct registry *r, const char *id,
 				   uint64_t size);
 /* Drop every slot record and the client itself. */
@@ -179,8 +245,14 @@ bool registry_released_has(const struct registry *r, const char *id);
 /* Is handle held by a slot on p? */
 bool registry_handle_in_use(const struct poold *p, uint64_t handle);
 
+/* Slot i of c, or NULL while it is empty.  O(1) expected. */
+struct slot *registry_slot(const struct client *c, uint32_t i);
+
+/* Reserve slot on p; c has room for it (it came from client_add). */
 void registry_slot_assign(struct client *c, uint32_t slot, struct poold *p);
-void registry_slot_set_handle(struct client *c, uint32_t slot, uint64_t handle);
+/* The slot holds chunk handle, allocated at born_ms (0 unknown). */
+void registry_slot_set_handle(struct client *c, uint32_t slot, uint64_t handle,
+			      uint64_t born_ms);
 void registry_slot_clear(struct client *c, uint32_t slot);
 
 /*

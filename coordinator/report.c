@@ -6,40 +6,50 @@
 #include <stdlib.h>
 #include <string.h>
 
+static int cmp_slot_index(const void *a, const void *b)
+{
+	const Rswap__Slot *x = a, *y = b;
+
+	return x->index < y->index ? -1 : x->index > y->index;
+}
+
 int report_chunk_map(const struct registry *r, const struct client *c,
 		     Rswap__ChunkMap *m)
 {
 	Rswap__Slot *block;
-	uint32_t i, n = 0;
+	uint32_t b;
 
 	rswap__chunk_map__init(m);
 	m->chunk_size = r->chunk_size;
 	m->size = c->size;
-	for (i = 0; i < c->nslots; i++)
-		n += c->slots[i].state == SLOT_HELD;
-	if (!n)
+	if (!c->nheld)
 		return 0;
-	m->slots = calloc(n, sizeof(*m->slots));
-	block = calloc(n, sizeof(*block));
+	m->slots = calloc(c->nheld, sizeof(*m->slots));
+	block = calloc(c->nheld, sizeof(*block));
 	if (!m->slots || !block) {
 		free(m->slots);
 		free(block);
 		m->slots = NULL;
 		return -ENOMEM;
 	}
-	for (i = 0; i < c->nslots; i++) {
-		const struct slot *s = &c->slots[i];
+	for (b = 0; b < c->cap && m->n_slots < c->nheld; b++) {
+		const struct slot *s = &c->slots[b];
 		Rswap__Slot *out;
 
 		if (s->state != SLOT_HELD)
 			continue;
-		out = &block[m->n_slots];
+		out = &block[m->n_slots++];
 		rswap__slot__init(out);
-		out->index = i;
+		out->index = s->index;
 		out->poold_addr = (char *)s->poold->addr;
 		out->handle = s->handle;
-		m->slots[m->n_slots++] = out;
 	}
+	/* Buckets are in index order only when every slot has its own. */
+	if (c->cap < c->nslots)
+		qsort(block, m->n_slots, sizeof(*block), cmp_slot_index);
+	/* slots[0] stays the block's start: report_chunk_map_free() frees it. */
+	for (b = 0; b < m->n_slots; b++)
+		m->slots[b] = &block[b];
 	return 0;
 }
 
@@ -47,12 +57,15 @@ size_t report_chunk_map_bound(const struct client *c)
 {
 	/* Envelope, version, seq and the map's own fields. */
 	size_t n = 64;
-	uint32_t i;
+	uint32_t b;
 
 	/* Per slot: tag+length of the Slot (<= 3), index (<= 6), address
-	 * (tag, length <= 2, text), handle (<= 11). */
-	for (i = 0; i < c->nslots; i++)
-		n += 3 + 6 + 3 + (c->slots[i].poold ? strlen(c->slots[i].poold->addr) : 0) + 11;
+	 * (tag, length <= 2, text), handle (<= 11); an empty slot may get
+	 * the longest address. */
+	n += (size_t)(c->nslots - c->nused) * (3 + 6 + 3 + RSWAP_ADDR_MAX + 11);
+	for (b = 0; b < c->cap; b++)
+		if (c->slots[b].state != SLOT_EMPTY)
+			n += 3 + 6 + 3 + strlen(c->slots[b].poold->addr) + 11;
 	return n;
 }
 
@@ -90,13 +103,27 @@ void report_cluster_state_free(Rswap__ClusterState *cs)
 	free(a);
 }
 
+static int cmp_poold_addr(const void *a, const void *b)
+{
+	return strcmp((*(const struct poold *const *)a)->addr,
+		      (*(const struct poold *const *)b)->addr);
+}
+
+static int cmp_client_id(const void *a, const void *b)
+{
+	return strcmp((*(const struct client *const *)a)->id,
+		      (*(const struct client *const *)b)->id);
+}
+
+/* Poolds sorted by address and clients by id (the registry keeps neither). */
 int report_cluster_state(const struct registry *r, uint64_t now_ms,
 			 Rswap__ClusterState **out)
 {
 	struct cs_alloc *a = calloc(1, sizeof(*a));
-	const struct poold *p;
-	const struct client *c;
+	const struct poold **ps = NULL, *p;
+	const struct client **cl = NULL, *c;
 	Rswap__ClusterState *cs;
+	size_t i, np = 0, nc = 0;
 
 	if (!a)
 		return -ENOMEM;
@@ -108,13 +135,23 @@ int report_cluster_state(const struct registry *r, uint64_t now_ms,
 	a->cinfo = calloc(r->nclients + 1, sizeof(*a->cinfo));
 	a->maps = calloc(r->nclients + 1, sizeof(*a->maps));
 	cs->clients = calloc(r->nclients + 1, sizeof(*cs->clients));
-	if (!a->pinfo || !cs->poolds || !a->cinfo || !a->maps || !cs->clients)
+	ps = calloc(r->npoolds + 1, sizeof(*ps));
+	cl = calloc(r->nclients + 1, sizeof(*cl));
+	if (!a->pinfo || !cs->poolds || !a->cinfo || !a->maps || !cs->clients ||
+	    !ps || !cl)
 		goto out_nomem;
-	for (p = r->poolds; p; p = p->next) {
+	for (p = r->poolds; p && np < r->npoolds; p = p->next)
+		ps[np++] = p;
+	qsort(ps, np, sizeof(*ps), cmp_poold_addr);
+	for (c = r->clients; c && nc < r->nclients; c = c->next)
+		cl[nc++] = c;
+	qsort(cl, nc, sizeof(*cl), cmp_client_id);
+	for (i = 0; i < np; i++) {
 		Rswap__PooldInfo *pi = &a->pinfo[cs->n_poolds];
-		uint64_t age = now_ms > p->last_heartbeat_ms ?
-			       now_ms - p->last_heartbeat_ms : 0;
+		uint64_t age;
 
+		p = ps[i];
+		age = now_ms > p->last_heartbeat_ms ? now_ms - p->last_heartbeat_ms : 0;
 		rswap__poold_info__init(pi);
 		pi->listen_addr = (char *)p->addr;
 		pi->capacity = p->capacity;
@@ -128,9 +165,10 @@ int report_cluster_state(const struct registry *r, uint64_t now_ms,
 		cs->capacity_total += (uint64_t)p->chunks_total * r->chunk_size;
 		cs->used_total += (uint64_t)p->chunks_used * r->chunk_size;
 	}
-	for (c = r->clients; c; c = c->next) {
+	for (i = 0; i < nc; i++) {
 		Rswap__ClientInfo *ci = &a->cinfo[cs->n_clients];
 
+		c = cl[i];
 		rswap__client_info__init(ci);
 		if (report_chunk_map(r, c, &a->maps[cs->n_clients]))
 			goto out_nomem;
@@ -139,9 +177,13 @@ int report_cluster_state(const struct registry *r, uint64_t now_ms,
 		ci->session = c->owner_name ? (char *)c->owner_name : "";
 		cs->clients[cs->n_clients++] = ci;
 	}
+	free(ps);
+	free(cl);
 	*out = cs;
 	return 0;
 out_nomem:
+	free(ps);
+	free(cl);
 	report_cluster_state_free(cs);
 	return -ENOMEM;
 }

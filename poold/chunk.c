@@ -17,6 +17,14 @@
 
 #include "rswap_util.h"
 
+uint64_t poold_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 void poold_chunks_init(struct poold *p)
 {
 	uint64_t r = 0;
@@ -102,6 +110,7 @@ int poold_chunk_alloc(struct poold *p, const char *client_id, uint32_t slot,
 	snprintf(c->client_id, sizeof(c->client_id), "%s", client_id);
 	c->slot = slot;
 	c->client_size = client_size;
+	c->born_ms = poold_now_ms();
 	c->next = p->chunks;
 	p->chunks = c;
 	p->nchunks++;

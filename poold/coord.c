@@ -12,7 +12,9 @@
  *               ChunkAlloc / ChunkFree served
  * Any bad frame, error or timeout drops the connection and goes back to
  * DOWN.  RDMA clients are served in every phase: the data path never waits
- * on the coordinator.
+ * on the coordinator.  While poold has no RDMA listener (its device was
+ * removed) it stays DOWN without retrying, so that the coordinator places
+ * nothing on it, and connects again when the listener is back.
  */
 #include "poold.h"
 #include "conn_validate.h"
@@ -113,6 +115,7 @@ static int send_register(struct poold *p)
 	Rswap__Envelope env = RSWAP__ENVELOPE__INIT;
 	Rswap__PooldRegister reg = RSWAP__POOLD_REGISTER__INIT;
 	Rswap__HeldChunk *held = NULL, **ptrs = NULL;
+	uint64_t now = poold_now_ms();
 	struct poold_chunk *c;
 	unsigned int i = 0;
 	int ret;
@@ -133,6 +136,8 @@ static int send_register(struct poold *p)
 		held[i].client_id = c->client_id;
 		held[i].slot = c->slot;
 		held[i].client_size = c->client_size;
+		/* Its age settles which of two copies of a slot is current. */
+		held[i].age_ms = (now > c->born_ms ? now - c->born_ms : 0) + 1;
 		ptrs[i] = &held[i];
 	}
 	reg.listen_addr = p->set.listen_str;
@@ -450,7 +455,11 @@ static void coord_connect(struct poold *p)
 
 static void retry_cb(evutil_socket_t fd, short what, void *arg)
 {
-	coord_connect(arg);
+	struct poold *p = arg;
+
+	/* Without a listener we rejoin when it is back, not before. */
+	if (p->listen_id)
+		coord_connect(p);
 }
 
 static void reg_timeout_cb(evutil_socket_t fd, short what, void *arg)
@@ -487,6 +496,30 @@ int poold_coord_start(struct poold *p)
 	p->backoff_ms = BACKOFF_MIN_MS;
 	coord_connect(p);
 	return 0;
+}
+
+void poold_coord_listener_down(struct poold *p)
+{
+	if (p->bev)
+		log_debug("leaving coordinator %s while clients cannot reach this poold",
+			  p->set.coord_str);
+	evtimer_del(p->retry_timer);
+	evtimer_del(p->hb_timer);
+	evtimer_del(p->reg_timer);
+	if (p->bev) {
+		bufferevent_free(p->bev);
+		p->bev = NULL;
+	}
+	p->registered = false;
+}
+
+void poold_coord_listener_up(struct poold *p)
+{
+	if (p->bev || p->stopping)
+		return;
+	evtimer_del(p->retry_timer);
+	p->backoff_ms = BACKOFF_MIN_MS;
+	coord_connect(p);
 }
 
 void poold_coord_stop(struct poold *p)

@@ -16,7 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <event2/event.h>
+#include <infiniband/verbs.h>
 
 #include "auth.h"
 #include "rswap_frame.h"
@@ -24,6 +26,14 @@
 #include "rswap_util.h"
 
 #define MAX_QPS_DEFAULT	RSWAP_MAX_QPS_PER_SESSION
+/*
+ * File descriptors poold needs: its own few (stdio, event loop, signals,
+ * the coordinator socket, the rdma_cm channel) with room to spare, and per
+ * RDMA device the verbs context's two plus one completion channel.  Queue
+ * pairs, CQs, MRs and chunks take none.
+ */
+#define FDS_BASE	64
+#define FDS_PER_DEVICE	4
 
 static void usage(FILE *f)
 {
@@ -205,6 +215,49 @@ static int metrics_start(struct poold *p)
 	return 0;
 }
 
+/*
+ * Raise the soft RLIMIT_NOFILE to the hard limit (a service manager's soft
+ * default of 1024 is an accident, not a decision), then check it is enough.
+ */
+static int raise_nofile(void)
+{
+	struct ibv_device **devs;
+	struct rlimit rl;
+	rlim_t need, old;
+	int ndev = 0;
+
+	devs = ibv_get_device_list(&ndev);
+	if (devs)
+		ibv_free_device_list(devs);
+	need = FDS_BASE + FDS_PER_DEVICE * (rlim_t)(ndev > 0 ? ndev : 1);
+	if (getrlimit(RLIMIT_NOFILE, &rl)) {
+		log_err("cannot read RLIMIT_NOFILE: %s", strerror(errno));
+		return -errno;
+	}
+	old = rl.rlim_cur;
+	if (rl.rlim_cur != rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl)) {
+			log_warn("cannot raise RLIMIT_NOFILE from %llu to %llu: %s",
+				 (unsigned long long)old, (unsigned long long)rl.rlim_max,
+				 strerror(errno));
+			rl.rlim_cur = old;
+		} else {
+			log_debug("RLIMIT_NOFILE raised from %llu to %llu",
+				  (unsigned long long)old, (unsigned long long)rl.rlim_cur);
+		}
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+		log_err("the open file limit is %llu (hard limit %llu) but poold needs "
+			"%llu file descriptors for %d RDMA device%s: raise it "
+			"(LimitNOFILE= in the systemd unit, or ulimit -Hn)",
+			(unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
+			(unsigned long long)need, ndev, ndev == 1 ? "" : "s");
+		return -EMFILE;
+	}
+	return 0;
+}
+
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct poold *p = arg;
@@ -226,6 +279,8 @@ int main(int argc, char **argv)
 		log_warn("running without a cluster key (--insecure): any coordinator at %s is trusted; for throwaway test clusters only",
 			 p.set.coord_str);
 	signal(SIGPIPE, SIG_IGN);
+	if (raise_nofile())
+		return 1;
 
 	p.base = event_base_new();
 	if (!p.base) {

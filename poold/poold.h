@@ -9,7 +9,8 @@
  *   coord.c  - the session with rswap-coord (register, heartbeat, commands,
  *              reconnect with backoff);
  *   rdma.c   - the rdma_cm listener and the client sessions (one protection
- *              domain per session, one CQ per queue pair).
+ *              domain per session, one CQ per queue pair, one completion
+ *              channel per RDMA device).
  */
 #ifndef POOLD_H
 #define POOLD_H
@@ -32,6 +33,7 @@ struct rdma_cm_id;
 struct poold_session;
 struct poold_conn;
 struct prom_http;
+struct poold_dev;
 
 /* Settings from the command line; each has its default here or in main.c. */
 struct poold_settings {
@@ -58,6 +60,7 @@ struct poold_chunk {
 	char client_id[RSWAP_CLIENT_ID_LEN + 1];
 	uint32_t slot;
 	uint64_t client_size;
+	uint64_t born_ms;		/* CLOCK_MONOTONIC at allocation */
 	void *mem;
 	uint64_t len;
 	bool huge;			/* backed by MAP_HUGETLB pages */
@@ -94,8 +97,12 @@ struct poold {
 	/* RDMA side */
 	uint64_t incarnation;		/* random, nonzero, new at every start */
 	struct rdma_event_channel *cm_ch;
-	struct rdma_cm_id *listen_id;
+	struct rdma_cm_id *listen_id;	/* NULL while no device serves --listen */
+	struct event *listen_timer;	/* re-creates a lost listener */
+	unsigned int listen_backoff_ms;
+	bool no_device_warned;		/* once per lost listener */
 	struct event *cm_ev;
+	struct poold_dev *devs;		/* devices with queue pairs on them */
 	struct poold_session *sessions;
 	unsigned int nsessions;
 	struct poold_conn *conns;
@@ -113,6 +120,7 @@ static inline void poold_count_reject(struct poold *p, unsigned int reason)
 }
 
 /* chunk.c */
+uint64_t poold_now_ms(void);	/* CLOCK_MONOTONIC */
 void poold_chunks_init(struct poold *p);
 int poold_chunk_alloc(struct poold *p, const char *client_id, uint32_t slot,
 		      uint64_t client_size, struct poold_chunk **out,
@@ -124,6 +132,14 @@ void poold_chunks_free_all(struct poold *p);
 /* coord.c */
 int poold_coord_start(struct poold *p);
 void poold_coord_stop(struct poold *p);
+/*
+ * The RDMA listener is gone (its device was removed) or back: a poold that
+ * clients cannot reach leaves the coordinator, so that no new chunk is
+ * placed on it, and registers again (with every chunk held) once it
+ * listens again.
+ */
+void poold_coord_listener_down(struct poold *p);
+void poold_coord_listener_up(struct poold *p);
 
 /* rdma.c */
 int poold_rdma_start(struct poold *p);

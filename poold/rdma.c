@@ -15,6 +15,20 @@
  *                    coordinator frees chunks.
  * Every rdma_cm event is copied and acknowledged before it is handled, so
  * that a handler may destroy the event's id.
+ *
+ * The listener's id has no context: its events are told apart by the id
+ * itself, and only a queue pair's id ever carries a struct poold_conn.
+ * When the device under --listen goes away (DEVICE_REMOVAL on the
+ * listener), poold closes the listener, leaves the coordinator, and tries
+ * again with backoff until a device serves the address again; sessions on
+ * other devices go on.  Everything poold holds on a removed device (QPs,
+ * CQs, MRs, PDs, the completion channel) is released at its events, and
+ * librdmacm is told to forget the device, so the kernel can finish the
+ * removal.
+ *
+ * File descriptors: one completion channel per RDMA device (struct
+ * poold_dev) carries the events of every CQ on that device, so the number
+ * of queue pairs does not count against RLIMIT_NOFILE.
  */
 #include "poold.h"
 #include "conn_validate.h"
@@ -35,6 +49,9 @@
 
 #define LISTEN_BACKLOG	128
 #define WC_BATCH	16
+#define CQ_EVENTS_MAX	64	/* per wake-up of a completion channel */
+#define LISTEN_RETRY_MIN_MS	100u
+#define LISTEN_RETRY_MAX_MS	5000u
 /*
  * Sessions one client id may hold at once: a reconnecting client can
  * overlap its old session for a while, but each session pins every chunk
@@ -63,15 +80,24 @@ struct poold_session {
 	char peer[NI_MAXHOST];
 };
 
+/* One completion channel per device, shared by every CQ on it. */
+struct poold_dev {
+	struct poold_dev *next;
+	struct poold *p;
+	struct ibv_context *verbs;
+	struct ibv_comp_channel *cch;
+	struct event *ev;
+	unsigned int ncqs;		/* CQs attached; freed at zero */
+};
+
 struct poold_conn {
 	struct poold_conn *next;
 	struct poold *p;
 	struct rdma_cm_id *id;
 	struct poold_session *s;
 	uint16_t qp_index;
-	struct ibv_comp_channel *cch;
+	struct poold_dev *dev;		/* set once cq exists */
 	struct ibv_cq *cq;
-	struct event *cq_ev;
 	uint8_t *tbl;			/* chunk table messages (qp_index 0) */
 	struct ibv_mr *tbl_mr;
 	unsigned int tbl_msgs;
@@ -231,6 +257,65 @@ out_destroy_session:
 	return NULL;
 }
 
+static void dev_cq_cb(evutil_socket_t fd, short what, void *arg);
+
+/* The device's completion channel, created with its first CQ. */
+static struct poold_dev *dev_get(struct poold *p, struct ibv_context *verbs)
+{
+	struct poold_dev *d;
+
+	for (d = p->devs; d; d = d->next)
+		if (d->verbs == verbs)
+			return d;
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return NULL;
+	d->p = p;
+	d->verbs = verbs;
+	d->cch = ibv_create_comp_channel(verbs);
+	if (!d->cch || set_nonblock(d->cch->fd))
+		goto out_free;
+	d->ev = event_new(p->base, d->cch->fd, EV_READ | EV_PERSIST, dev_cq_cb, d);
+	if (!d->ev || event_add(d->ev, NULL))
+		goto out_free;
+	d->next = p->devs;
+	p->devs = d;
+	log_debug("completion channel for RDMA device %s opened",
+		  ibv_get_device_name(verbs->device));
+	return d;
+
+out_free:
+	if (d->ev)
+		event_free(d->ev);
+	if (d->cch)
+		ibv_destroy_comp_channel(d->cch);
+	free(d);
+	return NULL;
+}
+
+/*
+ * The last CQ on a device closes its channel: a removed device can only go
+ * once nothing of ours refers to it.
+ */
+static void dev_put(struct poold_dev *d)
+{
+	struct poold_dev **pp;
+
+	if (--d->ncqs)
+		return;
+	for (pp = &d->p->devs; *pp; pp = &(*pp)->next) {
+		if (*pp == d) {
+			*pp = d->next;
+			break;
+		}
+	}
+	event_free(d->ev);
+	if (ibv_destroy_comp_channel(d->cch))
+		log_warn("destroying the completion channel of RDMA device %s failed",
+			 ibv_get_device_name(d->verbs->device));
+	free(d);
+}
+
 /*
  * Release everything a queue pair holds except its rdma_cm id; the last
  * queue pair of a session takes the session (MRs, PD) with it.
@@ -240,15 +325,12 @@ static void conn_free(struct poold_conn *c)
 	struct poold *p = c->p;
 	struct poold_conn **pp;
 
-	if (c->cq_ev)
-		event_free(c->cq_ev);
 	if (c->id->qp)
 		rdma_destroy_qp(c->id);
 	if (c->cq && ibv_destroy_cq(c->cq))
 		log_warn("client %s: destroying a CQ failed", c->s->client_id);
-	if (c->cch && ibv_destroy_comp_channel(c->cch))
-		log_warn("client %s: destroying a completion channel failed",
-			 c->s->client_id);
+	if (c->dev)
+		dev_put(c->dev);
 	if (c->tbl_mr)
 		ibv_dereg_mr(c->tbl_mr);
 	free(c->tbl);
@@ -363,17 +445,12 @@ out_disconnect:
 	rdma_disconnect(c->id);
 }
 
-static void cq_cb(evutil_socket_t fd, short what, void *arg)
+static void conn_poll_cq(struct poold_conn *c)
 {
-	struct poold_conn *c = arg;
 	struct ibv_wc wc[WC_BATCH];
-	struct ibv_cq *cq;
-	void *ctx;
+	struct ibv_cq *cq = c->cq;
 	int n, i;
 
-	if (ibv_get_cq_event(c->cch, &cq, &ctx))
-		return;		/* EAGAIN: nothing yet */
-	ibv_ack_cq_events(cq, 1);
 	if (ibv_req_notify_cq(cq, 0))
 		log_warn("client %s: cannot re-arm a CQ", c->s->client_id);
 	while ((n = ibv_poll_cq(cq, WC_BATCH, wc)) > 0) {
@@ -399,6 +476,27 @@ static void cq_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
+ * Completion events of every CQ on one device.  Polling never frees a
+ * queue pair (only rdma_cm events do), and a destroyed CQ's pending events
+ * leave the channel with it, so each event's context is a live conn.
+ */
+static void dev_cq_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct poold_dev *d = arg;
+	struct ibv_cq *cq;
+	void *ctx;
+	int n;
+
+	/* Bounded: the loop gets back to rdma_cm and the coordinator. */
+	for (n = 0; n < CQ_EVENTS_MAX; n++) {
+		if (ibv_get_cq_event(d->cch, &cq, &ctx))
+			return;		/* EAGAIN: nothing more */
+		ibv_ack_cq_events(cq, 1);
+		conn_poll_cq(ctx);
+	}
+}
+
+/*
  * Queue pair and CQ sizes: qp_index 0 SENDs the chunk table (tbl_msgs
  * work requests); + 1 keeps every queue non-empty.  The client never
  * SENDs to us, but a receive queue of one stays valid on every provider.
@@ -409,6 +507,7 @@ static int conn_create(struct poold *p, struct poold_session *s,
 		       struct poold_conn **out, const char **why)
 {
 	struct ibv_qp_init_attr qa = { 0 };
+	struct poold_dev *dev;
 	struct poold_conn *c;
 	unsigned int send_wr, recv_wr = 1;
 
@@ -431,12 +530,19 @@ static int conn_create(struct poold *p, struct poold_session *s,
 		goto out_free_conn;
 	}
 	send_wr = c->tbl_msgs + 1;
-	c->cch = ibv_create_comp_channel(id->verbs);
-	if (!c->cch || set_nonblock(c->cch->fd)) {
+	dev = dev_get(p, id->verbs);
+	if (!dev) {
 		*why = "cannot create a completion channel";
 		goto out_free_conn;
 	}
-	c->cq = ibv_create_cq(id->verbs, (int)(send_wr + recv_wr), c, c->cch, 0);
+	c->cq = ibv_create_cq(id->verbs, (int)(send_wr + recv_wr), c, dev->cch, 0);
+	if (c->cq) {
+		c->dev = dev;
+		dev->ncqs++;
+	} else if (!dev->ncqs) {
+		dev->ncqs = 1;
+		dev_put(dev);	/* created for this CQ: nobody else uses it */
+	}
 	if (!c->cq || ibv_req_notify_cq(c->cq, 0)) {
 		*why = "cannot create a completion queue";
 		goto out_free_conn;
@@ -450,11 +556,6 @@ static int conn_create(struct poold *p, struct poold_session *s,
 	qa.cap.max_recv_sge = 1;
 	if (rdma_create_qp(id, s->pd, &qa)) {
 		*why = "cannot create a queue pair";
-		goto out_free_conn;
-	}
-	c->cq_ev = event_new(p->base, c->cch->fd, EV_READ | EV_PERSIST, cq_cb, c);
-	if (!c->cq_ev || event_add(c->cq_ev, NULL)) {
-		*why = "cannot watch the completion channel";
 		goto out_free_conn;
 	}
 	*out = c;
@@ -582,11 +683,63 @@ static void on_connect_request(struct poold *p, struct rdma_cm_id *id,
 		  cp.qp_index, cp.qp_count);
 }
 
+static void listener_retry_cb(evutil_socket_t fd, short what, void *arg);
+static int listener_open(struct poold *p, bool quiet);
+
+static void listener_close(struct poold *p)
+{
+	if (p->listen_id) {
+		rdma_destroy_id(p->listen_id);
+		p->listen_id = NULL;
+	}
+}
+
+static void listener_retry_later(struct poold *p)
+{
+	struct timeval tv = {
+		.tv_sec = p->listen_backoff_ms / 1000,
+		.tv_usec = (p->listen_backoff_ms % 1000) * 1000,
+	};
+
+	evtimer_add(p->listen_timer, &tv);
+	p->listen_backoff_ms = p->listen_backoff_ms * 2 > LISTEN_RETRY_MAX_MS ?
+			       LISTEN_RETRY_MAX_MS : p->listen_backoff_ms * 2;
+}
+
+/*
+ * An event on the listener's own id (never a queue pair's).  The device
+ * under --listen is gone: stop listening, leave the coordinator (clients
+ * cannot reach us) and listen again as soon as a device serves the
+ * address.  Queue pairs on that device get their own DEVICE_REMOVAL.
+ */
+static void on_listener_event(struct poold *p, const struct rdma_cm_event *ev)
+{
+	if (ev->event != RDMA_CM_EVENT_DEVICE_REMOVAL) {
+		log_debug("rdma_cm event %s on the listener ignored",
+			  rdma_event_str(ev->event));
+		return;
+	}
+	log_err("the RDMA device under %s was removed: not accepting clients and "
+		"left the coordinator until a device serves that address again "
+		"(retrying with backoff up to %u ms); sessions on other devices go on",
+		p->set.listen_str, LISTEN_RETRY_MAX_MS);
+	listener_close(p);
+	poold_coord_listener_down(p);
+	p->listen_backoff_ms = LISTEN_RETRY_MIN_MS;
+	listener_retry_later(p);
+}
+
 static void on_cm_event(struct poold *p, const struct rdma_cm_event *ev,
 			const void *pdata, size_t plen)
 {
-	struct poold_conn *c = ev->id->context;
+	struct poold_conn *c;
 
+	if (ev->id == p->listen_id) {
+		on_listener_event(p, ev);
+		return;
+	}
+	/* Only a queue pair's id carries a conn; a new id has none yet. */
+	c = ev->event == RDMA_CM_EVENT_CONNECT_REQUEST ? NULL : ev->id->context;
 	switch (ev->event) {
 	case RDMA_CM_EVENT_CONNECT_REQUEST:
 		on_connect_request(p, ev->id, pdata, plen,
@@ -600,23 +753,22 @@ static void on_cm_event(struct poold *p, const struct rdma_cm_event *ev,
 	case RDMA_CM_EVENT_CONNECT_ERROR:
 	case RDMA_CM_EVENT_UNREACHABLE:
 	case RDMA_CM_EVENT_REJECTED:
-		if (c) {
-			if (ev->event != RDMA_CM_EVENT_DISCONNECTED)
-				log_warn("client %s %s: queue pair %u: %s",
-					 c->s->client_id, c->s->peer, c->qp_index,
-					 rdma_event_str(ev->event));
-			conn_destroy(c);
-		}
-		return;
 	case RDMA_CM_EVENT_DEVICE_REMOVAL:
-		if (c) {
-			conn_destroy(c);
+		if (!c) {
+			log_debug("rdma_cm event %s for no queue pair ignored",
+				  rdma_event_str(ev->event));
 			return;
 		}
-		log_err("the RDMA device under %s was removed; stopping",
-			p->set.listen_str);
-		p->exit_code = 1;
-		event_base_loopbreak(p->base);
+		if (ev->event == RDMA_CM_EVENT_DEVICE_REMOVAL && c->qp_index == 0)
+			log_warn("client %s %s: RDMA device removed; closing session %#llx",
+				 c->s->client_id, c->s->peer,
+				 (unsigned long long)c->s->cookie);
+		else if (ev->event != RDMA_CM_EVENT_DISCONNECTED &&
+			 ev->event != RDMA_CM_EVENT_DEVICE_REMOVAL)
+			log_warn("client %s %s: queue pair %u: %s",
+				 c->s->client_id, c->s->peer, c->qp_index,
+				 rdma_event_str(ev->event));
+		conn_destroy(c);
 		return;
 	default:
 		log_debug("rdma_cm event %s ignored", rdma_event_str(ev->event));
@@ -624,10 +776,36 @@ static void on_cm_event(struct poold *p, const struct rdma_cm_event *ev,
 	}
 }
 
+/*
+ * librdmacm keeps a device's verbs context open until it notices that the
+ * device is gone, and the kernel waits for that close before it finishes
+ * the removal (on drivers that cannot disassociate a context, such as rxe
+ * and siw).  Listing the devices makes it notice; the context closes now,
+ * or when the last id on it is destroyed.  librdmacm cannot notice the
+ * loss of a process's last device: say so, since the removal then waits
+ * for poold to stop.
+ */
+static void forget_removed_devices(struct poold *p)
+{
+	struct ibv_context **list;
+	int n = 0;
+
+	list = rdma_get_devices(&n);
+	if (list)
+		rdma_free_devices(list);
+	if (!n && !p->no_device_warned) {
+		p->no_device_warned = true;
+		log_warn("no RDMA device is left: librdmacm keeps the removed one "
+			 "open, so on drivers that cannot disassociate it (rxe, siw) "
+			 "its removal completes only when poold stops");
+	}
+}
+
 static void cm_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct poold *p = arg;
 	struct rdma_cm_event *e;
+	bool removal = false;
 
 	while (!rdma_get_cm_event(p->cm_ch, &e)) {
 		struct rdma_cm_event ev = *e;
@@ -643,10 +821,70 @@ static void cm_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		ev.param.conn.private_data = NULL;
 		rdma_ack_cm_event(e);
+		removal |= ev.event == RDMA_CM_EVENT_DEVICE_REMOVAL;
 		on_cm_event(p, &ev, pdata, plen);
 		if (p->stopping)
 			return;
 	}
+	if (removal)
+		forget_removed_devices(p);
+}
+
+/*
+ * quiet: a retry after a device removal; failing is expected until a
+ * device serves the address, and is not logged.
+ */
+static int listener_open(struct poold *p, bool quiet)
+{
+	bool bound = false;
+	int ret;
+
+	/* No context: the listener is recognised by its id (on_cm_event). */
+	if (rdma_create_id(p->cm_ch, &p->listen_id, NULL, RDMA_PS_TCP)) {
+		ret = -errno;
+		p->listen_id = NULL;
+		if (!quiet)
+			log_err("cannot create an RDMA CM id: %s", strerror(-ret));
+		return ret;
+	}
+	if (rdma_bind_addr(p->listen_id, (struct sockaddr *)&p->set.listen_ss))
+		goto out_err;
+	bound = true;
+	if (rdma_listen(p->listen_id, LISTEN_BACKLOG))
+		goto out_err;
+	return 0;
+
+out_err:
+	ret = -errno;
+	if (quiet)
+		log_debug("cannot %s on %s yet: %s", bound ? "listen" : "bind",
+			  p->set.listen_str, strerror(-ret));
+	else if (ret == -EADDRINUSE)
+		log_err("cannot listen on %s: address already in use (another "
+			"poold?)", p->set.listen_str);
+	else if (!bound)
+		log_err("cannot listen on %s: %s (is the address on an RDMA "
+			"device? see rdma link show)", p->set.listen_str,
+			strerror(-ret));
+	else
+		log_err("cannot listen on %s: %s", p->set.listen_str, strerror(-ret));
+	listener_close(p);
+	return ret;
+}
+
+static void listener_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct poold *p = arg;
+
+	if (p->stopping || p->listen_id)
+		return;
+	if (listener_open(p, true)) {
+		listener_retry_later(p);
+		return;
+	}
+	log_info("listening for RDMA clients on %s again", p->set.listen_str);
+	p->no_device_warned = false;
+	poold_coord_listener_up(p);
 }
 
 /*
@@ -683,26 +921,12 @@ int poold_rdma_start(struct poold *p)
 	ret = set_nonblock(p->cm_ch->fd);
 	if (ret)
 		return ret;
-	if (rdma_create_id(p->cm_ch, &p->listen_id, p, RDMA_PS_TCP)) {
-		log_err("cannot create an RDMA CM id: %s", strerror(errno));
-		return -errno;
-	}
-	if (rdma_bind_addr(p->listen_id, (struct sockaddr *)&p->set.listen_ss)) {
-		ret = -errno;
-		if (errno == EADDRINUSE)
-			log_err("cannot listen on %s: address already in use (another "
-				"poold?)", p->set.listen_str);
-		else
-			log_err("cannot listen on %s: %s (is the address on an RDMA "
-				"device? see rdma link show)", p->set.listen_str,
-				strerror(errno));
+	p->listen_timer = evtimer_new(p->base, listener_retry_cb, p);
+	if (!p->listen_timer)
+		return -ENOMEM;
+	ret = listener_open(p, false);
+	if (ret)
 		return ret;
-	}
-	if (rdma_listen(p->listen_id, LISTEN_BACKLOG)) {
-		ret = -errno;
-		log_err("cannot listen on %s: %s", p->set.listen_str, strerror(errno));
-		return ret;
-	}
 	p->cm_ev = event_new(p->base, p->cm_ch->fd, EV_READ | EV_PERSIST, cm_cb, p);
 	if (!p->cm_ev || event_add(p->cm_ev, NULL))
 		return -ENOMEM;
@@ -746,9 +970,10 @@ void poold_rdma_revoke_chunk(struct poold *p, const struct poold_chunk *chunk)
 void poold_rdma_stop(struct poold *p)
 {
 	p->stopping = true;
-	if (p->listen_id) {
-		rdma_destroy_id(p->listen_id);
-		p->listen_id = NULL;
+	listener_close(p);
+	if (p->listen_timer) {
+		event_free(p->listen_timer);
+		p->listen_timer = NULL;
 	}
 	while (p->conns) {
 		rdma_disconnect(p->conns->id);

@@ -475,7 +475,9 @@ bool tc_poold_disconnected(struct tc_poold *po)
 		struct pollfd pfd = { .fd = po->qps[i].ch->fd, .events = POLLIN };
 
 		while (poll(&pfd, 1, 0) == 1 && !rdma_get_cm_event(po->qps[i].ch, &e)) {
-			if (e->event == RDMA_CM_EVENT_DISCONNECTED)
+			/* A removed device ends the session as a disconnect does. */
+			if (e->event == RDMA_CM_EVENT_DISCONNECTED ||
+			    e->event == RDMA_CM_EVENT_DEVICE_REMOVAL)
 				gone = true;
 			rdma_ack_cm_event(e);
 		}

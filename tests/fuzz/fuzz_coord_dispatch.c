@@ -10,8 +10,14 @@
  *   built from fuzzed fields (so deep states are reached without a corpus),
  *   fake-poold answers to what the coordinator asked, time passing, and
  *   connections going away.
- * After every operation: every frame the coordinator sent decodes, and the
- * chunk accounting adds up.
+ * After every operation: every frame the coordinator sent decodes, the
+ * chunk accounting adds up, and the coordinator's heap has grown by no
+ * more than the input it was fed justifies (a bounded amount per message
+ * and per byte): state that a peer's claims inflate beyond what its frames
+ * carry is a bug even when it fits in memory.  Slow inputs are caught by
+ * libFuzzer's -timeout (see CMakeLists.txt): one operation may register a
+ * poold with tens of thousands of chunks, but an input's budget of such
+ * chunks keeps its total cost bounded when the coordinator is linear.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -19,7 +25,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <event2/buffer.h>
+#include <sanitizer/allocator_interface.h>
 #include "dispatch.h"
 #include "registry.h"
 #include "rswap_frame.h"
@@ -51,10 +59,33 @@ struct fpeer {
 	unsigned int npending;
 };
 
+/* Held chunks all big registrations of one input may report. */
+#define BIG_BUDGET	100000
+/* Heap growth allowed: per byte fed, per message, and once. */
+#define HEAP_PER_BYTE	64
+#define HEAP_PER_MSG	(4u << 20)
+#define HEAP_BASE	(16u << 20)
+
 static struct coord *C;
 static struct fpeer peers[NPEERS];
 static uint64_t T;
 static uint64_t next_handle;
+static size_t big_left;
+static size_t fed_bytes, fed_msgs;
+
+/* Live heap bytes, from the sanitizer's allocation hooks. */
+static volatile size_t heap_live;
+
+static void malloc_hook(const volatile void *ptr, size_t size)
+{
+	heap_live += size;
+}
+
+static void free_hook(const volatile void *ptr)
+{
+	if (ptr)
+		heap_live -= __sanitizer_get_allocated_size((const void *)ptr);
+}
 
 static uint8_t u8(struct in *in)
 {
@@ -99,6 +130,8 @@ static void peer_feed(struct fpeer *fp)
 {
 	if (!fp->p)
 		peer_open(fp);
+	fed_bytes += evbuffer_get_length(fp->in);
+	fed_msgs++;
 	if (fp->p)
 		coord_peer_input(C, fp->p, fp->in, T);
 }
@@ -189,42 +222,140 @@ static void drain_all(void)
 		drain(&peers[i]);
 }
 
-/* chunks_used must equal the slots that name each poold. */
+/*
+ * chunks_used must equal the slots that name each poold, every held slot
+ * must be in its poold's handle index, and every index must find what the
+ * lists hold.  One pass over the slots (the fuzzer has a few poolds).
+ */
+#define CHECK_POOLDS	32
+
 static void check_accounting(void)
 {
 	struct registry *r = coord_registry(C);
-	struct poold *p;
+	struct poold *pd[CHECK_POOLDS], *p;
+	uint32_t used[CHECK_POOLDS] = { 0 }, held[CHECK_POOLDS] = { 0 };
+	unsigned int np = 0, k;
 	struct client *c;
 	uint32_t i;
 
 	for (p = r->poolds; p; p = p->next) {
-		uint32_t n = 0, held = 0;
-
-		for (c = r->clients; c; c = c->next)
-			for (i = 0; i < c->nslots; i++) {
-				const struct slot *s = &c->slots[i];
-
-				if (s->state == SLOT_EMPTY || s->poold != p)
-					continue;
-				n++;
-				if (s->state != SLOT_HELD)
-					continue;
-				held++;
-				if (!registry_handle_in_use(p, s->handle))
-					__builtin_trap();
-			}
-		if (n != p->chunks_used || (!p->handles_lost && held != p->handle_used))
+		if (np == CHECK_POOLDS || registry_poold_find(r, p->addr) != p ||
+		    p->connected != (p->conn != NULL))
 			__builtin_trap();
-		if (p->connected != (p->conn != NULL))
+		pd[np++] = p;
+	}
+	for (c = r->clients; c; c = c->next) {
+		uint32_t cused = 0, cheld = 0;
+
+		if (registry_client_find(r, c->id) != c)
+			__builtin_trap();
+		for (i = 0; i < c->cap; i++) {
+			const struct slot *s = &c->slots[i];
+
+			if (s->state == SLOT_EMPTY)
+				continue;
+			if (!s->poold || s->index >= c->nslots ||
+			    registry_slot(c, s->index) != s)
+				__builtin_trap();
+			for (k = 0; k < np && pd[k] != s->poold; k++)
+				;
+			if (k == np)
+				__builtin_trap();
+			cused++;
+			used[k]++;
+			if (s->state != SLOT_HELD)
+				continue;
+			cheld++;
+			held[k]++;
+			if (!registry_handle_in_use(s->poold, s->handle))
+				__builtin_trap();
+		}
+		if (cused != c->nused || cheld != c->nheld)
 			__builtin_trap();
 	}
-	for (c = r->clients; c; c = c->next)
-		for (i = 0; i < c->nslots; i++)
-			if (c->slots[i].state != SLOT_EMPTY && !c->slots[i].poold)
-				__builtin_trap();
+	for (k = 0; k < np; k++)
+		if (used[k] != pd[k]->chunks_used ||
+		    (!pd[k]->handles_lost && held[k] != pd[k]->handle_used))
+			__builtin_trap();
 }
 
 static const char *const ids[] = { "vm1", "vm2", "vm3", "a b", "", "0123456789012345678901234567890123" };
+static const uint64_t big_sizes[] = { 16 * MB, 96 * MB, 1ull << 30, 16384 * 16 * MB,
+				      16384 * 16 * MB + 1, 0 };
+static const uint64_t big_caps[] = { 64 * MB, 1ull << 30, 1ull << 40, 1ull << 60 };
+
+/*
+ * A PooldRegister as large as one frame takes: n chunks of k distinct
+ * client ids, slots from a base with a stride, handles with a stride (0:
+ * all the same), all from a few fuzzed bytes.
+ */
+static void build_big_register(struct fpeer *fp, struct in *in, uint64_t seq)
+{
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT;
+	Rswap__PooldRegister reg = RSWAP__POOLD_REGISTER__INIT;
+	Rswap__HeldChunk *hc, **hcp;
+	char (*cid)[12], addr[32];
+	size_t n = (size_t)(u8(in) % 48) * 1000 + u8(in), k, i;
+	uint32_t slot0 = (uint32_t)(u8(in) << 8 | u8(in)) % 16384, slot_step = u8(in) % 4;
+	uint64_t handle_step = u8(in) % 3, size = big_sizes[u8(in) % 6];
+	uint64_t age = (uint64_t)u8(in) * 10007;
+	size_t packed;
+
+	k = 1 + (size_t)(u8(in) << 8 | u8(in)) % (n ? n : 1);
+	snprintf(addr, sizeof(addr), "e%u:1", u8(in) % 4);
+	reg.capacity = big_caps[u8(in) % 4];
+	if (n > big_left)
+		n = big_left;
+	if (!n)
+		return;
+	big_left -= n;
+	hc = calloc(n, sizeof(*hc));
+	hcp = calloc(n, sizeof(*hcp));
+	cid = calloc(k, sizeof(*cid));
+	if (!hc || !hcp || !cid)
+		goto out_free;
+	for (i = 0; i < k; i++)
+		snprintf(cid[i], sizeof(cid[i]), "z%zu", i);
+	for (i = 0; i < n; i++) {
+		rswap__held_chunk__init(&hc[i]);
+		hc[i].handle = 1 + i * handle_step;
+		hc[i].client_id = cid[i % k];
+		hc[i].slot = (uint32_t)((slot0 + (i / k) * slot_step) % 16384);
+		hc[i].client_size = size;
+		hc[i].age_ms = age ? age + i % 7 : 0;
+		hcp[i] = &hc[i];
+	}
+	reg.listen_addr = addr;
+	reg.chunk_size = 16 * MB;
+	reg.chunks = hcp;
+	e.seq = seq;
+	e.version = RSWAP_PROTO_VERSION;
+	e.body_case = RSWAP__ENVELOPE__BODY_POOLD_REGISTER;
+	e.poold_register = &reg;
+	/* Fit one frame: the coordinator never sees a larger one. */
+	for (reg.n_chunks = n; reg.n_chunks; reg.n_chunks -= reg.n_chunks / 8 + 1) {
+		packed = rswap__envelope__get_packed_size(&e);
+		if (packed <= RSWAP_MAX_FRAME)
+			break;
+	}
+	send_env(fp, &e);
+out_free:
+	free(hc);
+	free(hcp);
+	free(cid);
+}
+
+/* The coordinator keeps no more than its input carries (see the top). */
+static void check_heap(size_t base)
+{
+	size_t bound = HEAP_BASE + HEAP_PER_BYTE * fed_bytes + HEAP_PER_MSG * fed_msgs;
+
+	if (heap_live > base && heap_live - base > bound) {
+		fprintf(stderr, "heap grew by %zu bytes after %zu messages of %zu bytes "
+			"(bound %zu)\n", heap_live - base, fed_msgs, fed_bytes, bound);
+		__builtin_trap();
+	}
+}
 static const char *const addrs[] = { "a:1", "b:1", "c:1", "d:1", "nocolon", "[::1]:9" };
 static const uint64_t sizes[] = { 0, 1, 16 * MB, 32 * MB, 96 * MB, 1ull << 30, 1ull << 50, UINT64_MAX };
 
@@ -249,7 +380,7 @@ static void build_msg(struct fpeer *fp, struct in *in)
 	/* A seq the coordinator really used, or an arbitrary one. */
 	e.seq = (s & 0x80) && fp->nseq ? fp->seqs[s % NSEQS % (fp->nseq < NSEQS ? fp->nseq : NSEQS)]
 				       : s;
-	switch (kind % 11) {
+	switch (kind % 12) {
 	case 0:
 		reg.listen_addr = (char *)addrs[u8(in) % 6];
 		reg.capacity = sizes[u8(in) % 8];
@@ -261,6 +392,7 @@ static void build_msg(struct fpeer *fp, struct in *in)
 			hc[i].client_id = (char *)ids[u8(in) % 6];
 			hc[i].slot = u8(in) % 8;
 			hc[i].client_size = sizes[u8(in) % 8];
+			hc[i].age_ms = (uint64_t)u8(in) * 997;	/* 0: unknown */
 			hcp[i] = &hc[i];
 		}
 		reg.n_chunks = n;
@@ -314,10 +446,13 @@ static void build_msg(struct fpeer *fp, struct in *in)
 		e.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HEARTBEAT;
 		e.client_heartbeat = &chb;
 		break;
-	default:
+	case 10:
 		e.body_case = RSWAP__ENVELOPE__BODY_CHUNK_MAP;
 		e.chunk_map = &map;
 		break;
+	default:
+		build_big_register(fp, in, e.seq);
+		return;
 	}
 	send_env(fp, &e);
 }
@@ -355,6 +490,7 @@ static void setup_state(void)
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	rswap_log_init("fuzz", 0);
+	__sanitizer_install_malloc_and_free_hooks(malloc_hook, free_hook);
 	return 0;
 }
 
@@ -366,10 +502,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.client_timeout_ms = 3000, .out_limit = 256 * 1024,
 	};
 	struct in in = { data, size };
+	size_t heap0 = heap_live;
 	int i;
 
-	T = 1000;
+	T = 100000000;	/* chunk ages (up to ~40 min) fit before it */
 	next_handle = 1000;
+	big_left = BIG_BUDGET;
+	fed_bytes = fed_msgs = 0;
 	C = coord_new(&s, &ops);
 	if (!C)
 		return 0;
@@ -435,6 +574,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		drain_all();
 		check_accounting();
+		check_heap(heap0);
 	}
 	coord_free(C);
 	C = NULL;

@@ -129,6 +129,7 @@ struct held {
 	uint64_t handle, size;
 	char id[32];
 	uint32_t slot;
+	uint64_t born;		/* now_ms() at allocation; 0: age unknown */
 };
 
 struct fpoold {
@@ -186,6 +187,7 @@ static Rswap__Envelope *fp_register(struct fpoold *fp, uint64_t chunk_size)
 		hc[i].client_id = fp->held[i].id;
 		hc[i].slot = fp->held[i].slot;
 		hc[i].client_size = fp->held[i].size;
+		hc[i].age_ms = fp->held[i].born ? now_ms() - fp->held[i].born + 1 : 0;
 		hcp[i] = &hc[i];
 	}
 	reg.listen_addr = fp->addr;
@@ -282,6 +284,7 @@ static void fp_serve_one(struct fpoold *fp)
 		snprintf(h.id, sizeof(h.id), "%s", e->chunk_alloc->client_id);
 		h.slot = e->chunk_alloc->slot;
 		h.size = e->chunk_alloc->client_size;
+		h.born = now_ms();
 		if (fp->mode == FM_OK) {
 			fp_alloc_done(fp, e->seq, &h);
 		} else if (fp->mode == FM_REFUSE) {
@@ -1255,22 +1258,40 @@ static void test_restart(void)
 	Rswap__ChunkMap *m;
 	char now[4096];
 
-	step("restart: poolds re-register their chunks and the map comes back");
+	step("restart: a stale copy of a slot registers first; the real poold still registers and wins");
 	coord_stop();
 	fp_disconnect(A);
 	fp_disconnect(B);
 	fp_disconnect(C);
 	coord_start("5000");
 
-	r = fp_register(A, CHUNK);
-	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_POOLD_REGISTERED, "A re-register");
+	/* An hour-old copy of A's first chunk whose free the old coordinator
+	 * lost, or an impostor's claim: it comes first. */
+	F = calloc(1, sizeof(*F));
+	snprintf(F->addr, sizeof(F->addr), "127.0.0.1:19006");
+	F->capacity = 64 * MB;
+	F->held[0] = A->held[0];
+	F->held[0].handle = 999;
+	F->held[0].born = now_ms() - 3600 * 1000;
+	F->nheld = 1;
+	r = fp_register(F, CHUNK);
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_POOLD_REGISTERED, "stale poold: %d",
+	      r->body_case);
 	rswap__envelope__free_unpacked(r, NULL);
+	/* The real poold is not refused: its newer chunk takes the slot back. */
+	r = fp_register(A, CHUNK);
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_POOLD_REGISTERED, "A re-register: %s",
+	      r->body_case == RSWAP__ENVELOPE__BODY_ERROR ? r->error->reason : "");
+	rswap__envelope__free_unpacked(r, NULL);
+	pump(-1, 300);
+	CHECK(F->frees == 1 && F->nheld == 0, "the stale copy was not freed (%d frees)", F->frees);
+	fp_disconnect(F);
 	expect_error(hello("c1", 96 * MB), EAGAIN, "not reported yet");
 	expect_error(hello("newcomer", 16 * MB), EAGAIN, "waits 5000 ms for poolds");
 
 	/* A poold with chunks of another size. */
-	F = calloc(1, sizeof(*F));
-	snprintf(F->addr, sizeof(F->addr), "127.0.0.1:19006");
+	memset(F, 0, sizeof(*F));
+	snprintf(F->addr, sizeof(F->addr), "127.0.0.1:19007");
 	F->capacity = 64 * MB;
 	F->held[0] = (struct held){ .handle = 1, .size = 64 * MB, .slot = 0, .id = "x" };
 	F->nheld = 1;
@@ -1278,12 +1299,17 @@ static void test_restart(void)
 	expect_error(r, EINVAL, "chunks of 32M, this coordinator uses 16M");
 	expect_closed(F->fd, NULL);
 
-	/* A poold claiming a slot A already reported. */
-	F->held[0] = A->held[0];
-	F->held[0].handle = 999;
+	step("a stale copy coming after the real one: registered, and told to free it");
+	F->held[0] = A->held[1];
+	F->held[0].handle = 998;
+	F->held[0].born = now_ms() - 3600 * 1000;
 	r = fp_register(F, CHUNK);
-	expect_error(r, EEXIST, "already held by poold 127.0.0.1:19001");
-	expect_closed(F->fd, NULL);
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_POOLD_REGISTERED, "late stale poold: %s",
+	      r->body_case == RSWAP__ENVELOPE__BODY_ERROR ? r->error->reason : "");
+	rswap__envelope__free_unpacked(r, NULL);
+	pump(-1, 300);
+	CHECK(F->frees == 1 && F->nheld == 0, "the late stale copy was not freed");
+	fp_disconnect(F);
 	free(F);
 
 	r = fp_register(B, CHUNK);
@@ -1330,6 +1356,193 @@ static void test_restart(void)
 	rswap__envelope__free_unpacked(keep, NULL);
 }
 
+/* The coordinator's resident memory in MiB (VmRSS). */
+static long coord_rss_mb(void)
+{
+	char path[64], line[256];
+	long kb = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)coord_pid);
+	f = fopen(path, "r");
+	CHECK(f, "cannot read %s", path);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb / 1024;
+}
+
+/*
+ * Send a PooldRegister from addr holding nclients x per_client chunks:
+ * client ids of 4 characters, slots slot0.. of a pool of client_size.
+ * Returns the connection; the frame is as large as one frame may be.
+ */
+static int send_big_register(const char *addr, uint64_t capacity, int nclients,
+			     int per_client, uint32_t slot0, uint64_t client_size)
+{
+	static const char abc[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT;
+	Rswap__PooldRegister reg = RSWAP__POOLD_REGISTER__INIT;
+	size_t n = (size_t)nclients * (size_t)per_client, i;
+	Rswap__HeldChunk *hc = calloc(n, sizeof(*hc)), **hcp = calloc(n, sizeof(*hcp));
+	char (*ids)[8] = calloc((size_t)nclients, sizeof(*ids));
+	int fd, c, k;
+
+	CHECK(hc && hcp && ids, "out of memory");
+	for (c = 0; c < nclients; c++)
+		snprintf(ids[c], sizeof(ids[c]), "%c%c%c%c", abc[c / (62 * 62 * 62) % 62],
+			 abc[c / (62 * 62) % 62], abc[c / 62 % 62], abc[c % 62]);
+	for (i = 0, c = 0; c < nclients; c++) {
+		for (k = 0; k < per_client; k++, i++) {
+			rswap__held_chunk__init(&hc[i]);
+			hc[i].handle = i + 1;
+			hc[i].client_id = ids[c];
+			hc[i].slot = slot0 + (uint32_t)k;
+			hc[i].client_size = client_size;
+			hcp[i] = &hc[i];
+		}
+	}
+	reg.listen_addr = (char *)addr;
+	reg.capacity = capacity;
+	reg.chunk_size = CHUNK;
+	reg.n_chunks = n;
+	reg.chunks = hcp;
+	e.seq = 1;
+	e.body_case = RSWAP__ENVELOPE__BODY_POOLD_REGISTER;
+	e.poold_register = &reg;
+	e.version = RSWAP_PROTO_VERSION;
+	fprintf(stderr, "    PooldRegister from %s: %zu held chunks of %d clients, %zu bytes\n",
+		addr, n, nclients, rswap__envelope__get_packed_size(&e));
+	CHECK(rswap__envelope__get_packed_size(&e) <= RSWAP_MAX_FRAME, "frame too large");
+	fd = tcp_connect(coord_port);
+	CHECK(fd >= 0, "connect");
+	send_env(fd, &e);
+	free(hc);
+	free(hcp);
+	free(ids);
+	return fd;
+}
+
+/*
+ * While the coordinator digests a big register on one connection, a new
+ * client on another is placed on a real poold within bound_ms (so those
+ * are alive and placeable) and released again.  Returns how long the
+ * client waited.
+ */
+static uint64_t served_meanwhile(uint64_t t0, uint64_t bound_ms, const char *id)
+{
+	Rswap__Envelope *r;
+	uint64_t waited;
+
+	r = hello(id, 16 * MB);
+	waited = now_ms() - t0;
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_CHUNK_MAP, "%s not served: %d (%s)", id,
+	      r->body_case, r->body_case == RSWAP__ENVELOPE__BODY_ERROR ? r->error->reason : "");
+	CHECK(slots_on(r->chunk_map, A->addr) + slots_on(r->chunk_map, B->addr) +
+	      slots_on(r->chunk_map, C->addr) == 1, "%s not placed on a real poold", id);
+	rswap__envelope__free_unpacked(r, NULL);
+	CHECK(waited < bound_ms, "a client waited %" PRIu64 " ms (bound %" PRIu64 ")",
+	      waited, bound_ms);
+	r = release(id);
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_CLIENT_RELEASED, "release %s", id);
+	rswap__envelope__free_unpacked(r, NULL);
+	return waited;
+}
+
+/* An adopted client's map has n held slots, in index order. */
+static void m_check_status(const char *id, size_t n)
+{
+	Rswap__Envelope *keep;
+	Rswap__ChunkMap *m = status_map(id, &keep);
+	size_t i;
+
+	CHECK(m && m->n_slots == n, "%s: %zu slots, want %zu", id, m ? m->n_slots : 0, n);
+	for (i = 1; i < n; i++)
+		CHECK(m->slots[i]->index > m->slots[i - 1]->index, "%s: slots out of order", id);
+	rswap__envelope__free_unpacked(keep, NULL);
+}
+
+#define BIG_BOUND_MS	10000	/* generous: ASan, a loaded machine */
+#define BIG_RSS_MB	256	/* growth allowed for one frame's worth of state */
+
+static void test_oversized_register(void)
+{
+	Rswap__Envelope *r, *keep;
+	Rswap__ClusterState *cs;
+	uint64_t t0, waited;
+	long rss0, rss;
+	int fd;
+
+	step("one huge PooldRegister: bounded time and memory, others still served");
+	/* The restarted coordinator's grace period (5 s) must be over. */
+	while ((r = hello("c9", 16 * MB))->body_case == RSWAP__ENVELOPE__BODY_ERROR &&
+	       r->error->code == EAGAIN) {
+		rswap__envelope__free_unpacked(r, NULL);
+		pump(-1, 500);
+	}
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_CHUNK_MAP, "c9 hello");
+	rswap__envelope__free_unpacked(r, NULL);
+	rss0 = coord_rss_mb();
+
+	/* 45,000 chunks, each for a new client with a 256G pool (16384 slots). */
+	t0 = now_ms();
+	fd = send_big_register("10.66.0.1:9401", 1ull << 60, 45000, 1, 16383, 16384 * CHUNK);
+	waited = served_meanwhile(t0, BIG_BOUND_MS, "c10");
+	r = pump(fd, BIG_BOUND_MS);
+	CHECK(r, "no answer to the huge PooldRegister within %d ms", BIG_BOUND_MS);
+	expect_error(r, E2BIG, "client ids");
+	expect_closed(fd, NULL);
+	rss = coord_rss_mb();
+	fprintf(stderr, "    refused; a client waited %" PRIu64 " ms, RSS %ld -> %ld MiB\n",
+		waited, rss0, rss);
+	CHECK(rss - rss0 < BIG_RSS_MB, "RSS grew by %ld MiB", rss - rss0);
+	cs = admin_list(&keep);
+	CHECK(find_poold(cs, A->addr)->state == RSWAP__POOLD_STATE__POOLD_ALIVE &&
+	      find_poold(cs, B->addr)->state == RSWAP__POOLD_STATE__POOLD_ALIVE &&
+	      !find_poold(cs, "10.66.0.1:9401") && cs->n_clients == 1,
+	      "the refused register left a trace or a poold died");
+	rswap__envelope__free_unpacked(keep, NULL);
+
+	/* Held chunks beyond the declared capacity. */
+	fd = send_big_register("10.66.0.2:9401", 100 * CHUNK, 10, 11, 0, 16384 * CHUNK);
+	r = pump(fd, BIG_BOUND_MS);
+	CHECK(r, "no answer to an over-capacity PooldRegister");
+	expect_error(r, EINVAL, "capacity");
+	expect_closed(fd, NULL);
+
+	/* As large as the rules allow: 4000 clients x 11 chunks, adopted. */
+	t0 = now_ms();
+	fd = send_big_register("10.66.0.3:9401", 1ull << 40, 4000, 11, 16373, 16384 * CHUNK);
+	waited = served_meanwhile(t0, BIG_BOUND_MS, "c11");
+	r = pump(fd, BIG_BOUND_MS);
+	CHECK(r && r->body_case == RSWAP__ENVELOPE__BODY_POOLD_REGISTERED,
+	      "the largest valid PooldRegister was not accepted within %d ms (%d: %s)",
+	      BIG_BOUND_MS, r ? (int)r->body_case : -1,
+	      r && r->body_case == RSWAP__ENVELOPE__BODY_ERROR ? r->error->reason : "");
+	rswap__envelope__free_unpacked(r, NULL);
+	rss = coord_rss_mb();
+	fprintf(stderr, "    accepted in %" PRIu64 " ms; a client waited %" PRIu64
+		" ms, RSS %ld -> %ld MiB\n", now_ms() - t0, waited, rss0, rss);
+	CHECK(rss - rss0 < BIG_RSS_MB, "RSS grew by %ld MiB", rss - rss0);
+
+	/* It goes away and comes back: its records are found by handle. */
+	close(fd);
+	served_meanwhile(now_ms(), BIG_BOUND_MS, "c12");
+	t0 = now_ms();
+	fd = send_big_register("10.66.0.3:9401", 1ull << 40, 4000, 11, 16373, 16384 * CHUNK);
+	r = pump(fd, BIG_BOUND_MS);
+	CHECK(r && r->body_case == RSWAP__ENVELOPE__BODY_POOLD_REGISTERED,
+	      "the big poold could not register again within %d ms", BIG_BOUND_MS);
+	rswap__envelope__free_unpacked(r, NULL);
+	fprintf(stderr, "    registered again in %" PRIu64 " ms\n", now_ms() - t0);
+	m_check_status("aaab", 11);
+	close(fd);
+	r = release("c9");
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_CLIENT_RELEASED, "release c9");
+	rswap__envelope__free_unpacked(r, NULL);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 4) {
@@ -1354,6 +1567,7 @@ int main(int argc, char **argv)
 	test_drain_rebalance();
 	test_admin_escaping();
 	test_restart();
+	test_oversized_register();
 	coord_stop();
 	fprintf(stderr, "PASS\n");
 	return 0;

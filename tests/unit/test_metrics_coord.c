@@ -98,13 +98,13 @@ static void close_peer(void *glue)
 static struct poold *reg_poold(struct registry *r, const char *addr, uint64_t cap)
 {
 	struct poold_report rep = { .addr = addr, .capacity = cap };
-	struct poold *p = NULL;
-	size_t *to_free = NULL, nf = 0;
+	struct reg_result res;
+	struct poold *p;
 	char why[256];
 
-	assert_int_equal(registry_poold_register(r, &rep, 1000, &p, &to_free, &nf,
-						 why, sizeof(why)), 0);
-	free(to_free);
+	assert_int_equal(registry_poold_register(r, &rep, 1000, &res, why, sizeof(why)), 0);
+	p = res.poold;
+	registry_reg_result_free(&res);
 	return p;
 }
 
@@ -134,18 +134,18 @@ static void coord_page(void **state)
 	c = registry_client_add(r, "c1", 4 * CHUNK);
 	assert_non_null(c);
 	registry_slot_assign(c, 0, a);
-	registry_slot_set_handle(c, 0, 11);
+	registry_slot_set_handle(c, 0, 11, 0);
 	registry_slot_assign(c, 1, a);
-	registry_slot_set_handle(c, 1, 12);
+	registry_slot_set_handle(c, 1, 12, 0);
 	registry_slot_assign(c, 2, b);
-	registry_slot_set_handle(c, 2, 21);
+	registry_slot_set_handle(c, 2, 21, 0);
 	registry_slot_assign(c, 3, a);
 	c->busy = true;
 	/* c2: one slot held, one that no poold reported */
 	c = registry_client_add(r, "c2", 2 * CHUNK);
 	assert_non_null(c);
 	registry_slot_assign(c, 0, a);
-	registry_slot_set_handle(c, 0, 13);
+	registry_slot_set_handle(c, 0, 13, 0);
 	registry_poold_disconnect(r, b);
 	assert_int_equal(registry_tomb_add(b, "gone", 0, false, 99), 0);
 	registry_update_liveness(r, 1000, 1000);

@@ -200,7 +200,7 @@ static bool coord_try_start(const char *key_file)
 		execl(coord_bin, coord_bin, "--listen", listen, "--metrics", metrics,
 		      "--chunk-size", "16M", "--heartbeat-ms", "60000",
 		      "--hello-timeout-ms", "2000", "--max-conns", "100",
-		      "--max-new-per-addr", "2", "-v",
+		      "--max-new-per-addr", "2", "--restart-grace-ms", "0", "-v",
 		      key_file ? "--key-file" : "--insecure", key_file, (char *)NULL);
 		_exit(127);
 	}

@@ -44,6 +44,7 @@ static void defaults(void **state)
 	assert_int_equal(cfg.s.chunk_size, 4ull << 30);
 	assert_int_equal(cfg.s.heartbeat_ms, 1000);
 	assert_int_equal(cfg.s.timeout_ms, 10000);
+	assert_int_equal(cfg.s.grace_ms, 10000);
 	assert_int_equal(cfg.hello_timeout_ms, 10000);
 	assert_int_equal(cfg.max_conns, 1024);
 	assert_int_equal(cfg.max_new_per_addr, 16);

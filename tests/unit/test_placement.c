@@ -130,12 +130,13 @@ static void full_and_zero_poolds_skipped(void **state)
 static struct poold *add_poold(struct registry *r, const char *addr, uint64_t cap)
 {
 	struct poold_report rep = { .addr = addr, .capacity = cap };
+	struct reg_result res;
 	struct poold *p;
-	size_t *to_free, n;
 	char why[256];
 
-	assert_int_equal(registry_poold_register(r, &rep, 0, &p, &to_free, &n, why,
-						 sizeof(why)), 0);
+	assert_int_equal(registry_poold_register(r, &rep, 0, &res, why, sizeof(why)), 0);
+	p = res.poold;
+	registry_reg_result_free(&res);
 	return p;
 }
 
@@ -153,8 +154,8 @@ static void pool_bigger_than_any_poold(void **state)
 	assert_int_equal(a->chunks_used, 3);
 	assert_int_equal(b->chunks_used, 1);
 	assert_int_equal(c->chunks_used, 2);
-	assert_int_equal(cl->slots[0].state, SLOT_RESERVED);
-	assert_ptr_equal(cl->slots[0].poold, a);
+	assert_int_equal(registry_slot(cl, 0)->state, SLOT_RESERVED);
+	assert_ptr_equal(registry_slot(cl, 0)->poold, a);
 	registry_free(r);
 }
 

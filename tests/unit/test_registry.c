@@ -12,11 +12,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include "registry.h"
+#include "report.h"
 
 #define MB (1ull << 20)
 #define CHUNK (16 * MB)
 
 static char why[512];
+
+static struct reg_result last;	/* of the last reg() */
+static uint64_t now = 1000000;
 
 static int reg(struct registry *r, const char *addr, uint64_t cap,
 	       const struct held_chunk *h, size_t n, struct poold **out,
@@ -24,17 +28,15 @@ static int reg(struct registry *r, const char *addr, uint64_t cap,
 {
 	struct poold_report rep = { .addr = addr, .capacity = cap,
 				    .chunk_size = n ? CHUNK : 0, .chunks = h, .nchunks = n };
-	struct poold *p = NULL;
-	size_t *to_free = NULL, nf = 0;
 	int ret;
 
 	why[0] = '\0';
-	ret = registry_poold_register(r, &rep, 1000, &p, &to_free, &nf, why, sizeof(why));
-	free(to_free);
+	registry_reg_result_free(&last);
+	ret = registry_poold_register(r, &rep, now, &last, why, sizeof(why));
 	if (out)
-		*out = p;
+		*out = last.poold;
 	if (nfree)
-		*nfree = nf;
+		*nfree = last.nto_free;
 	return ret;
 }
 
@@ -109,17 +111,17 @@ static void register_and_double_register(void **state)
 static void chunk_size_mismatch(void **state)
 {
 	struct registry *r = registry_new(CHUNK);
-	struct held_chunk h = { 7, "vm1", 0, 32 * MB };
+	struct held_chunk h = { 7, "vm1", 0, 32 * MB, 0 };
 	struct poold_report rep = { "h1:1", 64 * MB, 32 * MB, &h, 1 };
-	struct poold *p;
-	size_t *tf, nf;
+	struct reg_result res;
 
-	assert_int_equal(registry_poold_register(r, &rep, 0, &p, &tf, &nf, why, sizeof(why)),
+	assert_int_equal(registry_poold_register(r, &rep, 0, &res, why, sizeof(why)),
 			 -EINVAL);
 	assert_string_equal(why, "poold h1:1 holds chunks of 32M, this coordinator uses 16M; restart rswap-coord with --chunk-size 32M or empty the poold");
 	/* Without chunks, its chunk_size does not matter. */
 	rep.nchunks = 0;
-	assert_int_equal(registry_poold_register(r, &rep, 0, &p, &tf, &nf, why, sizeof(why)), 0);
+	assert_int_equal(registry_poold_register(r, &rep, 0, &res, why, sizeof(why)), 0);
+	registry_reg_result_free(&res);
 	registry_free(r);
 }
 
@@ -127,9 +129,9 @@ static void rebuild_after_restart(void **state)
 {
 	struct registry *r = registry_new(CHUNK);
 	/* vm1: 4 slots on two poolds; vm2: 1 slot. */
-	struct held_chunk a[] = { { 11, "vm1", 0, 64 * MB }, { 12, "vm1", 2, 64 * MB },
-				  { 13, "vm2", 0, 10 * MB } };
-	struct held_chunk b[] = { { 21, "vm1", 1, 64 * MB }, { 22, "vm1", 3, 64 * MB } };
+	struct held_chunk a[] = { { 11, "vm1", 0, 64 * MB, 0 }, { 12, "vm1", 2, 64 * MB, 0 },
+				  { 13, "vm2", 0, 10 * MB, 0 } };
+	struct held_chunk b[] = { { 21, "vm1", 1, 64 * MB, 0 }, { 22, "vm1", 3, 64 * MB, 0 } };
 	struct poold *pa, *pb;
 	struct client *c;
 
@@ -144,51 +146,38 @@ static void rebuild_after_restart(void **state)
 
 	assert_int_equal(reg(r, "b:1", 64 * MB, b, 2, &pb, NULL), 0);
 	assert_int_equal(registry_client_missing(r, c, why, sizeof(why)), 0);
-	assert_ptr_equal(c->slots[1].poold, pb);
-	assert_int_equal(c->slots[3].handle, 22);
-	assert_int_equal(c->slots[2].handle, 12);
+	assert_ptr_equal(registry_slot(c, 1)->poold, pb);
+	assert_int_equal(registry_slot(c, 3)->handle, 22);
+	assert_int_equal(registry_slot(c, 2)->handle, 12);
 	assert_int_equal(pb->chunks_used, 2);
 
 	/* pb drops: records stay, the reason names it when a slot is missing. */
 	registry_poold_disconnect(r, pb);
-	assert_int_equal(c->slots[1].state, SLOT_HELD);
+	assert_int_equal(registry_slot(c, 1)->state, SLOT_HELD);
 	registry_slot_clear(c, 1);
 	registry_client_missing(r, c, why, sizeof(why));
 	assert_string_equal(why, "client vm1 is incomplete: slot 1 of 4 not reported yet; down: poold b:1");
 
 	/* pb re-registers without slot 3 (its memory was lost): dropped. */
 	assert_int_equal(reg(r, "b:1", 64 * MB, b, 1, &pb, NULL), 0);
-	assert_int_equal(c->slots[1].handle, 21);
-	assert_int_equal(c->slots[3].state, SLOT_EMPTY);
+	assert_int_equal(registry_slot(c, 1)->handle, 21);
+	assert_null(registry_slot(c, 3));
 	assert_int_equal(pb->chunks_used, 1);
 	registry_free(r);
 }
 
-static void conflicts_refused(void **state)
+static void bad_reports_refused(void **state)
 {
 	struct registry *r = registry_new(CHUNK);
-	struct held_chunk a[] = { { 11, "vm1", 0, 32 * MB } };
-	struct held_chunk same_slot[] = { { 99, "vm1", 0, 32 * MB }, { 98, "vm1", 1, 32 * MB } };
-	struct held_chunk other_size[] = { { 97, "vm1", 1, 48 * MB } };
-	struct held_chunk dup_slot[] = { { 1, "x", 0, CHUNK }, { 2, "x", 0, CHUNK } };
-	struct held_chunk dup_handle[] = { { 1, "x", 0, 2 * CHUNK }, { 1, "x", 1, 2 * CHUNK } };
-	struct held_chunk two_sizes[] = { { 1, "x", 0, 2 * CHUNK }, { 2, "x", 1, 3 * CHUNK } };
-	struct held_chunk bad_slot[] = { { 1, "x", 2, 2 * CHUNK } };
-	struct held_chunk bad_id[] = { { 1, "a b", 0, CHUNK } };
-	struct held_chunk zero_size[] = { { 1, "x", 0, 0 } };
-	struct client *c;
+	struct held_chunk a[] = { { 11, "vm1", 0, 32 * MB, 0 } };
+	struct held_chunk dup_slot[] = { { 1, "x", 0, CHUNK, 0 }, { 2, "x", 0, CHUNK, 0 } };
+	struct held_chunk dup_handle[] = { { 1, "x", 0, 2 * CHUNK, 0 }, { 1, "x", 1, 2 * CHUNK, 0 } };
+	struct held_chunk two_sizes[] = { { 1, "x", 0, 2 * CHUNK, 0 }, { 2, "x", 1, 3 * CHUNK, 0 } };
+	struct held_chunk bad_slot[] = { { 1, "x", 2, 2 * CHUNK, 0 } };
+	struct held_chunk bad_id[] = { { 1, "a b", 0, CHUNK, 0 } };
+	struct held_chunk zero_size[] = { { 1, "x", 0, 0, 0 } };
 
 	assert_int_equal(reg(r, "a:1", 64 * MB, a, 1, NULL, NULL), 0);
-	c = registry_client_find(r, "vm1");
-
-	assert_int_equal(reg(r, "b:1", 64 * MB, same_slot, 2, NULL, NULL), -EEXIST);
-	assert_string_equal(why, "poold b:1 claims client vm1 slot 0, already held by poold a:1");
-	/* Refused means nothing changed: b unknown, slot 1 still empty. */
-	assert_null(registry_poold_find(r, "b:1"));
-	assert_int_equal(c->slots[1].state, SLOT_EMPTY);
-
-	assert_int_equal(reg(r, "b:1", 64 * MB, other_size, 1, NULL, NULL), -EEXIST);
-	assert_non_null(strstr(why, "known size is"));
 	assert_int_equal(reg(r, "b:1", 64 * MB, dup_slot, 2, NULL, NULL), -EINVAL);
 	assert_non_null(strstr(why, "slot 0 twice"));
 	assert_int_equal(reg(r, "b:1", 64 * MB, dup_handle, 2, NULL, NULL), -EINVAL);
@@ -198,16 +187,97 @@ static void conflicts_refused(void **state)
 	assert_non_null(strstr(why, "no such slot"));
 	assert_int_equal(reg(r, "b:1", 64 * MB, bad_id, 1, NULL, NULL), -EINVAL);
 	assert_int_equal(reg(r, "b:1", 64 * MB, zero_size, 1, NULL, NULL), -EINVAL);
+	/* Refused means nothing changed. */
 	assert_null(registry_poold_find(r, "b:1"));
 	assert_int_equal(r->nclients, 1);
+	registry_free(r);
+}
+
+/*
+ * Two poolds report one slot (after a restart, one holds a copy whose
+ * free was lost; or an impostor came first): nobody is refused, the newer
+ * chunk is the client's and the older copy is freed wherever it is.
+ */
+static void conflicts_resolved_by_age(void **state)
+{
+	struct registry *r = registry_new(CHUNK);
+	struct held_chunk a[] = { { 11, "vm1", 0, 32 * MB, 0 } };
+	/* Ages unknown on both sides: the first stays, the copy is freed. */
+	struct held_chunk b[] = { { 99, "vm1", 0, 32 * MB, 0 }, { 98, "vm1", 1, 32 * MB, 0 } };
+	/* 5 ms old: newer than a's (unknown) copy. */
+	struct held_chunk c[] = { { 77, "vm1", 0, 32 * MB, 6 } };
+	/* 1000 s old: older than c's. */
+	struct held_chunk d[] = { { 66, "vm1", 0, 32 * MB, 1000001 } };
+	/* A newer pool of another size under the same id replaces it. */
+	struct held_chunk e[] = { { 55, "vm1", 2, 48 * MB, 2 } };
+	/* An older one is freed. */
+	struct held_chunk f[] = { { 44, "vm1", 0, 64 * MB, 900001 } };
+	struct held_chunk g[] = { { 33, "vm1", 1, 48 * MB, 1 } };
+	struct poold *pa, *pc;
+	struct client *cl;
+	size_t nfree;
+
+	assert_int_equal(reg(r, "a:1", 64 * MB, a, 1, &pa, NULL), 0);
+	cl = registry_client_find(r, "vm1");
+	assert_int_equal(registry_slot(cl, 0)->born_ms, 0);
+
+	assert_int_equal(reg(r, "b:1", 64 * MB, b, 2, NULL, &nfree), 0);
+	assert_int_equal(nfree, 1);
+	assert_int_equal(b[last.to_free[0]].handle, 99);
+	assert_int_equal(last.ndisplaced, 0);
+	assert_ptr_equal(registry_slot(cl, 0)->poold, pa);
+	assert_int_equal(registry_slot(cl, 1)->handle, 98);
+
+	assert_int_equal(reg(r, "c:1", 64 * MB, c, 1, &pc, &nfree), 0);
+	assert_int_equal(nfree, 0);
+	assert_int_equal(last.ndisplaced, 1);
+	assert_ptr_equal(last.displaced[0].poold, pa);
+	assert_string_equal(last.displaced[0].client_id, "vm1");
+	assert_int_equal(last.displaced[0].slot, 0);
+	assert_int_equal(last.displaced[0].handle, 11);
+	assert_ptr_equal(registry_slot(cl, 0)->poold, pc);
+	assert_int_equal(registry_slot(cl, 0)->born_ms, now - 5);
+	assert_int_equal(pa->chunks_used, 0);
+	assert_false(registry_handle_in_use(pa, 11));
+	assert_true(registry_handle_in_use(pc, 77));
+
+	assert_int_equal(reg(r, "d:1", 64 * MB, d, 1, NULL, &nfree), 0);
+	assert_int_equal(nfree, 1);
+	assert_int_equal(last.ndisplaced, 0);
+	assert_ptr_equal(registry_slot(cl, 0)->poold, pc);
+
+	/* Busy: transient refusal, nothing changed. */
+	cl->busy = true;
+	assert_int_equal(reg(r, "e:1", 64 * MB, e, 1, NULL, NULL), -EBUSY);
+	assert_non_null(strstr(why, "in flight; retry"));
+	assert_null(registry_poold_find(r, "e:1"));
+	cl->busy = false;
+
+	assert_int_equal(reg(r, "e:1", 64 * MB, e, 1, NULL, &nfree), 0);
+	assert_int_equal(nfree, 0);
+	assert_int_equal(last.ndisplaced, 2);	/* b's slot 1, c's slot 0 */
+	cl = registry_client_find(r, "vm1");
+	assert_int_equal(cl->size, 48 * MB);
+	assert_int_equal(cl->nused, 1);
+	assert_int_equal(registry_slot(cl, 2)->handle, 55);
+	assert_int_equal(pc->chunks_used, 0);
+	assert_int_equal(registry_poold_find(r, "b:1")->chunks_used, 0);
+
+	assert_int_equal(reg(r, "f:1", 64 * MB, f, 1, NULL, &nfree), 0);
+	assert_int_equal(nfree, 1);
+	assert_int_equal(registry_client_find(r, "vm1")->size, 48 * MB);
+	/* Same size, another slot: simply adopted. */
+	assert_int_equal(reg(r, "g:1", 64 * MB, g, 1, NULL, &nfree), 0);
+	assert_int_equal(nfree, 0);
+	assert_int_equal(cl->nheld, 2);
 	registry_free(r);
 }
 
 static void tombstones_and_released(void **state)
 {
 	struct registry *r = registry_new(CHUNK);
-	struct held_chunk a[] = { { 11, "vm1", 0, 32 * MB }, { 12, "vm1", 1, 32 * MB },
-				  { 13, "vm9", 0, 16 * MB } };
+	struct held_chunk a[] = { { 11, "vm1", 0, 32 * MB, 0 }, { 12, "vm1", 1, 32 * MB, 0 },
+				  { 13, "vm9", 0, 16 * MB, 0 } };
 	struct poold *p;
 	struct client *c;
 	size_t nfree;
@@ -279,7 +349,7 @@ static void tombstone_ring_is_bounded(void **state)
 	for (i = 0; i < RSWAP_MAX_TOMBS + 10; i++)
 		assert_int_equal(registry_tomb_add(p, "x", i, false, i), 0);
 	assert_int_equal(p->ntombs, RSWAP_MAX_TOMBS);
-	assert_int_equal(p->tombs[0].slot, 10);
+	assert_int_equal(registry_tomb(p, 0)->slot, 10);
 	for (i = 0; i < RSWAP_MAX_RELEASED + 5; i++) {
 		char id[16];
 
@@ -294,8 +364,8 @@ static void tombstone_ring_is_bounded(void **state)
 static void handle_index(void **state)
 {
 	struct registry *r = registry_new(CHUNK);
-	struct held_chunk h[] = { { 7, "vm1", 0, 2 * CHUNK }, { 8, "vm1", 1, 2 * CHUNK } };
-	struct held_chunk dup_orphan[] = { { 7, "vm1", 0, 2 * CHUNK }, { 7, "gone", 0, CHUNK } };
+	struct held_chunk h[] = { { 7, "vm1", 0, 2 * CHUNK, 0 }, { 8, "vm1", 1, 2 * CHUNK, 0 } };
+	struct held_chunk dup_orphan[] = { { 7, "vm1", 0, 2 * CHUNK, 0 }, { 7, "gone", 0, CHUNK, 0 } };
 	struct poold *p;
 	struct client *c;
 	uint32_t i;
@@ -307,7 +377,7 @@ static void handle_index(void **state)
 	c = registry_client_add(r, "big", 1000 * CHUNK);
 	for (i = 0; i < 1000; i++) {
 		registry_slot_assign(c, i, p);
-		registry_slot_set_handle(c, i, 100000 + i * 7919ull);
+		registry_slot_set_handle(c, i, 100000 + i * 7919ull, now);
 	}
 	assert_int_equal(p->handle_used, 1002);
 	assert_false(p->handles_lost);
@@ -330,6 +400,174 @@ static void handle_index(void **state)
 	registry_free(r);
 }
 
+static void registration_limits(void **state)
+{
+	struct registry *r = registry_new(CHUNK);
+	struct held_chunk *h = calloc(RSWAP_MAX_CLIENTS_PER_POOLD + 1, sizeof(*h));
+	char (*ids)[16] = calloc(RSWAP_MAX_CLIENTS_PER_POOLD + 1, sizeof(*ids));
+	struct held_chunk three[] = { { 1, "x", 0, 4 * CHUNK, 0 }, { 2, "x", 1, 4 * CHUNK, 0 },
+				      { 3, "x", 2, 4 * CHUNK, 0 } };
+	uint32_t i;
+
+	/* Held chunks must fit the declared capacity. */
+	assert_int_equal(reg(r, "a:1", 2 * CHUNK + CHUNK / 2, three, 3, NULL, NULL), -EINVAL);
+	assert_string_equal(why, "poold a:1 reports 3 held chunks of 16M, more than its capacity 40M holds");
+	assert_int_equal(reg(r, "a:1", 3 * CHUNK, three, 3, NULL, NULL), 0);
+
+	/* One chunk each of 4097 clients: too many ids for one poold. */
+	for (i = 0; i <= RSWAP_MAX_CLIENTS_PER_POOLD; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "c%u", i);
+		h[i] = (struct held_chunk){ 100 + i, ids[i], 0, CHUNK, 0 };
+	}
+	assert_int_equal(reg(r, "b:1", 1ull << 40, h, RSWAP_MAX_CLIENTS_PER_POOLD + 1,
+			     NULL, NULL), -E2BIG);
+	assert_non_null(strstr(why, "4097 client ids"));
+	assert_null(registry_poold_find(r, "b:1"));
+	assert_int_equal(r->nclients, 1);
+	/* At the limit it is fine, and every client is found by its id. */
+	assert_int_equal(reg(r, "b:1", 1ull << 40, h, RSWAP_MAX_CLIENTS_PER_POOLD, NULL, NULL), 0);
+	assert_int_equal(r->nclients, RSWAP_MAX_CLIENTS_PER_POOLD + 1);
+	for (i = 0; i < RSWAP_MAX_CLIENTS_PER_POOLD; i++)
+		assert_non_null(registry_client_find(r, ids[i]));
+	assert_null(registry_client_find(r, ids[RSWAP_MAX_CLIENTS_PER_POOLD]));
+	free(h);
+	free(ids);
+	registry_free(r);
+}
+
+/* An adopted client holds what was reported, not the pool it claims. */
+static void adopted_client_is_sparse(void **state)
+{
+	struct registry *r = registry_new(CHUNK);
+	const uint64_t huge = (uint64_t)RSWAP_MAX_SLOTS * CHUNK;
+	struct held_chunk one[] = { { 1, "big", RSWAP_MAX_SLOTS - 1, huge, 0 } };
+	struct held_chunk many[64];
+	struct poold *pa, *pb;
+	struct client *c;
+	uint32_t i;
+
+	assert_int_equal(reg(r, "a:1", 1ull << 40, one, 1, &pa, NULL), 0);
+	c = registry_client_find(r, "big");
+	assert_int_equal(c->nslots, RSWAP_MAX_SLOTS);
+	assert_true(c->cap <= 4);
+	assert_int_equal(registry_slot(c, RSWAP_MAX_SLOTS - 1)->handle, 1);
+	assert_null(registry_slot(c, 0));
+	assert_null(registry_slot(c, RSWAP_MAX_SLOTS));
+	assert_int_equal(registry_client_missing(r, c, NULL, 0), RSWAP_MAX_SLOTS - 1);
+
+	/* Slots whose home buckets collide: probing and deletion keep all. */
+	for (i = 0; i < 64; i++)
+		many[i] = (struct held_chunk){ 1000 + i, "big", i * 256, huge, 0 };
+	assert_int_equal(reg(r, "b:1", 1ull << 40, many, 64, &pb, NULL), 0);
+	assert_true(c->cap <= 256);
+	assert_int_equal(c->nused, 65);
+	for (i = 0; i < 64; i++)
+		assert_int_equal(registry_slot(c, i * 256)->handle, 1000 + i);
+	for (i = 0; i < 64; i += 3)
+		registry_slot_clear(c, i * 256);
+	for (i = 0; i < 64; i++) {
+		if (i % 3)
+			assert_int_equal(registry_slot(c, i * 256)->handle, 1000 + i);
+		else
+			assert_null(registry_slot(c, i * 256));
+	}
+	assert_int_equal(registry_slot(c, RSWAP_MAX_SLOTS - 1)->handle, 1);
+	assert_int_equal(pb->chunks_used, 64 - 22);
+	{
+		/* The map comes out in index order whatever the buckets. */
+		Rswap__ChunkMap m;
+		size_t k;
+
+		assert_int_equal(report_chunk_map(r, c, &m), 0);
+		assert_int_equal(m.n_slots, 64 - 22 + 1);
+		for (k = 1; k < m.n_slots; k++)
+			assert_true(m.slots[k]->index > m.slots[k - 1]->index);
+		assert_int_equal(m.slots[m.n_slots - 1]->index, RSWAP_MAX_SLOTS - 1);
+		report_chunk_map_free(&m);
+	}
+
+	/* b comes back without its first ten: found by handle and dropped. */
+	registry_poold_disconnect(r, pb);
+	assert_int_equal(reg(r, "b:1", 1ull << 40, many + 10, 54, &pb, NULL), 0);
+	for (i = 0; i < 64; i++) {
+		if (i < 10)
+			assert_null(registry_slot(c, i * 256));
+		else
+			assert_int_equal(registry_slot(c, i * 256)->handle, 1000 + i);
+	}
+	assert_int_equal(pb->chunks_used, 54);
+	assert_int_equal(pb->handle_used, 54);
+	assert_int_equal(c->nheld, 55);
+	registry_client_remove(r, c);
+	assert_int_equal(pa->chunks_used, 0);
+	assert_int_equal(pb->chunks_used, 0);
+	assert_int_equal(pb->handle_used, 0);
+
+	/* Slot 4 in bucket 0, slot 1 in bucket 1: the map still sorts. */
+	{
+		struct held_chunk two[] = { { 7, "two", 4, 8 * CHUNK, 0 }, { 8, "two", 1, 8 * CHUNK, 0 } };
+		Rswap__ChunkMap m;
+
+		assert_int_equal(reg(r, "c:1", 1ull << 40, two, 2, NULL, NULL), 0);
+		c = registry_client_find(r, "two");
+		assert_int_equal(c->cap, 4);
+		assert_int_equal(c->slots[0].index, 4);
+		assert_int_equal(report_chunk_map(r, c, &m), 0);
+		assert_int_equal(m.n_slots, 2);
+		assert_int_equal(m.slots[0]->index, 1);
+		assert_int_equal(m.slots[1]->index, 4);
+		report_chunk_map_free(&m);
+	}
+	registry_free(r);
+}
+
+/* The name indexes grow, and removing clients keeps the rest findable. */
+static void many_clients_and_poolds(void **state)
+{
+	struct registry *r = registry_new(CHUNK);
+	struct poold *p = NULL;
+	struct client *c;
+	char id[16];
+	uint32_t i;
+
+	for (i = 0; i < 300; i++) {
+		snprintf(id, sizeof(id), "p%u:1", i);
+		assert_int_equal(reg(r, id, 64 * MB, NULL, 0, &p, NULL), 0);
+	}
+	for (i = 0; i < 300; i++) {
+		snprintf(id, sizeof(id), "p%u:1", i);
+		assert_non_null(registry_poold_find(r, id));
+	}
+	for (i = 0; i < 5000; i++) {
+		snprintf(id, sizeof(id), "vm%u", i);
+		c = registry_client_add(r, id, 2 * CHUNK);
+		assert_non_null(c);
+		assert_int_equal(c->cap, 2);
+		registry_slot_assign(c, 1, p);
+	}
+	assert_int_equal(p->chunks_used, 5000);
+	for (i = 0; i < 5000; i += 2) {
+		snprintf(id, sizeof(id), "vm%u", i);
+		registry_client_remove(r, registry_client_find(r, id));
+	}
+	assert_int_equal(r->nclients, 2500);
+	assert_int_equal(p->chunks_used, 2500);
+	for (i = 0; i < 5000; i++) {
+		snprintf(id, sizeof(id), "vm%u", i);
+		if (i % 2)
+			assert_non_null(registry_client_find(r, id));
+		else
+			assert_null(registry_client_find(r, id));
+	}
+	registry_free(r);
+}
+
+static int teardown(void **state)
+{
+	registry_reg_result_free(&last);
+	return 0;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -338,12 +576,16 @@ int main(void)
 		cmocka_unit_test(register_and_double_register),
 		cmocka_unit_test(chunk_size_mismatch),
 		cmocka_unit_test(rebuild_after_restart),
-		cmocka_unit_test(conflicts_refused),
+		cmocka_unit_test(bad_reports_refused),
+		cmocka_unit_test(conflicts_resolved_by_age),
 		cmocka_unit_test(tombstones_and_released),
 		cmocka_unit_test(liveness),
 		cmocka_unit_test(tombstone_ring_is_bounded),
 		cmocka_unit_test(handle_index),
+		cmocka_unit_test(registration_limits),
+		cmocka_unit_test(adopted_client_is_sparse),
+		cmocka_unit_test(many_clients_and_poolds),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, NULL, teardown);
 }

@@ -106,11 +106,13 @@ alive() {
 	[ -r "/proc/$1/stat" ] && ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$1/stat"
 }
 
+# A test's cluster is new: no client to re-learn, so no restart grace
+# (rswap-coord waits 10 s by default); COORD_GRACE_MS=N to test it.
 start_coord() {
 	COORD_PORT=$1
 	# shellcheck disable=SC2086 # CLUSTER_AUTH is one or two words
 	rswap-coord --listen "$RSWAP_IP:$1" --chunk-size "$2" --heartbeat-ms 200 \
-		$CLUSTER_AUTH >> "$CLUSTER_LOG/coord.log" 2>&1 &
+		--restart-grace-ms "${COORD_GRACE_MS:-0}" $CLUSTER_AUTH >> "$CLUSTER_LOG/coord.log" 2>&1 &
 	COORD_PID=$!
 	CLUSTER_PIDS="$CLUSTER_PIDS $COORD_PID"
 	wait_listen "$1" || fail "rswap-coord did not listen on port $1"

@@ -146,7 +146,8 @@ CLUSTER_ON_EXIT='for n in 1 2; do kill -CONT "$(poold_pid "$n")" 2> /dev/null; d
 start_poold 3 96M
 t0=$(date +%s)
 # shellcheck disable=SC2086 # CLUSTER_AUTH is one or two words
-rswap-coord --listen "$COORD" --chunk-size 16M --heartbeat-ms 200 $CLUSTER_AUTH >> "$LOG/coord.log" 2>&1 &
+rswap-coord --listen "$COORD" --chunk-size 16M --heartbeat-ms 200 --restart-grace-ms "${COORD_GRACE_MS:-0}" \
+	$CLUSTER_AUTH >> "$LOG/coord.log" 2>&1 &
 COORD_PID=$!
 CLUSTER_PIDS="$CLUSTER_PIDS $COORD_PID"
 wait_listen 9400 || fail "rswap-coord did not restart"
