@@ -16,7 +16,8 @@
 #     a second workload passes.
 #  6. The journal: each daemon's start and stop lines, no failed unit, no
 #     kernel WARNING/BUG/Oops since the test began.
-#  7. apt purge: the services stop, /etc/rswap and the DKMS module go.
+#  7. apt purge: the services stop (a poold@ instance too), the packages'
+#     files in /etc/rswap and the DKMS module go, the admin's own file stays.
 set -uo pipefail
 export SYSTEMD_COLORS=0
 T=/mnt/rswap-test
@@ -214,15 +215,23 @@ kwarn=$(journalctl --no-pager -k -o cat | sed -n '/rswap-vmtest: start/,$p' |
 check "no failed units" sh -c '[ -z "$(systemctl --failed --no-legend --plain)" ]'
 
 # ---- 7. purge -------------------------------------------------------------------------------
+# A second poold as a template instance, with the admin's own config file:
+# purge must stop it too, and leave that file alone (it is not the
+# packages').
 systemctl start rswap-coord poold > /dev/null 2>&1
+printf 'COORD=%s\nLISTEN=%s:9402\nCAPACITY=64M\nOPTIONS=\n' "$COORD" "$IP" > /etc/rswap/poold-b.conf
+check "systemctl start poold@b" systemctl start poold@b
+check "poold@b registered" wait_for 30 sh -c "rswap-admin --coord $COORD list | grep -q $IP:9402"
 if out=$(apt-get purge -y rswap-client-dkms rswap-tools rswap-poold rswap-coord 2>&1); then
 	ok "apt-get purge of the four packages"
 else
 	bad "apt-get purge"
 	echo "$out" | tail -n 20 | sed 's/^/    /'
 fi
-check "purge stopped the services" sh -c '! systemctl -q is-active rswap-coord && ! systemctl -q is-active poold'
-check "purge removed /etc/rswap" sh -c '[ ! -e /etc/rswap ]'
+check "purge stopped the services (poold@b too)" \
+	sh -c '! systemctl -q is-active rswap-coord && ! systemctl -q is-active poold && ! systemctl -q is-active poold@b'
+check "purge removed the packages' files from /etc/rswap, kept the admin's poold-b.conf" \
+	sh -c '[ "$(ls -A /etc/rswap)" = poold-b.conf ]'
 check "purge removed the DKMS module" sh -c '[ -z "$(dkms status rswap-client)" ] && ! modinfo rswap_client'
 check "purge left no unit links" sh -c '! ls /etc/systemd/system/*/rswap-* /etc/systemd/system/*/poold* 2>/dev/null | grep -v -e softroce -e vmtest'
 echo "rswap-vmtest: all steps in $(secs "$t0") s"
