@@ -74,17 +74,19 @@ check_files rswap-tools "/etc/rswap/rswap.conf
 /usr/bin/rswap-admin
 /usr/sbin/rswapctl
 /usr/share/doc/rswap-tools/DEPLOY.md.gz
+/usr/share/doc/rswap-tools/grafana-remoteswap.json.gz
 $(man rswap-admin 1)
 $(man rswapctl 8)
 $(doc rswap-tools)
 $(overrides rswap-tools)"
-# The module source: whatever client-kmod/ holds today, and the two proto/
-# headers it includes.
+# The module source: whatever client-kmod/ holds today, and the three
+# proto/ headers it includes.
 dkms_version=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"$/\1/p' "$REPO/packaging/dkms.conf")
 usrsrc=/usr/src/rswap-client-$dkms_version
 check_files rswap-client-dkms "$(cd "$REPO/client-kmod" && ls Kbuild ./*.c ./*.h | sed "s|^\(\./\)\{0,1\}|$usrsrc/|")
 $usrsrc/rswap_wire.h
 $usrsrc/rswap_frame.h
+$usrsrc/rswap_auth.h
 $usrsrc/dkms.conf
 $(doc rswap-client-dkms)"
 note "contents: checked"
@@ -112,9 +114,9 @@ depends_on() {
 		grep -qx "$d" <<< "$deps" || fail "$pkg: Depends lacks $d (has: $(control_field "$pkg" Depends))"
 	done
 }
-depends_on rswap-coord libc6 libevent-core-2.1-7 libprotobuf-c1
-depends_on rswap-poold libc6 libevent-core-2.1-7 libprotobuf-c1 libibverbs1 librdmacm1 rdma-core ibverbs-providers
-depends_on rswap-tools libc6 libprotobuf-c1 kmod mount
+depends_on rswap-coord libc6 libevent-core-2.1-7 libprotobuf-c1 libssl3 adduser
+depends_on rswap-poold libc6 libevent-core-2.1-7 libprotobuf-c1 libibverbs1 librdmacm1 rdma-core ibverbs-providers adduser
+depends_on rswap-tools libc6 libprotobuf-c1 keyutils kmod mount
 depends_on rswap-client-dkms dkms
 [ "$(control_field rswap-client-dkms Architecture)" = all ] || fail "rswap-client-dkms is not Architecture: all"
 note "dependencies: checked"
@@ -122,7 +124,8 @@ note "dependencies: checked"
 # ---- maintainer scripts: nothing starts unconfigured, upgrades spare swap --------------
 # Each postinst runs for a fresh install into a private root (DPKG_ROOT, which
 # deb-systemd-helper honours; it runs only with DPKG_MAINTSCRIPT_PACKAGE
-# set, as under dpkg); systemctl and deb-systemd-invoke are stubs
+# set, as under dpkg); systemctl, deb-systemd-invoke and adduser (the build
+# machine gets no user) are stubs
 # that only log.  No unit may end up enabled: an enabled unit would start at
 # the next boot with the example settings.
 root=$work/root
@@ -130,7 +133,7 @@ mkdir -p "$root" "$work/stub"
 for pkg in rswap-coord rswap-poold rswap-tools rswap-client-dkms; do
 	dpkg-deb -x "$(deb_of "$pkg")" "$root" || fail "dpkg-deb -x $pkg"
 done
-for stub in systemctl deb-systemd-invoke; do
+for stub in systemctl deb-systemd-invoke adduser; do
 	printf '#!/bin/sh\necho "%s $*" >> "%s/stub.log"\n' "$stub" "$work" > "$work/stub/$stub"
 	chmod +x "$work/stub/$stub"
 done
@@ -139,6 +142,14 @@ for pkg in rswap-coord rswap-poold rswap-tools; do
 	[ -s "$work/postinst.$pkg" ] || { fail "$pkg: no postinst (dh_installsystemd's state tracking is missing)"; continue; }
 	out=$(DPKG_MAINTSCRIPT_PACKAGE=$pkg DPKG_ROOT=$root PATH=$work/stub:$PATH sh -e "$work/postinst.$pkg" configure 2>&1) ||
 		{ echo "$out"; fail "$pkg: postinst configure failed"; }
+	# The daemons' system user (User=rswap in their units).
+	case $pkg in
+	rswap-coord | rswap-poold)
+		grep -q '^User=rswap$' "$root/lib/systemd/system/$([ "$pkg" = rswap-coord ] && echo rswap-coord || echo poold).service" ||
+			fail "$pkg: its unit does not run as User=rswap"
+		grep -q 'adduser .*--system .*rswap' "$work/postinst.$pkg" || fail "$pkg: postinst does not create the rswap system user"
+		;;
+	esac
 	# A stop on removal: the binary goes away.
 	control_file "$pkg" prerm | grep -q 'deb-systemd-invoke stop' || fail "$pkg: prerm does not stop its service on removal"
 done

@@ -86,6 +86,8 @@ for u in rswap-coord poold rswap-client; do
 	systemctl -q is-active "$u" && bad "$u runs right after install (unconfigured)" || ok "$u not started by the install"
 done
 
+check "the packages created the system user rswap" getent passwd rswap
+
 # ---- 2. configure and start through systemd ------------------------------------------------
 cat > /etc/systemd/system/rswap-softroce.service << EOF
 # Test stand-in for an RDMA NIC: Soft-RoCE rxe0 on a dummy interface.
@@ -110,26 +112,34 @@ systemctl daemon-reload
 check "systemctl enable --now rswap-softroce" systemctl enable --now rswap-softroce
 check "ibv_devices lists rxe0" sh -c 'ibv_devices | grep -q rxe0'
 
+# The cluster key as DEPLOY.md says: readable by the daemons' user only.
+check "rswap-admin keygen > /etc/rswap/cluster.key" sh -c 'rswap-admin keygen > /etc/rswap/cluster.key'
+chown root:rswap /etc/rswap/cluster.key && chmod 0640 /etc/rswap/cluster.key
 cat > /etc/rswap/rswap-coord.conf << EOF
 LISTEN=$COORD
-OPTIONS=--chunk-size 32M
+OPTIONS=--chunk-size 32M --key-file /etc/rswap/cluster.key
 EOF
 cat > /etc/rswap/poold.conf << EOF
 COORD=$COORD
 LISTEN=$IP:9401
 CAPACITY=256M
-OPTIONS=
+OPTIONS=--key-file /etc/rswap/cluster.key
 EOF
+# NAME: the default id comes from /etc/machine-id, which this image leaves
+# to systemd's first boot.
 cat > /etc/rswap/rswap.conf << EOF
 COORD=$COORD
 SIZE=160M
 PRIORITY=10
+NAME=rswap-vm
 EOF
 check "systemctl enable --now rswap-coord" systemctl enable --now rswap-coord
 check "rswap-coord listens" wait_for 20 rswap-admin --coord "$COORD" list
 check "systemctl enable --now poold" systemctl enable --now poold
 check "poold registered (journal)" wait_for 30 sh -c 'journalctl -u poold -o cat | grep -q "registered with coordinator"'
 check "poold in rswap-admin list" wait_for 10 sh -c "rswap-admin --coord $COORD list | grep -q $IP:9401"
+check "rswap-coord and poold run as rswap, not root" \
+	sh -c '[ "$(ps -o user= -C rswap-coord)" = rswap ] && [ "$(ps -o user= -C poold)" = rswap ]'
 t=$(date +%s)
 check "systemctl enable --now rswap-client" systemctl enable --now rswap-client
 echo "rswap-vmtest: rswap-client started in $(secs "$t") s"
@@ -219,7 +229,7 @@ check "no failed units" sh -c '[ -z "$(systemctl --failed --no-legend --plain)" 
 # purge must stop it too, and leave that file alone (it is not the
 # packages').
 systemctl start rswap-coord poold > /dev/null 2>&1
-printf 'COORD=%s\nLISTEN=%s:9402\nCAPACITY=64M\nOPTIONS=\n' "$COORD" "$IP" > /etc/rswap/poold-b.conf
+printf 'COORD=%s\nLISTEN=%s:9402\nCAPACITY=64M\nOPTIONS=--key-file /etc/rswap/cluster.key\n' "$COORD" "$IP" > /etc/rswap/poold-b.conf
 check "systemctl start poold@b" systemctl start poold@b
 check "poold@b registered" wait_for 30 sh -c "rswap-admin --coord $COORD list | grep -q $IP:9402"
 if out=$(apt-get purge -y rswap-client-dkms rswap-tools rswap-poold rswap-coord 2>&1); then
@@ -230,8 +240,8 @@ else
 fi
 check "purge stopped the services (poold@b too)" \
 	sh -c '! systemctl -q is-active rswap-coord && ! systemctl -q is-active poold && ! systemctl -q is-active poold@b'
-check "purge removed the packages' files from /etc/rswap, kept the admin's poold-b.conf" \
-	sh -c '[ "$(ls -A /etc/rswap)" = poold-b.conf ]'
+check "purge removed the packages' files from /etc/rswap, kept the admin's (key, poold-b.conf)" \
+	sh -c '[ "$(ls -A /etc/rswap | tr "\n" " ")" = "cluster.key poold-b.conf " ]'
 check "purge removed the DKMS module" sh -c '[ -z "$(dkms status rswap-client)" ] && ! modinfo rswap_client'
 check "purge left no unit links" sh -c '! ls /etc/systemd/system/*/rswap-* /etc/systemd/system/*/poold* 2>/dev/null | grep -v -e softroce -e vmtest'
 echo "rswap-vmtest: all steps in $(secs "$t0") s"
