@@ -112,9 +112,9 @@ systemctl daemon-reload
 check "systemctl enable --now rswap-softroce" systemctl enable --now rswap-softroce
 check "ibv_devices lists rxe0" sh -c 'ibv_devices | grep -q rxe0'
 
-# The cluster key as DEPLOY.md says: readable by the daemons' user only.
+# The cluster key as DEPLOY.md says: 0600, owned by the daemons' user.
 check "rswap-admin keygen > /etc/rswap/cluster.key" sh -c 'rswap-admin keygen > /etc/rswap/cluster.key'
-chown root:rswap /etc/rswap/cluster.key && chmod 0640 /etc/rswap/cluster.key
+chown rswap:rswap /etc/rswap/cluster.key && chmod 0600 /etc/rswap/cluster.key
 cat > /etc/rswap/rswap-coord.conf << EOF
 LISTEN=$COORD
 OPTIONS=--chunk-size 32M --key-file /etc/rswap/cluster.key
