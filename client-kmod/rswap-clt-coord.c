@@ -467,11 +467,12 @@ static int rswap_coord_auth(struct rswap_coord *co, bool loud)
 	size_t id_len = strlen(cfg->client_id);
 	u8 nonce[RSWAP_NONCE_LEN], mac[RSWAP_MAC_LEN];
 	struct rswap_pb_env env;
-	u64 seq = ++co->seq;
+	u64 seq;
 	int len, ret;
 
 	if (!auth->have_key)
 		return 0;
+	seq = ++co->seq;
 	get_random_bytes(nonce, sizeof(nonce));
 	len = rswap_pb_encode_auth_hello(req + RSWAP_FRAME_HDR, RSWAP_PB_AUTH_MAX,
 					 RSWAP_PROTO_VERSION, seq,

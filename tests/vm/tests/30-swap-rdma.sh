@@ -70,7 +70,8 @@ if command -v nc > /dev/null; then
 			coord="$RSWAP_IP:9411" size=64M name=fake
 		fake_coord_stop
 	done
-	unset RSWAP_INSMOD	# a prefix assignment to a function may persist
+	# A prefix assignment to a function may persist: back to the keyed insmod.
+	insmod_with_key "$CLUSTER_KEY"
 else
 	note "no nc in the VM: fake-coordinator cases skipped"
 fi
