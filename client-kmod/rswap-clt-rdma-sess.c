@@ -554,6 +554,7 @@ void rswap_rdma_close(struct rswap_dev *dev)
 int rswap_rdma_open(struct rswap_dev *dev, const struct rswap_pb_map *map)
 {
 	struct rswap_rdma *rdma;
+	unsigned long deadline;
 	unsigned int i, j;
 	int ret;
 
@@ -585,6 +586,12 @@ int rswap_rdma_open(struct rswap_dev *dev, const struct rswap_pb_map *map)
 		struct rswap_sess *sess;
 
 		sess = rswap_sess_lookup(rdma, ms->poold_addr);
+		if (!sess && rdma->nr_sess >= RSWAP_MAX_POOLDS) {
+			pr_err("coordinator %s names more than %u poolds in one map; refusing it (a broken or hostile coordinator?)\n",
+			       dev->cfg.coord_str, RSWAP_MAX_POOLDS);
+			ret = -EPROTO;
+			goto out_close;
+		}
 		if (!sess) {
 			sess = rswap_sess_alloc(dev, ms->poold_addr);
 			if (IS_ERR(sess)) {
@@ -599,9 +606,18 @@ int rswap_rdma_open(struct rswap_dev *dev, const struct rswap_pb_map *map)
 	}
 
 	dev->max_segments = RSWAP_MAX_SEGMENTS;
+	/* However many poolds the map names, insmod ends in bounded time. */
+	deadline = jiffies + msecs_to_jiffies(max(RSWAP_OPEN_BUDGET_MS,
+						  2 * dev->cfg.timeout_ms));
 	for (i = 0; i < rdma->nr_sess; i++) {
 		struct rswap_sess *sess = rdma->sess[i];
 
+		if (time_after(jiffies, deadline)) {
+			pr_err("connecting to the %u poolds of the map took too long (%u connected); giving up\n",
+			       rdma->nr_sess, i);
+			ret = -ETIMEDOUT;
+			goto out_close;
+		}
 		/* Every failure below has logged its one line already. */
 		ret = rswap_sess_connect(sess);
 		if (ret)

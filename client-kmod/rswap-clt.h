@@ -33,6 +33,13 @@
 #define RSWAP_MAX_IO_BYTES	(256u * 1024)
 #define RSWAP_DRAM_CHUNK_SIZE	(16ull << 20)
 /*
+ * A coordinator's map may name at most this many poolds, and insmod spends
+ * at most max(this budget, 2 * timeout_ms) connecting to them: a hostile
+ * or broken map cannot keep insmod busy for hours.
+ */
+#define RSWAP_MAX_POOLDS	256u
+#define RSWAP_OPEN_BUDGET_MS	60000u
+/*
  * blk-mq timeout of one request in flight.  An RC queue pair reports a
  * silent peer by itself (retry exhaustion, a few seconds); this catches
  * what it does not, generously enough for a slow emulated machine.

@@ -70,6 +70,15 @@ if command -v nc > /dev/null; then
 			coord="$RSWAP_IP:9411" size=64M name=fake
 		fake_coord_stop
 	done
+	# A map naming 257 distinct poolds (a client connects to at most 256):
+	# refused at once with one line, not 257 connect attempts.
+	fake_coord "$(awk -v n=257 -v chunk=16777216 -v prefix="$RSWAP_IP:" -v base=20000 \
+		-f "$RSWAP_TESTLIB/fake-map.awk")"
+	RSWAP_INSMOD=/usr/sbin/insmod expect_insmod_fails "Protocol error" \
+		coord="$RSWAP_IP:9411" size=4112M name=fake
+	dmesg | tail -n 3 | grep -q "names more than 256 poolds in one map" ||
+		fail "a map naming 257 poolds was not refused for that"
+	fake_coord_stop
 	# A prefix assignment to a function may persist: back to the keyed insmod.
 	insmod_with_key "$CLUSTER_KEY"
 else
