@@ -14,6 +14,7 @@
  * Exit 0 pass, 1 fail, 77 skip (only promtool is missing: every other
  * check passed).  The coordinator's log is WORKDIR/metrics-coord.log.
  */
+#include "e2e.h"
 #include "rswap_frame.h"
 #include "rswap.pb-c.h"
 
@@ -36,74 +37,6 @@
 static const char *coord_bin, *poold_bin, *workdir;
 static pid_t coord_pid;
 static int coord_port, metrics_port;
-
-#define CHECK(cond, ...) do {						\
-	if (!(cond)) {							\
-		fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-		fprintf(stderr, __VA_ARGS__);				\
-		fprintf(stderr, "\n");					\
-		exit(1);						\
-	}								\
-} while (0)
-
-static void step(const char *what)
-{
-	fprintf(stderr, "--- %s\n", what);
-}
-
-/* A loopback port nobody listens on (a tiny race is retried by callers). */
-static int free_port(void)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	CHECK(!bind(fd, (struct sockaddr *)&sa, sizeof(sa)), "bind: %s", strerror(errno));
-	CHECK(!getsockname(fd, (struct sockaddr *)&sa, &len), "getsockname");
-	port = ntohs(sa.sin_port);
-	close(fd);
-	return port;
-}
-
-static int tcp_connect(int port)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	struct timeval tv = { 5, 0 };
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-/* Run a command; its exit status, stdout+stderr in out. */
-static int run(char *out, size_t outlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int run(char *out, size_t outlen, const char *fmt, ...)
-{
-	char cmd[2048];
-	va_list ap;
-	size_t n;
-	FILE *f;
-	int st;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	strncat(cmd, " 2>&1", sizeof(cmd) - strlen(cmd) - 1);
-	f = popen(cmd, "r");
-	CHECK(f, "popen");
-	n = fread(out, 1, outlen - 1, f);
-	out[n] = '\0';
-	st = pclose(f);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 255;
-}
 
 /* ---- HTTP -------------------------------------------------------------- */
 
@@ -324,16 +257,7 @@ static void test_out_of_fds(void)
 
 /* ---- frames ------------------------------------------------------------ */
 
-static void send_env(int fd, Rswap__Envelope *e)
-{
-	int ret;
-
-	e->version = RSWAP_PROTO_VERSION;
-	ret = rswap_frame_send_fd(fd, e);
-	CHECK(!ret, "send: %s", strerror(-ret));
-}
-
-static Rswap__Envelope *recv_env(int fd, Rswap__Envelope__BodyCase want)
+static Rswap__Envelope *recv_body(int fd, Rswap__Envelope__BodyCase want)
 {
 	Rswap__Envelope *e = NULL;
 	const char *why;
@@ -359,7 +283,7 @@ static int poold_register(const char *addr, uint64_t capacity)
 	e.body_case = RSWAP__ENVELOPE__BODY_POOLD_REGISTER;
 	e.poold_register = &reg;
 	send_env(fd, &e);
-	r = recv_env(fd, RSWAP__ENVELOPE__BODY_POOLD_REGISTERED);
+	r = recv_body(fd, RSWAP__ENVELOPE__BODY_POOLD_REGISTERED);
 	rswap__envelope__free_unpacked(r, NULL);
 	return fd;
 }
@@ -394,7 +318,7 @@ static void admin_drain(const char *addr, bool undrain)
 	e.body_case = RSWAP__ENVELOPE__BODY_ADMIN_DRAIN;
 	e.admin_drain = &d;
 	send_env(fd, &e);
-	r = recv_env(fd, RSWAP__ENVELOPE__BODY_CLUSTER_STATE);
+	r = recv_body(fd, RSWAP__ENVELOPE__BODY_CLUSTER_STATE);
 	rswap__envelope__free_unpacked(r, NULL);
 	close(fd);
 }
@@ -402,7 +326,7 @@ static void admin_drain(const char *addr, bool undrain)
 /* The fake poold answers one ChunkAlloc. */
 static void poold_serve_alloc(int fd, uint64_t handle)
 {
-	Rswap__Envelope *r = recv_env(fd, RSWAP__ENVELOPE__BODY_CHUNK_ALLOC);
+	Rswap__Envelope *r = recv_body(fd, RSWAP__ENVELOPE__BODY_CHUNK_ALLOC);
 	Rswap__Envelope e = RSWAP__ENVELOPE__INIT;
 	Rswap__ChunkAllocDone d = RSWAP__CHUNK_ALLOC_DONE__INIT;
 
@@ -526,7 +450,7 @@ static int test_coordinator(void)
 	cfd = client_hello("host-a", 2 * CHUNK);
 	poold_serve_alloc(pfd, 101);
 	poold_serve_alloc(pfd, 102);
-	r = recv_env(cfd, RSWAP__ENVELOPE__BODY_CHUNK_MAP);
+	r = recv_body(cfd, RSWAP__ENVELOPE__BODY_CHUNK_MAP);
 	CHECK(r->chunk_map->n_slots == 2, "map of %zu slots", r->chunk_map->n_slots);
 	rswap__envelope__free_unpacked(r, NULL);
 	scrape();
@@ -552,7 +476,7 @@ static int test_coordinator(void)
 	step("a client asking for too much is refused: ENOSPC");
 	close(cfd);
 	cfd = client_hello("host-b", 100 * CHUNK);
-	r = recv_env(cfd, RSWAP__ENVELOPE__BODY_ERROR);
+	r = recv_body(cfd, RSWAP__ENVELOPE__BODY_ERROR);
 	CHECK(r->error->code == ENOSPC, "code %d", r->error->code);
 	rswap__envelope__free_unpacked(r, NULL);
 	close(cfd);
@@ -563,7 +487,7 @@ static int test_coordinator(void)
 	bad = tcp_connect(coord_port);
 	CHECK(bad >= 0, "connect");
 	CHECK(write(bad, "\xff\xff\xff\xff", 4) == 4, "write");
-	r = recv_env(bad, RSWAP__ENVELOPE__BODY_ERROR);
+	r = recv_body(bad, RSWAP__ENVELOPE__BODY_ERROR);
 	rswap__envelope__free_unpacked(r, NULL);
 	close(bad);
 	/* poold, host-a, 2 admins, host-b and the bad one: the poold is left */
@@ -644,7 +568,7 @@ static void test_auth_failures(void)
 	e.body_case = RSWAP__ENVELOPE__BODY_POOLD_REGISTER;
 	e.poold_register = &reg;
 	send_env(fd, &e);
-	r = recv_env(fd, RSWAP__ENVELOPE__BODY_ERROR);
+	r = recv_body(fd, RSWAP__ENVELOPE__BODY_ERROR);
 	CHECK(r->error->code == EACCES, "code %d: %s", r->error->code, r->error->reason);
 	rswap__envelope__free_unpacked(r, NULL);
 	close(fd);
