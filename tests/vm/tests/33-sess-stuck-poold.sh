@@ -31,6 +31,8 @@ cleanup() {
 	done
 	mod_loaded && rmmod rswap_client
 	stop_all
+	rdma link del rxe_spare 2> /dev/null
+	ip link del rxenet_spare 2> /dev/null
 	modprobe rdma_rxe
 	rdma link show | grep -q "^link $RSWAP_RDMADEV/" ||
 		rdma link add "$RSWAP_RDMADEV" type rxe netdev "$RSWAP_NETDEV"
@@ -77,6 +79,12 @@ note "after SIGCONT: $(sess_line "$P1")"
 rswap_rmmod || fail "rmmod after the stuck poold"
 
 # ---- RDMA device removal --------------------------------------------------------
+# A second device, as a memory server with two ports has: librdmacm (in
+# poold) only notices a removal while some device is left; with none
+# left, the kernel's removal waits for poold to stop (poold/README.md).
+ip link add rxenet_spare type dummy && ip addr add 10.99.8.1/24 dev rxenet_spare &&
+	ip link set rxenet_spare up && rdma link add rxe_spare type rxe netdev rxenet_spare ||
+	fail "cannot add a second Soft-RoCE device"
 rswap_insmod coord="$RSWAP_IP:9400" size=64M name=stuck timeout_ms=2000 \
 	fail_io_tmo=5 || fail "insmod #2: $(cat $RSWAP_INSMOD_OUT)"
 dd if=/tmp/pattern of=/dev/rswap0 bs=1M count=16 oflag=direct 2> /dev/null || fail "write before removal"
@@ -94,6 +102,8 @@ slot_expect_error "$s1"
 rswap_rmmod || fail "rmmod with the device gone"
 rdma link add "$RSWAP_RDMADEV" type rxe netdev "$RSWAP_NETDEV" || fail "cannot add $RSWAP_RDMADEV back"
 stop_all
+timeout 60 rdma link del rxe_spare || fail "rdma link del rxe_spare failed or hung"
+ip link del rxenet_spare
 
 # The driver unloaded under a loaded module: rmmod rdma_rxe.  The poolds'
 # open verbs files pin rdma_rxe, so they die first (-9); the module is
