@@ -39,6 +39,7 @@
 #include <linux/kthread.h>
 #include <linux/net.h>
 #include <linux/random.h>
+#include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/uio.h>
@@ -201,6 +202,11 @@ static int rswap_coord_connect(const struct rswap_config *cfg,
 			       IPPROTO_TCP, &sock);
 	if (ret)
 		return ret;
+	/*
+	 * The swap device's own control socket: its buffers must not wait on
+	 * reclaim, which may be writing to this very device.
+	 */
+	sock->sk->sk_allocation = GFP_NOIO;
 	/* kernel_connect() waits at most the send timeout. */
 	rswap_compat_sock_timeouts(sock, DIV_ROUND_UP(cfg->timeout_ms, 1000));
 	ret = rswap_compat_connect(sock, (struct sockaddr_storage *)&cfg->coord,
@@ -640,10 +646,13 @@ out_free_env:
 
 /*
  * ClientRelease on co->sock; best effort, logged.  Returns -EBUSY without
- * a word when the coordinator says another session owns the id and !loud,
- * else 0.
+ * a word when the coordinator says another session owns the id and !loud;
+ * with lost_ok, -ENOTCONN without a word when the session turns out to be
+ * gone (the coordinator cut it, say, for heartbeats that came late under
+ * memory pressure): the caller releases on a fresh connection.  Else 0.
  */
-static int rswap_coord_release_on(struct rswap_coord *co, bool loud)
+static int rswap_coord_release_on(struct rswap_coord *co, bool loud,
+				  bool lost_ok)
 {
 	const struct rswap_config *cfg = co->cfg;
 	u8 req[RSWAP_FRAME_HDR + RSWAP_PB_HELLO_MAX];
@@ -657,10 +666,12 @@ static int rswap_coord_release_on(struct rswap_coord *co, bool loud)
 	if (len < 0)
 		return 0;
 	rswap_pb_frame_put_len(req, len);
-	ret = rswap_coord_call(co, true, "ClientRelease", req,
+	ret = rswap_coord_call(co, !lost_ok, "ClientRelease", req,
 			       RSWAP_FRAME_HDR + len, seq, &env);
 	if (ret == -EBUSY && !loud)
 		return ret;	/* the caller retries */
+	if (ret && lost_ok && env.body != RSWAP_PB_BODY_ERROR)
+		return -ENOTCONN;	/* the caller tries a fresh connection */
 	if (ret) {
 		if (env.body == RSWAP_PB_BODY_ERROR)
 			pr_warn("coordinator %s refused ClientRelease of client %s: %s (%pe)\n",
@@ -801,6 +812,11 @@ static int rswap_coord_worker(void *arg)
 {
 	struct rswap_coord *co = arg;
 
+	/*
+	 * Under memory pressure this thread must keep beating: no reclaim I/O
+	 * from its allocations (swap may be going to our device).
+	 */
+	memalloc_noio_save();
 	while (!kthread_should_stop()) {
 		if (co->sock) {
 			rswap_coord_serve(co);
@@ -856,7 +872,7 @@ int rswap_coord_open(struct rswap_dev *dev, struct rswap_pb_map *map)
 		pr_err("cannot start the coordinator session thread: %pe\n",
 		       ERR_PTR(ret));
 		/* The id is ours on this session: give the chunks back. */
-		rswap_coord_release_on(co, true);
+		rswap_coord_release_on(co, true, false);
 		rswap_pb_map_free(map);
 		goto out_drop;
 	}
@@ -889,7 +905,7 @@ static void rswap_coord_release_fresh(struct rswap_coord *co)
 				ERR_PTR(ret));
 			return;
 		}
-		ret = rswap_coord_release_on(co, tries == 3);
+		ret = rswap_coord_release_on(co, tries == 3, false);
 		rswap_coord_drop(co);
 		if (ret != -EBUSY || tries == 3)
 			return;
@@ -910,10 +926,13 @@ void rswap_coord_close(struct rswap_dev *dev, bool release)
 		return;
 	if (co->worker)
 		kthread_stop(co->worker);
-	if (release && co->sock)
-		rswap_coord_release_on(co, true);
-	else if (release)
+	if (release && co->sock &&
+	    rswap_coord_release_on(co, true, true) == -ENOTCONN) {
+		rswap_coord_drop(co);
 		rswap_coord_release_fresh(co);
+	} else if (release && !co->sock) {
+		rswap_coord_release_fresh(co);
+	}
 	rswap_coord_drop(co);
 	rswap_coord_set_state(co, RSWAP_COORD_STOPPED);
 	dev->coord = NULL;
