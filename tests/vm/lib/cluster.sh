@@ -54,10 +54,17 @@ insmod_with_key() {
 		unset RSWAP_INSMOD
 		return
 	fi
-	printf '#!/bin/sh\nkeyctl padd user rswap:cluster @s < "%s" > /dev/null || exit 1\nexec insmod "$@"\n' \
-		"$1" > "$CLUSTER_LOG/keyed-insmod"
+	# keyctl announces the keyring it joined on stderr: insmod's own
+	# errors go to the caller's stderr through fd 3, that line nowhere.
+	cat > "$CLUSTER_LOG/keyed-insmod" <<-EOF
+	#!/bin/sh
+	exec 3>&2
+	exec keyctl session - sh -c 'keyctl padd user rswap:cluster @s < "$1" > /dev/null ||
+		{ echo "keyctl padd user rswap:cluster failed" >&3; exit 1; }
+		exec insmod "\$@" 2>&3' sh "\$@" 2> /dev/null
+	EOF
 	chmod +x "$CLUSTER_LOG/keyed-insmod"
-	RSWAP_INSMOD="keyctl session - $CLUSTER_LOG/keyed-insmod"
+	RSWAP_INSMOD="$CLUSTER_LOG/keyed-insmod"
 }
 
 dump_logs() {
