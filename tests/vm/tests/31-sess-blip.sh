@@ -63,10 +63,12 @@ blip_under_fio() {
 	rsysfs poolds
 }
 
-# Writes in flight during the blip (fio verifies after writing).
-blip_under_fio write --rw=randwrite
-# Reads in flight during it: verify what was written above.
-blip_under_fio read --rw=randwrite --verify_only
+# Writes in flight during the blip (fio verifies after writing).  Several
+# passes, so that a fast machine is still writing when the link goes down.
+blip_under_fio write --rw=randwrite --loops=4
+# Reads in flight during it: verify what was written above, many times
+# (one pass takes under 2 s on a quiet machine).
+blip_under_fio read --rw=randwrite --verify_only --loops=12
 
 for k in io lost down post; do
 	[ "$(err_count $k)" = 0 ] || fail "$(err_count $k) '$k' errors counted: $(rsysfs errors | tr '\n' ' ')"
