@@ -6,13 +6,18 @@
  *           connection now owns the client id at the coordinator (a
  *           second host with the same id is refused with EBUSY).  A
  *           kthread ("rswap-coord") takes the socket over.
- *   life:   the kthread sends ClientHeartbeat every heartbeat_ms, the
+ *   life:   the kthread sends ClientHeartbeat every heartbeat_ms (with
+ *           the map epoch, a move's progress and the lost slots), the
  *           coordinator echoes each; frames are dispatched by type
  *           (rswap_coord_handlers[]), unknown ones logged and ignored.
+ *           MoveChunk starts a move (rswap-clt-rdma-move.c); its
+ *           MoveDone goes out from here when the move work posts it.
  *           A dead link (error, EOF, nothing heard for timeout_ms) is
  *           closed and re-opened with exponential backoff and jitter; a
- *           reconnect re-sends the same hello, so a restarted coordinator
- *           learns the client again and binds the id to it.
+ *           reconnect's hello reports the map the client runs on (epoch,
+ *           a handle per slot, the move under way, lost slots), so that a
+ *           restarted coordinator, or one that missed a MoveDone, learns
+ *           the client again and settles every move.
  *   unload: the kthread stops (kthread_stop() interrupts its receive;
  *           the session stays up), ClientRelease goes out on the live
  *           session (or on a fresh connection if the link is down), then
@@ -33,7 +38,6 @@
 #include <linux/inet.h>
 #include <linux/in.h>
 #include <linux/in6.h>
-#include <linux/jhash.h>
 #include <linux/jiffies.h>
 #include <linux/kernel.h>
 #include <linux/kthread.h>
@@ -62,7 +66,6 @@ struct rswap_coord {
 	struct task_struct *worker;
 	struct socket *sock;		/* NULL while the link is down */
 	u64 seq;
-	u32 map_digest;			/* of the map the module runs on */
 	unsigned int backoff_ms;
 	unsigned long last_rx;		/* jiffies of the last whole frame */
 	unsigned long next_beat;
@@ -73,6 +76,12 @@ struct rswap_coord {
 	u32 rx_len;			/* body length, once the header is in */
 	u32 rx_got;
 	u8 *rx_body;
+
+	/* A MoveDone the move work posted, for the kthread to send. */
+	spinlock_t done_lock;
+	bool done_pending;
+	struct rswap_pb_move_done done;
+	char done_reason[96];
 
 	/* Read by sysfs. */
 	atomic_t state;			/* enum rswap_coord_state */
@@ -358,13 +367,36 @@ static void rswap_coord_on_error(struct rswap_coord *co,
 	rswap_coord_set_error(co, "coordinator said: %s", env->error.reason);
 }
 
-/* Later work adds map updates and migration orders here. */
+static void rswap_coord_send_done(struct rswap_coord *co,
+				  const struct rswap_pb_move_done *d);
+
+/* MoveChunk: start the move, or refuse it at once with a MoveDone. */
+static void rswap_coord_on_move(struct rswap_coord *co,
+				const struct rswap_pb_env *env)
+{
+	struct rswap_pb_move_done d = {};
+	const char *why = "";
+	int ret;
+
+	ret = rswap_move_start(co->dev, env, &why);
+	if (!ret)
+		return;
+	pr_warn("coordinator %s: cannot move slot %u to poold %s: %s\n",
+		co->cfg->coord_str, env->move.slot, env->move.to_poold, why);
+	d.slot = env->move.slot;
+	d.to_handle = env->move.to_handle;
+	d.code = -ret;
+	d.reason = why;
+	rswap_coord_send_done(co, &d);
+}
+
 static const struct {
 	u32 body;
 	void (*handle)(struct rswap_coord *co, const struct rswap_pb_env *env);
 } rswap_coord_handlers[] = {
 	{ RSWAP_PB_BODY_CLIENT_HEARTBEAT, rswap_coord_on_heartbeat },
 	{ RSWAP_PB_BODY_ERROR, rswap_coord_on_error },
+	{ RSWAP_PB_BODY_MOVE_CHUNK, rswap_coord_on_move },
 };
 
 static void rswap_coord_dispatch(struct rswap_coord *co,
@@ -558,44 +590,39 @@ static int rswap_coord_connect_auth(struct rswap_coord *co, bool loud)
 	return ret;
 }
 
-static u32 rswap_coord_map_digest(const struct rswap_pb_map *map)
-{
-	u32 h = jhash(&map->chunk_size, sizeof(map->chunk_size), map->nslots);
-	u32 i;
-
-	for (i = 0; i < map->nslots; i++) {
-		const struct rswap_pb_slot *s = &map->slots[i];
-
-		h = jhash(&s->handle, sizeof(s->handle), h);
-		h = jhash(s->poold_addr, strlen(s->poold_addr), h);
-	}
-	return h;
-}
-
 /*
  * ClientHello on co->sock.  0 with *map set (the connection owns the id
  * now), or -errno; -EBUSY: another live session owns the id.  A reconnect
- * (!loud) never makes the coordinator allocate: it answers EAGAIN until
- * the poolds holding our chunks have re-registered them.
+ * (rep set) reports the map the client runs on and never makes the
+ * coordinator allocate: it answers EAGAIN until the poolds holding our
+ * chunks have re-registered them.
  */
 static int rswap_coord_hello(struct rswap_coord *co, bool loud,
+			     const struct rswap_pb_report *rep,
 			     struct rswap_pb_map *map)
 {
 	const struct rswap_config *cfg = co->cfg;
-	u8 req[RSWAP_FRAME_HDR + RSWAP_PB_HELLO_MAX];
+	size_t cap = rswap_pb_report_max(rep);
 	struct rswap_pb_env env;
 	u64 seq = ++co->seq;
 	const char *why;
 	int len, ret;
+	u8 *req;
 
-	len = rswap_pb_encode_hello(req + RSWAP_FRAME_HDR, RSWAP_PB_HELLO_MAX,
+	req = kvmalloc(RSWAP_FRAME_HDR + cap, GFP_KERNEL);
+	if (!req)
+		return -ENOMEM;
+	len = rswap_pb_encode_hello(req + RSWAP_FRAME_HDR, cap,
 				    RSWAP_PROTO_VERSION, seq, cfg->client_id,
-				    cfg->size, !loud);
-	if (len < 0)
+				    cfg->size, !loud, rep);
+	if (len < 0) {
+		kvfree(req);
 		return len;
+	}
 	rswap_pb_frame_put_len(req, len);
 	ret = rswap_coord_call(co, loud, "ClientHello", req,
 			       RSWAP_FRAME_HDR + len, seq, &env);
+	kvfree(req);
 	if (ret == -EBUSY) {
 		rswap_coord_set_error(co, "client id \"%s\" refused: %s",
 				      cfg->client_id, env.error.reason);
@@ -711,7 +738,9 @@ static void rswap_coord_reconnect(struct rswap_coord *co)
 {
 	const struct rswap_config *cfg = co->cfg;
 	char prev[RSWAP_COORD_ERR_LEN];
+	struct rswap_pb_report rep;
 	struct rswap_pb_map map;
+	bool have_rep;
 	int ret;
 
 	spin_lock(&co->err_lock);
@@ -721,14 +750,26 @@ static void rswap_coord_reconnect(struct rswap_coord *co)
 	ret = rswap_coord_connect_auth(co, false);
 	if (ret)
 		goto out_log;
-	ret = rswap_coord_hello(co, false, &map);
+	/* A failure only leaves the coordinator without our report. */
+	have_rep = !rswap_rdma_report(co->dev, &rep, true);
+	ret = rswap_coord_hello(co, false, have_rep ? &rep : NULL, &map);
 	if (ret) {
+		if (have_rep)
+			rswap_rdma_report_free(&rep);
 		rswap_coord_drop(co);
 		goto out_log;
 	}
-	if (rswap_coord_map_digest(&map) != co->map_digest)
-		pr_err("coordinator %s now has another chunk map for client %s than the one in use; swap goes on with the old one, check rswap-admin --coord %s list\n",
-		       cfg->coord_str, cfg->client_id, cfg->coord_str);
+	if (have_rep) {
+		u32 i, differ = 0;
+
+		for (i = 0; i < map.nslots && i < rep.nhandles; i++)
+			differ += map.slots[i].handle != rep.handles[i];
+		if (differ)
+			pr_err("coordinator %s names another chunk than the one in use for %u slots of client %s; swap goes on with ours, check rswap-admin --coord %s list\n",
+			       cfg->coord_str, differ, cfg->client_id,
+			       cfg->coord_str);
+		rswap_rdma_report_free(&rep);
+	}
 	rswap_pb_map_free(&map);
 	atomic64_inc(&co->reconnects);
 	co->backoff_ms = RSWAP_COORD_BACKOFF_MIN_MS;
@@ -760,14 +801,97 @@ static void rswap_coord_link_down(struct rswap_coord *co, const char *why,
 	co->backoff_ms = RSWAP_COORD_BACKOFF_MIN_MS;
 }
 
+/*
+ * The kthread: send a MoveDone now, on the live link.  Lost with the link
+ * if it breaks: the next hello's report tells the same.
+ */
+static void rswap_coord_send_done(struct rswap_coord *co,
+				  const struct rswap_pb_move_done *d)
+{
+	u8 req[RSWAP_FRAME_HDR + RSWAP_PB_DONE_MAX];
+	int len;
+
+	len = rswap_pb_encode_move_done(req + RSWAP_FRAME_HDR,
+					RSWAP_PB_DONE_MAX, RSWAP_PROTO_VERSION,
+					++co->seq, d);
+	if (len < 0 || !co->sock)
+		return;
+	rswap_pb_frame_put_len(req, len);
+	if (rswap_coord_send(co->sock, req, RSWAP_FRAME_HDR + len))
+		pr_warn("coordinator %s: MoveDone of slot %u not sent; the next hello reports it\n",
+			co->cfg->coord_str, d->slot);
+}
+
+/* The move work: a move ended; the kthread tells the coordinator. */
+void rswap_coord_move_done(struct rswap_dev *dev,
+			   const struct rswap_pb_move_done *d)
+{
+	struct rswap_coord *co = dev->coord;
+
+	if (!co)
+		return;
+	spin_lock(&co->done_lock);
+	co->done = *d;
+	strscpy(co->done_reason, d->reason ? d->reason : "",
+		sizeof(co->done_reason));
+	co->done.reason = co->done_reason;
+	co->done_pending = true;
+	spin_unlock(&co->done_lock);
+}
+
+static void rswap_coord_flush_done(struct rswap_coord *co)
+{
+	struct rswap_pb_move_done d;
+	char reason[sizeof(co->done_reason)];
+	bool pending;
+
+	spin_lock(&co->done_lock);
+	pending = co->done_pending;
+	co->done_pending = false;
+	d = co->done;
+	strscpy(reason, co->done_reason, sizeof(reason));
+	spin_unlock(&co->done_lock);
+	if (!pending)
+		return;
+	d.reason = reason;
+	rswap_coord_send_done(co, &d);
+}
+
+/* The kthread: a heartbeat with what the client reports.  0 or -errno. */
+static int rswap_coord_beat(struct rswap_coord *co)
+{
+	struct rswap_pb_report rep;
+	bool have_rep = !rswap_rdma_report(co->dev, &rep, false);
+	size_t cap = rswap_pb_report_max(have_rep ? &rep : NULL);
+	int len, ret = 0;
+	u8 *req;
+
+	req = kmalloc(RSWAP_FRAME_HDR + cap, GFP_KERNEL);
+	if (!req) {
+		ret = -ENOMEM;
+		goto out_free_rep;
+	}
+	len = rswap_pb_encode_heartbeat(req + RSWAP_FRAME_HDR, cap,
+					RSWAP_PROTO_VERSION, ++co->seq,
+					have_rep ? &rep : NULL);
+	if (len >= 0) {
+		rswap_pb_frame_put_len(req, len);
+		ret = rswap_coord_send(co->sock, req, RSWAP_FRAME_HDR + len);
+	}
+	kfree(req);
+out_free_rep:
+	if (have_rep)
+		rswap_rdma_report_free(&rep);
+	return ret;
+}
+
 /* One step of a live session: beat if due, then receive until the next. */
 static void rswap_coord_serve(struct rswap_coord *co)
 {
 	const struct rswap_config *cfg = co->cfg;
-	u8 req[RSWAP_FRAME_HDR + RSWAP_PB_HELLO_MAX];
 	struct rswap_pb_env env;
 	const char *why;
-	int len, ret;
+	int ret;
 
 	if (time_after(jiffies, co->last_rx +
 		       msecs_to_jiffies(cfg->timeout_ms))) {
@@ -775,14 +899,11 @@ static void rswap_coord_serve(struct rswap_coord *co)
 				      -ETIMEDOUT);
 		return;
 	}
+	rswap_coord_flush_done(co);
 	if (time_after_eq(jiffies, co->next_beat)) {
-		len = rswap_pb_encode_heartbeat(req + RSWAP_FRAME_HDR,
-						RSWAP_PB_HELLO_MAX,
-						RSWAP_PROTO_VERSION, ++co->seq);
-		if (len < 0)
-			return;
-		rswap_pb_frame_put_len(req, len);
-		ret = rswap_coord_send(co->sock, req, RSWAP_FRAME_HDR + len);
+		ret = rswap_coord_beat(co);
+		if (ret == -ENOMEM)
+			return;		/* try again on the next step */
 		if (ret) {
 			if (!kthread_should_stop())
 				rswap_coord_link_down(co, "cannot send a heartbeat",
@@ -852,16 +973,16 @@ int rswap_coord_open(struct rswap_dev *dev, struct rswap_pb_map *map)
 	co->dev = dev;
 	co->cfg = cfg;
 	spin_lock_init(&co->err_lock);
+	spin_lock_init(&co->done_lock);
 	co->backoff_ms = RSWAP_COORD_BACKOFF_MIN_MS;
 	rswap_coord_set_state(co, RSWAP_COORD_CONNECTING);
 
 	ret = rswap_coord_connect_auth(co, true);
 	if (ret)
 		goto out_free_co;
-	ret = rswap_coord_hello(co, true, map);
+	ret = rswap_coord_hello(co, true, NULL, map);
 	if (ret)
 		goto out_drop;
-	co->map_digest = rswap_coord_map_digest(map);
 	co->next_beat = jiffies + msecs_to_jiffies(cfg->heartbeat_ms);
 	rswap_coord_set_state(co, RSWAP_COORD_LIVE);
 
@@ -918,14 +1039,27 @@ static void rswap_coord_release_fresh(struct rswap_coord *co)
  * client's chunks: on the live session, or on a fresh connection if the
  * link is down (the coordinator refuses it if another host owns the id).
  */
+/*
+ * Stop the kthread: nothing from the coordinator (a MoveChunk) reaches
+ * the backend any more.  The session stays up for the release.
+ */
+void rswap_coord_stop(struct rswap_dev *dev)
+{
+	struct rswap_coord *co = dev->coord;
+
+	if (!co || !co->worker)
+		return;
+	kthread_stop(co->worker);
+	co->worker = NULL;
+}
+
 void rswap_coord_close(struct rswap_dev *dev, bool release)
 {
 	struct rswap_coord *co = dev->coord;
 
 	if (!co)
 		return;
-	if (co->worker)
-		kthread_stop(co->worker);
+	rswap_coord_stop(dev);
 	if (release && co->sock &&
 	    rswap_coord_release_on(co, true, true) == -ENOTCONN) {
 		rswap_coord_drop(co);

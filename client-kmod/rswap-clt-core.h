@@ -5,24 +5,51 @@
  * chunk, the chunk's remote address and its rkey.  The block front-end
  * uses it today; a frontswap front-end will sit on the same core.
  *
- * The map is built once at load, before any front-end exists.  Afterwards
- * only a reconnect changes a slot: it writes addr and rkey (new MRs on the
- * poold) while the session is not LIVE and no I/O can read them, or marks
- * the slot lost for good.  The I/O path reads it without locks.
+ * The map.  Each slot publishes its placement (struct rswap_place: the
+ * map epoch it was installed at and its replicas) under RCU; the I/O path
+ * reads it in rcu_read_lock() and takes no lock.  A placement changes
+ * only by replacement (a chunk move starts, switches or aborts, under
+ * rswap_rdma's map_lock): publish the new one, synchronize_rcu(), wait
+ * until no request posted under the old one is in flight (inflight), free
+ * it.  A replica's addr and rkey are written in place only by a
+ * (re)connect of its session, while that session is not LIVE and no
+ * request can use them.  The DRAM backend has no placements.
  */
 #ifndef RSWAP_CLT_CORE_H
 #define RSWAP_CLT_CORE_H
 
 #include <linux/types.h>
 #include <linux/atomic.h>
+#include <linux/rcupdate.h>
+
+/* Copies a placement can name: the chunk, and a move's target. */
+#define RSWAP_MAX_REPLICAS	2
 
 struct rswap_sess;
+struct rswap_move;
 
-struct rswap_slot {
-	struct rswap_sess *sess;	/* NULL on the DRAM backend */
+/* One copy of a chunk. */
+struct rswap_replica {
+	struct rswap_sess *sess;
 	u64 handle;			/* the coordinator's chunk handle */
 	u64 addr;			/* remote address of the chunk */
 	u32 rkey;
+};
+
+/*
+ * A slot's placement at one map epoch.  rep[0] serves reads and writes;
+ * while a move fills rep[1] (nr == 2, move set), writes go to both.
+ */
+struct rswap_place {
+	u64 epoch;
+	unsigned int nr;
+	struct rswap_replica rep[RSWAP_MAX_REPLICAS];
+	struct rswap_move *move;
+	atomic_t inflight;		/* requests posted under it, not ended */
+};
+
+struct rswap_slot {
+	struct rswap_place __rcu *place;	/* NULL on the DRAM backend */
 	/*
 	 * Its poold lost the chunk (restarted): every read and write of it
 	 * fails with an I/O error from then on, never zeroes or stale data.

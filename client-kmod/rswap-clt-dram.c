@@ -207,14 +207,11 @@ static const struct rswap_backend_ops rswap_dram_ops = {
 /* May sleep. */
 int rswap_dram_open(struct rswap_dev *dev)
 {
-	unsigned int i;
 	int ret;
 
 	ret = rswap_core_init(&dev->core, dev->cfg.size, RSWAP_DRAM_CHUNK_SIZE);
 	if (ret)
 		return ret;
-	for (i = 0; i < dev->core.nslots; i++)
-		dev->core.slots[i].handle = i;
 	xa_init_flags(&dev->dram_pages, XA_FLAGS_LOCK_IRQ);
 	atomic64_set(&dev->dram_nr_pages, 0);
 	dev->max_segments = RSWAP_MAX_SEGMENTS;

@@ -237,6 +237,8 @@ static void rswap_close_backend(struct rswap_dev *dev)
 		rswap_dram_close(dev);
 		return;
 	}
+	/* No MoveChunk may reach the backend while it closes. */
+	rswap_coord_stop(dev);
 	rswap_rdma_close(dev);
 	rswap_coord_close(dev, true);
 	rswap_auth_free(&dev->auth);

@@ -31,6 +31,7 @@ typedef __u8 u8;
 typedef __u32 u32;
 typedef __s32 s32;
 typedef __u64 u64;
+typedef __s64 s64;
 
 #define rswap_pb_calloc(n, size)	calloc(n, size)
 #define rswap_pb_free(p)		free(p)

@@ -135,21 +135,114 @@ static int pb_finish(struct pb_wr *w, u8 *buf)
 	return (int)(w->p - buf);
 }
 
+static void pb_put_fixed64(struct pb_wr *w, u64 v)
+{
+	unsigned int i;
+
+	for (i = 0; i < 8; i++)
+		pb_put_byte(w, (u8)(v >> (8 * i)));
+}
+
+/* Payload of a packed repeated uint32 field. */
+static size_t pb_packed_u32_len(const u32 *v, u32 n)
+{
+	size_t len = 0;
+	u32 i;
+
+	for (i = 0; i < n; i++)
+		len += pb_varint_len(v[i]);
+	return len;
+}
+
+static size_t pb_len_field_len(u32 field, size_t len)
+{
+	return pb_tag_len(field) + pb_varint_len(len) + len;
+}
+
+/* MoveState{slot, to_handle, copied}. */
+static size_t pb_move_state_len(const struct rswap_pb_report *rep)
+{
+	return pb_varint_field_len(1, rep->move_slot) +
+	       pb_varint_field_len(2, rep->move_to_handle) +
+	       pb_varint_field_len(3, rep->move_copied);
+}
+
+/*
+ * The report's fields as numbered in ClientHello (epoch 4, handles 5,
+ * moving 6, lost 7) or ClientHeartbeat (epoch 1, moving 2, lost 3;
+ * handles_field 0: not sent).  Returns the payload length; with w, writes it.
+ */
+static size_t pb_report(struct pb_wr *w, const struct rswap_pb_report *rep,
+			u32 epoch_field, u32 handles_field, u32 moving_field,
+			u32 lost_field)
+{
+	size_t len, n = 0;
+	u32 i;
+
+	n += pb_varint_field_len(epoch_field, rep->epoch);
+	if (w)
+		pb_put_varint_field(w, epoch_field, rep->epoch);
+	if (handles_field && rep->nhandles) {
+		len = (size_t)rep->nhandles * 8;
+		n += pb_len_field_len(handles_field, len);
+		if (w) {
+			pb_put_tag(w, handles_field, PB_WT_LEN);
+			pb_put_varint(w, len);
+			for (i = 0; i < rep->nhandles; i++)
+				pb_put_fixed64(w, rep->handles[i]);
+		}
+	}
+	if (rep->moving) {
+		len = pb_move_state_len(rep);
+		n += pb_len_field_len(moving_field, len);
+		if (w) {
+			pb_put_tag(w, moving_field, PB_WT_LEN);
+			pb_put_varint(w, len);
+			pb_put_varint_field(w, 1, rep->move_slot);
+			pb_put_varint_field(w, 2, rep->move_to_handle);
+			pb_put_varint_field(w, 3, rep->move_copied);
+		}
+	}
+	if (rep->nlost) {
+		len = pb_packed_u32_len(rep->lost, rep->nlost);
+		n += pb_len_field_len(lost_field, len);
+		if (w) {
+			pb_put_tag(w, lost_field, PB_WT_LEN);
+			pb_put_varint(w, len);
+			for (i = 0; i < rep->nlost; i++)
+				pb_put_varint(w, rep->lost[i]);
+		}
+	}
+	return n;
+}
+
+size_t rswap_pb_report_max(const struct rswap_pb_report *rep)
+{
+	/* Envelope head, id, size, reconnect, and the report's fields. */
+	return 96 + (rep ? pb_report(NULL, rep, 4, 5, 6, 7) : 0);
+}
+
 int rswap_pb_encode_hello(u8 *buf, size_t cap, u32 version, u64 seq,
-			  const char *client_id, u64 size, bool reconnect)
+			  const char *client_id, u64 size, bool reconnect,
+			  const struct rswap_pb_report *rep)
 {
 	struct pb_wr w = { .p = buf, .end = buf + cap };
 	size_t id_len, body;
 
-	if (pb_id_len(client_id, &id_len))
+	if (pb_id_len(client_id, &id_len) ||
+	    (rep && rep->nlost > RSWAP_PB_MAX_LOST))
 		return -EINVAL;
 	body = pb_string_field_len(1, id_len) + pb_varint_field_len(2, size) +
 	       pb_varint_field_len(3, reconnect);
+	if (rep)
+		body += pb_report(NULL, rep, 4, 5, 6, 7);
 	pb_put_envelope_head(&w, version, seq, RSWAP_PB_BODY_CLIENT_HELLO,
 			     body);
 	pb_put_string_field(&w, 1, client_id, id_len);
 	pb_put_varint_field(&w, 2, size);
 	pb_put_varint_field(&w, 3, reconnect);
+	if (rep)
+		pb_report(&w, rep, 4, 5, 6, 7);
 	return pb_finish(&w, buf);
 }
 
@@ -167,12 +260,39 @@ int rswap_pb_encode_release(u8 *buf, size_t cap, u32 version, u64 seq,
 	return pb_finish(&w, buf);
 }
 
-int rswap_pb_encode_heartbeat(u8 *buf, size_t cap, u32 version, u64 seq)
+int rswap_pb_encode_heartbeat(u8 *buf, size_t cap, u32 version, u64 seq,
+			      const struct rswap_pb_report *rep)
 {
 	struct pb_wr w = { .p = buf, .end = buf + cap };
 
+	if (rep && rep->nlost > RSWAP_PB_MAX_LOST)
+		return -EINVAL;
 	pb_put_envelope_head(&w, version, seq, RSWAP_PB_BODY_CLIENT_HEARTBEAT,
-			     0);
+			     rep ? pb_report(NULL, rep, 1, 0, 2, 3) : 0);
+	if (rep)
+		pb_report(&w, rep, 1, 0, 2, 3);
+	return pb_finish(&w, buf);
+}
+
+int rswap_pb_encode_move_done(u8 *buf, size_t cap, u32 version, u64 seq,
+			      const struct rswap_pb_move_done *d)
+{
+	struct pb_wr w = { .p = buf, .end = buf + cap };
+	size_t rlen = d->reason ? strlen(d->reason) : 0, body;
+
+	body = pb_varint_field_len(1, d->slot) +
+	       pb_varint_field_len(2, d->to_handle) +
+	       pb_varint_field_len(3, d->switched) +
+	       pb_varint_field_len(4, d->copied) +
+	       pb_varint_field_len(5, (u64)(s64)d->code) +
+	       pb_string_field_len(6, rlen);
+	pb_put_envelope_head(&w, version, seq, RSWAP_PB_BODY_MOVE_DONE, body);
+	pb_put_varint_field(&w, 1, d->slot);
+	pb_put_varint_field(&w, 2, d->to_handle);
+	pb_put_varint_field(&w, 3, d->switched);
+	pb_put_varint_field(&w, 4, d->copied);
+	pb_put_varint_field(&w, 5, (u64)(s64)d->code);
+	pb_put_string_field(&w, 6, d->reason, rlen);
 	return pb_finish(&w, buf);
 }
 
@@ -403,6 +523,11 @@ static int pb_decode_slot(struct pb_rd *r, struct rswap_pb_slot *slot)
 			ret = pb_expect(r, wt, PB_WT_VARINT) ?:
 			      pb_get_varint(r, &slot->handle);
 			break;
+		case 4:
+			ret = pb_expect(r, wt, PB_WT_VARINT) ?:
+			      pb_get_varint(r, &v);
+			slot->lost = v != 0;
+			break;
 		default:
 			ret = pb_skip(r, wt);
 			break;
@@ -458,6 +583,10 @@ static int pb_decode_map(struct pb_rd *r, struct rswap_pb_map *map)
 			if (ret)
 				return pb_fail(r, sub.why);
 			map->nslots = ++i;
+			break;
+		case 4:
+			ret = pb_expect(r, wt, PB_WT_VARINT) ?:
+			      pb_get_varint(r, &map->epoch);
 			break;
 		default:
 			ret = pb_skip(r, wt);
@@ -543,6 +672,51 @@ static int pb_decode_challenge(struct pb_rd *r, struct rswap_pb_env *env)
 	return 0;
 }
 
+static int pb_decode_move(struct pb_rd *r, struct rswap_pb_env *env)
+{
+	u32 field, wt;
+	u64 v = 0;
+	int ret;
+
+	while (r->p < r->end) {
+		ret = pb_get_tag(r, &field, &wt);
+		if (ret)
+			return ret;
+		switch (field) {
+		case 1:
+			ret = pb_expect(r, wt, PB_WT_VARINT) ?:
+			      pb_get_varint(r, &env->move.epoch);
+			break;
+		case 2:
+			ret = pb_expect(r, wt, PB_WT_VARINT) ?:
+			      pb_get_varint(r, &v);
+			if (!ret && v > 0xffffffffull)
+				ret = pb_fail(r, "slot index over 32 bits");
+			env->move.slot = (u32)v;
+			break;
+		case 3:
+			ret = pb_expect(r, wt, PB_WT_VARINT) ?:
+			      pb_get_varint(r, &env->move.from_handle);
+			break;
+		case 4:
+			ret = pb_expect(r, wt, PB_WT_LEN) ?:
+			      pb_get_string(r, env->move.to_poold,
+					    sizeof(env->move.to_poold));
+			break;
+		case 5:
+			ret = pb_expect(r, wt, PB_WT_VARINT) ?:
+			      pb_get_varint(r, &env->move.to_handle);
+			break;
+		default:
+			ret = pb_skip(r, wt);
+			break;
+		}
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 static int pb_decode_body(struct pb_rd *r, u32 field,
 			  struct rswap_pb_env *env)
 {
@@ -568,6 +742,9 @@ static int pb_decode_body(struct pb_rd *r, u32 field,
 	case RSWAP_PB_BODY_AUTH_CHALLENGE:
 		ret = pb_decode_challenge(&sub, env);
 		break;
+	case RSWAP_PB_BODY_MOVE_CHUNK:
+		ret = pb_decode_move(&sub, env);
+		break;
 	default:
 		/* A body this client never expects: the caller refuses it. */
 		ret = 0;
@@ -581,7 +758,7 @@ static int pb_decode_body(struct pb_rd *r, u32 field,
 static bool pb_is_body(u32 field)
 {
 	return field == 3 || (field >= 10 && field <= 16) ||
-	       (field >= 20 && field <= 24) || (field >= 30 && field <= 36) ||
+	       (field >= 20 && field <= 26) || (field >= 30 && field <= 36) ||
 	       (field >= 40 && field <= 42);
 }
 

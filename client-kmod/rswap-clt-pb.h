@@ -2,8 +2,8 @@
 /*
  * A small protobuf wire codec for the client's messages of rswap.proto:
  * it encodes Envelope{ClientHello | ClientRelease | ClientHeartbeat |
- * AuthHello | AuthProof} and decodes Envelope{ChunkMap | ClientReleased |
- * ClientHeartbeat | AuthChallenge | Error};
+ * MoveDone | AuthHello | AuthProof} and decodes Envelope{ChunkMap |
+ * ClientReleased | ClientHeartbeat | MoveChunk | AuthChallenge | Error};
  * any other body decodes to its field number only, for the caller to
  * dispatch or ignore.  Pure C on byte buffers,
  * built into the kernel module and, unchanged, into a host unit test that
@@ -32,6 +32,8 @@ enum rswap_pb_body {
 	RSWAP_PB_BODY_CLIENT_RELEASE = 22,
 	RSWAP_PB_BODY_CLIENT_RELEASED = 23,
 	RSWAP_PB_BODY_CLIENT_HEARTBEAT = 24,
+	RSWAP_PB_BODY_MOVE_CHUNK = 25,
+	RSWAP_PB_BODY_MOVE_DONE = 26,
 	RSWAP_PB_BODY_AUTH_HELLO = 40,
 	RSWAP_PB_BODY_AUTH_CHALLENGE = 41,
 	RSWAP_PB_BODY_AUTH_PROOF = 42,
@@ -43,11 +45,13 @@ struct rswap_pb_slot {
 	u32 index;
 	u64 handle;
 	char poold_addr[RSWAP_PB_ADDR_MAX];
+	bool lost;
 };
 
 struct rswap_pb_map {
 	u64 chunk_size;
 	u64 size;
+	u64 epoch;
 	u32 nslots;
 	struct rswap_pb_slot *slots;	/* rswap_pb_map_free() */
 };
@@ -63,6 +67,13 @@ struct rswap_pb_env {
 	} error;
 	struct rswap_pb_map map;
 	u32 chunks_freed;
+	struct {			/* MoveChunk */
+		u64 epoch;
+		u32 slot;
+		u64 from_handle;
+		u64 to_handle;
+		char to_poold[RSWAP_PB_ADDR_MAX];
+	} move;
 	struct {			/* AuthChallenge */
 		u8 nonce[RSWAP_PB_NONCE_LEN];
 		u8 mac[RSWAP_PB_NONCE_LEN];
@@ -73,20 +84,60 @@ struct rswap_pb_env {
 
 /* Largest frame body of a hello, release or heartbeat. */
 #define RSWAP_PB_HELLO_MAX	96
+/* ... of a MoveDone (its reason cut to 96 bytes) ... */
+#define RSWAP_PB_DONE_MAX	192
 /* ... and of an AuthHello or AuthProof (id and a 32-byte nonce or MAC). */
 #define RSWAP_PB_AUTH_MAX	96
+
+/* Lost slots a hello or heartbeat lists at most (rswap.proto). */
+#define RSWAP_PB_MAX_LOST	1024u
+
+/*
+ * What a client reports about the map it runs on: in a reconnecting
+ * ClientHello (all of it) and in every ClientHeartbeat (no handles).
+ */
+struct rswap_pb_report {
+	u64 epoch;
+	const u64 *handles;	/* per slot index; NULL: none */
+	u32 nhandles;
+	bool moving;		/* a move is being copied: */
+	u32 move_slot;
+	u64 move_to_handle;
+	u64 move_copied;
+	const u32 *lost;	/* lost slot indexes, at most RSWAP_PB_MAX_LOST */
+	u32 nlost;
+};
+
+/* A move ended (MoveDone). */
+struct rswap_pb_move_done {
+	u32 slot;
+	u64 to_handle;
+	bool switched;
+	u64 copied;
+	s32 code;		/* positive errno when !switched */
+	const char *reason;	/* one line when !switched, or NULL */
+};
+
+/* Bytes a hello or heartbeat carrying rep needs at most. */
+size_t rswap_pb_report_max(const struct rswap_pb_report *rep);
 
 /*
  * Encode one Envelope into buf (no frame length prefix).  Returns the
  * number of bytes, -ENOSPC if cap is too small, -EINVAL for an id that is
- * empty or longer than RSWAP_PB_ID_MAX - 1.
+ * empty or longer than RSWAP_PB_ID_MAX - 1 (or too many lost slots).
+ * rep may be NULL: nothing reported.
  */
 int rswap_pb_encode_hello(u8 *buf, size_t cap, u32 version, u64 seq,
-			  const char *client_id, u64 size, bool reconnect);
+			  const char *client_id, u64 size, bool reconnect,
+			  const struct rswap_pb_report *rep);
 int rswap_pb_encode_release(u8 *buf, size_t cap, u32 version, u64 seq,
 			    const char *client_id);
-/* Envelope{ClientHeartbeat{}}: bytes or -ENOSPC. */
-int rswap_pb_encode_heartbeat(u8 *buf, size_t cap, u32 version, u64 seq);
+/* Envelope{ClientHeartbeat{epoch, moving, lost_slots}}: bytes, -ENOSPC. */
+int rswap_pb_encode_heartbeat(u8 *buf, size_t cap, u32 version, u64 seq,
+			      const struct rswap_pb_report *rep);
+/* Envelope{MoveDone}: bytes or -ENOSPC. */
+int rswap_pb_encode_move_done(u8 *buf, size_t cap, u32 version, u64 seq,
+			      const struct rswap_pb_move_done *d);
 /* Envelope{AuthHello{role, id, nonce (32 bytes)}}: bytes, -ENOSPC, -EINVAL. */
 int rswap_pb_encode_auth_hello(u8 *buf, size_t cap, u32 version, u64 seq,
 			       u32 role, const char *id, const u8 *nonce);

@@ -368,21 +368,21 @@ static void rswap_qp_event(struct ib_event *ev, void *ctx)
 
 /*
  * Sleeps.  Send queue: one RDMA READ or WRITE per block request, at most
- * queue_depth requests in flight per hardware queue, plus one for the
- * drain work request of ib_drain_qp().  Receive queue: the chunk table
+ * queue_depth requests in flight per hardware queue, the copy operations
+ * of a move, plus one for the drain work request of ib_drain_qp().  Receive queue: the chunk table
  * buffers (queue pair 0), plus one for the drain.  The CQ holds both.
  */
 static int rswap_qp_alloc(struct rswap_qp *qp)
 {
 	struct rswap_sess *sess = qp->sess;
 	struct ib_device *ibdev = qp->cm_id->device;
-	unsigned int send_wr = sess->dev->cfg.queue_depth + 1;
+	unsigned int send_wr = sess->dev->cfg.queue_depth + 1 + RSWAP_MOVE_WRS;
 	unsigned int table_msgs = 0, recv_wr;
 	struct ib_qp_init_attr attr = {};
 	int ret;
 
 	if (!qp->index)
-		table_msgs = DIV_ROUND_UP(sess->nr_slots, RSWAP_DESCS_PER_MSG);
+		table_msgs = sess->desc_cap / RSWAP_DESCS_PER_MSG;
 	recv_wr = table_msgs + 1;
 	if (send_wr > ibdev->attrs.max_qp_wr || recv_wr > ibdev->attrs.max_qp_wr) {
 		rswap_conn_err(sess, "%s takes %d work requests per queue pair, %u needed: lower queue_depth\n",
@@ -624,16 +624,58 @@ static int rswap_sess_check_incarnation(struct rswap_sess *sess)
 	return 0;
 }
 
+/* The descriptor of handle in the session's (sorted) chunk table. */
+static const struct rswap_chunk_desc *rswap_sess_desc(struct rswap_sess *sess,
+						      u64 handle)
+{
+	struct rswap_chunk_desc key;
+
+	key.handle = cpu_to_le64(handle);
+	return bsearch(&key, sess->descs, sess->table_total,
+		       sizeof(*sess->descs), rswap_desc_cmp);
+}
+
 /*
- * Sleeps.  Give every slot of this poold its address and rkey (new on
- * every connect: the poold registers our chunks again per session).  At
- * load a chunk missing from the table fails the load; on a reconnect it
- * means the poold no longer holds it, and the slot is lost.
+ * Chunks of ours on this poold: every replica naming it that is not lost,
+ * and a move's target.  Sizes the chunk table we take.
+ */
+u32 rswap_sess_chunks(struct rswap_sess *sess)
+{
+	struct rswap_dev *dev = sess->dev;
+	struct rswap_core *core = &dev->core;
+	u32 i, r, n = 0;
+
+	mutex_lock(&dev->rdma->map_lock);
+	for (i = 0; i < core->nslots; i++) {
+		struct rswap_place *place = rswap_slot_place(dev,
+							     &core->slots[i]);
+
+		for (r = 0; r < place->nr; r++)
+			n += place->rep[r].sess == sess &&
+			     !(r == 0 && READ_ONCE(core->slots[i].lost));
+	}
+	if (dev->rdma->move && dev->rdma->move->to == sess &&
+	    !dev->rdma->move->to_found)
+		n++;
+	mutex_unlock(&dev->rdma->map_lock);
+	return n;
+}
+
+/*
+ * Sleeps.  Give every copy of ours on this poold its address and rkey
+ * (new on every connect: the poold registers our chunks again per
+ * session).  At load a chunk missing from the table fails the load; on a
+ * reconnect it means the poold no longer holds it: the slot is lost (the
+ * first copy) or the move filling it fails (a move's target).
  */
 static int rswap_sess_match(struct rswap_sess *sess)
 {
-	struct rswap_core *core = &sess->dev->core;
-	u32 i, chunks = le32_to_cpu(sess->qps[0].acc.chunk_count), missing = 0;
+	struct rswap_dev *dev = sess->dev;
+	struct rswap_core *core = &dev->core;
+	u32 i, r, chunks = le32_to_cpu(sess->qps[0].acc.chunk_count);
+	struct rswap_move *mv;
+	u32 missing = 0;
+	int ret = 0;
 
 	if (sess->table_total != chunks) {
 		rswap_conn_err(sess, "accepted with %u chunks but its table lists %u\n",
@@ -642,37 +684,62 @@ static int rswap_sess_match(struct rswap_sess *sess)
 	}
 	sort(sess->descs, sess->table_total, sizeof(*sess->descs),
 	     rswap_desc_cmp, NULL);
-	for (i = 0; i < core->nslots; i++) {
-		struct rswap_slot *slot = &core->slots[i];
-		struct rswap_chunk_desc key, *d;
-
-		if (slot->sess != sess || READ_ONCE(slot->lost))
-			continue;
-		key.handle = cpu_to_le64(slot->handle);
-		d = bsearch(&key, sess->descs, sess->table_total,
-			    sizeof(*sess->descs), rswap_desc_cmp);
-		if (d && le64_to_cpu(d->len) < core->chunk_size) {
+	for (i = 0; i < sess->table_total; i++) {
+		if (le64_to_cpu(sess->descs[i].len) < core->chunk_size) {
 			rswap_conn_err(sess, "chunk %llu is %llu bytes, smaller than the chunk size %llu\n",
-				       slot->handle, le64_to_cpu(d->len),
+				       le64_to_cpu(sess->descs[i].handle),
+				       le64_to_cpu(sess->descs[i].len),
 				       core->chunk_size);
 			return -EPROTO;
 		}
-		if (!d && !sess->ever_live) {
-			rswap_conn_err(sess, "chunk %llu of slot %u is not in its chunk table\n",
-				       slot->handle, i);
-			return -EPROTO;
-		}
-		if (!d) {
-			missing += rswap_slot_mark_lost(sess, slot);
-			continue;
-		}
-		slot->addr = le64_to_cpu(d->addr);
-		slot->rkey = le32_to_cpu(d->rkey);
 	}
+	mutex_lock(&dev->rdma->map_lock);
+	mv = dev->rdma->move;
+	for (i = 0; i < core->nslots; i++) {
+		struct rswap_slot *slot = &core->slots[i];
+		struct rswap_place *place = rswap_slot_place(dev, slot);
+
+		for (r = 0; r < place->nr; r++) {
+			struct rswap_replica *rep = &place->rep[r];
+			const struct rswap_chunk_desc *d;
+
+			if (rep->sess != sess || (!r && READ_ONCE(slot->lost)))
+				continue;
+			d = rswap_sess_desc(sess, rep->handle);
+			if (!d && !sess->ever_live) {
+				rswap_conn_err(sess, "chunk %llu of slot %u is not in its chunk table\n",
+					       rep->handle, i);
+				ret = -EPROTO;
+				goto out_unlock;
+			}
+			if (!d && r) {
+				rswap_move_fail(place->move, -ENOENT,
+						"the target poold no longer lists the new chunk");
+				continue;
+			}
+			if (!d) {
+				missing += rswap_slot_mark_lost(sess, slot);
+				continue;
+			}
+			rep->addr = le64_to_cpu(d->addr);
+			rep->rkey = le32_to_cpu(d->rkey);
+		}
+	}
+	/* A move's target, before its copy is in the map. */
+	if (mv && mv->to == sess && !mv->to_found) {
+		const struct rswap_chunk_desc *d = rswap_sess_desc(sess,
+								   mv->to_handle);
+
+		if (d)
+			rswap_move_target_found(mv, le64_to_cpu(d->addr),
+						le32_to_cpu(d->rkey));
+	}
+out_unlock:
+	mutex_unlock(&dev->rdma->map_lock);
 	if (missing)
 		rswap_sess_err(sess, "no longer holds %u chunks of ours: lost; their pages now fail with I/O errors\n",
 			       missing);
-	return 0;
+	return ret;
 }
 
 void rswap_sess_destroy_qps(struct rswap_sess *sess)
@@ -694,16 +761,25 @@ int rswap_sess_connect(struct rswap_sess *sess)
 {
 	unsigned int ms = sess->dev->cfg.timeout_ms;
 	unsigned int i;
+	u32 cap;
 	long left;
 	int ret;
 
-	if (!sess->descs) {
-		sess->desc_cap = DIV_ROUND_UP(sess->nr_slots, RSWAP_DESCS_PER_MSG) *
-				 RSWAP_DESCS_PER_MSG;
-		sess->descs = kvcalloc(sess->desc_cap, sizeof(*sess->descs),
-				       GFP_KERNEL);
-		if (!sess->descs)
+	/*
+	 * Room for our chunks there and a few more: until the coordinator
+	 * frees them, it may still hold a moved chunk's old copy or an
+	 * aborted move's target.
+	 */
+	sess->nr_slots = rswap_sess_chunks(sess);
+	cap = roundup(sess->nr_slots + RSWAP_TABLE_SLACK, RSWAP_DESCS_PER_MSG);
+	if (cap > sess->desc_cap) {
+		kvfree(sess->descs);
+		sess->descs = kvcalloc(cap, sizeof(*sess->descs), GFP_KERNEL);
+		if (!sess->descs) {
+			sess->desc_cap = 0;
 			return -ENOMEM;
+		}
+		sess->desc_cap = cap;
 	}
 	init_completion(&sess->table_done);
 	sess->table_error = 0;
@@ -718,8 +794,8 @@ int rswap_sess_connect(struct rswap_sess *sess)
 		ret = rswap_qp_connect(&sess->qps[i]);
 		if (ret)
 			return ret;
-		/* The block queue's limits were set from the first connect. */
-		if (sess->ever_live &&
+		/* The block queue's limits were set at load. */
+		if (sess->dev->rdma->ready &&
 		    sess->qps[i].max_sge < sess->dev->max_segments) {
 			rswap_conn_err(sess, "queue pair %u now takes %u SGEs, fewer than the %u the device was set up with\n",
 				       i, sess->qps[i].max_sge,
@@ -728,7 +804,7 @@ int rswap_sess_connect(struct rswap_sess *sess)
 		}
 	}
 	if (le32_to_cpu(sess->qps[0].acc.chunk_count) > sess->desc_cap) {
-		rswap_conn_err(sess, "holds %u chunks for client %s, the map names %u there\n",
+		rswap_conn_err(sess, "holds %u chunks for client %s, the map names %u there (and a few more may linger)\n",
 			       le32_to_cpu(sess->qps[0].acc.chunk_count),
 			       sess->dev->cfg.client_id, sess->nr_slots);
 		return -EPROTO;

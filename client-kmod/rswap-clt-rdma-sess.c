@@ -60,9 +60,10 @@ const char *rswap_sess_state_name(enum rswap_sess_state state)
 	return state < RSWAP_SESS_STATES ? rswap_sess_state_names[state] : "?";
 }
 
-const char *rswap_slot_poold_name(const struct rswap_slot *slot)
+/* Workqueue of recovery, reconnects and moves. */
+void rswap_rdma_queue_work(struct work_struct *work)
 {
-	return slot->sess ? slot->sess->addr_str : "dram";
+	queue_work(rswap_rdma_wq, work);
 }
 
 /*
@@ -177,19 +178,10 @@ int rswap_sess_wait_ready(struct rswap_sess *sess)
 }
 
 /*
- * Hook: the coordinator should learn that a chunk is lost (issue 10: its
- * listing shows lost chunks).  The client's control session belongs to
- * rswap-clt-coord.c; until it carries such a report, a loss is logged by
- * the caller and shown in sysfs (chunk_map, poolds).  Process context.
- */
-static void rswap_rdma_report_lost(struct rswap_sess *sess,
-				   const struct rswap_slot *slot)
-{
-}
-
-/*
- * Process context (the session's connect or reconnect).  Every read and
- * write of the slot fails from now on.  True if it was not lost before.
+ * Process context, under map_lock (the session's connect or reconnect).
+ * Every read and write of the slot fails from now on; the coordinator
+ * learns it from the next heartbeat (lost_slots).  True if it was not
+ * lost before.
  */
 bool rswap_slot_mark_lost(struct rswap_sess *sess, struct rswap_slot *slot)
 {
@@ -197,19 +189,32 @@ bool rswap_slot_mark_lost(struct rswap_sess *sess, struct rswap_slot *slot)
 		return false;
 	WRITE_ONCE(slot->lost, true);
 	atomic_inc(&sess->lost_slots);
-	rswap_rdma_report_lost(sess, slot);
+	atomic_inc(&sess->dev->rdma->nr_lost);
 	return true;
 }
 
-/* Process context.  Mark every slot on this poold lost; how many were new. */
+/*
+ * Process context.  Mark every slot whose chunk is on this poold lost,
+ * and fail a move to it (the target copy is gone); how many were new.
+ */
 u32 rswap_sess_lose_all(struct rswap_sess *sess)
 {
-	struct rswap_core *core = &sess->dev->core;
+	struct rswap_dev *dev = sess->dev;
+	struct rswap_core *core = &dev->core;
 	u32 i, n = 0;
 
-	for (i = 0; i < core->nslots; i++)
-		if (core->slots[i].sess == sess)
+	mutex_lock(&dev->rdma->map_lock);
+	for (i = 0; i < core->nslots; i++) {
+		struct rswap_place *place = rswap_slot_place(dev,
+							     &core->slots[i]);
+
+		if (place->rep[0].sess == sess)
 			n += rswap_slot_mark_lost(sess, &core->slots[i]);
+	}
+	if (dev->rdma->move && dev->rdma->move->to == sess)
+		rswap_move_fail(dev->rdma->move, -EIO,
+				"the target poold restarted");
+	mutex_unlock(&dev->rdma->map_lock);
 	return n;
 }
 
@@ -251,8 +256,11 @@ static void rswap_sess_err_work(struct work_struct *work)
 
 	if (rswap_sess_state(sess) != RSWAP_SESS_RECONNECTING)
 		return;		/* DELETING: close tears down */
-	rswap_sess_warn(sess, "connection lost; its I/O waits up to %u s (fail_io_tmo) while it reconnects\n",
-			tmo);
+	if (sess->refresh)
+		rswap_sess_info(sess, "reconnecting to learn its new chunk\n");
+	else
+		rswap_sess_warn(sess, "connection lost; its I/O waits up to %u s (fail_io_tmo) while it reconnects\n",
+				tmo);
 	queue_delayed_work(rswap_rdma_wq, &sess->failfast_work,
 			   (unsigned long)tmo * HZ);
 	/* Swap may be waiting on us: no allocation may recurse into it. */
@@ -338,6 +346,7 @@ static void rswap_sess_reconnect_work(struct work_struct *work)
 	rswap_sess_info(sess, "reconnected after %u ms (%u failed attempts)\n",
 			jiffies_to_msecs(jiffies - sess->down_since),
 			sess->attempts);
+	sess->refresh = false;
 	sess->attempts = 0;
 	rswap_sess_unpark(sess, BLK_STS_OK);
 	/* A queue pair that died while we connected was not recovered. */
@@ -366,7 +375,7 @@ static void rswap_rdma_remove_one(struct ib_device *ibdev, void *client_data)
 
 	if (!rdma)
 		return;
-	for (i = 0; i < rdma->nr_sess; i++) {
+	for (i = 0; i < rswap_rdma_nr_sess(rdma); i++) {
 		struct rswap_sess *sess = rdma->sess[i];
 
 		if (READ_ONCE(sess->ibdev) != ibdev)
@@ -430,6 +439,7 @@ static void rswap_sess_free(struct rswap_sess *sess)
 	kfree(sess);
 }
 
+/* Under map_lock, or before anything else runs (load). */
 static struct rswap_sess *rswap_sess_lookup(struct rswap_rdma *rdma,
 					    const char *addr)
 {
@@ -441,13 +451,95 @@ static struct rswap_sess *rswap_sess_lookup(struct rswap_rdma *rdma,
 	return NULL;
 }
 
+/* Under map_lock, or at load.  Published to lockless readers last. */
+static struct rswap_sess *rswap_sess_add(struct rswap_dev *dev,
+					 const char *addr)
+{
+	struct rswap_rdma *rdma = dev->rdma;
+	struct rswap_sess *sess;
+
+	if (rdma->nr_sess >= RSWAP_MAX_POOLDS) {
+		pr_err("coordinator %s names more than %u poolds in one map (%s is one too many); refusing it (a broken or hostile coordinator?)\n",
+		       dev->cfg.coord_str, RSWAP_MAX_POOLDS, addr);
+		return ERR_PTR(-EPROTO);
+	}
+	sess = rswap_sess_alloc(dev, addr);
+	if (IS_ERR(sess))
+		return sess;
+	rdma->sess[rdma->nr_sess] = sess;
+	/* sess[] before the count: see rswap_rdma_nr_sess(). */
+	smp_store_release(&rdma->nr_sess, rdma->nr_sess + 1);
+	return sess;
+}
+
+/*
+ * Sleeps.  First connect of a session: CONNECTING -> LIVE, or -errno
+ * with nothing left connected (it stays CONNECTING; a later call tries
+ * again).  At load the device's segment limit follows the queue pairs;
+ * later a session must take at least as many SGEs.
+ */
+int rswap_sess_open(struct rswap_sess *sess)
+{
+	struct rswap_dev *dev = sess->dev;
+	unsigned int j;
+	int ret;
+
+	ret = rswap_sess_connect(sess);
+	if (ret) {
+		rswap_sess_destroy_qps(sess);
+		return ret;
+	}
+	for (j = 0; j < sess->nr_qps && !dev->rdma->ready; j++)
+		dev->max_segments = min_t(u32, dev->max_segments,
+					  sess->qps[j].max_sge);
+	sess->ever_live = true;
+	if (!rswap_sess_change_state(sess, RSWAP_SESS_LIVE)) {
+		rswap_sess_destroy_qps(sess);
+		return -ESHUTDOWN;
+	}
+	rswap_sess_info(sess, "%u chunks, %u queue pairs, incarnation %#llx\n",
+			sess->nr_slots, sess->nr_qps, sess->incarnation);
+	return 0;
+}
+
+/*
+ * Sleeps.  The session to the poold at addr ("ADDR:PORT"), added if there
+ * is none: a move's target may be a poold this client had no chunk on.
+ * The move work connects it (rswap_sess_open()), and only it.
+ */
+struct rswap_sess *rswap_sess_get(struct rswap_dev *dev, const char *addr)
+{
+	struct rswap_rdma *rdma = dev->rdma;
+	struct rswap_sess *sess;
+
+	mutex_lock(&rdma->map_lock);
+	sess = rswap_sess_lookup(rdma, addr);
+	if (!sess)
+		sess = rswap_sess_add(dev, addr);
+	mutex_unlock(&rdma->map_lock);
+	return sess;
+}
+
+/*
+ * Sleeps, up to about fail_io_tmo.  Reconnect a session so that the
+ * poold registers and lists a chunk it allocated for us since (a move's
+ * target); its requests wait meanwhile, as on any reconnect.  0 once it
+ * is LIVE again, or -ENOTCONN.
+ */
+int rswap_sess_refresh(struct rswap_sess *sess)
+{
+	sess->refresh = true;
+	rswap_sess_error_recovery(sess);
+	return rswap_sess_wait_ready(sess);
+}
+
 ssize_t rswap_rdma_show_poolds(struct rswap_dev *dev, char *buf)
 {
 	struct rswap_rdma *rdma = dev->rdma;
 	unsigned int i, j, live;
 	int len = 0;
 
-	for (i = 0; i < rdma->nr_sess; i++) {
+	for (i = 0; i < rswap_rdma_nr_sess(rdma); i++) {
 		struct rswap_sess *s = rdma->sess[i];
 
 		for (live = 0, j = 0; j < s->nr_qps; j++)
@@ -494,7 +586,7 @@ static ssize_t rswap_inject_fault_write(struct file *file,
 		return -EFAULT;
 	buf[len] = '\0';
 	addr = strim(buf);
-	for (i = 0; i < rdma->nr_sess; i++) {
+	for (i = 0; i < rswap_rdma_nr_sess(rdma); i++) {
 		struct rswap_sess *sess = rdma->sess[i];
 
 		if (strcmp(sess->addr_str, addr))
@@ -535,6 +627,8 @@ void rswap_rdma_close(struct rswap_dev *dev)
 	rswap_rdma_debugfs = NULL;
 	for (i = 0; i < rdma->nr_sess; i++)
 		rswap_sess_change_state(rdma->sess[i], RSWAP_SESS_DELETING);
+	/* A move under way fails on the sessions going away, and ends. */
+	rswap_move_cancel(dev);
 	if (rswap_rdma_cur) {
 		ib_unregister_client(&rswap_ib_client);
 		rswap_rdma_cur = NULL;
@@ -545,6 +639,8 @@ void rswap_rdma_close(struct rswap_dev *dev)
 		destroy_workqueue(rswap_rdma_wq);
 		rswap_rdma_wq = NULL;
 	}
+	for (i = 0; dev->core.slots && i < dev->core.nslots; i++)
+		kfree(rcu_dereference_protected(dev->core.slots[i].place, 1));
 	kfree(rdma);
 	dev->rdma = NULL;
 	rswap_core_free(&dev->core);
@@ -555,7 +651,7 @@ int rswap_rdma_open(struct rswap_dev *dev, const struct rswap_pb_map *map)
 {
 	struct rswap_rdma *rdma;
 	unsigned long deadline;
-	unsigned int i, j;
+	unsigned int i;
 	int ret;
 
 	if (map->chunk_size < RSWAP_MAX_IO_BYTES ||
@@ -567,12 +663,16 @@ int rswap_rdma_open(struct rswap_dev *dev, const struct rswap_pb_map *map)
 	ret = rswap_core_init(&dev->core, map->size, map->chunk_size);
 	if (ret)
 		return ret;
-	rdma = kzalloc(struct_size(rdma, sess, map->nslots), GFP_KERNEL);
+	rdma = kzalloc(sizeof(*rdma), GFP_KERNEL);
 	if (!rdma) {
 		ret = -ENOMEM;
 		goto out_free_core;
 	}
 	rdma->dev = dev;
+	mutex_init(&rdma->map_lock);
+	init_waitqueue_head(&rdma->place_wq);
+	rswap_move_init(rdma);
+	rdma->epoch = map->epoch;
 	dev->rdma = rdma;
 	rswap_rdma_wq = alloc_workqueue("rswap_rdma", WQ_MEM_RECLAIM |
 					WQ_UNBOUND, 0);
@@ -583,26 +683,29 @@ int rswap_rdma_open(struct rswap_dev *dev, const struct rswap_pb_map *map)
 
 	for (i = 0; i < map->nslots; i++) {
 		const struct rswap_pb_slot *ms = &map->slots[i];
+		struct rswap_place *place;
 		struct rswap_sess *sess;
 
 		sess = rswap_sess_lookup(rdma, ms->poold_addr);
-		if (!sess && rdma->nr_sess >= RSWAP_MAX_POOLDS) {
-			pr_err("coordinator %s names more than %u poolds in one map; refusing it (a broken or hostile coordinator?)\n",
-			       dev->cfg.coord_str, RSWAP_MAX_POOLDS);
-			ret = -EPROTO;
+		if (!sess)
+			sess = rswap_sess_add(dev, ms->poold_addr);
+		if (IS_ERR(sess)) {
+			ret = PTR_ERR(sess);
 			goto out_close;
 		}
-		if (!sess) {
-			sess = rswap_sess_alloc(dev, ms->poold_addr);
-			if (IS_ERR(sess)) {
-				ret = PTR_ERR(sess);
-				goto out_close;
-			}
-			rdma->sess[rdma->nr_sess++] = sess;
+		place = kzalloc(sizeof(*place), GFP_KERNEL);
+		if (!place) {
+			ret = -ENOMEM;
+			goto out_close;
 		}
-		sess->nr_slots++;
-		dev->core.slots[i].sess = sess;
-		dev->core.slots[i].handle = ms->handle;
+		place->epoch = map->epoch;
+		place->nr = 1;
+		place->rep[0].sess = sess;
+		place->rep[0].handle = ms->handle;
+		RCU_INIT_POINTER(dev->core.slots[i].place, place);
+		/* The coordinator knows it lost; no table will list it. */
+		if (ms->lost)
+			rswap_slot_mark_lost(sess, &dev->core.slots[i]);
 	}
 
 	dev->max_segments = RSWAP_MAX_SEGMENTS;
@@ -610,25 +713,19 @@ int rswap_rdma_open(struct rswap_dev *dev, const struct rswap_pb_map *map)
 	deadline = jiffies + msecs_to_jiffies(max(RSWAP_OPEN_BUDGET_MS,
 						  2 * dev->cfg.timeout_ms));
 	for (i = 0; i < rdma->nr_sess; i++) {
-		struct rswap_sess *sess = rdma->sess[i];
-
 		if (time_after(jiffies, deadline)) {
 			pr_err("connecting to the %u poolds of the map took too long (%u connected); giving up\n",
 			       rdma->nr_sess, i);
 			ret = -ETIMEDOUT;
 			goto out_close;
 		}
+		/* Only lost chunks there: nothing to connect for. */
+		if (!rswap_sess_chunks(rdma->sess[i]))
+			continue;
 		/* Every failure below has logged its one line already. */
-		ret = rswap_sess_connect(sess);
+		ret = rswap_sess_open(rdma->sess[i]);
 		if (ret)
 			goto out_close;
-		for (j = 0; j < sess->nr_qps; j++)
-			dev->max_segments = min_t(u32, dev->max_segments,
-						  sess->qps[j].max_sge);
-		sess->ever_live = true;
-		rswap_sess_change_state(sess, RSWAP_SESS_LIVE);
-		rswap_sess_info(sess, "%u chunks, %u queue pairs, incarnation %#llx\n",
-				sess->nr_slots, sess->nr_qps, sess->incarnation);
 	}
 	rswap_rdma_cur = rdma;
 	ret = ib_register_client(&rswap_ib_client);
@@ -640,6 +737,8 @@ int rswap_rdma_open(struct rswap_dev *dev, const struct rswap_pb_map *map)
 	}
 	rswap_rdma_debugfs_add(rdma);
 	dev->ops = &rswap_rdma_ops;
+	/* The coordinator thread may start moves from now on. */
+	smp_store_release(&rdma->ready, true);
 	return 0;
 
 out_close:

@@ -8,14 +8,18 @@
  *                          open/close
  *   rswap-clt-rdma-io.c    the one post function both front-ends use, its
  *                          completions, blk-mq timeout
+ *   rswap-clt-rdma-move.c  live chunk moves: a chunk copied to another
+ *                          poold while swap goes on, then switched to
  *
- * One session per poold named in the chunk map, one RC queue pair per
- * hardware queue (CPU) in each session.  A session's state changes only
+ * One session per poold the map names (a move to a new poold adds one),
+ * one RC queue pair per hardware queue (CPU) in each session.  A session's state changes only
  * through rswap_sess_change_state(); queue pair bits stay below it.
  *
- * Lock order: sess->lock (spinlock, irq-safe: CQ softirq and QP events
- * take it) is innermost; nothing is called with it held but list and
- * state updates.  The I/O path reads sess->state and the QPs under
+ * Lock order: rdma->map_lock (mutex: placements, sessions added, chunk
+ * tables matched) before everything else; sess->lock and move->lock
+ * (spinlocks, irq-safe: CQ softirq and QP events take them) are
+ * innermost; nothing is called with them held but list and state
+ * updates.  The I/O path reads sess->state and the QPs under
  * rcu_read_lock(); error recovery changes the state first, then
  * synchronize_rcu(), then drains and destroys the QPs.
  */
@@ -24,6 +28,7 @@
 
 #include <linux/completion.h>
 #include <linux/list.h>
+#include <linux/mutex.h>
 #include <linux/spinlock.h>
 #include <linux/wait.h>
 #include <linux/workqueue.h>
@@ -90,7 +95,8 @@ struct rswap_sess {
 	char addr_str[RSWAP_PB_ADDR_MAX];
 	struct sockaddr_storage addr;
 	u64 cookie;			/* new for every connect attempt */
-	u32 nr_slots;			/* slots of our map on this poold */
+	u32 nr_slots;			/* chunks of ours on it, at the last connect */
+	bool refresh;			/* reconnect to learn a new chunk: quiet */
 
 	spinlock_t lock;		/* state, parked */
 	enum rswap_sess_state state;	/* rswap_sess_change_state() only */
@@ -131,10 +137,77 @@ struct rswap_sess {
 	struct rswap_qp qps[];
 };
 
+/* Writes of one window in flight are counted; a window is copied alone. */
+#define RSWAP_MOVE_WRS		8u	/* RDMA ops of a window in flight */
+/* Chunks a poold may list for us beyond those in our map, for a while. */
+#define RSWAP_TABLE_SLACK	16u
+#define RSWAP_MOVE_NO_WIN	U32_MAX
+
+/* One copy operation of a move: up to max_segments pages. */
+struct rswap_move_op {
+	struct rswap_rdma_req req;
+	struct rswap_move *move;
+	struct scatterlist sg[RSWAP_MAX_SEGMENTS];
+	struct ib_sge sge[RSWAP_MAX_SEGMENTS];
+};
+
+/*
+ * A chunk being moved (rswap-clt-rdma-move.c).  The copy goes window by
+ * window: while window win is copied, writes to it are held (a blk
+ * request on held, a frontswap store refused); before it is, the writes
+ * to it already posted end (writes[win] == 0).  So a window's copy never
+ * overwrites a newer write on the target, and every write after it goes
+ * to both copies.
+ */
+struct rswap_move {
+	struct rswap_dev *dev;
+	u32 slot;
+	u64 epoch;			/* the map epoch once it commits */
+	u64 from_handle;
+	u64 to_handle;
+	char to_poold[RSWAP_PB_ADDR_MAX];
+	struct rswap_sess *to;
+	/* The target chunk, as the target's chunk table gave it. */
+	bool to_found;
+	u64 to_addr;
+	u32 to_rkey;
+
+	spinlock_t lock;		/* win, writes, held */
+	u32 win;			/* being copied, or RSWAP_MOVE_NO_WIN */
+	u32 nwin;
+	unsigned int win_shift;		/* window bytes = 1 << win_shift */
+	u32 *writes;			/* per window: writes in flight */
+	struct list_head held;		/* blk writes to win, waiting */
+	wait_queue_head_t wq;		/* writes[win] reached 0; op done */
+
+	int error;			/* first failure (-errno), or 0 */
+	char reason[96];		/* ... in words */
+	atomic64_t copied;		/* bytes copied */
+	unsigned long started;		/* jiffies */
+
+	atomic_t ops_left;		/* of the batch in flight */
+	int op_error;			/* a failed op of the batch */
+	bool op_target;			/* ... failed on the target */
+	unsigned int nr_pages;
+	struct page **pages;		/* one window's worth */
+	struct rswap_move_op *ops;	/* RSWAP_MOVE_WRS */
+};
+
 struct rswap_rdma {
 	struct rswap_dev *dev;
-	unsigned int nr_sess;
-	struct rswap_sess *sess[];
+	struct mutex map_lock;		/* see "Lock order" */
+	wait_queue_head_t place_wq;	/* a retired placement's last request */
+	u64 epoch;			/* map epoch (under map_lock) */
+	struct rswap_move *move;	/* the one move under way (map_lock) */
+	struct work_struct move_work;	/* runs it */
+	bool ready;			/* open finished: moves may start */
+	atomic_t nr_lost;		/* slots lost */
+	atomic64_t moves_done;
+	atomic64_t moves_failed;
+	atomic64_t bytes_moved;
+	/* Sessions are added (a move to a new poold), never removed. */
+	unsigned int nr_sess;		/* smp_store_release() after sess[] */
+	struct rswap_sess *sess[RSWAP_MAX_POOLDS];
 };
 
 #define rswap_sess_err(s, fmt, ...) \
@@ -172,6 +245,7 @@ static inline bool rswap_sess_loud(const struct rswap_sess *sess)
 
 /* rswap-clt-rdma-cm.c */
 int rswap_sess_connect(struct rswap_sess *sess);
+u32 rswap_sess_chunks(struct rswap_sess *sess);
 void rswap_sess_destroy_qps(struct rswap_sess *sess);
 bool rswap_sess_qps_live(struct rswap_sess *sess);
 bool rswap_sess_port_down(struct rswap_sess *sess);
@@ -185,6 +259,36 @@ int rswap_sess_wait_ready(struct rswap_sess *sess);
 bool rswap_slot_mark_lost(struct rswap_sess *sess, struct rswap_slot *slot);
 u32 rswap_sess_lose_all(struct rswap_sess *sess);
 const char *rswap_sess_state_name(enum rswap_sess_state state);
+struct rswap_sess *rswap_sess_get(struct rswap_dev *dev, const char *addr);
+int rswap_sess_open(struct rswap_sess *sess);
+int rswap_sess_refresh(struct rswap_sess *sess);
+void rswap_rdma_queue_work(struct work_struct *work);
+
+/* The placement a slot has now; under rcu_read_lock() or map_lock. */
+static inline struct rswap_place *rswap_slot_place(struct rswap_dev *dev,
+						   struct rswap_slot *slot)
+{
+	return rcu_dereference_check(slot->place,
+				     lockdep_is_held(&dev->rdma->map_lock));
+}
+
+struct rswap_place *rswap_place_alloc(const struct rswap_place *from);
+void rswap_place_replace(struct rswap_dev *dev, struct rswap_slot *slot,
+			 struct rswap_place *place);
+
+/* Sessions published so far; others read sess[] without map_lock. */
+static inline unsigned int rswap_rdma_nr_sess(struct rswap_rdma *rdma)
+{
+	/* Pairs with smp_store_release() in rswap_sess_add(). */
+	return smp_load_acquire(&rdma->nr_sess);
+}
+
+/* Open finished: moves may start, reports be made. */
+static inline bool rswap_rdma_ready(struct rswap_rdma *rdma)
+{
+	/* Pairs with smp_store_release() in rswap_rdma_open(). */
+	return rdma && smp_load_acquire(&rdma->ready);
+}
 
 static inline enum rswap_sess_state rswap_sess_state(struct rswap_sess *sess)
 {
@@ -196,5 +300,19 @@ ssize_t rswap_rdma_show_poolds(struct rswap_dev *dev, char *buf);
 
 /* rswap-clt-rdma-io.c */
 extern const struct rswap_backend_ops rswap_rdma_ops;
+int rswap_rdma_post_rep(struct rswap_dev *dev, struct rswap_rdma_req *req,
+			const struct rswap_replica *rep, u64 chunk_off,
+			unsigned int qidx);
+void rswap_rdma_unmap(struct rswap_rdma_req *req);
+void rswap_place_put(struct rswap_dev *dev, struct rswap_place *place);
+
+/* rswap-clt-rdma-move.c */
+void rswap_move_write_end(struct rswap_move *mv, struct rswap_cmd *cmd);
+bool rswap_move_hold(struct rswap_move *mv, struct rswap_cmd *cmd, u64 off,
+		     u32 len);
+void rswap_move_fail(struct rswap_move *mv, int err, const char *why);
+void rswap_move_target_found(struct rswap_move *mv, u64 addr, u32 rkey);
+void rswap_move_init(struct rswap_rdma *rdma);
+void rswap_move_cancel(struct rswap_dev *dev);
 
 #endif /* RSWAP_CLT_RDMA_H */

@@ -91,8 +91,10 @@ static ssize_t nr_queues_show(struct device *d, struct device_attribute *attr,
 static DEVICE_ATTR_RO(nr_queues);
 
 /*
- * One line per slot: index, poold, handle, and "ok" or "lost" (its poold
- * lost the chunk: its pages fail with I/O errors).  Truncated at PAGE_SIZE.
+ * One line per slot: index, poold, handle, "ok" or "lost" (its poold lost
+ * the chunk: its pages fail with I/O errors), and while its chunk moves
+ * "moving POOLD HANDLE COPIED/CHUNK_SIZE".  The DRAM backend: "dram".
+ * Truncated at PAGE_SIZE.
  */
 static ssize_t chunk_map_show(struct device *d, struct device_attribute *attr,
 			      char *buf)
@@ -103,11 +105,28 @@ static ssize_t chunk_map_show(struct device *d, struct device_attribute *attr,
 
 	for (i = 0; i < dev->core.nslots; i++) {
 		const struct rswap_slot *s = &dev->core.slots[i];
+		const struct rswap_place *p;
 		int n;
 
-		n = sysfs_emit_at(buf, len, "%u %s %llu %s\n", i,
-				  rswap_slot_poold_name(s), s->handle,
-				  READ_ONCE(s->lost) ? "lost" : "ok");
+		rcu_read_lock();
+		p = rcu_dereference(s->place);
+		if (!p)
+			n = sysfs_emit_at(buf, len, "%u dram %u ok\n", i, i);
+		else if (p->move)
+			n = sysfs_emit_at(buf, len, "%u %s %llu %s moving %s %llu %llu/%llu\n",
+					  i, rswap_sess_name(p->rep[0].sess),
+					  p->rep[0].handle,
+					  READ_ONCE(s->lost) ? "lost" : "ok",
+					  rswap_sess_name(p->rep[1].sess),
+					  p->rep[1].handle,
+					  rswap_move_copied(p->move),
+					  dev->core.chunk_size);
+		else
+			n = sysfs_emit_at(buf, len, "%u %s %llu %s\n", i,
+					  rswap_sess_name(p->rep[0].sess),
+					  p->rep[0].handle,
+					  READ_ONCE(s->lost) ? "lost" : "ok");
+		rcu_read_unlock();
 		if (!n)
 			break;
 		len += n;
@@ -115,6 +134,17 @@ static ssize_t chunk_map_show(struct device *d, struct device_attribute *attr,
 	return len;
 }
 static DEVICE_ATTR_RO(chunk_map);
+
+/*
+ * Chunk moves: "epoch=E done=N failed=N bytes=B" and, while one runs,
+ * " moving=SLOT to=POOLD copied=C".
+ */
+static ssize_t moves_show(struct device *d, struct device_attribute *attr,
+			  char *buf)
+{
+	return rswap_rdma_show_moves(rswap_from_device(d), buf);
+}
+static DEVICE_ATTR_RO(moves);
 
 static ssize_t poolds_show(struct device *d, struct device_attribute *attr,
 			   char *buf)
@@ -201,6 +231,7 @@ static struct attribute *rswap_attrs[] = {
 	&dev_attr_chunk_size.attr,
 	&dev_attr_nr_queues.attr,
 	&dev_attr_chunk_map.attr,
+	&dev_attr_moves.attr,
 	&dev_attr_poolds.attr,
 	&dev_attr_fail_reads.attr,
 	&dev_attr_coord_state.attr,

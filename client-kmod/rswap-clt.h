@@ -124,13 +124,26 @@ struct rswap_rdma_req {
 	bool write;
 };
 
-/* Per block request state (blk-mq pdu). */
+/*
+ * Per block request state (blk-mq pdu).  A write to a slot whose chunk is
+ * moving goes to both copies: req to rep[0], req2 to rep[1]; the request
+ * ends when both have (pending).
+ */
 struct rswap_cmd {
 	struct rswap_rdma_req req;
-	struct list_head park;		/* on its session's parked list */
-	bool parked;			/* under the session's lock */
+	struct rswap_rdma_req req2;
+	struct rswap_place *place;	/* posted under; counted in its inflight */
+	atomic_t pending;		/* halves posted and not completed */
+	bool failed;			/* req's completion failed: retry it */
+	bool counted;			/* in the move's per-window write count */
+	u32 win[2];			/* ... of these windows */
+	/* On its session's parked list, or on a move's held list. */
+	struct list_head park;
+	bool parked;			/* under that list's lock */
 	struct scatterlist sg[RSWAP_MAX_SEGMENTS];
 	struct ib_sge sge[RSWAP_MAX_SEGMENTS];
+	struct scatterlist sg2[RSWAP_MAX_SEGMENTS];
+	struct ib_sge sge2[RSWAP_MAX_SEGMENTS];
 };
 
 /* The cluster key (rswap-clt-auth.c, rswap_auth.h). */
@@ -210,17 +223,30 @@ struct rswap_pb_map;
 int rswap_rdma_open(struct rswap_dev *dev, const struct rswap_pb_map *map);
 void rswap_rdma_close(struct rswap_dev *dev);
 
+/* rswap-clt-rdma-move.c */
+struct rswap_pb_report;
+struct rswap_pb_env;
+int rswap_move_start(struct rswap_dev *dev, const struct rswap_pb_env *env,
+		     const char **why);
+int rswap_rdma_report(struct rswap_dev *dev, struct rswap_pb_report *rep,
+		      bool handles);
+void rswap_rdma_report_free(struct rswap_pb_report *rep);
+const char *rswap_sess_name(const struct rswap_sess *sess);
+u64 rswap_move_copied(const struct rswap_move *mv);
+ssize_t rswap_rdma_show_moves(struct rswap_dev *dev, char *buf);
+
 /* rswap-clt-coord.c */
+struct rswap_pb_move_done;
 int rswap_parse_addr(const char *s, struct sockaddr_storage *ss);
+void rswap_coord_move_done(struct rswap_dev *dev,
+			   const struct rswap_pb_move_done *d);
+void rswap_coord_stop(struct rswap_dev *dev);
 int rswap_coord_open(struct rswap_dev *dev, struct rswap_pb_map *map);
 void rswap_coord_close(struct rswap_dev *dev, bool release);
 const char *rswap_coord_state_name(struct rswap_dev *dev);
 u64 rswap_coord_reconnects(struct rswap_dev *dev);
 u64 rswap_coord_heartbeats(struct rswap_dev *dev);
 ssize_t rswap_coord_show_last_error(struct rswap_dev *dev, char *buf);
-
-/* Name of the poold holding a slot, for messages and sysfs. */
-const char *rswap_slot_poold_name(const struct rswap_slot *slot);
 
 /* rswap-clt-auth.c */
 int rswap_auth_load_key(struct rswap_auth *auth);

@@ -72,7 +72,6 @@ struct poold_session {
 	uint16_t qp_count;
 	uint16_t version;		/* negotiated with the first QP */
 	unsigned int nconns;
-	bool revoked;			/* a chunk was freed under it */
 	bool opened;			/* every MR registered; logged */
 	struct ibv_pd *pd;
 	struct poold_smr *mrs;
@@ -623,9 +622,6 @@ static void on_connect_request(struct poold *p, struct rdma_cm_id *id,
 		if (s->qp_count != cp.qp_count) {
 			why = "qp_count differs from the session's first queue pair";
 			r = RSWAP_REJ_SESSION;
-		} else if (s->revoked) {
-			why = "session is being torn down (a chunk was freed)";
-			r = RSWAP_REJ_SESSION;
 		} else if (session_has_qp(p, s, cp.qp_index)) {
 			why = "qp_index is already connected in this session";
 			r = RSWAP_REJ_SESSION;
@@ -936,34 +932,33 @@ int poold_rdma_start(struct poold *p)
 	return 0;
 }
 
+/*
+ * Deregistering a chunk's MR in every session invalidates its rkey: from
+ * here on an RDMA access to it fails on the client's side (a remote
+ * access error, which makes it reconnect and find the chunk gone).  The
+ * sessions stay: a client whose chunk moved away goes on using its other
+ * chunks here, undisturbed.  The chunk leaves the table a reconnect gets.
+ */
 void poold_rdma_revoke_chunk(struct poold *p, const struct poold_chunk *chunk)
 {
 	struct poold_session *s;
-	struct poold_conn *c;
 	unsigned int i;
 
 	for (s = p->sessions; s; s = s->next) {
 		for (i = 0; i < s->nmrs; i++) {
 			if (s->mrs[i].chunk != chunk)
 				continue;
-			/* Deregistering invalidates the rkey: access ends here. */
 			if (s->mrs[i].mr && ibv_dereg_mr(s->mrs[i].mr))
 				log_warn("client %s: deregistering chunk %#llx failed",
 					 s->client_id, (unsigned long long)chunk->handle);
-			s->mrs[i].mr = NULL;
-			s->mrs[i].chunk = NULL;
-			if (!s->revoked)
-				log_info("client %s %s: chunk %#llx freed while connected; "
-					 "disconnecting session %#llx", s->client_id,
-					 s->peer, (unsigned long long)chunk->handle,
-					 (unsigned long long)s->cookie);
-			s->revoked = true;
+			log_info("client %s %s: chunk %#llx freed while connected; its rkey "
+				 "is revoked in session %#llx", s->client_id, s->peer,
+				 (unsigned long long)chunk->handle,
+				 (unsigned long long)s->cookie);
+			/* Keep the table dense: the last entry takes its place. */
+			s->mrs[i] = s->mrs[--s->nmrs];
+			break;
 		}
-		if (!s->revoked)
-			continue;
-		for (c = p->conns; c; c = c->next)
-			if (c->s == s)
-				rdma_disconnect(c->id);
 	}
 }
 

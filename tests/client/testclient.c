@@ -477,7 +477,9 @@ static double now_s(void)
 /*
  * --hold: stay connected until a poold disconnects us or the time is up,
  * then, if still connected, read every chunk again.  With --expect-revoked, success is that
- * access ended (a disconnect, or the reads fail).
+ * access ended (a disconnect, or the reads fail): a read of one block of
+ * every slot, twice a second, tells it early (a poold that frees a chunk
+ * revokes its rkey and keeps the session).
  */
 static int hold_and_reread(const struct tc_opts *o, struct tc_dev *dev,
 			   struct tc_map *map, struct tc_poold *pos,
@@ -485,19 +487,28 @@ static int hold_and_reread(const struct tc_opts *o, struct tc_dev *dev,
 {
 	double end = now_s() + o->hold_s;
 	struct timespec nap = { .tv_nsec = 100 * 1000 * 1000 };
-	bool gone = false;
-	unsigned int i;
+	bool gone = false, failed = false;
+	unsigned int i, tick = 0;
+	uint64_t zero = 0;
 	int ret = 0;
 
 	log_info("holding the connections for up to %u s", o->hold_s);
-	while (!gone && now_s() < end) {
+	while (!gone && !failed && now_s() < end) {
 		for (i = 0; i < npoolds; i++) {
 			if (tc_poold_disconnected(&pos[i])) {
 				log_info("poold %s disconnected the session", pos[i].addr);
 				gone = true;
 			}
 		}
+		for (i = 0; o->expect_revoked && !gone && !(++tick % 5) &&
+			    i < map->nslots && !failed; i++)
+			failed = tc_poold_io(o, dev, map->slots[i].poold, &map->slots[i],
+					     &zero, 1, false) != 0;
 		nanosleep(&nap, NULL);
+	}
+	if (failed) {
+		log_info("access ended as expected (reads fail)");
+		return 0;
 	}
 	/* A disconnected QP has nothing more to say; read only if still up. */
 	for (i = 0; i < map->nslots && !ret && !gone; i++)

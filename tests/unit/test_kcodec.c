@@ -54,8 +54,10 @@ static struct buf pack_map(uint64_t chunk_size, uint64_t size,
 		slots[i].index = idx[i];
 		slots[i].poold_addr = (char *)addr[i];
 		slots[i].handle = handle[i];
+		slots[i].lost = handle[i] == 1ull << 40;
 		ptrs[i] = &slots[i];
 	}
+	map.epoch = 6;
 	map.chunk_size = chunk_size;
 	map.size = size;
 	map.n_slots = n;
@@ -121,7 +123,7 @@ static void check_hello(uint32_t version, uint64_t seq, const char *id,
 	ref = pack_env(&env);
 
 	len = rswap_pb_encode_hello(mine, sizeof(mine), version, seq, id, size,
-				    reconnect);
+				    reconnect, NULL);
 	assert_true(len > 0);
 	assert_int_equal(len, ref.len);
 	assert_memory_equal(mine, ref.data, ref.len);
@@ -139,7 +141,8 @@ static void check_hello(uint32_t version, uint64_t seq, const char *id,
 	/* Every smaller buffer is refused, never overrun. */
 	for (int cap = 0; cap < len; cap++)
 		assert_int_equal(rswap_pb_encode_hello(mine, cap, version, seq,
-						       id, size, reconnect), -ENOSPC);
+						       id, size, reconnect, NULL),
+				 -ENOSPC);
 	free(ref.data);
 }
 
@@ -199,13 +202,148 @@ static void test_encode_bad_id(void **state)
 	uint8_t b[RSWAP_PB_HELLO_MAX];
 
 	(void)state;
-	assert_int_equal(rswap_pb_encode_hello(b, sizeof(b), 1, 1, "", 1, false), -EINVAL);
-	assert_int_equal(rswap_pb_encode_hello(b, sizeof(b), 1, 1, NULL, 1, false), -EINVAL);
+	assert_int_equal(rswap_pb_encode_hello(b, sizeof(b), 1, 1, "", 1, false, NULL), -EINVAL);
+	assert_int_equal(rswap_pb_encode_hello(b, sizeof(b), 1, 1, NULL, 1, false, NULL), -EINVAL);
 	assert_int_equal(rswap_pb_encode_hello(b, sizeof(b), 1, 1,
 					       "0123456789abcdef0123456789abcdef", 1,
-					       false),
+					       false, NULL),
 			 -EINVAL);
 	assert_int_equal(rswap_pb_encode_release(b, sizeof(b), 1, 1, ""), -EINVAL);
+}
+
+/* A reconnecting hello and a heartbeat with a report, byte for byte. */
+static void test_encode_report(void **state)
+{
+	static const u64 handles[] = { 0x1234000000000001ull, 7, 0,
+				       0xffffffffffffffffull };
+	static const u32 lost[] = { 2, 0, 300000 };
+	struct rswap_pb_report rep = {
+		.epoch = 3, .handles = handles, .nhandles = 4, .moving = true,
+		.move_slot = 1, .move_to_handle = 0x55, .move_copied = 1 << 20,
+		.lost = lost, .nlost = 3,
+	};
+	Rswap__Envelope env = RSWAP__ENVELOPE__INIT;
+	Rswap__ClientHello hello = RSWAP__CLIENT_HELLO__INIT;
+	Rswap__ClientHeartbeat hb = RSWAP__CLIENT_HEARTBEAT__INIT;
+	Rswap__MoveState ms = RSWAP__MOVE_STATE__INIT;
+	uint8_t mine[512];
+	struct buf ref;
+	int len;
+
+	(void)state;
+	ms.slot = 1;
+	ms.to_handle = 0x55;
+	ms.copied = 1 << 20;
+	hello.client_id = "host-a";
+	hello.size = 16ull << 30;
+	hello.reconnect = true;
+	hello.epoch = 3;
+	hello.n_handles = 4;
+	hello.handles = (uint64_t *)handles;
+	hello.moving = &ms;
+	hello.n_lost_slots = 3;
+	hello.lost_slots = (uint32_t *)lost;
+	env.version = 1;
+	env.seq = 9;
+	env.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HELLO;
+	env.client_hello = &hello;
+	ref = pack_env(&env);
+	assert_true(rswap_pb_report_max(&rep) >= ref.len);
+	len = rswap_pb_encode_hello(mine, sizeof(mine), 1, 9, "host-a",
+				    16ull << 30, true, &rep);
+	assert_int_equal(len, ref.len);
+	assert_memory_equal(mine, ref.data, ref.len);
+	for (int cap = 0; cap < len; cap++)
+		assert_int_equal(rswap_pb_encode_hello(mine, cap, 1, 9, "host-a",
+						       16ull << 30, true, &rep),
+				 -ENOSPC);
+	free(ref.data);
+
+	hb.epoch = 3;
+	hb.moving = &ms;
+	hb.n_lost_slots = 3;
+	hb.lost_slots = (uint32_t *)lost;
+	env.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HEARTBEAT;
+	env.client_heartbeat = &hb;
+	ref = pack_env(&env);
+	len = rswap_pb_encode_heartbeat(mine, sizeof(mine), 1, 9, &rep);
+	assert_int_equal(len, ref.len);
+	assert_memory_equal(mine, ref.data, ref.len);
+	free(ref.data);
+
+	rep.nlost = RSWAP_PB_MAX_LOST + 1;
+	assert_int_equal(rswap_pb_encode_heartbeat(mine, sizeof(mine), 1, 9, &rep),
+			 -EINVAL);
+}
+
+static void check_move_done(bool switched, int32_t code, const char *reason)
+{
+	struct rswap_pb_move_done d = {
+		.slot = 5, .to_handle = 0xabcdef, .switched = switched,
+		.copied = 64ull << 20, .code = code, .reason = reason,
+	};
+	Rswap__Envelope env = RSWAP__ENVELOPE__INIT;
+	Rswap__MoveDone md = RSWAP__MOVE_DONE__INIT;
+	uint8_t mine[256];
+	struct buf ref;
+	int len;
+
+	md.slot = 5;
+	md.to_handle = 0xabcdef;
+	md.switched = switched;
+	md.copied = 64ull << 20;
+	md.code = code;
+	md.reason = (char *)(reason ? reason : "");
+	env.version = 1;
+	env.seq = 77;
+	env.body_case = RSWAP__ENVELOPE__BODY_MOVE_DONE;
+	env.move_done = &md;
+	ref = pack_env(&env);
+	len = rswap_pb_encode_move_done(mine, sizeof(mine), 1, 77, &d);
+	assert_int_equal(len, ref.len);
+	assert_memory_equal(mine, ref.data, ref.len);
+	for (int cap = 0; cap < len; cap++)
+		assert_int_equal(rswap_pb_encode_move_done(mine, cap, 1, 77, &d),
+				 -ENOSPC);
+	free(ref.data);
+}
+
+static void test_encode_move_done(void **state)
+{
+	(void)state;
+	check_move_done(true, 0, NULL);
+	check_move_done(false, 5, "target poold unreachable");
+	check_move_done(false, -1, "negative code");
+}
+
+static void test_decode_move_chunk(void **state)
+{
+	Rswap__Envelope env = RSWAP__ENVELOPE__INIT;
+	Rswap__MoveChunk mc = RSWAP__MOVE_CHUNK__INIT;
+	struct rswap_pb_env back;
+	struct buf ref;
+
+	(void)state;
+	mc.epoch = 12;
+	mc.slot = 3;
+	mc.from_handle = 0x100000001ull;
+	mc.to_poold = "10.0.0.2:7471";
+	mc.to_handle = 0x200000005ull;
+	env.version = 1;
+	env.seq = 40;
+	env.body_case = RSWAP__ENVELOPE__BODY_MOVE_CHUNK;
+	env.move_chunk = &mc;
+	ref = pack_env(&env);
+	assert_int_equal(decode(&ref, &back), 0);
+	assert_int_equal(back.body, RSWAP_PB_BODY_MOVE_CHUNK);
+	assert_true(back.seq == 40);
+	assert_true(back.move.epoch == 12);
+	assert_int_equal(back.move.slot, 3);
+	assert_true(back.move.from_handle == 0x100000001ull);
+	assert_true(back.move.to_handle == 0x200000005ull);
+	assert_string_equal(back.move.to_poold, "10.0.0.2:7471");
+	rswap_pb_env_free(&back);
+	free(ref.data);
 }
 
 /* ---- decoding what protobuf-c packs ----------------------------------- */
@@ -228,7 +366,9 @@ static void test_decode_map(void **state)
 		assert_int_equal(env.map.slots[i].index, idx3[i]);
 		assert_string_equal(env.map.slots[i].poold_addr, addr3[i]);
 		assert_true(env.map.slots[i].handle == handle3[i]);
+		assert_int_equal(env.map.slots[i].lost, i == 2);
 	}
+	assert_true(env.map.epoch == 6);
 	assert_int_equal(rswap_pb_check_map(&env.map, 48ull << 20, &why), 0);
 	rswap_pb_env_free(&env);
 	free(b.data);
@@ -336,11 +476,11 @@ static void check_heartbeat(uint32_t version, uint64_t seq)
 	env.client_heartbeat = &hb;
 	ref = pack_env(&env);
 
-	len = rswap_pb_encode_heartbeat(mine, sizeof(mine), version, seq);
+	len = rswap_pb_encode_heartbeat(mine, sizeof(mine), version, seq, NULL);
 	assert_int_equal(len, ref.len);
 	assert_memory_equal(mine, ref.data, ref.len);
 	for (int cap = 0; cap < len; cap++)
-		assert_int_equal(rswap_pb_encode_heartbeat(mine, cap, version, seq),
+		assert_int_equal(rswap_pb_encode_heartbeat(mine, cap, version, seq, NULL),
 				 -ENOSPC);
 
 	/* The coordinator's echo, as protobuf-c packs it, decodes. */
@@ -673,6 +813,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_encode_hello),
+		cmocka_unit_test(test_encode_report),
+		cmocka_unit_test(test_encode_move_done),
+		cmocka_unit_test(test_decode_move_chunk),
 		cmocka_unit_test(test_encode_release),
 		cmocka_unit_test(test_encode_bad_id),
 		cmocka_unit_test(test_decode_map),
