@@ -97,7 +97,7 @@ bool rswap_move_hold(struct rswap_move *mv, struct rswap_cmd *cmd, u64 off,
 	unsigned long flags;
 
 	spin_lock_irqsave(&mv->lock, flags);
-	if (mv->win == w0 || mv->win == w1) {
+	if (mv->win == w0 || mv->win == w1 || mv->win == RSWAP_MOVE_ALL_WIN) {
 		list_add_tail(&cmd->park, &mv->held);
 		WRITE_ONCE(cmd->parked, true);
 		spin_unlock_irqrestore(&mv->lock, flags);
@@ -106,6 +106,7 @@ bool rswap_move_hold(struct rswap_move *mv, struct rswap_cmd *cmd, u64 off,
 	mv->writes[w0]++;
 	if (w1 != w0)
 		mv->writes[w1]++;
+	mv->writes_total++;
 	cmd->win[0] = w0;
 	cmd->win[1] = w1;
 	cmd->counted = true;
@@ -124,6 +125,8 @@ void rswap_move_write_end(struct rswap_move *mv, struct rswap_cmd *cmd)
 		wake = true;
 	if (cmd->win[1] != cmd->win[0] &&
 	    !--mv->writes[cmd->win[1]] && mv->win == cmd->win[1])
+		wake = true;
+	if (!--mv->writes_total && mv->win == RSWAP_MOVE_ALL_WIN)
 		wake = true;
 	cmd->counted = false;
 	spin_unlock_irqrestore(&mv->lock, flags);
@@ -192,7 +195,10 @@ static bool rswap_move_win_idle(struct rswap_move *mv, u32 win)
 	bool idle;
 
 	spin_lock_irqsave(&mv->lock, flags);
-	idle = !mv->writes[win] || mv->error;
+	if (win == RSWAP_MOVE_ALL_WIN)
+		idle = !mv->writes_total;
+	else
+		idle = !mv->writes[win] || mv->error;
 	spin_unlock_irqrestore(&mv->lock, flags);
 	return idle;
 }
@@ -359,7 +365,7 @@ static int rswap_move_reach(struct rswap_move *mv, const char *to_poold)
 	mv->to = sess;
 	mutex_unlock(&dev->rdma->map_lock);
 	/* A first connect lists it; a live session learns it by reconnecting. */
-	if (!sess->ever_live)
+	if (!sess->ever_live || sess->idle)
 		ret = rswap_sess_open(sess);
 	else
 		ret = rswap_sess_refresh(sess);
@@ -399,6 +405,7 @@ static void rswap_move_work(struct work_struct *work)
 	struct rswap_slot *slot = &dev->core.slots[mv->slot];
 	struct rswap_pb_move_done done = {};
 	struct rswap_place *cur, *moving = NULL, *next;
+	struct rswap_sess *from = NULL;
 	bool switched = false;
 	unsigned int noio;
 	u32 win;
@@ -429,9 +436,17 @@ static void rswap_move_work(struct work_struct *work)
 		if (rswap_move_window(mv, slot, win))
 			break;
 		atomic64_add(1ull << mv->win_shift, &mv->copied);
+		if (READ_ONCE(rdma->move_delay_ms))
+			msleep(READ_ONCE(rdma->move_delay_ms));
 	}
 
-	/* 4. Switch, or go back. */
+	/*
+	 * 4. Switch, or go back.  Hold every write and let those in flight
+	 * end first: one whose write to the target fails after the last
+	 * window was copied must still turn the switch into an abort.
+	 */
+	rswap_move_set_win(mv, RSWAP_MOVE_ALL_WIN);
+	wait_event(mv->wq, rswap_move_win_idle(mv, RSWAP_MOVE_ALL_WIN));
 	mutex_lock(&rdma->map_lock);
 	moving = rswap_slot_place(dev, slot);
 	next = rswap_place_alloc(moving);
@@ -448,12 +463,16 @@ static void rswap_move_work(struct work_struct *work)
 	}
 	next->nr = 1;
 	if (!rswap_move_error(mv)) {
+		from = moving->rep[0].sess;
 		next->rep[0] = moving->rep[1];
 		next->epoch = mv->epoch;
 		rdma->epoch = mv->epoch;
 		switched = true;
 	}
 	rswap_move_end(mv, slot, next);
+	/* The last chunk of ours left that poold: let the session go idle. */
+	if (switched && !rswap_sess_chunks(from))
+		rswap_sess_error_recovery(from);
 
 out_done:
 	if (switched) {

@@ -246,6 +246,24 @@ static void rswap_sess_wait_port(struct rswap_sess *sess)
 		msleep(100);
 }
 
+/*
+ * Workqueue: nothing of ours is on this poold any more: disconnect and
+ * stay so (DEAD, idle) -- a drained poold may be stopped for good without
+ * this client retrying it forever.  A move to it connects it again.
+ */
+static void rswap_sess_idle(struct rswap_sess *sess)
+{
+	unsigned int noio = memalloc_noio_save();
+
+	synchronize_rcu();
+	rswap_sess_wait_port(sess);
+	rswap_sess_destroy_qps(sess);
+	sess->idle = true;
+	if (rswap_sess_change_state(sess, RSWAP_SESS_DEAD))
+		rswap_sess_info(sess, "holds no chunk of ours any more: disconnected\n");
+	memalloc_noio_restore(noio);
+}
+
 /* Workqueue: tear the failed session down and start reconnecting. */
 static void rswap_sess_err_work(struct work_struct *work)
 {
@@ -256,6 +274,10 @@ static void rswap_sess_err_work(struct work_struct *work)
 
 	if (rswap_sess_state(sess) != RSWAP_SESS_RECONNECTING)
 		return;		/* DELETING: close tears down */
+	if (!rswap_sess_chunks(sess)) {
+		rswap_sess_idle(sess);
+		return;
+	}
 	if (sess->refresh)
 		rswap_sess_info(sess, "reconnecting to learn its new chunk\n");
 	else
@@ -473,9 +495,9 @@ static struct rswap_sess *rswap_sess_add(struct rswap_dev *dev,
 }
 
 /*
- * Sleeps.  First connect of a session: CONNECTING -> LIVE, or -errno
- * with nothing left connected (it stays CONNECTING; a later call tries
- * again).  At load the device's segment limit follows the queue pairs;
+ * Sleeps.  First connect of a session, or of an idle one: CONNECTING or
+ * DEAD -> LIVE, or -errno with nothing left connected (the state stays;
+ * a later call tries again).  At load the device's segment limit follows the queue pairs;
  * later a session must take at least as many SGEs.
  */
 int rswap_sess_open(struct rswap_sess *sess)
@@ -497,6 +519,7 @@ int rswap_sess_open(struct rswap_sess *sess)
 		rswap_sess_destroy_qps(sess);
 		return -ESHUTDOWN;
 	}
+	sess->idle = false;
 	rswap_sess_info(sess, "%u chunks, %u queue pairs, incarnation %#llx\n",
 			sess->nr_slots, sess->nr_qps, sess->incarnation);
 	return 0;
@@ -552,6 +575,7 @@ ssize_t rswap_rdma_show_poolds(struct rswap_dev *dev, char *buf)
 				     (long long)atomic64_read(&s->bytes_read),
 				     (long long)atomic64_read(&s->bytes_written),
 				     (long long)atomic64_read(&s->errors),
+				     s->idle ? "idle" :
 				     rswap_sess_state_name(rswap_sess_state(s)),
 				     (long long)atomic64_read(&s->reconnects),
 				     (long long)atomic64_read(&s->recoveries),
@@ -612,6 +636,9 @@ static void rswap_rdma_debugfs_add(struct rswap_rdma *rdma)
 	rswap_rdma_debugfs = debugfs_create_dir(KBUILD_MODNAME, NULL);
 	debugfs_create_file("inject_fault", 0200, rswap_rdma_debugfs, rdma,
 			    &rswap_inject_fault_fops);
+	/* Slows a move's copy down, so that tests can fault it midway. */
+	debugfs_create_u32("move_window_delay_ms", 0600, rswap_rdma_debugfs,
+			   &rdma->move_delay_ms);
 }
 
 /* ---- open / close ---------------------------------------------------------- */

@@ -49,7 +49,9 @@ enum rswap_qp_bit {
  * Session states.  CONNECTING: first connect at load.  LIVE: I/O is
  * posted.  RECONNECTING: QPs torn down, requests wait (parked), reconnect
  * attempts run.  DEAD: down for longer than fail_io_tmo; its I/O fails,
- * reconnect attempts go on and LIVE is reached again when one succeeds.
+ * reconnect attempts go on and LIVE is reached again when one succeeds;
+ * or idle: the poold holds no chunk of ours any more (they moved away, or
+ * were lost), so nothing reconnects until a move targets it again.
  * DELETING: module unload; final.
  */
 enum rswap_sess_state {
@@ -97,6 +99,7 @@ struct rswap_sess {
 	u64 cookie;			/* new for every connect attempt */
 	u32 nr_slots;			/* chunks of ours on it, at the last connect */
 	bool refresh;			/* reconnect to learn a new chunk: quiet */
+	bool idle;			/* DEAD, no chunk of ours: not reconnecting */
 
 	spinlock_t lock;		/* state, parked */
 	enum rswap_sess_state state;	/* rswap_sess_change_state() only */
@@ -142,6 +145,7 @@ struct rswap_sess {
 /* Chunks a poold may list for us beyond those in our map, for a while. */
 #define RSWAP_TABLE_SLACK	16u
 #define RSWAP_MOVE_NO_WIN	U32_MAX
+#define RSWAP_MOVE_ALL_WIN	(U32_MAX - 1)	/* hold every write: switching */
 
 /* One copy operation of a move: up to max_segments pages. */
 struct rswap_move_op {
@@ -173,8 +177,9 @@ struct rswap_move {
 	u32 to_rkey;
 
 	spinlock_t lock;		/* win, writes, held */
-	u32 win;			/* being copied, or RSWAP_MOVE_NO_WIN */
+	u32 win;			/* being copied, or RSWAP_MOVE_*_WIN */
 	u32 nwin;
+	u32 writes_total;		/* writes in flight, all windows */
 	unsigned int win_shift;		/* window bytes = 1 << win_shift */
 	u32 *writes;			/* per window: writes in flight */
 	struct list_head held;		/* blk writes to win, waiting */
@@ -202,6 +207,7 @@ struct rswap_rdma {
 	struct work_struct move_work;	/* runs it */
 	bool ready;			/* open finished: moves may start */
 	atomic_t nr_lost;		/* slots lost */
+	u32 move_delay_ms;		/* debugfs: sleep after each window */
 	atomic64_t moves_done;
 	atomic64_t moves_failed;
 	atomic64_t bytes_moved;
