@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Front-end agnostic routing core: a swap byte offset names a slot
- * (offset >> chunk_shift), the slot names the poold session that holds the
- * chunk, the chunk's remote address and its rkey.  The block front-end
- * uses it today; a frontswap front-end will sit on the same core.
+ * (offset >> chunk_shift), the slot's placement names the poold sessions
+ * that hold the chunk's copies, their remote addresses and rkeys.  The
+ * block and frontswap front-ends both route through it.
  *
  * The map.  Each slot publishes its placement (struct rswap_place: the
  * map epoch it was installed at and its replicas) under RCU; the I/O path

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * RDMA backend, I/O side: rswap_rdma_post() routes, checks and posts one
- * RDMA READ or WRITE for either front-end (a block request: one SGE per
- * segment; a frontswap page: one SGE); the completions; the blk-mq
- * timeout.
+ * RDMA backend, I/O side: rswap_rdma_route() finds a request's placement,
+ * rswap_rdma_post_rep() checks and posts one RDMA READ or WRITE to one
+ * copy, for either front-end (a block request: one SGE per segment; a
+ * frontswap page: one SGE) and for a move's copy; the completions; the
+ * blk-mq timeout.
  *
  * What a request meets, by the state of its slot and session:
  *   slot lost            I/O error at once (its poold lost the memory)

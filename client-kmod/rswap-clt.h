@@ -6,10 +6,12 @@
  * Lifetime: everything is built in module init (params -> coordinator map
  * -> poold sessions -> block device or frontswap, in that order) and torn
  * down in the reverse order in module exit; a frontswap registration is
- * never torn down (the module pins itself).  The map's slots and the set
- * of sessions are fixed at load; a session's queue pairs come and go as
- * it fails and reconnects (rswap-clt-rdma.h has its rules), and a slot
- * can become lost (its poold restarted) but never comes back.
+ * never torn down (the module pins itself).  The number of slots is fixed
+ * at load; each slot's placement changes when its chunk moves, and a
+ * session is added when a move targets a new poold (rswap-clt-core.h,
+ * rswap-clt-rdma.h have the rules).  A session's queue pairs come and go
+ * as it fails and reconnects, and a slot can become lost (its poold
+ * restarted) but never comes back.
  */
 #ifndef RSWAP_CLT_H
 #define RSWAP_CLT_H
