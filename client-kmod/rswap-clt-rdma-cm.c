@@ -20,6 +20,7 @@
 
 #include "rswap-clt-rdma.h"
 #include "rswap-compat.h"
+#include "rswap_auth.h"
 
 static int rswap_rej_errno(u16 reason)
 {
@@ -102,14 +103,17 @@ static void rswap_cm_established(struct rswap_qp *qp,
 	struct rswap_sess *sess = qp->sess;
 	u16 version;
 
-	if (!p->private_data || p->private_data_len < sizeof(qp->acc)) {
-		rswap_conn_err(sess, "accepted queue pair %u with %u bytes of private data, expected %zu\n",
-			       qp->index, p->private_data_len, sizeof(qp->acc));
+	if (!p->private_data ||
+	    p->private_data_len < offsetof(struct rswap_conn_acc, nonce)) {
+		rswap_conn_err(sess, "accepted queue pair %u with %u bytes of private data, expected %zu or more\n",
+			       qp->index, p->private_data_len,
+			       offsetof(struct rswap_conn_acc, nonce));
 		qp->cm_error = -EPROTO;
 		return;
 	}
-	memcpy(&qp->acc, p->private_data, sizeof(qp->acc));
+	memset(&qp->acc, 0, sizeof(qp->acc));
 	qp->acc_len = min_t(u8, p->private_data_len, sizeof(qp->acc));
+	memcpy(&qp->acc, p->private_data, qp->acc_len);
 	version = le16_to_cpu(qp->acc.version);
 	if (le32_to_cpu(qp->acc.magic) != RSWAP_WIRE_MAGIC ||
 	    version < RSWAP_WIRE_VERSION_MIN || version > RSWAP_WIRE_VERSION) {
@@ -572,6 +576,115 @@ static int rswap_qp_connect(struct rswap_qp *qp)
 	return rswap_qp_wait(qp, "connect");
 }
 
+/* ---- authentication (proto/rswap_wire.h, step 3) ---------------------------- */
+
+/* Softirq (CQ of queue pair 0): our proof was sent, or flushed. */
+static void rswap_proof_done(struct ib_cq *cq, struct ib_wc *wc)
+{
+	struct rswap_sess *sess = container_of(wc->wr_cqe, struct rswap_sess,
+					       proof_cqe);
+
+	ib_dma_unmap_single(sess->proof_ibdev, sess->proof_dma,
+			    sizeof(sess->proof), DMA_TO_DEVICE);
+	sess->proof_status = wc->status;
+	complete(&sess->proof_done);
+}
+
+/* The id an RDMA session authenticates as: client id | cookie (LE). */
+static size_t rswap_sess_auth_id(const struct rswap_sess *sess, u8 *id)
+{
+	size_t n = strlen(sess->dev->cfg.client_id);
+	__le64 cookie = cpu_to_le64(sess->cookie);
+
+	memcpy(id, sess->dev->cfg.client_id, n);
+	memcpy(id + n, &cookie, sizeof(cookie));
+	return n + sizeof(cookie);
+}
+
+/*
+ * Sleeps.  Queue pair 0 is established: check the poold's proof (it must
+ * have one exactly when we have a key), then send ours, before any other
+ * queue pair connects and before the poold registers anything for us.
+ * 0 or -errno (-EACCES: a key is missing, differs, or was not proven).
+ */
+static int rswap_sess_auth(struct rswap_sess *sess)
+{
+	const struct rswap_auth *auth = &sess->dev->auth;
+	struct rswap_qp *qp = &sess->qps[0];
+	u8 id[RSWAP_CLIENT_ID_LEN + 8], zero[RSWAP_NONCE_LEN] = {};
+	struct ib_send_wr wr = {};
+	struct ib_sge sge;
+	size_t id_len;
+	bool keyed;
+	int ret;
+
+	keyed = le16_to_cpu(qp->acc.version) >= 3 &&
+		(le16_to_cpu(qp->acc.flags) & RSWAP_ACC_F_AUTH) &&
+		qp->acc_len >= sizeof(qp->acc);
+	if (!keyed && !auth->have_key)
+		return 0;
+	if (!keyed) {
+		rswap_conn_err(sess, "runs without a cluster key (or an old protocol) but this host has one: refusing it; give poold --key-file\n");
+		return -EACCES;
+	}
+	if (!auth->have_key) {
+		rswap_conn_err(sess, "requires the cluster key: give insmod a session keyring holding the user key \"%s\" (see client-kmod/README.md)\n",
+			       RSWAP_KEYRING_DESC);
+		return -EACCES;
+	}
+	id_len = rswap_sess_auth_id(sess, id);
+	if (!rswap_auth_check(auth, RSWAP_AUTH_LABEL_R, RSWAP_AUTH_ROLE_RDMA,
+			      id, id_len, zero, qp->acc.nonce, qp->acc.mac,
+			      sizeof(qp->acc.mac))) {
+		rswap_conn_err(sess, "authentication failed (wrong cluster key?)\n");
+		return -EACCES;
+	}
+	memset(&sess->proof, 0, sizeof(sess->proof));
+	sess->proof.hdr.magic = cpu_to_le32(RSWAP_WIRE_MAGIC);
+	sess->proof.hdr.version = cpu_to_le16(3);
+	sess->proof.hdr.type = cpu_to_le16(RSWAP_MSG_AUTH_PROOF);
+	ret = rswap_auth_mac(auth, RSWAP_AUTH_LABEL_I, RSWAP_AUTH_ROLE_RDMA, id,
+			     id_len, qp->acc.nonce, zero, sess->proof.mac);
+	if (ret)
+		return ret;
+	sess->proof_ibdev = qp->pd->device;
+	sess->proof_dma = ib_dma_map_single(sess->proof_ibdev, &sess->proof,
+					    sizeof(sess->proof), DMA_TO_DEVICE);
+	if (ib_dma_mapping_error(sess->proof_ibdev, sess->proof_dma))
+		return -ENOMEM;
+	sge.addr = sess->proof_dma;
+	sge.length = sizeof(sess->proof);
+	sge.lkey = qp->pd->local_dma_lkey;
+	sess->proof_cqe.done = rswap_proof_done;
+	wr.wr_cqe = &sess->proof_cqe;
+	wr.sg_list = &sge;
+	wr.num_sge = 1;
+	wr.opcode = IB_WR_SEND;
+	wr.send_flags = IB_SEND_SIGNALED;
+	reinit_completion(&sess->proof_done);
+	ret = ib_post_send(qp->cm_id->qp, &wr, NULL);
+	if (ret) {
+		ib_dma_unmap_single(sess->proof_ibdev, sess->proof_dma,
+				    sizeof(sess->proof), DMA_TO_DEVICE);
+		rswap_conn_err(sess, "cannot send the authentication proof: %pe\n",
+			       ERR_PTR(ret));
+		return ret;
+	}
+	/* On a timeout the caller's teardown flushes it (and unmaps). */
+	if (!wait_for_completion_timeout(&sess->proof_done,
+					 msecs_to_jiffies(sess->dev->cfg.timeout_ms))) {
+		rswap_conn_err(sess, "authentication proof not sent within %u ms\n",
+			       sess->dev->cfg.timeout_ms);
+		return -ETIMEDOUT;
+	}
+	if (sess->proof_status != IB_WC_SUCCESS) {
+		rswap_conn_err(sess, "sending the authentication proof failed: %s\n",
+			       ib_wc_status_msg(sess->proof_status));
+		return -EIO;
+	}
+	return 0;
+}
+
 /* ---- sessions ------------------------------------------------------------ */
 
 static int rswap_desc_cmp(const void *a, const void *b)
@@ -677,7 +790,9 @@ static int rswap_sess_match(struct rswap_sess *sess)
 	u32 missing = 0;
 	int ret = 0;
 
-	if (sess->table_total != chunks) {
+	/* Version 3 may register chunks after the accept: the table wins. */
+	if (le16_to_cpu(sess->qps[0].acc.version) < 3 &&
+	    sess->table_total != chunks) {
 		rswap_conn_err(sess, "accepted with %u chunks but its table lists %u\n",
 			       chunks, sess->table_total);
 		return -EPROTO;
@@ -792,6 +907,8 @@ int rswap_sess_connect(struct rswap_sess *sess)
 
 	for (i = 0; i < sess->nr_qps; i++) {
 		ret = rswap_qp_connect(&sess->qps[i]);
+		if (!ret && !i)
+			ret = rswap_sess_auth(sess);
 		if (ret)
 			return ret;
 		/* The block queue's limits were set at load. */
@@ -803,7 +920,8 @@ int rswap_sess_connect(struct rswap_sess *sess)
 			return -EINVAL;
 		}
 	}
-	if (le32_to_cpu(sess->qps[0].acc.chunk_count) > sess->desc_cap) {
+	if (le16_to_cpu(sess->qps[0].acc.version) < 3 &&
+	    le32_to_cpu(sess->qps[0].acc.chunk_count) > sess->desc_cap) {
 		rswap_conn_err(sess, "holds %u chunks for client %s, the map names %u there (and a few more may linger)\n",
 			       le32_to_cpu(sess->qps[0].acc.chunk_count),
 			       sess->dev->cfg.client_id, sess->nr_slots);

@@ -448,6 +448,7 @@ static struct rswap_sess *rswap_sess_alloc(struct rswap_dev *dev,
 	spin_lock_init(&sess->lock);
 	sess->state = RSWAP_SESS_CONNECTING;
 	init_waitqueue_head(&sess->state_wq);
+	init_completion(&sess->proof_done);
 	INIT_LIST_HEAD(&sess->parked);
 	INIT_WORK(&sess->err_work, rswap_sess_err_work);
 	INIT_DELAYED_WORK(&sess->reconnect_work, rswap_sess_reconnect_work);

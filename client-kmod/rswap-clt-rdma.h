@@ -118,6 +118,14 @@ struct rswap_sess {
 	struct ib_device *ibdev;	/* of the live QPs; compared, never used */
 	bool dev_removing;		/* ibdev is going away: do not wait on it */
 
+	/* Our authentication proof, sent on queue pair 0 (version 3). */
+	struct rswap_auth_proof proof;
+	u64 proof_dma;
+	struct ib_device *proof_ibdev;
+	struct ib_cqe proof_cqe;
+	struct completion proof_done;
+	enum ib_wc_status proof_status;
+
 	/* Chunk table, filled by the receive completions of queue pair 0. */
 	struct completion table_done;
 	int table_error;

@@ -30,6 +30,7 @@ const char *poold_rej_reason_str(unsigned int reason)
 	case RSWAP_REJ_NO_RESOURCES: return "out of resources";
 	case RSWAP_REJ_SHUTTING_DOWN: return "shutting down";
 	case RSWAP_REJ_SESSION: return "inconsistent session";
+	case RSWAP_REJ_AUTH: return "authentication required or failed";
 	default: return "unknown reason";
 	}
 }

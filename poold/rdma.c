@@ -45,6 +45,7 @@
 #include <infiniband/verbs.h>
 #include <rdma/rdma_cma.h>
 
+#include "auth.h"
 #include "rswap_util.h"
 
 #define LISTEN_BACKLOG	128
@@ -67,12 +68,22 @@ struct poold_smr {
 
 struct poold_session {
 	struct poold_session *next;
+	struct poold *p;
 	char client_id[RSWAP_CLIENT_ID_LEN + 1];
 	uint64_t cookie;
 	uint16_t qp_count;
 	uint16_t version;		/* negotiated with the first QP */
 	unsigned int nconns;
 	bool opened;			/* every MR registered; logged */
+	/*
+	 * With a cluster key: nothing is registered until the client's proof
+	 * (on qp_index 0) checks; auth_timer ends a session that sends none.
+	 */
+	bool authed;
+	bool failed;			/* proof wrong or late: disconnecting */
+	uint8_t nonce[RSWAP_NONCE_LEN];
+	uint8_t mac[RSWAP_MAC_LEN];
+	struct event *auth_timer;
 	struct ibv_pd *pd;
 	struct poold_smr *mrs;
 	unsigned int nmrs;
@@ -100,7 +111,10 @@ struct poold_conn {
 	uint8_t *tbl;			/* chunk table messages (qp_index 0) */
 	struct ibv_mr *tbl_mr;
 	unsigned int tbl_msgs;
+	unsigned int tbl_cap;		/* messages the send queue has room for */
 	unsigned int tbl_sent;
+	struct rswap_auth_proof *proof;	/* receive buffer (qp_index 0, keyed) */
+	struct ibv_mr *proof_mr;
 };
 
 static void peer_str(struct rdma_cm_id *id, char *buf, size_t len)
@@ -125,14 +139,14 @@ static unsigned int table_msgs(unsigned int ndesc)
 	return (ndesc + RSWAP_DESCS_PER_MSG - 1) / RSWAP_DESCS_PER_MSG;
 }
 
-static bool holds_chunks_for(struct poold *p, const char *client_id)
+static unsigned int chunks_of(struct poold *p, const char *client_id)
 {
 	const struct poold_chunk *c;
+	unsigned int n = 0;
 
 	for (c = p->chunks; c; c = c->next)
-		if (!strcmp(c->client_id, client_id))
-			return true;
-	return false;
+		n += !strcmp(c->client_id, client_id);
+	return n;
 }
 
 static unsigned int client_sessions(struct poold *p, const char *client_id)
@@ -183,6 +197,8 @@ static void session_destroy(struct poold *p, struct poold_session *s)
 		if (s->mrs[i].mr && ibv_dereg_mr(s->mrs[i].mr))
 			log_warn("client %s: deregistering an MR failed", s->client_id);
 	free(s->mrs);
+	if (s->auth_timer)
+		event_free(s->auth_timer);
 	if (s->pd && ibv_dealloc_pd(s->pd))
 		log_warn("client %s: deallocating the PD failed", s->client_id);
 	for (pp = &p->sessions; *pp; pp = &(*pp)->next) {
@@ -198,57 +214,117 @@ static void session_destroy(struct poold *p, struct poold_session *s)
 	free(s);
 }
 
-/* A session with a PD holding MRs of exactly this client's chunks. */
+/*
+ * Register every chunk of the session's client in its PD, each at I/O
+ * virtual address 0: the table then carries chunk-relative addresses, and
+ * no address of poold's own memory leaves it.  0, or -1 with *why set.
+ */
+static int session_register(struct poold *p, struct poold_session *s,
+			    const char **why)
+{
+	const int access = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ |
+			   IBV_ACCESS_REMOTE_WRITE;
+	struct poold_chunk *c;
+	unsigned int n = chunks_of(p, s->client_id);
+
+	s->mrs = calloc(n ? n : 1, sizeof(*s->mrs));
+	if (!s->mrs) {
+		*why = "out of memory";
+		return -1;
+	}
+	for (c = p->chunks; c; c = c->next) {
+		if (strcmp(c->client_id, s->client_id))
+			continue;
+		s->mrs[s->nmrs].chunk = c;
+		s->mrs[s->nmrs].mr = ibv_reg_mr_iova(s->pd, c->mem, c->len, 0,
+						     access);
+		if (!s->mrs[s->nmrs].mr) {
+			log_err("client %s %s: registering chunk %#llx failed: %s "
+				"(is RLIMIT_MEMLOCK large enough?)", s->client_id,
+				s->peer, (unsigned long long)c->handle, strerror(errno));
+			*why = "cannot register a chunk";
+			return -1;
+		}
+		s->nmrs++;
+	}
+	s->opened = true;
+	log_info("client %s %s: session %#llx opened: %u queue pairs, %u chunks, "
+		 "protocol version %u%s", s->client_id, s->peer,
+		 (unsigned long long)s->cookie, s->qp_count, s->nmrs, s->version,
+		 p->set.have_key ? ", authenticated" : "");
+	return 0;
+}
+
+static void session_disconnect(struct poold *p, struct poold_session *s);
+
+/* The client did not prove the key in time. */
+static void session_auth_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct poold_session *s = arg;
+
+	(void)fd;
+	(void)what;
+	log_warn("client %s %s: no authentication within %u ms; disconnecting "
+		 "session %#llx", s->client_id, s->peer, RSWAP_AUTH_TIMEOUT_MS,
+		 (unsigned long long)s->cookie);
+	poold_count_reject(s->p, RSWAP_REJ_AUTH);
+	session_disconnect(s->p, s);
+}
+
+/*
+ * A session: a PD that holds MRs of exactly this client's chunks -- at
+ * once without a cluster key, after the client's proof with one.
+ */
 static struct poold_session *session_create(struct poold *p,
 					    const struct poold_conn_params *cp,
 					    struct ibv_context *verbs,
 					    const char *peer, const char **why)
 {
-	const int access = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ |
-			   IBV_ACCESS_REMOTE_WRITE;
+	uint8_t id[RSWAP_CLIENT_ID_LEN + 8], zero[RSWAP_NONCE_LEN] = { 0 };
+	struct timeval tv = {
+		.tv_sec = RSWAP_AUTH_TIMEOUT_MS / 1000,
+		.tv_usec = (RSWAP_AUTH_TIMEOUT_MS % 1000) * 1000,
+	};
 	struct poold_session *s;
-	struct poold_chunk *c;
-	unsigned int n = 0;
 
 	s = calloc(1, sizeof(*s));
 	if (!s) {
 		*why = "out of memory";
 		return NULL;
 	}
+	s->p = p;
 	snprintf(s->client_id, sizeof(s->client_id), "%s", cp->client_id);
 	snprintf(s->peer, sizeof(s->peer), "%s", peer);
 	s->cookie = cp->session;
 	s->qp_count = cp->qp_count;
 	s->version = cp->version;
-	for (c = p->chunks; c; c = c->next)
-		n += !strcmp(c->client_id, cp->client_id);
-	s->mrs = calloc(n, sizeof(*s->mrs));
 	s->pd = ibv_alloc_pd(verbs);
-	if (!s->mrs || !s->pd) {
-		*why = s->pd ? "out of memory" : "cannot allocate a protection domain";
-		goto out_destroy_session;
+	if (!s->pd) {
+		*why = "cannot allocate a protection domain";
+		free(s);
+		return NULL;
 	}
 	s->next = p->sessions;
 	p->sessions = s;
 	p->nsessions++;
-	for (c = p->chunks; c; c = c->next) {
-		if (strcmp(c->client_id, cp->client_id))
-			continue;
-		s->mrs[s->nmrs].chunk = c;
-		s->mrs[s->nmrs].mr = ibv_reg_mr(s->pd, c->mem, c->len, access);
-		if (!s->mrs[s->nmrs].mr) {
-			log_err("client %s %s: registering chunk %#llx failed: %s "
-				"(is RLIMIT_MEMLOCK large enough?)", cp->client_id,
-				peer, (unsigned long long)c->handle, strerror(errno));
-			*why = "cannot register a chunk";
+	if (!p->set.have_key) {
+		s->authed = true;
+		if (session_register(p, s, why))
 			goto out_destroy_session;
-		}
-		s->nmrs++;
+		return s;
 	}
-	s->opened = true;
-	log_info("client %s %s: session %#llx opened: %u queue pairs, %u chunks, "
-		 "protocol version %u", s->client_id, peer,
-		 (unsigned long long)s->cookie, s->qp_count, s->nmrs, s->version);
+	if (rswap_auth_nonce(s->nonce, sizeof(s->nonce)) ||
+	    rswap_auth_mac(p->set.key, RSWAP_AUTH_LABEL_R, RSWAP_AUTH_ROLE_RDMA, id,
+			   rswap_auth_rdma_id(id, s->client_id, s->cookie), zero,
+			   s->nonce, s->mac)) {
+		*why = "cannot compute the authentication challenge";
+		goto out_destroy_session;
+	}
+	s->auth_timer = evtimer_new(p->base, session_auth_timeout, s);
+	if (!s->auth_timer || evtimer_add(s->auth_timer, &tv)) {
+		*why = "out of memory";
+		goto out_destroy_session;
+	}
 	return s;
 
 out_destroy_session:
@@ -333,6 +409,9 @@ static void conn_free(struct poold_conn *c)
 	if (c->tbl_mr)
 		ibv_dereg_mr(c->tbl_mr);
 	free(c->tbl);
+	if (c->proof_mr)
+		ibv_dereg_mr(c->proof_mr);
+	free(c->proof);
 	for (pp = &p->conns; *pp; pp = &(*pp)->next) {
 		if (*pp == c) {
 			*pp = c->next;
@@ -364,6 +443,8 @@ static int conn_build_table(struct poold_conn *c)
 	c->tbl_msgs = table_msgs(s->nmrs);
 	if (!c->tbl_msgs)
 		return 0;
+	if (c->tbl_msgs > c->tbl_cap)
+		return -ENOSPC;	/* chunks came between accept and proof */
 	c->tbl = calloc(c->tbl_msgs, RSWAP_MSG_MAX);
 	if (!c->tbl)
 		return -ENOMEM;
@@ -387,7 +468,7 @@ static int conn_build_table(struct poold_conn *c)
 			struct rswap_chunk_desc d = { 0 };
 
 			d.handle = htole64(smr->chunk->handle);
-			d.addr = htole64((uint64_t)(uintptr_t)smr->chunk->mem);
+			d.addr = 0;	/* every MR starts at I/O address 0 */
 			d.len = htole64(smr->chunk->len);
 			d.rkey = htole32(smr->mr->rkey);
 			memcpy(buf + sizeof(hdr) + i * sizeof(d), &d, sizeof(d));
@@ -444,6 +525,64 @@ out_disconnect:
 	rdma_disconnect(c->id);
 }
 
+/* Disconnect every queue pair of a session; their events free it. */
+static void session_disconnect(struct poold *p, struct poold_session *s)
+{
+	struct poold_conn *c;
+
+	s->failed = true;
+	if (s->auth_timer)
+		evtimer_del(s->auth_timer);
+	for (c = p->conns; c; c = c->next)
+		if (c->s == s)
+			rdma_disconnect(c->id);
+}
+
+/*
+ * The client's proof arrived on qp_index 0 (len bytes): check it, then
+ * register the chunks and send the table -- or disconnect the session.
+ */
+static void conn_on_proof(struct poold_conn *c, uint32_t len)
+{
+	struct poold_session *s = c->s;
+	struct poold *p = c->p;
+	uint8_t id[RSWAP_CLIENT_ID_LEN + 8], zero[RSWAP_NONCE_LEN] = { 0 };
+	const struct rswap_auth_proof *pr = c->proof;
+	const char *why = NULL;
+
+	if (s->authed || s->failed) {
+		log_warn("client %s %s: unexpected message after authentication; "
+			 "disconnecting", s->client_id, s->peer);
+		session_disconnect(p, s);
+		return;
+	}
+	if (len != sizeof(*pr) || le32toh(pr->hdr.magic) != RSWAP_WIRE_MAGIC ||
+	    le16toh(pr->hdr.type) != RSWAP_MSG_AUTH_PROOF)
+		why = "malformed authentication message";
+	else if (!rswap_auth_check(p->set.key, RSWAP_AUTH_LABEL_I,
+				   RSWAP_AUTH_ROLE_RDMA, id,
+				   rswap_auth_rdma_id(id, s->client_id, s->cookie),
+				   s->nonce, zero, pr->mac, sizeof(pr->mac)))
+		why = "authentication failed (wrong cluster key?)";
+	if (why) {
+		log_warn("client %s %s: %s; disconnecting session %#llx",
+			 s->client_id, s->peer, why, (unsigned long long)s->cookie);
+		poold_count_reject(p, RSWAP_REJ_AUTH);
+		session_disconnect(p, s);
+		return;
+	}
+	evtimer_del(s->auth_timer);
+	s->authed = true;
+	if (session_register(p, s, &why) || conn_build_table(c)) {
+		log_warn("client %s %s: %s; disconnecting session %#llx",
+			 s->client_id, s->peer, why ? why : "cannot build the chunk table",
+			 (unsigned long long)s->cookie);
+		session_disconnect(p, s);
+		return;
+	}
+	conn_send_table(c);
+}
+
 static void conn_poll_cq(struct poold_conn *c)
 {
 	struct ibv_wc wc[WC_BATCH];
@@ -454,6 +593,11 @@ static void conn_poll_cq(struct poold_conn *c)
 		log_warn("client %s: cannot re-arm a CQ", c->s->client_id);
 	while ((n = ibv_poll_cq(cq, WC_BATCH, wc)) > 0) {
 		for (i = 0; i < n; i++) {
+			if (wc[i].status == IBV_WC_SUCCESS &&
+			    wc[i].opcode == IBV_WC_RECV) {
+				conn_on_proof(c, wc[i].byte_len);
+				continue;
+			}
 			if (wc[i].status == IBV_WC_SUCCESS) {
 				if (wc[i].opcode == IBV_WC_SEND &&
 				    ++c->tbl_sent == c->tbl_msgs)
@@ -496,10 +640,45 @@ static void dev_cq_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
- * Queue pair and CQ sizes: qp_index 0 SENDs the chunk table (tbl_msgs
- * work requests); + 1 keeps every queue non-empty.  The client never
- * SENDs to us, but a receive queue of one stays valid on every provider.
- * The CQ holds every send and receive completion: send_wr + recv_wr.
+ * Sizes and the proof's buffer.  Keyed, qp_index 0 receives the client's
+ * proof into a buffer registered in the session's PD (local write only).
+ * 0, or -1 with *why set.
+ */
+static int conn_post_proof_recv(struct poold_conn *c, const char **why)
+{
+	struct ibv_recv_wr wr = { 0 }, *bad;
+	struct ibv_sge sge;
+
+	c->proof = calloc(1, sizeof(*c->proof));
+	if (!c->proof) {
+		*why = "out of memory";
+		return -1;
+	}
+	c->proof_mr = ibv_reg_mr(c->s->pd, c->proof, sizeof(*c->proof),
+				 IBV_ACCESS_LOCAL_WRITE);
+	if (!c->proof_mr) {
+		*why = "cannot register the authentication buffer";
+		return -1;
+	}
+	sge.addr = (uintptr_t)c->proof;
+	sge.length = sizeof(*c->proof);
+	sge.lkey = c->proof_mr->lkey;
+	wr.sg_list = &sge;
+	wr.num_sge = 1;
+	if (ibv_post_recv(c->id->qp, &wr, &bad)) {
+		*why = "cannot post the authentication receive";
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Queue pair and CQ sizes: qp_index 0 SENDs the chunk table (tbl_cap work
+ * requests: its size now, or, before authentication, room for the
+ * client's chunks and a few more that may come until the proof); + 1
+ * keeps every queue non-empty.  It receives the client's proof (keyed);
+ * a receive queue of one stays valid on every provider otherwise.  The CQ
+ * holds every send and receive completion: send_wr + recv_wr.
  */
 static int conn_create(struct poold *p, struct poold_session *s,
 		       struct rdma_cm_id *id, uint16_t qp_index,
@@ -524,11 +703,16 @@ static int conn_create(struct poold *p, struct poold_session *s,
 	p->conns = c;
 	id->context = c;
 
-	if (qp_index == 0 && conn_build_table(c)) {
-		*why = "cannot register the chunk table buffer";
-		goto out_free_conn;
+	if (qp_index == 0) {
+		c->tbl_cap = table_msgs(s->authed ? s->nmrs :
+					chunks_of(p, s->client_id) + 16);
+		if (s->authed && conn_build_table(c)) {
+			*why = "cannot register the chunk table buffer";
+			goto out_free_conn;
+		}
+		recv_wr += !s->authed;
 	}
-	send_wr = c->tbl_msgs + 1;
+	send_wr = c->tbl_cap + 1;
 	dev = dev_get(p, id->verbs);
 	if (!dev) {
 		*why = "cannot create a completion channel";
@@ -557,6 +741,8 @@ static int conn_create(struct poold *p, struct poold_session *s,
 		*why = "cannot create a queue pair";
 		goto out_free_conn;
 	}
+	if (qp_index == 0 && !s->authed && conn_post_proof_recv(c, why))
+		goto out_free_conn;
 	*out = c;
 	return 0;
 
@@ -613,6 +799,11 @@ static void on_connect_request(struct poold *p, struct rdma_cm_id *id,
 		r = RSWAP_REJ_SHUTTING_DOWN;
 		why = "poold is shutting down";
 	}
+	if (r == RSWAP_REJ_NONE && p->set.have_key && cp.version < 3) {
+		r = RSWAP_REJ_AUTH;
+		why = "this poold requires the cluster key; the client's protocol "
+		      "(older than version 3) cannot authenticate";
+	}
 	if (r) {
 		reject(p, id, &cp, peer, r, why);
 		return;
@@ -628,8 +819,11 @@ static void on_connect_request(struct poold *p, struct rdma_cm_id *id,
 		} else if (s->pd->context != id->verbs) {
 			why = "queue pair arrived on another RDMA device than its session";
 			r = RSWAP_REJ_SESSION;
+		} else if (s->failed) {
+			why = "session failed authentication";
+			r = RSWAP_REJ_AUTH;
 		}
-	} else if (!holds_chunks_for(p, cp.client_id)) {
+	} else if (!chunks_of(p, cp.client_id)) {
 		why = "this poold holds no chunks for that client id";
 		r = RSWAP_REJ_NO_CHUNKS;
 	} else if (client_sessions(p, cp.client_id) >= SESSIONS_PER_CLIENT_MAX) {
@@ -651,13 +845,21 @@ static void on_connect_request(struct poold *p, struct rdma_cm_id *id,
 
 	acc.magic = htole32(RSWAP_WIRE_MAGIC);
 	acc.version = htole16(s->version);
-	acc.chunk_count = htole32(s->nmrs);
+	/* Before the proof: what there is now (the table has the last word). */
+	acc.chunk_count = htole32(s->authed ? s->nmrs : chunks_of(p, s->client_id));
+	if (p->set.have_key) {
+		acc.flags = htole16(RSWAP_ACC_F_AUTH);
+		memcpy(acc.nonce, s->nonce, sizeof(acc.nonce));
+		memcpy(acc.mac, s->mac, sizeof(acc.mac));
+	}
 	acc.max_qps = htole32(p->set.max_qps);
 	/* A version-1 client reads these bytes as reserved: send zero. */
 	if (s->version >= 2)
 		acc.incarnation = htole64(p->incarnation);
 	prm.private_data = &acc;
-	prm.private_data_len = sizeof(acc);
+	/* A version-2 client takes the 32 bytes it knows. */
+	prm.private_data_len = s->version >= 3 ? sizeof(acc) :
+			       offsetof(struct rswap_conn_acc, nonce);
 	/*
 	 * We only answer READs: take as many in flight as the client asks for
 	 * (its initiator depth, which rdma_cm hands us as the responder
@@ -742,7 +944,8 @@ static void on_cm_event(struct poold *p, const struct rdma_cm_event *ev,
 				   ev->param.conn.responder_resources);
 		return;
 	case RDMA_CM_EVENT_ESTABLISHED:
-		if (c && c->qp_index == 0)
+		/* Keyed, the table goes out once the client's proof checks. */
+		if (c && c->qp_index == 0 && c->s->authed)
 			conn_send_table(c);
 		return;
 	case RDMA_CM_EVENT_DISCONNECTED:

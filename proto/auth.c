@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0 OR BSD-3-Clause)
 #include "auth.h"
 #include "rswap_frame.h"
+#include "rswap_wire.h"
 #include "rswap.pb-c.h"
 
 #include <errno.h>
@@ -119,6 +120,17 @@ int rswap_key_generate(char hex[RSWAP_KEY_HEX_LEN + 2])
 	hex[RSWAP_KEY_HEX_LEN + 1] = '\0';
 	OPENSSL_cleanse(key, sizeof(key));
 	return 0;
+}
+
+size_t rswap_auth_rdma_id(uint8_t *out, const char *client_id, uint64_t cookie)
+{
+	size_t n = strnlen(client_id, RSWAP_CLIENT_ID_LEN);
+	unsigned int i;
+
+	memcpy(out, client_id, n);
+	for (i = 0; i < 8; i++)
+		out[n + i] = (uint8_t)(cookie >> (8 * i));
+	return n + 8;
 }
 
 int rswap_auth_mac(const uint8_t key[RSWAP_KEY_LEN], const char *label,

@@ -24,6 +24,13 @@ int rswap_key_generate(char hex[RSWAP_KEY_HEX_LEN + 2]);
 int rswap_auth_nonce(uint8_t *buf, size_t len);
 
 /*
+ * The id an RDMA session authenticates as (rswap_auth.h): the client id's
+ * bytes, then the session cookie, 8 bytes little-endian.  Returns its
+ * length; out has room for RSWAP_CLIENT_ID_LEN + 8 bytes.
+ */
+size_t rswap_auth_rdma_id(uint8_t *out, const char *client_id, uint64_t cookie);
+
+/*
  * mac = MAC(label, a, b) as rswap_auth.h defines it.  -EINVAL when id is
  * longer than RSWAP_AUTH_ID_MAX, else 0.
  */

@@ -15,11 +15,27 @@
  *     accepts with struct rswap_conn_acc.  The first queue pair of a session
  *     makes the poold create a protection domain for it and register in it
  *     only the chunks the coordinator allocated to that client.
- *  3. On the queue pair with qp_index 0, once established, the poold SENDs
+ *  3. Authentication (version 3, a poold with the cluster key; RSWAP_ACC_F_AUTH
+ *     in the accept).  The accept carries the poold's fresh nonce and its
+ *     proof, mac = MAC(RSWAP_AUTH_LABEL_R, zeros, nonce) over role
+ *     RSWAP_AUTH_ROLE_RDMA and id = client id | session cookie (8 bytes,
+ *     little-endian; rswap_auth.h): the client checks it, then SENDs its
+ *     own on qp_index 0, struct rswap_auth_proof with mac =
+ *     MAC(RSWAP_AUTH_LABEL_I, nonce, zeros), before it connects any other
+ *     queue pair.  The cookie, new for every session, is the client's
+ *     fresh value (the REQ has no room for a nonce).  Until the proof
+ *     checks, the poold registers nothing in the session's protection
+ *     domain and sends no table; a wrong proof, or none within
+ *     RSWAP_AUTH_TIMEOUT_MS, disconnects the session.  A client holding
+ *     a key refuses a poold that does not authenticate, and the reverse.
+ *  4. On the queue pair with qp_index 0, once established (and
+ *     authenticated), the poold SENDs
  *     the chunk table: one or more messages of at most RSWAP_MSG_MAX bytes,
  *     each a struct rswap_msg_hdr followed by struct rswap_chunk_desc
  *     entries.  The client posts receives for them before connecting.
- *  4. From then on the client uses one-sided RDMA READ and WRITE only.
+ *     Version 3 addresses are chunk-relative: every chunk's MR starts at
+ *     I/O virtual address 0 (desc.addr is 0), so no poold address leaks.
+ *  5. From then on the client uses one-sided RDMA READ and WRITE only.
  *
  * All fields are little-endian.  A newer peer negotiates
  * min(its version, peer's version) and reads a field added after version 1
@@ -44,8 +60,9 @@
  * Version history:
  *  1  first version
  *  2  struct rswap_conn_acc carries the poold's incarnation
+ *  3  authentication (step 3 above); chunk-relative addresses
  */
-#define RSWAP_WIRE_VERSION	2
+#define RSWAP_WIRE_VERSION	3
 #define RSWAP_WIRE_VERSION_MIN	1
 
 #define RSWAP_CLIENT_ID_LEN	32	/* NUL-padded; not necessarily terminated */
@@ -53,6 +70,7 @@
 #define RSWAP_CONN_REP_MAX	196	/* IB CM REP private data */
 #define RSWAP_MSG_MAX		4096	/* largest SEND on a session */
 #define RSWAP_MAX_QPS_PER_SESSION 256
+#define RSWAP_AUTH_TIMEOUT_MS	10000	/* accept to proof, at most */
 
 /* client -> poold: rdma_connect() private data. */
 struct rswap_conn_req {
@@ -81,7 +99,13 @@ struct rswap_conn_acc {
 	 */
 	__le64 incarnation;
 	__le64 reserved;
+	/* Version 3, with RSWAP_ACC_F_AUTH: the poold's nonce and proof. */
+	__u8 nonce[32];
+	__u8 mac[32];
 };
+
+/* rswap_conn_acc.flags */
+#define RSWAP_ACC_F_AUTH	0x0001	/* the poold has a key: prove yours */
 
 enum rswap_rej_reason {
 	RSWAP_REJ_NONE = 0,
@@ -92,6 +116,7 @@ enum rswap_rej_reason {
 	RSWAP_REJ_NO_RESOURCES = 5,	/* PD, MR or QP could not be created */
 	RSWAP_REJ_SHUTTING_DOWN = 6,
 	RSWAP_REJ_SESSION = 7,		/* qp_count differs within a session */
+	RSWAP_REJ_AUTH = 8,		/* this poold requires authentication */
 };
 
 /* poold -> client: rdma_reject() private data. */
@@ -103,7 +128,8 @@ struct rswap_conn_rej {
 };
 
 enum rswap_msg_type {
-	RSWAP_MSG_CHUNK_TABLE = 1,
+	RSWAP_MSG_CHUNK_TABLE = 1,	/* poold -> client */
+	RSWAP_MSG_AUTH_PROOF = 2,	/* client -> poold, version 3 */
 };
 
 /* Header of every SEND on a session. */
@@ -126,14 +152,24 @@ struct rswap_chunk_desc {
 	__le32 reserved;
 };
 
+/* client -> poold on qp_index 0: the client's proof (version 3). */
+struct rswap_auth_proof {
+	struct rswap_msg_hdr hdr;	/* type RSWAP_MSG_AUTH_PROOF, counts 0 */
+	__u8 mac[32];
+};
+
 #define RSWAP_DESCS_PER_MSG \
 	((RSWAP_MSG_MAX - sizeof(struct rswap_msg_hdr)) / \
 	 sizeof(struct rswap_chunk_desc))
 
 static_assert(sizeof(struct rswap_conn_req) == RSWAP_CONN_REQ_MAX,
 	      "rswap_conn_req must fill exactly the REQ private data");
-static_assert(sizeof(struct rswap_conn_acc) == 32,
+static_assert(sizeof(struct rswap_conn_acc) == 96,
 	      "rswap_conn_acc size is ABI");
+static_assert(offsetof(struct rswap_conn_acc, nonce) == 32,
+	      "rswap_conn_acc version 3 fields follow version 2's");
+static_assert(sizeof(struct rswap_auth_proof) == 64,
+	      "rswap_auth_proof size is ABI");
 static_assert(sizeof(struct rswap_conn_acc) <= RSWAP_CONN_REP_MAX,
 	      "rswap_conn_acc must fit the REP private data");
 static_assert(offsetof(struct rswap_conn_acc, incarnation) == 16,
