@@ -241,7 +241,7 @@ static int rswap_move_batch(struct rswap_move *mv, struct rswap_slot *slot,
 	struct rswap_dev *dev = mv->dev;
 	unsigned int op_pages = mv->nr_pages / RSWAP_MOVE_WRS;
 	struct rswap_place *place;
-	unsigned int k, p, posted = 0;
+	unsigned int k, p;
 	int ret = 0;
 
 	mv->op_error = 0;
@@ -277,7 +277,6 @@ static int rswap_move_batch(struct rswap_move *mv, struct rswap_slot *slot,
 		}
 		if (ret)
 			break;
-		posted++;
 	}
 	if (!atomic_dec_and_test(&mv->ops_left))
 		wait_event(mv->wq, !atomic_read(&mv->ops_left));
