@@ -148,6 +148,7 @@ struct client {
 	void *owner;
 	const char *owner_name;
 	uint32_t cap, nused;
+	void *move;			/* dispatch.c: its move past the queue */
 	uint64_t epoch;			/* grows by one per committed move */
 	uint32_t nlost;			/* held slots marked lost */
 	struct copy *extra;		/* see struct copy; unordered */

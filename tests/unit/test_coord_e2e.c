@@ -416,6 +416,57 @@ static Rswap__Envelope *hello_again(const char *id, uint64_t size)
 	return r;
 }
 
+/*
+ * A reconnect hello on fd with the client's report: its epoch, the handle
+ * it runs on per slot (from map), the move it copies (slot, handle) if
+ * mv_handle, one lost slot if lost >= 0.
+ */
+static Rswap__Envelope *hello_report(int fd, const char *id, uint64_t size, uint64_t epoch,
+				     const uint64_t *handles, size_t n, uint32_t mv_slot,
+				     uint64_t mv_handle, int lost)
+{
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT, *r;
+	Rswap__ClientHello h = RSWAP__CLIENT_HELLO__INIT;
+	Rswap__MoveState ms = RSWAP__MOVE_STATE__INIT;
+	uint32_t lost_slot = (uint32_t)lost;
+
+	h.client_id = (char *)id;
+	h.size = size;
+	h.reconnect = true;
+	h.epoch = epoch;
+	h.handles = (uint64_t *)handles;
+	h.n_handles = n;
+	if (mv_handle) {
+		ms.slot = mv_slot;
+		ms.to_handle = mv_handle;
+		ms.copied = 4096;
+		h.moving = &ms;
+	}
+	if (lost >= 0) {
+		h.lost_slots = &lost_slot;
+		h.n_lost_slots = 1;
+	}
+	e.seq = 79;
+	e.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HELLO;
+	e.client_hello = &h;
+	send_env(fd, &e);
+	r = pump(fd, 15000);
+	CHECK(r && r->seq == 79, "no reply to a reporting ClientHello %s", id);
+	return r;
+}
+
+/* The handle of every slot of m, by index, into h[]; returns how many. */
+static size_t map_handles(const Rswap__ChunkMap *m, uint64_t *h, size_t max)
+{
+	size_t i;
+
+	for (i = 0; i < m->n_slots && i < max; i++) {
+		CHECK(m->slots[i]->index == i, "map has a hole at slot %zu", i);
+		h[i] = m->slots[i]->handle;
+	}
+	return i;
+}
+
 static Rswap__Envelope *hello(const char *id, uint64_t size)
 {
 	int fd = tcp_connect(coord_port);
@@ -1256,7 +1307,10 @@ static void test_restart(void)
 	struct fpoold *F, saved_c;
 	Rswap__Envelope *r, *keep;
 	Rswap__ChunkMap *m;
+	uint64_t handles[64];
 	char now[4096];
+	size_t nh;
+	int fd;
 
 	step("restart: a stale copy of a slot registers first; the real poold still registers and wins");
 	coord_stop();
@@ -1284,7 +1338,8 @@ static void test_restart(void)
 	      r->body_case == RSWAP__ENVELOPE__BODY_ERROR ? r->error->reason : "");
 	rswap__envelope__free_unpacked(r, NULL);
 	pump(-1, 300);
-	CHECK(F->frees == 1 && F->nheld == 0, "the stale copy was not freed (%d frees)", F->frees);
+	CHECK(F->frees == 0 && F->nheld == 1,
+	      "a copy was freed before the client said which one it runs on (%d frees)", F->frees);
 	fp_disconnect(F);
 	expect_error(hello("c1", 96 * MB), EAGAIN, "not reported yet");
 	expect_error(hello("newcomer", 16 * MB), EAGAIN, "waits 5000 ms for poolds");
@@ -1299,7 +1354,7 @@ static void test_restart(void)
 	expect_error(r, EINVAL, "chunks of 32M, this coordinator uses 16M");
 	expect_closed(F->fd, NULL);
 
-	step("a stale copy coming after the real one: registered, and told to free it");
+	step("a stale copy coming after the real one: registered and kept, unresolved");
 	F->held[0] = A->held[1];
 	F->held[0].handle = 998;
 	F->held[0].born = now_ms() - 3600 * 1000;
@@ -1308,9 +1363,7 @@ static void test_restart(void)
 	      r->body_case == RSWAP__ENVELOPE__BODY_ERROR ? r->error->reason : "");
 	rswap__envelope__free_unpacked(r, NULL);
 	pump(-1, 300);
-	CHECK(F->frees == 1 && F->nheld == 0, "the late stale copy was not freed");
-	fp_disconnect(F);
-	free(F);
+	CHECK(F->frees == 0 && F->nheld == 1, "the late copy was freed before the client spoke");
 
 	r = fp_register(B, CHUNK);
 	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_POOLD_REGISTERED, "B re-register");
@@ -1324,7 +1377,30 @@ static void test_restart(void)
 	CHECK(m, "c1 not rebuilt");
 	map_str(m, now, sizeof(now));
 	CHECK(!strcmp(now, c1_map), "rebuilt map differs:\n  %s\n  %s", now, c1_map);
+	/* The first stale copy (its poold down now) and the late one. */
+	CHECK(keep->client_info->n_unresolved == 2, "%zu copies listed unresolved, want 2",
+	      keep->client_info->n_unresolved);
+	nh = map_handles(m, handles, 64);
 	rswap__envelope__free_unpacked(keep, NULL);
+
+	step("the client's reconnect hello says which copy it runs on: the other one is freed");
+	fd = tcp_connect(coord_port);
+	CHECK(fd >= 0, "connect");
+	r = hello_report(fd, "c1", 96 * MB, 0, handles, nh, 0, 0, -1);
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_CHUNK_MAP, "reconciling hello: %s",
+	      r->body_case == RSWAP__ENVELOPE__BODY_ERROR ? r->error->reason : "");
+	map_str(r->chunk_map, now, sizeof(now));
+	CHECK(!strcmp(now, c1_map), "reconciled map differs");
+	rswap__envelope__free_unpacked(r, NULL);
+	close(fd);
+	pump(-1, 300);
+	CHECK(F->frees == 1 && F->nheld == 0, "the copy the client does not run on was not freed");
+	m = status_map("c1", &keep);
+	CHECK(m && keep->client_info->n_unresolved == 0, "still unresolved");
+	rswap__envelope__free_unpacked(keep, NULL);
+	fp_disconnect(F);
+	free(F);
+
 	r = hello("c1", 96 * MB);
 	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_CHUNK_MAP, "hello after rebuild");
 	map_str(r->chunk_map, now, sizeof(now));
