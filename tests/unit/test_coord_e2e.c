@@ -1158,8 +1158,8 @@ static void test_drain_rebalance(void)
 	int st, moves = 0;
 
 	step("drain: no new chunks on the poold; rebalance --dry-run plans its chunks away");
-	expect_usage_error(admin_bin, "--coord 127.0.0.1:1 rebalance", "--dry-run");
-	expect_usage_error(admin_bin, "--coord 127.0.0.1:1 list --wait", "drain only");
+	expect_usage_error(admin_bin, "--coord 127.0.0.1:1 rebalance --dry-run --wait", "moves nothing");
+	expect_usage_error(admin_bin, "--coord 127.0.0.1:1 list --wait", "drain or rebalance only");
 	expect_usage_error(admin_bin, "--coord 127.0.0.1:1 drain", "POOLD");
 	st = run(out, sizeof(out), "%s --coord 127.0.0.1:%d drain 10.9.9.9:1", admin_bin,
 		 coord_port);
