@@ -1225,6 +1225,277 @@ static void test_drain_rebalance(void)
 	      out);
 }
 
+/* ---- live moves -------------------------------------------------------- */
+
+static uint64_t mv_seq = 1000;
+
+/* A client beat on fd with a copy's progress and one lost slot (or -1). */
+static void client_beat_report(int fd, uint64_t epoch, uint32_t slot, uint64_t to_handle,
+			       uint64_t copied, int lost)
+{
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT;
+	Rswap__ClientHeartbeat hb = RSWAP__CLIENT_HEARTBEAT__INIT;
+	Rswap__MoveState ms = RSWAP__MOVE_STATE__INIT;
+	uint32_t l = (uint32_t)lost;
+
+	hb.epoch = epoch;
+	if (to_handle) {
+		ms.slot = slot;
+		ms.to_handle = to_handle;
+		ms.copied = copied;
+		hb.moving = &ms;
+	}
+	if (lost >= 0) {
+		hb.lost_slots = &l;
+		hb.n_lost_slots = 1;
+	}
+	e.seq = mv_seq++;
+	e.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HEARTBEAT;
+	e.client_heartbeat = &hb;
+	send_env(fd, &e);
+}
+
+/*
+ * Serve the fake poolds and keep the client on fd beating until a frame
+ * other than a heartbeat echo arrives there; NULL after ms.
+ */
+static Rswap__Envelope *client_wait(int fd, int ms)
+{
+	uint64_t end = now_ms() + (uint64_t)ms, beat = 0;
+	Rswap__Envelope *r;
+
+	while (now_ms() < end) {
+		if (now_ms() - beat >= 300) {
+			client_beat_report(fd, 0, 0, 0, 0, -1);
+			beat = now_ms();
+		}
+		r = pump(fd, 100);
+		if (!r)
+			continue;
+		if (r->body_case != RSWAP__ENVELOPE__BODY_CLIENT_HEARTBEAT)
+			return r;
+		rswap__envelope__free_unpacked(r, NULL);
+	}
+	return NULL;
+}
+
+static Rswap__MoveChunk *expect_move_chunk(int fd, Rswap__Envelope **keep)
+{
+	Rswap__Envelope *r = client_wait(fd, 5000);
+
+	CHECK(r && r->body_case == RSWAP__ENVELOPE__BODY_MOVE_CHUNK, "no MoveChunk (got %d: %s)",
+	      r ? (int)r->body_case : -1,
+	      r && r->body_case == RSWAP__ENVELOPE__BODY_ERROR ? r->error->reason : "");
+	*keep = r;
+	fprintf(stderr, "    MoveChunk epoch %" PRIu64 " slot %u from %" PRIu64 " to %s/%" PRIu64 "\n",
+		r->move_chunk->epoch, r->move_chunk->slot, r->move_chunk->from_handle,
+		r->move_chunk->to_poold, r->move_chunk->to_handle);
+	return r->move_chunk;
+}
+
+static void send_move_done(int fd, uint32_t slot, uint64_t to_handle, bool switched,
+			   const char *reason)
+{
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT;
+	Rswap__MoveDone d = RSWAP__MOVE_DONE__INIT;
+
+	d.slot = slot;
+	d.to_handle = to_handle;
+	d.switched = switched;
+	d.copied = CHUNK;
+	if (!switched) {
+		d.code = EIO;
+		d.reason = (char *)reason;
+	}
+	e.seq = mv_seq++;
+	e.body_case = RSWAP__ENVELOPE__BODY_MOVE_DONE;
+	e.move_done = &d;
+	send_env(fd, &e);
+}
+
+static bool fp_holds(const struct fpoold *fp, uint64_t handle)
+{
+	int i;
+
+	for (i = 0; i < fp->nheld; i++)
+		if (fp->held[i].handle == handle)
+			return true;
+	return false;
+}
+
+static const Rswap__Slot *map_slot(const Rswap__ChunkMap *m, uint32_t i)
+{
+	CHECK(i < m->n_slots && m->slots[i]->index == i, "map has no slot %u", i);
+	return m->slots[i];
+}
+
+static void admin_ok(const char *what, const char *needle, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* rswap-admin with these arguments exits 0 and prints needle. */
+static void admin_ok(const char *what, const char *needle, const char *fmt, ...)
+{
+	char args[512], out[16384];
+	va_list ap;
+	int st;
+
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof(args), fmt, ap);
+	va_end(ap);
+	st = run(out, sizeof(out), "%s --coord 127.0.0.1:%d %s", admin_bin, coord_port, args);
+	CHECK(st == 0 && (!needle || strstr(out, needle)), "%s (%d): %s", what, st, out);
+}
+
+static void test_moves(void)
+{
+	struct fpoold *D, *E;
+	Rswap__Envelope *r, *keep, *mk;
+	Rswap__MoveChunk *mc;
+	Rswap__ClusterState *cs;
+	const Rswap__PooldInfo *pi;
+	uint64_t h0, h2, t0, handles[3];
+	char out[16384];
+	int fd, st, frees_d;
+
+	step("moves: a client on two fresh poolds (the others drained; c1 has no session)");
+	admin_ok("drain A", "draining", "drain %s", A->addr);
+	admin_ok("drain B", "draining", "drain %s", B->addr);
+	admin_ok("drain C", "draining", "drain %s", C->addr);
+	D = fp_new(11, 64 * MB);
+	E = fp_new(12, 64 * MB);
+	fd = tcp_connect(coord_port);
+	CHECK(fd >= 0, "connect");
+	r = hello_on(fd, "m1", 3 * CHUNK);
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_CHUNK_MAP && r->chunk_map->epoch == 0,
+	      "m1 hello: %d", r->body_case);
+	/* D, E, D by fill fraction and name. */
+	CHECK(!strcmp(map_slot(r->chunk_map, 0)->poold_addr, D->addr) &&
+	      !strcmp(map_slot(r->chunk_map, 1)->poold_addr, E->addr) &&
+	      !strcmp(map_slot(r->chunk_map, 2)->poold_addr, D->addr), "m1 spread");
+	h0 = map_slot(r->chunk_map, 0)->handle;
+	h2 = map_slot(r->chunk_map, 2)->handle;
+	rswap__envelope__free_unpacked(r, NULL);
+
+	step("drain D: MoveChunk to E with the next epoch, one slot at a time");
+	admin_ok("drain D", "2 moves queued", "drain %s", D->addr);
+	mc = expect_move_chunk(fd, &mk);
+	CHECK(mc->epoch == 1 && mc->slot == 0 && mc->from_handle == h0 &&
+	      !strcmp(mc->to_poold, E->addr) && fp_holds(E, mc->to_handle) &&
+	      E->held[E->nheld - 1].slot == 0, "MoveChunk fields");
+	client_beat_report(fd, 0, 0, mc->to_handle, 8 * MB, -1);
+	rswap__envelope__free_unpacked(client_wait(fd, 300), NULL);
+	cs = admin_list(&keep);
+	CHECK(cs->moves_total == 2 && cs->n_moves == 2 && cs->n_jobs >= 1, "moves listed: %u",
+	      cs->moves_total);
+	CHECK(cs->moves[0]->state == RSWAP__MOVE_STEP__MOVE_COPYING &&
+	      cs->moves[0]->copied == 8 * MB && !strcmp(cs->moves[0]->to_poold, E->addr) &&
+	      cs->moves[1]->state == RSWAP__MOVE_STEP__MOVE_QUEUED, "move states");
+	pi = find_poold(cs, D->addr);
+	CHECK(pi->moves_out == 2 && pi->draining, "D moves_out %u", pi->moves_out);
+	rswap__envelope__free_unpacked(keep, NULL);
+	st = run(out, sizeof(out), "%s --coord 127.0.0.1:%d list", admin_bin, coord_port);
+	CHECK(st == 0 && strstr(out, "move client m1 slot 0: 127.0.0.1:19011 -> 127.0.0.1:19012 copying 8M/16M (50%)") &&
+	      strstr(out, "move client m1 slot 2: 127.0.0.1:19011 -> 127.0.0.1:19012 queued"),
+	      "list moves (%d): %s", st, out);
+
+	step("MoveDone switched: the slot is on E, epoch 1, D frees the old chunk");
+	frees_d = D->frees;
+	send_move_done(fd, 0, mc->to_handle, true, NULL);
+	handles[0] = mc->to_handle;
+	rswap__envelope__free_unpacked(mk, NULL);
+	mc = expect_move_chunk(fd, &mk);
+	CHECK(D->frees == frees_d + 1 && !fp_holds(D, h0), "D did not free the source");
+	CHECK(mc->epoch == 2 && mc->slot == 2 && mc->from_handle == h2, "second MoveChunk");
+	r = NULL;
+	{
+		Rswap__ChunkMap *m = status_map("m1", &r);
+
+		CHECK(m && m->epoch == 1 && !strcmp(map_slot(m, 0)->poold_addr, E->addr) &&
+		      map_slot(m, 0)->handle == handles[0] && r->client_info->epoch == 1,
+		      "m1 map after the commit");
+		handles[1] = map_slot(m, 1)->handle;
+	}
+	rswap__envelope__free_unpacked(r, NULL);
+	/* A stale MoveDone (wrong handle) is ignored. */
+	send_move_done(fd, 2, 4242, true, NULL);
+
+	step("MoveDone not switched: the target is freed on E, the slot stays on D");
+	t0 = (uint64_t)E->frees;
+	send_move_done(fd, 2, mc->to_handle, false, "copy failed");
+	r = client_wait(fd, 400);
+	CHECK(!r, "unexpected frame %d", r ? (int)r->body_case : -1);
+	CHECK((uint64_t)E->frees == t0 + 1 && !fp_holds(E, mc->to_handle) && fp_holds(D, h2),
+	      "abort did not free the target");
+	rswap__envelope__free_unpacked(mk, NULL);
+	st = run(out, sizeof(out), "%s --coord 127.0.0.1:%d list", admin_bin, coord_port);
+	CHECK(st == 0 && strstr(out, "drain 127.0.0.1:19011: 1/2 done, 1 failed, 16M moved, finished; last error: client m1 slot 2: the client did not switch: copy failed"),
+	      "job line (%d): %s", st, out);
+
+	step("the session closes mid-copy: both copies kept; a reconnect hello with handles commits");
+	admin_ok("drain D again", "1 move queued", "drain %s", D->addr);
+	mc = expect_move_chunk(fd, &mk);
+	CHECK(mc->slot == 2 && mc->epoch == 2, "third MoveChunk");
+	close(fd);
+	pump(-1, 300);
+	cs = admin_list(&keep);
+	CHECK(cs->n_moves == 1 && cs->moves[0]->state == RSWAP__MOVE_STEP__MOVE_WAITING,
+	      "move not waiting for the client");
+	rswap__envelope__free_unpacked(keep, NULL);
+	CHECK(fp_holds(D, h2) && fp_holds(E, mc->to_handle), "a copy was freed while waiting");
+	handles[2] = mc->to_handle;
+	fd = tcp_connect(coord_port);
+	CHECK(fd >= 0, "connect");
+	r = hello_report(fd, "m1", 3 * CHUNK, 2, handles, 3, 0, 0, -1);
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_CHUNK_MAP && r->chunk_map->epoch == 2 &&
+	      !strcmp(map_slot(r->chunk_map, 2)->poold_addr, E->addr) &&
+	      map_slot(r->chunk_map, 2)->handle == handles[2], "reconciled map");
+	rswap__envelope__free_unpacked(r, NULL);
+	rswap__envelope__free_unpacked(mk, NULL);
+	r = client_wait(fd, 300);
+	CHECK(!r, "unexpected frame %d", r ? (int)r->body_case : -1);
+	CHECK(!fp_holds(D, h2) && D->nheld == 0, "D still holds the source");
+	st = run(out, sizeof(out), "%s --coord 127.0.0.1:%d drain %s --wait", admin_bin, coord_port,
+		 D->addr);
+	CHECK(st == 0 && strstr(out, "holds no chunks: it can be stopped"), "drain --wait (%d): %s",
+	      st, out);
+
+	step("a client reports a lost slot: kept in the map, marked lost, never freed");
+	client_beat_report(fd, 2, 0, 0, 0, 1);
+	rswap__envelope__free_unpacked(client_wait(fd, 300), NULL);
+	{
+		Rswap__ChunkMap *m = status_map("m1", &r);
+
+		CHECK(m && map_slot(m, 1)->lost && r->client_info->lost_chunks == 1, "slot 1 not lost");
+	}
+	rswap__envelope__free_unpacked(r, NULL);
+	st = run(out, sizeof(out), "%s --coord 127.0.0.1:%d status m1", admin_bin, coord_port);
+	CHECK(st == 0 && strstr(out, "epoch 2, 1 LOST") && strstr(out, "LOST (its memory is gone)"),
+	      "status with a lost slot (%d): %s", st, out);
+	cs = admin_list(&keep);
+	CHECK(find_poold(cs, E->addr)->chunks_used == 2, "E counts the lost chunk");
+	rswap__envelope__free_unpacked(keep, NULL);
+
+	step("drain --wait fails with a reason when a move cannot run");
+	st = run(out, sizeof(out), "%s --coord 127.0.0.1:%d drain %s --wait", admin_bin, coord_port,
+		 C->addr);
+	CHECK(st == 1 && (strstr(out, "no live session") || strstr(out, "no chunk moved")),
+	      "drain C --wait (%d): %s", st, out);
+
+	r = release_on(fd, "m1");
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_CLIENT_RELEASED &&
+	      r->client_released->chunks_freed == 2, "release m1");
+	rswap__envelope__free_unpacked(r, NULL);
+	close(fd);
+	CHECK(E->nheld == 1 && fp_holds(E, handles[1]), "E: only the lost chunk stays");
+	admin_ok("undrain A", "takes new", "undrain %s", A->addr);
+	admin_ok("undrain B", "takes new", "undrain %s", B->addr);
+	admin_ok("undrain C", "takes new", "undrain %s", C->addr);
+	fp_disconnect(D);
+	fp_disconnect(E);
+	free(D);
+	free(E);
+}
+
 /* A fake coordinator that answers one AdminStatus with hostile strings. */
 static void test_admin_escaping(void)
 {
@@ -1641,6 +1912,7 @@ int main(int argc, char **argv)
 	test_liveness();
 	test_admin_tool();
 	test_drain_rebalance();
+	test_moves();
 	test_admin_escaping();
 	test_restart();
 	test_oversized_register();
