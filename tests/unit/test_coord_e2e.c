@@ -1481,15 +1481,77 @@ static void test_moves(void)
 	CHECK(st == 1 && (strstr(out, "no live session") || strstr(out, "no chunk moved")),
 	      "drain C --wait (%d): %s", st, out);
 
+	step("the coordinator restarts mid-copy: both copies kept; the client's report resumes the move");
+	admin_ok("undrain D", "takes new", "undrain %s", D->addr);
+	admin_ok("drain E", "2 moves queued", "drain %s", E->addr);
+	mc = expect_move_chunk(fd, &mk);
+	CHECK(mc->slot == 0 && mc->epoch == 3 && mc->from_handle == handles[0] &&
+	      !strcmp(mc->to_poold, D->addr), "MoveChunk off E");
+	h0 = mc->to_handle;
+	rswap__envelope__free_unpacked(mk, NULL);
+	close(fd);
+	coord_stop();
+	fp_disconnect(A);
+	fp_disconnect(B);
+	fp_disconnect(C);
+	fp_disconnect(D);
+	fp_disconnect(E);
+	frees_d = D->frees;
+	t0 = (uint64_t)E->frees;
+	coord_start("0");
+	{
+		struct fpoold *all[] = { A, B, C, D, E };
+		unsigned int k;
+
+		for (k = 0; k < 5; k++) {
+			r = fp_register(all[k], CHUNK);
+			CHECK(r->body_case == RSWAP__ENVELOPE__BODY_POOLD_REGISTERED,
+			      "re-register %s", all[k]->addr);
+			rswap__envelope__free_unpacked(r, NULL);
+		}
+	}
+	pump(-1, 300);
+	{
+		Rswap__ChunkMap *m = status_map("m1", &r);
+
+		/* The newer copy (the half-copied target) is shown; both kept. */
+		CHECK(m && map_slot(m, 0)->handle == h0 && r->client_info->n_unresolved == 1 &&
+		      r->client_info->unresolved[0]->handle == handles[0], "m1 after restart");
+	}
+	rswap__envelope__free_unpacked(r, NULL);
+	CHECK(D->frees == frees_d && (uint64_t)E->frees == t0, "a copy was freed at registration");
+	fd = tcp_connect(coord_port);
+	CHECK(fd >= 0, "connect");
+	r = hello_report(fd, "m1", 3 * CHUNK, 2, handles, 3, 0, h0, 1);
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_CHUNK_MAP && r->chunk_map->epoch == 2 &&
+	      map_slot(r->chunk_map, 0)->handle == handles[0] && map_slot(r->chunk_map, 1)->lost,
+	      "reconciled map after restart");
+	rswap__envelope__free_unpacked(r, NULL);
+	cs = admin_list(&keep);
+	CHECK(cs->n_moves == 1 && cs->moves[0]->state == RSWAP__MOVE_STEP__MOVE_COPYING &&
+	      cs->moves[0]->slot == 0 && !strcmp(cs->moves[0]->to_poold, D->addr),
+	      "the move did not resume");
+	rswap__envelope__free_unpacked(keep, NULL);
+	CHECK(fp_holds(D, h0) && fp_holds(E, handles[0]), "a copy was freed at reconcile");
+	send_move_done(fd, 0, h0, true, NULL);
+	r = client_wait(fd, 400);
+	CHECK(!r, "unexpected frame %d", r ? (int)r->body_case : -1);
+	CHECK(!fp_holds(E, handles[0]) && fp_holds(D, h0), "commit after restart");
+	{
+		Rswap__ChunkMap *m = status_map("m1", &r);
+
+		CHECK(m && m->epoch == 3 && map_slot(m, 0)->handle == h0, "epoch after restart");
+	}
+	rswap__envelope__free_unpacked(r, NULL);
+
 	r = release_on(fd, "m1");
 	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_CLIENT_RELEASED &&
 	      r->client_released->chunks_freed == 2, "release m1");
 	rswap__envelope__free_unpacked(r, NULL);
 	close(fd);
-	CHECK(E->nheld == 1 && fp_holds(E, handles[1]), "E: only the lost chunk stays");
-	admin_ok("undrain A", "takes new", "undrain %s", A->addr);
-	admin_ok("undrain B", "takes new", "undrain %s", B->addr);
-	admin_ok("undrain C", "takes new", "undrain %s", C->addr);
+	pump(-1, 300);
+	CHECK(E->nheld == 1 && fp_holds(E, handles[1]) && D->nheld == 0,
+	      "E: only the lost chunk stays (E %d, D %d)", E->nheld, D->nheld);
 	fp_disconnect(D);
 	fp_disconnect(E);
 	free(D);
