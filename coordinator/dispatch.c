@@ -1716,8 +1716,9 @@ static void handle_admin_drain(struct coord *c, struct peer *p, uint64_t seq,
 		       pd->addr, why);
 		return;
 	}
-	log_info("poold %s: %" PRIu32 " move%s queued (job %" PRIu64 ")", pd->addr,
-		 job->total, job->total == 1 ? "" : "s", job->id);
+	if (!job->failed)
+		log_info("poold %s: %" PRIu32 " move%s queued (job %" PRIu64 ")", pd->addr,
+			 job->total, job->total == 1 ? "" : "s", job->id);
 	moves_pump(c);
 	send_cluster_state(c, p, seq, job->id);
 }
