@@ -395,6 +395,18 @@ static const char *move_step_name(Rswap__MoveStep st)
 	}
 }
 
+/* The i-th move of a JSON list, open for more fields. */
+static void json_move_head(size_t i, const char *client_id, uint32_t slot,
+			   const char *from, const char *to)
+{
+	printf("%s{\"client_id\":", i ? "," : "");
+	json_str(client_id);
+	printf(",\"slot\":%" PRIu32 ",\"from\":", slot);
+	json_str(from);
+	printf(",\"to\":");
+	json_str(to);
+}
+
 static void json_moves(const Rswap__ClusterState *cs)
 {
 	size_t i;
@@ -405,12 +417,7 @@ static void json_moves(const Rswap__ClusterState *cs)
 	for (i = 0; i < cs->n_moves; i++) {
 		const Rswap__MoveInfo *m = cs->moves[i];
 
-		printf("%s{\"client_id\":", i ? "," : "");
-		json_str(m->client_id);
-		printf(",\"slot\":%" PRIu32 ",\"from\":", m->slot);
-		json_str(m->from_poold);
-		printf(",\"to\":");
-		json_str(m->to_poold);
+		json_move_head(i, m->client_id, m->slot, m->from_poold, m->to_poold);
 		printf(",\"state\":\"%s\",\"copied\":%" PRIu64 ",\"chunk_size\":%" PRIu64
 		       ",\"running_ms\":%" PRIu64 ",\"job\":%" PRIu64 "}",
 		       move_step_name(m->state), m->copied, m->chunk_size, m->running_ms,
@@ -639,12 +646,7 @@ static void print_plan(const Rswap__RebalancePlan *pl, bool json)
 		for (i = 0; i < pl->n_moves; i++) {
 			const Rswap__ChunkMove *m = pl->moves[i];
 
-			printf("%s{\"client_id\":", i ? "," : "");
-			json_str(m->client_id);
-			printf(",\"slot\":%" PRIu32 ",\"from\":", m->slot);
-			json_str(m->from_poold);
-			printf(",\"to\":");
-			json_str(m->to_poold);
+			json_move_head(i, m->client_id, m->slot, m->from_poold, m->to_poold);
 			putchar('}');
 		}
 		printf("]}\n");

@@ -395,27 +395,6 @@ static Rswap__Envelope *hello_on(int fd, const char *id, uint64_t size)
 	return r;
 }
 
-/* A reconnecting client's hello: never allocates. */
-static Rswap__Envelope *hello_again(const char *id, uint64_t size)
-{
-	Rswap__Envelope e = RSWAP__ENVELOPE__INIT, *r;
-	Rswap__ClientHello h = RSWAP__CLIENT_HELLO__INIT;
-	int fd = tcp_connect(coord_port);
-
-	CHECK(fd >= 0, "connect");
-	h.client_id = (char *)id;
-	h.size = size;
-	h.reconnect = true;
-	e.seq = 78;
-	e.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HELLO;
-	e.client_hello = &h;
-	send_env(fd, &e);
-	r = pump(fd, 15000);
-	CHECK(r && r->seq == 78, "no reply to a reconnect ClientHello %s", id);
-	close(fd);
-	return r;
-}
-
 /*
  * A reconnect hello on fd with the client's report: its epoch, the handle
  * it runs on per slot (from map), the move it copies (slot, handle) if
@@ -452,6 +431,18 @@ static Rswap__Envelope *hello_report(int fd, const char *id, uint64_t size, uint
 	send_env(fd, &e);
 	r = pump(fd, 15000);
 	CHECK(r && r->seq == 79, "no reply to a reporting ClientHello %s", id);
+	return r;
+}
+
+/* A reconnecting client's hello (no report) on a new connection: never allocates. */
+static Rswap__Envelope *hello_again(const char *id, uint64_t size)
+{
+	int fd = tcp_connect(coord_port);
+	Rswap__Envelope *r;
+
+	CHECK(fd >= 0, "connect");
+	r = hello_report(fd, id, size, 0, NULL, 0, 0, 0, -1);
+	close(fd);
 	return r;
 }
 
