@@ -639,6 +639,7 @@ static void move_state_machine(void **state)
 	assert_int_equal(registry_slot(cl, 0)->handle, 100);
 
 	/* Back with the target as its handle: committed, the source freed. */
+	tp_free(c2);
 	c2 = tp_new();
 	handles[0] = 200;
 	h.epoch = 1;
