@@ -679,19 +679,25 @@ static void move_start(struct coord *c, struct move *m)
 
 /*
  * Start what the limits allow: at most max_moves past the queue, one per
- * client, in queue order.  Called after every event that may free a place.
+ * client, in queue order.  Called after every event that may free a place
+ * and every tick.  O(moves).
  */
 static void moves_pump(struct coord *c)
 {
 	struct move *m, *next;
 	struct client *cl;
 
-	for (m = c->moves; m && c->nactive < c->s.max_moves; m = next) {
+	for (m = c->moves; m; m = next) {
 		next = m->next;
-		if (m->step != MOVE_QUEUED)
-			continue;
 		cl = registry_client_find(c->reg, m->client_id);
-		if (cl && cl->move)
+		if (m->step != MOVE_QUEUED) {
+			/* A registration replaced the client (a pool of another
+			 * size) and freed its copies: nothing left to move. */
+			if (!cl || cl->move != m)
+				move_fail(c, m, "the client's record was replaced");
+			continue;
+		}
+		if ((cl && cl->move) || c->nactive >= c->s.max_moves)
 			continue;
 		move_start(c, m);
 	}
