@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0 OR BSD-3-Clause)
 #include "dispatch.h"
 #include "auth.h"
+#include "metrics.h"
 #include "placement.h"
 #include "registry.h"
 #include "report.h"
@@ -458,6 +459,15 @@ static struct preq *preq_take(struct peer *pp, uint64_t seq,
 }
 
 /* ---- live chunk moves --------------------------------------------------- */
+
+void coord_move_stats(const struct coord *c, struct coord_move_stats *s)
+{
+	s->running = c->nactive;
+	s->queued = c->nmoves - c->nactive;
+	s->done = c->moves_done;
+	s->failed = c->moves_failed;
+	s->bytes = c->bytes_moved;
+}
 
 static const char *move_step_name(enum move_step st)
 {
