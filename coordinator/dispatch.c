@@ -996,7 +996,34 @@ static void client_reconcile(struct coord *c, struct client *cl,
 	}
 	if (!h->n_handles)
 		return;
-	/* Downwards: a copy that leaves the array is replaced by a later one. */
+	/*
+	 * First the copies it runs on become the map, then the others are
+	 * judged against that map.  Downwards: a copy that leaves the array
+	 * is replaced by a later one, already seen.
+	 */
+	for (i = cl->nextra; i--; ) {
+		struct copy *x = &cl->extra[i];
+		struct poold *xp = x->poold;
+		uint32_t slot = x->slot;
+
+		if (x->move || h->handles[slot] != x->handle)
+			continue;
+		if (registry_slot_switch(cl, x, &old)) {
+			log_err("client %s: cannot switch slot %" PRIu32
+				" to the copy it runs on; kept unresolved", cl->id, slot);
+			continue;
+		}
+		log_info("client %s: runs slot %" PRIu32 " on poold %s handle %" PRIu64
+			 "; mapped", cl->id, slot, xp->addr, h->handles[slot]);
+		if (!old.poold)
+			continue;
+		/* The former mapped copy: judged below with the others. */
+		if (registry_extra_add(cl, old.poold, old.slot, old.handle, old.born_ms,
+				       false))
+			log_err("client %s: out of memory; slot %" PRIu32 " copy %" PRIu64
+				" on poold %s is forgotten, not freed", cl->id, old.slot,
+				old.handle, old.poold->addr);
+	}
 	for (i = cl->nextra; i--; ) {
 		struct copy *x = &cl->extra[i];
 		struct slot *s = registry_slot(cl, x->slot);
@@ -1004,45 +1031,20 @@ static void client_reconcile(struct coord *c, struct client *cl,
 
 		if (x->move)
 			continue;
-		if (want == x->handle) {
-			struct poold *xp = x->poold;
-			uint32_t slot = x->slot;
-
-			if (registry_slot_switch(cl, x, &old)) {
-				log_err("client %s: cannot switch slot %" PRIu32
-					" to the copy it runs on; kept unresolved",
-					cl->id, slot);
-				continue;
-			}
-			log_info("client %s: runs slot %" PRIu32 " on poold %s handle %"
-				 PRIu64 "; mapped", cl->id, slot, xp->addr, want);
-			if (!old.poold)
-				continue;
-			/* The former mapped copy may be what it copies to now. */
-			if (is_moving(mv, old.slot, old.handle) &&
-			    !registry_extra_add(cl, old.poold, old.slot, old.handle,
-						old.born_ms, false) &&
-			    move_adopt(c, cl, registry_extra_find(cl, old.slot, old.handle),
-				       mv->copied))
-				continue;
-			if (is_moving(mv, old.slot, old.handle))
-				continue;	/* kept as unresolved, never freed */
-			chunk_free(c, old.poold, cl->id, old.slot, old.handle);
-		} else if (is_moving(mv, x->slot, x->handle) && s &&
-			   s->state == SLOT_HELD && s->handle == want) {
+		if (!s || s->state != SLOT_HELD || s->handle != want) {
+			log_warn("client %s: runs slot %" PRIu32 " on handle %" PRIu64
+				 ", which no copy has; its copies stay unresolved",
+				 cl->id, x->slot, want);
+		} else if (is_moving(mv, x->slot, x->handle)) {
 			if (!move_adopt(c, cl, x, mv->copied))
 				log_warn("client %s: copies slot %" PRIu32
 					 " but another move is on; the copy stays unresolved",
 					 cl->id, x->slot);
-		} else if (s && s->state == SLOT_HELD && s->handle == want) {
+		} else {
 			log_info("client %s: does not run slot %" PRIu32 " on poold %s handle %"
 				 PRIu64 "; freed", cl->id, x->slot, x->poold->addr, x->handle);
 			chunk_free(c, x->poold, cl->id, x->slot, x->handle);
 			registry_extra_del(cl, x);
-		} else {
-			log_warn("client %s: runs slot %" PRIu32 " on handle %" PRIu64
-				 ", which no copy has; its copies stay unresolved",
-				 cl->id, x->slot, want);
 		}
 	}
 }
