@@ -663,6 +663,95 @@ static void move_state_machine(void **state)
 	tp_free(b);
 }
 
+/* A poold that registers holding one chunk of vm1's slot 0. */
+static struct tpeer *poold_holding(const char *addr, uint64_t handle, uint64_t age_ms)
+{
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT, *r;
+	Rswap__PooldRegister reg = RSWAP__POOLD_REGISTER__INIT;
+	Rswap__HeldChunk hc = RSWAP__HELD_CHUNK__INIT, *hcp = &hc;
+	struct tpeer *tp = tp_new();
+
+	hc.handle = handle;
+	hc.client_id = "vm1";
+	hc.slot = 0;
+	hc.client_size = 16 * MB;
+	hc.age_ms = age_ms + 1;
+	reg.listen_addr = (char *)addr;
+	reg.capacity = 64 * MB;
+	reg.chunk_size = CHUNK;
+	reg.n_chunks = 1;
+	reg.chunks = &hcp;
+	e.body_case = RSWAP__ENVELOPE__BODY_POOLD_REGISTER;
+	e.poold_register = &reg;
+	tp_send(tp, &e);
+	r = expect(tp, RSWAP__ENVELOPE__BODY_POOLD_REGISTERED);
+	rswap__envelope__free_unpacked(r, NULL);
+	return tp;
+}
+
+/*
+ * After a restart three poolds report one slot: a stale copy, the one the
+ * client runs on and the target it is copying to (the newest, so mapped).
+ * Nothing is freed at registration; the client's report maps its copy,
+ * resumes the move and frees only the stale one.
+ */
+static void restart_three_copies(void **state)
+{
+	struct tpeer *a = poold_holding("a:1", 1, 1000000);
+	struct tpeer *b = poold_holding("b:1", 2, 100000);
+	struct tpeer *c = poold_holding("c:1", 3, 1000);
+	struct tpeer *cl = tp_new();
+	struct registry *reg = coord_registry(C);
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT, *r;
+	Rswap__ClientHello h = RSWAP__CLIENT_HELLO__INIT;
+	Rswap__MoveState ms = RSWAP__MOVE_STATE__INIT;
+	uint64_t handles[1] = { 2 };
+	struct client *vm1 = registry_client_find(reg, "vm1");
+
+	assert_non_null(vm1);
+	assert_int_equal(registry_slot(vm1, 0)->handle, 3);
+	assert_int_equal(registry_unresolved(vm1), 2);
+	assert_null(tp_recv(a));
+	assert_null(tp_recv(b));
+
+	h.client_id = "vm1";
+	h.size = 16 * MB;
+	h.reconnect = true;
+	h.epoch = 4;
+	h.handles = handles;
+	h.n_handles = 1;
+	ms.slot = 0;
+	ms.to_handle = 3;
+	ms.copied = MB;
+	h.moving = &ms;
+	e.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HELLO;
+	e.client_hello = &h;
+	tp_send(cl, &e);
+	r = expect(cl, RSWAP__ENVELOPE__BODY_CHUNK_MAP);
+	assert_int_equal(r->chunk_map->epoch, 4);
+	assert_int_equal(r->chunk_map->slots[0]->handle, 2);
+	assert_string_equal(r->chunk_map->slots[0]->poold_addr, "b:1");
+	rswap__envelope__free_unpacked(r, NULL);
+	free_done(a, 1);
+	assert_null(tp_recv(b));
+	assert_null(tp_recv(c));
+	assert_int_equal(registry_unresolved(vm1), 0);
+	assert_int_equal(vm1->nextra, 1);
+	assert_true(vm1->extra[0].move);
+	assert_int_equal(registry_poold_find(reg, "a:1")->chunks_used, 0);
+
+	/* The resumed move commits like any other: epoch 5, b's copy freed. */
+	move_done(cl, 0, 3, true);
+	free_done(b, 2);
+	assert_int_equal(registry_slot(vm1, 0)->handle, 3);
+	assert_int_equal(vm1->epoch, 5);
+	assert_int_equal(vm1->nextra, 0);
+	tp_free(cl);
+	tp_free(a);
+	tp_free(b);
+	tp_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -676,6 +765,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(duplicate_handle_from_poold, setup, teardown),
 		cmocka_unit_test_setup_teardown(stray_replies, setup, teardown),
 		cmocka_unit_test_setup_teardown(move_state_machine, setup, teardown),
+		cmocka_unit_test_setup_teardown(restart_three_copies, setup, teardown),
 		cmocka_unit_test_setup_teardown(hello_pending_client_leaves_then_poold_refuses,
 						setup, teardown),
 	};
