@@ -103,7 +103,7 @@ struct move {
 };
 
 #define MOVE_JOBS		16	/* jobs listed, the latest */
-#define MOVES_LISTED		4096	/* ClusterState.moves at most */
+#define MOVES_LISTED		1024	/* ClusterState.moves at most (~120 KiB) */
 #define MOVES_MAX		65536	/* queued and running at most */
 #define LOST_SLOTS_MAX		1024	/* per ClientHello / ClientHeartbeat */
 
@@ -749,11 +749,21 @@ static void move_commit(struct coord *c, struct move *m, uint64_t copied)
 	int ret;
 
 	if (!x) {
-		/* Its poold came back without it: the client's data is gone. */
-		if (cl && registry_slot_set_lost(cl, m->slot))
+		struct slot *s = cl ? registry_slot(cl, m->slot) : NULL;
+
+		/*
+		 * Its poold came back without it: what the client wrote since
+		 * the switch is gone, and the source is stale.  The slot is
+		 * lost; the source, which nobody will read, is freed.
+		 */
+		if (s && s->state == SLOT_HELD && !s->lost && s->poold == m->from &&
+		    s->handle == m->from_handle) {
+			registry_slot_set_lost(cl, m->slot);
+			chunk_free(c, m->from, cl->id, m->slot, m->from_handle);
 			log_warn("client %s: slot %" PRIu32 " switched to handle %" PRIu64
 				 " on poold %s, which no longer holds it; the slot is marked lost",
 				 cl->id, m->slot, m->to_handle, m->to->addr);
+		}
 		move_fail(c, m, "the target chunk is gone");
 		return;
 	}
