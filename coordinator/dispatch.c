@@ -1480,6 +1480,21 @@ static Rswap__PooldInfo *pinfo_find(Rswap__ClusterState *cs, const char *addr)
 	return hit ? *hit : NULL;
 }
 
+/* m as a MoveInfo (pointing into m). */
+static void move_info(const struct coord *c, const struct move *m, Rswap__MoveInfo *mi)
+{
+	rswap__move_info__init(mi);
+	mi->client_id = (char *)m->client_id;
+	mi->slot = m->slot;
+	mi->from_poold = m->from->addr;
+	mi->to_poold = m->to->addr;
+	mi->state = (Rswap__MoveStep)m->step;
+	mi->copied = m->copied;
+	mi->chunk_size = c->s.chunk_size;
+	mi->running_ms = m->started_ms ? c->now_ms - m->started_ms : 0;
+	mi->job = m->job;
+}
+
 /* The moves, jobs and counters, into cs (its poolds sorted by address). */
 static int moves_report(struct coord *c, Rswap__ClusterState *cs,
 			struct moves_alloc *a)
@@ -1511,16 +1526,7 @@ static int moves_report(struct coord *c, Rswap__ClusterState *cs,
 		if (cs->n_moves == n)
 			continue;
 		mi = &a->info[cs->n_moves];
-		rswap__move_info__init(mi);
-		mi->client_id = (char *)m->client_id;
-		mi->slot = m->slot;
-		mi->from_poold = m->from->addr;
-		mi->to_poold = m->to->addr;
-		mi->state = (Rswap__MoveStep)m->step;
-		mi->copied = m->copied;
-		mi->chunk_size = c->s.chunk_size;
-		mi->running_ms = m->started_ms ? c->now_ms - m->started_ms : 0;
-		mi->job = m->job;
+		move_info(c, m, mi);
 		cs->moves[cs->n_moves++] = mi;
 	}
 	/* Oldest first. */
@@ -1599,8 +1605,11 @@ static void handle_admin_status(struct coord *c, struct peer *p, uint64_t seq,
 {
 	Rswap__Envelope env = RSWAP__ENVELOPE__INIT;
 	Rswap__ClientInfo info = RSWAP__CLIENT_INFO__INIT;
+	Rswap__MoveInfo *mi = NULL;
+	const struct move *mv;
 	Rswap__ChunkMap map;
 	struct client *cl;
+	size_t n = 0;
 
 	if (!registry_valid_client_id(m->client_id)) {
 		refuse(c, p, seq, EINVAL,
@@ -1617,10 +1626,32 @@ static void handle_admin_status(struct coord *c, struct peer *p, uint64_t seq,
 		refuse(c, p, seq, ENOMEM, "coordinator out of memory");
 		return;
 	}
+	for (mv = c->moves; mv && n < MOVES_LISTED; mv = mv->next)
+		n += !strcmp(mv->client_id, cl->id);
+	if (n) {
+		mi = calloc(n, sizeof(*mi));
+		info.moves = calloc(n, sizeof(*info.moves));
+		if (!mi || !info.moves) {
+			refuse(c, p, seq, ENOMEM, "coordinator out of memory");
+			goto out;
+		}
+		for (mv = c->moves; mv && info.n_moves < n; mv = mv->next) {
+			if (strcmp(mv->client_id, cl->id))
+				continue;
+			move_info(c, mv, &mi[info.n_moves]);
+			info.moves[info.n_moves] = &mi[info.n_moves];
+			info.n_moves++;
+		}
+	}
 	env.seq = seq;
 	env.body_case = RSWAP__ENVELOPE__BODY_CLIENT_INFO;
 	env.client_info = &info;
 	peer_send(c, p, &env);
+out:
+	free(info.moves);
+	info.moves = NULL;
+	info.n_moves = 0;
+	free(mi);
 	report_client_info_free(&info);
 }
 

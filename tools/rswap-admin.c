@@ -355,6 +355,8 @@ static const char *state_name(Rswap__PooldState s)
 	}
 }
 
+static void json_move(size_t i, const Rswap__MoveInfo *m);
+
 static void json_client(const Rswap__ClientInfo *ci)
 {
 	const Rswap__ChunkMap *m = ci->map;
@@ -381,6 +383,9 @@ static void json_client(const Rswap__ClientInfo *ci)
 		json_str(ci->unresolved[i]->poold_addr);
 		printf(",\"handle\":%" PRIu64 "}", ci->unresolved[i]->handle);
 	}
+	printf("],\"moves\":[");
+	for (i = 0; i < ci->n_moves; i++)
+		json_move(i, ci->moves[i]);
 	printf("]}");
 }
 
@@ -407,6 +412,14 @@ static void json_move_head(size_t i, const char *client_id, uint32_t slot,
 	json_str(to);
 }
 
+static void json_move(size_t i, const Rswap__MoveInfo *m)
+{
+	json_move_head(i, m->client_id, m->slot, m->from_poold, m->to_poold);
+	printf(",\"state\":\"%s\",\"copied\":%" PRIu64 ",\"chunk_size\":%" PRIu64
+	       ",\"running_ms\":%" PRIu64 ",\"job\":%" PRIu64 "}",
+	       move_step_name(m->state), m->copied, m->chunk_size, m->running_ms, m->job);
+}
+
 static void json_moves(const Rswap__ClusterState *cs)
 {
 	size_t i;
@@ -414,15 +427,8 @@ static void json_moves(const Rswap__ClusterState *cs)
 	printf(",\"moves_total\":%" PRIu32 ",\"moves_done\":%" PRIu64
 	       ",\"moves_failed\":%" PRIu64 ",\"bytes_moved\":%" PRIu64 ",\"moves\":[",
 	       cs->moves_total, cs->moves_done, cs->moves_failed, cs->bytes_moved);
-	for (i = 0; i < cs->n_moves; i++) {
-		const Rswap__MoveInfo *m = cs->moves[i];
-
-		json_move_head(i, m->client_id, m->slot, m->from_poold, m->to_poold);
-		printf(",\"state\":\"%s\",\"copied\":%" PRIu64 ",\"chunk_size\":%" PRIu64
-		       ",\"running_ms\":%" PRIu64 ",\"job\":%" PRIu64 "}",
-		       move_step_name(m->state), m->copied, m->chunk_size, m->running_ms,
-		       m->job);
-	}
+	for (i = 0; i < cs->n_moves; i++)
+		json_move(i, cs->moves[i]);
 	printf("],\"jobs\":[");
 	for (i = 0; i < cs->n_jobs; i++) {
 		const Rswap__MoveJob *j = cs->jobs[i];
@@ -500,6 +506,8 @@ static void print_spread(const Rswap__ChunkMap *m)
 	printf("\n");
 }
 
+static void print_move(const Rswap__MoveInfo *m);
+
 static void print_map(const Rswap__ClientInfo *ci)
 {
 	const Rswap__ChunkMap *m = ci->map;
@@ -538,15 +546,36 @@ static void print_map(const Rswap__ClientInfo *ci)
 		       printable_len(ci->unresolved[i]->poold_addr),
 		       ci->unresolved[i]->poold_addr, ci->unresolved[i]->handle);
 	print_spread(m);
+	for (i = 0; i < ci->n_moves; i++)
+		print_move(ci->moves[i]);
+}
+
+/* "  move client c1 slot 3: A -> B copying 4M/16M (25%) for 3.2s, job 1" */
+static void print_move(const Rswap__MoveInfo *m)
+{
+	char a[16], b[16];
+
+	printf("  move client %.*s slot %" PRIu32 ": %.*s -> %.*s %s",
+	       printable_len(m->client_id), m->client_id, m->slot,
+	       printable_len(m->from_poold), m->from_poold,
+	       printable_len(m->to_poold), m->to_poold, move_step_name(m->state));
+	if (m->state == RSWAP__MOVE_STEP__MOVE_COPYING ||
+	    m->state == RSWAP__MOVE_STEP__MOVE_WAITING)
+		printf(" %s/%s (%u%%)", rswap_fmt_size(m->copied, a, sizeof(a)),
+		       rswap_fmt_size(m->chunk_size, b, sizeof(b)),
+		       m->chunk_size ? (unsigned int)(m->copied * 100 / m->chunk_size) : 0);
+	if (m->running_ms)
+		printf(" for %.1fs", m->running_ms / 1000.0);
+	printf(", job %" PRIu64 "\n", m->job);
 }
 
 /*
- * "move client c1 slot 3: A -> B copying 4M/16M (25%) for 3.2s, job 1"
- * and "job 1 drain A: 3/5 done, 1 failed, 48M moved, last error: ..."
+ * The moves and "  job 1 drain A: 3/5 done, 1 failed, 48M moved, finished;
+ * last error: ..."
  */
 static void print_moves(const Rswap__ClusterState *cs)
 {
-	char a[16], b[16];
+	char a[16];
 	size_t i;
 
 	if (!cs->moves_total && !cs->n_jobs && !cs->moves_done && !cs->moves_failed)
@@ -555,22 +584,8 @@ static void print_moves(const Rswap__ClusterState *cs)
 	       " failed, %s moved since the coordinator started\n", cs->moves_total,
 	       cs->moves_done, cs->moves_failed,
 	       rswap_fmt_size(cs->bytes_moved, a, sizeof(a)));
-	for (i = 0; i < cs->n_moves; i++) {
-		const Rswap__MoveInfo *m = cs->moves[i];
-
-		printf("  move client %.*s slot %" PRIu32 ": %.*s -> %.*s %s",
-		       printable_len(m->client_id), m->client_id, m->slot,
-		       printable_len(m->from_poold), m->from_poold,
-		       printable_len(m->to_poold), m->to_poold, move_step_name(m->state));
-		if (m->state == RSWAP__MOVE_STEP__MOVE_COPYING ||
-		    m->state == RSWAP__MOVE_STEP__MOVE_WAITING)
-			printf(" %s/%s (%u%%)", rswap_fmt_size(m->copied, a, sizeof(a)),
-			       rswap_fmt_size(m->chunk_size, b, sizeof(b)),
-			       m->chunk_size ? (unsigned int)(m->copied * 100 / m->chunk_size) : 0);
-		if (m->running_ms)
-			printf(" for %.1fs", m->running_ms / 1000.0);
-		printf(", job %" PRIu64 "\n", m->job);
-	}
+	for (i = 0; i < cs->n_moves; i++)
+		print_move(cs->moves[i]);
 	if (cs->n_moves < cs->moves_total)
 		printf("  ... %zu of %" PRIu32 " moves listed\n", cs->n_moves, cs->moves_total);
 	for (i = 0; i < cs->n_jobs; i++) {

@@ -1388,6 +1388,14 @@ static void test_moves(void)
 	CHECK(st == 0 && strstr(out, "move client m1 slot 0: 127.0.0.1:19011 -> 127.0.0.1:19012 copying 8M/16M (50%)") &&
 	      strstr(out, "move client m1 slot 2: 127.0.0.1:19011 -> 127.0.0.1:19012 queued"),
 	      "list moves (%d): %s", st, out);
+	st = run(out, sizeof(out), "%s --coord 127.0.0.1:%d status m1", admin_bin, coord_port);
+	CHECK(st == 0 && strstr(out, "epoch 0") &&
+	      strstr(out, "move client m1 slot 0: 127.0.0.1:19011 -> 127.0.0.1:19012 copying"),
+	      "status moves (%d): %s", st, out);
+	st = run(out, sizeof(out), "%s --coord 127.0.0.1:%d --json status m1", admin_bin, coord_port);
+	CHECK(st == 0 && strstr(out, "\"moves\":[{\"client_id\":\"m1\",\"slot\":0") &&
+	      strstr(out, "\"state\":\"copying\",\"copied\":8388608"),
+	      "status --json moves (%d): %s", st, out);
 
 	step("MoveDone switched: the slot is on E, epoch 1, D frees the old chunk");
 	frees_d = D->frees;
