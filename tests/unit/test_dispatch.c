@@ -131,20 +131,41 @@ static void expect_error(struct tpeer *tp, int code, const char *needle)
 	rswap__envelope__free_unpacked(e, NULL);
 }
 
-static struct tpeer *poold(const char *addr, uint64_t cap)
+/*
+ * A poold that registers holding one chunk of vm1 (age_ms as on the wire),
+ * or none if handle is 0.
+ */
+static struct tpeer *poold_holding(const char *addr, uint64_t cap, uint64_t handle,
+				   uint32_t slot, uint64_t client_size, uint64_t age_ms)
 {
 	Rswap__Envelope e = RSWAP__ENVELOPE__INIT, *r;
 	Rswap__PooldRegister reg = RSWAP__POOLD_REGISTER__INIT;
+	Rswap__HeldChunk hc = RSWAP__HELD_CHUNK__INIT, *hcp = &hc;
 	struct tpeer *tp = tp_new();
 
+	hc.handle = handle;
+	hc.client_id = "vm1";
+	hc.slot = slot;
+	hc.client_size = client_size;
+	hc.age_ms = age_ms;
 	reg.listen_addr = (char *)addr;
 	reg.capacity = cap;
+	if (handle) {
+		reg.chunk_size = CHUNK;
+		reg.n_chunks = 1;
+		reg.chunks = &hcp;
+	}
 	e.body_case = RSWAP__ENVELOPE__BODY_POOLD_REGISTER;
 	e.poold_register = &reg;
 	tp_send(tp, &e);
 	r = expect(tp, RSWAP__ENVELOPE__BODY_POOLD_REGISTERED);
 	rswap__envelope__free_unpacked(r, NULL);
 	return tp;
+}
+
+static struct tpeer *poold(const char *addr, uint64_t cap)
+{
+	return poold_holding(addr, cap, 0, 0, 0, 0);
 }
 
 static void hello(struct tpeer *tp, const char *id, uint64_t size, uint64_t seq)
@@ -330,9 +351,7 @@ static void liveness_by_tick(void **state)
 static void poold_gone_mid_release(void **state)
 {
 	struct tpeer *a = poold("a:1", 16 * MB), *b = poold("b:1", 16 * MB), *cl = tp_new();
-	Rswap__Envelope *r, e = RSWAP__ENVELOPE__INIT;
-	Rswap__PooldRegister reg = RSWAP__POOLD_REGISTER__INIT;
-	Rswap__HeldChunk hc = RSWAP__HELD_CHUNK__INIT, *hcp = &hc;
+	Rswap__Envelope *r;
 
 	hello(cl, "vm1", 32 * MB, 1);
 	alloc_done(a, 10);
@@ -352,21 +371,7 @@ static void poold_gone_mid_release(void **state)
 
 	/* b comes back still holding the chunk: it is told to free it. */
 	tp_free(b);
-	b = tp_new();
-	hc.handle = 20;
-	hc.client_id = "vm1";
-	hc.slot = 1;
-	hc.client_size = 32 * MB;
-	reg.listen_addr = "b:1";
-	reg.capacity = 16 * MB;
-	reg.chunk_size = CHUNK;
-	reg.n_chunks = 1;
-	reg.chunks = &hcp;
-	e.body_case = RSWAP__ENVELOPE__BODY_POOLD_REGISTER;
-	e.poold_register = &reg;
-	tp_send(b, &e);
-	r = expect(b, RSWAP__ENVELOPE__BODY_POOLD_REGISTERED);
-	rswap__envelope__free_unpacked(r, NULL);
+	b = poold_holding("b:1", 16 * MB, 20, 1, 32 * MB, 0);
 	free_done(b, 20);
 	assert_null(registry_client_find(coord_registry(C), "vm1"));
 	tp_free(cl);
@@ -545,6 +550,18 @@ static void move_done(struct tpeer *tp, uint32_t slot, uint64_t to, bool switche
 	tp_send(tp, &e);
 }
 
+/* The reply is a map of epoch whose slot 0 is (addr, handle). */
+static void expect_map1(struct tpeer *tp, uint64_t epoch, const char *addr,
+			uint64_t handle)
+{
+	Rswap__Envelope *r = expect(tp, RSWAP__ENVELOPE__BODY_CHUNK_MAP);
+
+	assert_int_equal(r->chunk_map->epoch, epoch);
+	assert_int_equal(r->chunk_map->slots[0]->handle, handle);
+	assert_string_equal(r->chunk_map->slots[0]->poold_addr, addr);
+	rswap__envelope__free_unpacked(r, NULL);
+}
+
 /* A move's messages from a client are validated; its steps by poold answers. */
 static void move_state_machine(void **state)
 {
@@ -644,11 +661,7 @@ static void move_state_machine(void **state)
 	handles[0] = 200;
 	h.epoch = 1;
 	tp_send(c2, &e);
-	r = expect(c2, RSWAP__ENVELOPE__BODY_CHUNK_MAP);
-	assert_int_equal(r->chunk_map->epoch, 1);
-	assert_int_equal(r->chunk_map->slots[0]->handle, 200);
-	assert_string_equal(r->chunk_map->slots[0]->poold_addr, "b:1");
-	rswap__envelope__free_unpacked(r, NULL);
+	expect_map1(c2, 1, "b:1", 200);
 	free_done(a, 100);
 	assert_int_equal(registry_poold_find(reg, "a:1")->chunks_used, 0);
 	assert_int_equal(cl->epoch, 1);
@@ -663,32 +676,6 @@ static void move_state_machine(void **state)
 	tp_free(b);
 }
 
-/* A poold that registers holding one chunk of vm1's slot 0. */
-static struct tpeer *poold_holding(const char *addr, uint64_t handle, uint64_t age_ms)
-{
-	Rswap__Envelope e = RSWAP__ENVELOPE__INIT, *r;
-	Rswap__PooldRegister reg = RSWAP__POOLD_REGISTER__INIT;
-	Rswap__HeldChunk hc = RSWAP__HELD_CHUNK__INIT, *hcp = &hc;
-	struct tpeer *tp = tp_new();
-
-	hc.handle = handle;
-	hc.client_id = "vm1";
-	hc.slot = 0;
-	hc.client_size = 16 * MB;
-	hc.age_ms = age_ms + 1;
-	reg.listen_addr = (char *)addr;
-	reg.capacity = 64 * MB;
-	reg.chunk_size = CHUNK;
-	reg.n_chunks = 1;
-	reg.chunks = &hcp;
-	e.body_case = RSWAP__ENVELOPE__BODY_POOLD_REGISTER;
-	e.poold_register = &reg;
-	tp_send(tp, &e);
-	r = expect(tp, RSWAP__ENVELOPE__BODY_POOLD_REGISTERED);
-	rswap__envelope__free_unpacked(r, NULL);
-	return tp;
-}
-
 /*
  * After a restart three poolds report one slot: a stale copy, the one the
  * client runs on and the target it is copying to (the newest, so mapped).
@@ -697,12 +684,12 @@ static struct tpeer *poold_holding(const char *addr, uint64_t handle, uint64_t a
  */
 static void restart_three_copies(void **state)
 {
-	struct tpeer *a = poold_holding("a:1", 1, 1000000);
-	struct tpeer *b = poold_holding("b:1", 2, 100000);
-	struct tpeer *c = poold_holding("c:1", 3, 1000);
+	struct tpeer *a = poold_holding("a:1", 64 * MB, 1, 0, 16 * MB, 1000001);
+	struct tpeer *b = poold_holding("b:1", 64 * MB, 2, 0, 16 * MB, 100001);
+	struct tpeer *c = poold_holding("c:1", 64 * MB, 3, 0, 16 * MB, 1001);
 	struct tpeer *cl = tp_new();
 	struct registry *reg = coord_registry(C);
-	Rswap__Envelope e = RSWAP__ENVELOPE__INIT, *r;
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT;
 	Rswap__ClientHello h = RSWAP__CLIENT_HELLO__INIT;
 	Rswap__MoveState ms = RSWAP__MOVE_STATE__INIT;
 	uint64_t handles[1] = { 2 };
@@ -727,11 +714,7 @@ static void restart_three_copies(void **state)
 	e.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HELLO;
 	e.client_hello = &h;
 	tp_send(cl, &e);
-	r = expect(cl, RSWAP__ENVELOPE__BODY_CHUNK_MAP);
-	assert_int_equal(r->chunk_map->epoch, 4);
-	assert_int_equal(r->chunk_map->slots[0]->handle, 2);
-	assert_string_equal(r->chunk_map->slots[0]->poold_addr, "b:1");
-	rswap__envelope__free_unpacked(r, NULL);
+	expect_map1(cl, 4, "b:1", 2);
 	free_done(a, 1);
 	assert_null(tp_recv(b));
 	assert_null(tp_recv(c));
