@@ -18,6 +18,8 @@ struct coord_snap {
 	uint64_t capacity, used, free_placeable, chunk_size, orphans;
 	uint64_t clients, clients_incomplete, auth_failures;
 	uint64_t chunks_healthy, chunks_unreachable, chunks_missing, chunks_allocating;
+	uint64_t chunks_lost, copies_unresolved;
+	struct coord_move_stats moves;
 	struct coord_conn_stats conns;
 };
 
@@ -34,10 +36,17 @@ static const struct prom_metric coord_table[] = {
 	{ "rswap_coord_chunk_size_bytes", PROM_GAUGE, "Size of every chunk (--chunk-size).", NULL, NULL, SNAP(chunk_size) },
 	{ "rswap_coord_clients", PROM_GAUGE, "Clients with a pool.", NULL, NULL, SNAP(clients) },
 	{ "rswap_coord_clients_incomplete", PROM_GAUGE, "Clients with at least one slot that no poold holds (lost, or not re-registered yet).", NULL, NULL, SNAP(clients_incomplete) },
-	{ "rswap_coord_chunks", PROM_GAUGE, "Clients' slots by health: healthy (held on an alive poold), unreachable (held on a suspect or dead poold), missing (no poold reported it), allocating (ChunkAlloc in flight).", "state", "healthy", SNAP(chunks_healthy) },
+	{ "rswap_coord_chunks", PROM_GAUGE, "Clients' slots by health: healthy (held on an alive poold), unreachable (held on a suspect or dead poold), missing (no poold reported it), allocating (ChunkAlloc in flight), lost (its memory is gone).", "state", "healthy", SNAP(chunks_healthy) },
 	{ "rswap_coord_chunks", PROM_GAUGE, NULL, "state", "unreachable", SNAP(chunks_unreachable) },
 	{ "rswap_coord_chunks", PROM_GAUGE, NULL, "state", "missing", SNAP(chunks_missing) },
 	{ "rswap_coord_chunks", PROM_GAUGE, NULL, "state", "allocating", SNAP(chunks_allocating) },
+	{ "rswap_coord_chunks", PROM_GAUGE, NULL, "state", "lost", SNAP(chunks_lost) },
+	{ "rswap_coord_unresolved_copies", PROM_GAUGE, "Copies of a slot besides the mapped one, kept after a coordinator restart until the client reconnects.", NULL, NULL, SNAP(copies_unresolved) },
+	{ "rswap_coord_moves", PROM_GAUGE, "Live chunk moves queued, or past the queue (allocating, copying, waiting for the client).", "state", "queued", SNAP(moves.queued) },
+	{ "rswap_coord_moves", PROM_GAUGE, NULL, "state", "running", SNAP(moves.running) },
+	{ "rswap_coord_moves_total", PROM_COUNTER, "Live chunk moves ended since start, by result.", "result", "done", SNAP(moves.done) },
+	{ "rswap_coord_moves_total", PROM_COUNTER, NULL, "result", "failed", SNAP(moves.failed) },
+	{ "rswap_coord_moved_bytes_total", PROM_COUNTER, "Bytes in chunks moved (committed moves times the chunk size).", NULL, NULL, SNAP(moves.bytes) },
 	{ "rswap_coord_orphaned_chunks", PROM_GAUGE, "Chunks nobody owns that are freed when their poold registers again.", NULL, NULL, SNAP(orphans) },
 	{ "rswap_coord_auth_failures_total", PROM_COUNTER, "Peers that failed the cluster key handshake (wrong key, no handshake, or acting beyond the role and id they proved).", NULL, NULL, SNAP(auth_failures) },
 	{ "rswap_coord_connections_accepted_total", PROM_COUNTER, "TCP connections accepted.", NULL, NULL, SNAP(conns.accepted) },
@@ -127,6 +136,7 @@ static void snap_clients(const struct registry *r, struct coord_snap *s)
 		uint64_t missing = c->nslots;
 
 		s->clients++;
+		s->copies_unresolved += registry_unresolved(c);
 		/* Every bucket of the slot table; empty buckets are no slot. */
 		for (i = 0; i < c->cap; i++) {
 			const struct slot *sl = &c->slots[i];
@@ -134,7 +144,9 @@ static void snap_clients(const struct registry *r, struct coord_snap *s)
 			if (sl->state == SLOT_EMPTY)
 				continue;
 			missing--;
-			if (sl->state == SLOT_RESERVED)
+			if (sl->lost)
+				s->chunks_lost++;
+			else if (sl->state == SLOT_RESERVED)
 				s->chunks_allocating++;
 			else if (sl->poold->state == POOLD_ALIVE && sl->poold->connected)
 				s->chunks_healthy++;
@@ -220,6 +232,7 @@ void coord_metrics_render(struct prom_out *o, struct coord *c,
 	s.chunk_size = r->chunk_size;
 	s.auth_failures = coord_auth_failures(c);
 	s.conns = *conns;
+	coord_move_stats(c, &s.moves);
 	snap_poolds(r, &s);
 	snap_clients(r, &s);
 	prom_write_table(o, coord_table, ARRAY_SIZE(coord_table), &s);

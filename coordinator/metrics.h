@@ -25,6 +25,14 @@ struct coord_conn_stats {
 	uint64_t max_conns;		/* the --max-conns in force */
 };
 
+/* Live chunk moves (dispatch.c). */
+struct coord_move_stats {
+	uint64_t queued, running;	/* now */
+	uint64_t done, failed, bytes;	/* since start */
+};
+
+void coord_move_stats(const struct coord *c, struct coord_move_stats *s);
+
 void coord_metrics_render(struct prom_out *o, struct coord *c,
 			  const struct coord_conn_stats *conns);
 

@@ -220,6 +220,39 @@ int tc_coord_register(const struct tc_opts *o)
 	return ret;
 }
 
+/*
+ * The next frame on the held session; a MoveChunk (a drain or rebalance
+ * while we hold the id) is answered at once with a MoveDone that did not
+ * switch, as the protocol asks of a client that cannot copy.
+ */
+static int recv_skipping_moves(const struct tc_opts *o, Rswap__Envelope **reply,
+			       const char **why)
+{
+	Rswap__Envelope out = RSWAP__ENVELOPE__INIT;
+	Rswap__MoveDone md = RSWAP__MOVE_DONE__INIT;
+	int ret;
+
+	for (;;) {
+		ret = rswap_frame_recv_fd(held_fd, reply, why);
+		if (ret || (*reply)->body_case != RSWAP__ENVELOPE__BODY_MOVE_CHUNK)
+			return ret;
+		log_info("coordinator %s: MoveChunk for slot %u refused: this client copies no chunks",
+			 o->coord, (*reply)->move_chunk->slot);
+		md.slot = (*reply)->move_chunk->slot;
+		md.to_handle = (*reply)->move_chunk->to_handle;
+		md.code = EOPNOTSUPP;
+		md.reason = "rswap-testclient copies no chunks";
+		out.version = RSWAP_PROTO_VERSION;
+		out.seq = (*reply)->seq;
+		out.body_case = RSWAP__ENVELOPE__BODY_MOVE_DONE;
+		out.move_done = &md;
+		rswap__envelope__free_unpacked(*reply, NULL);
+		ret = rswap_frame_send_fd(held_fd, &out);
+		if (ret)
+			return ret;
+	}
+}
+
 int tc_coord_hold(const struct tc_opts *o)
 {
 	Rswap__Envelope req = RSWAP__ENVELOPE__INIT, *reply;
@@ -239,7 +272,7 @@ int tc_coord_hold(const struct tc_opts *o)
 		req.seq = 100 + i;
 		ret = rswap_frame_send_fd(held_fd, &req);
 		if (!ret)
-			ret = rswap_frame_recv_fd(held_fd, &reply, &why);
+			ret = recv_skipping_moves(o, &reply, &why);
 		if (ret) {
 			log_err("coordinator %s: session lost while holding: %s",
 				o->coord, strerror(-ret));

@@ -131,20 +131,41 @@ static void expect_error(struct tpeer *tp, int code, const char *needle)
 	rswap__envelope__free_unpacked(e, NULL);
 }
 
-static struct tpeer *poold(const char *addr, uint64_t cap)
+/*
+ * A poold that registers holding one chunk of vm1 (age_ms as on the wire),
+ * or none if handle is 0.
+ */
+static struct tpeer *poold_holding(const char *addr, uint64_t cap, uint64_t handle,
+				   uint32_t slot, uint64_t client_size, uint64_t age_ms)
 {
 	Rswap__Envelope e = RSWAP__ENVELOPE__INIT, *r;
 	Rswap__PooldRegister reg = RSWAP__POOLD_REGISTER__INIT;
+	Rswap__HeldChunk hc = RSWAP__HELD_CHUNK__INIT, *hcp = &hc;
 	struct tpeer *tp = tp_new();
 
+	hc.handle = handle;
+	hc.client_id = "vm1";
+	hc.slot = slot;
+	hc.client_size = client_size;
+	hc.age_ms = age_ms;
 	reg.listen_addr = (char *)addr;
 	reg.capacity = cap;
+	if (handle) {
+		reg.chunk_size = CHUNK;
+		reg.n_chunks = 1;
+		reg.chunks = &hcp;
+	}
 	e.body_case = RSWAP__ENVELOPE__BODY_POOLD_REGISTER;
 	e.poold_register = &reg;
 	tp_send(tp, &e);
 	r = expect(tp, RSWAP__ENVELOPE__BODY_POOLD_REGISTERED);
 	rswap__envelope__free_unpacked(r, NULL);
 	return tp;
+}
+
+static struct tpeer *poold(const char *addr, uint64_t cap)
+{
+	return poold_holding(addr, cap, 0, 0, 0, 0);
 }
 
 static void hello(struct tpeer *tp, const char *id, uint64_t size, uint64_t seq)
@@ -330,9 +351,7 @@ static void liveness_by_tick(void **state)
 static void poold_gone_mid_release(void **state)
 {
 	struct tpeer *a = poold("a:1", 16 * MB), *b = poold("b:1", 16 * MB), *cl = tp_new();
-	Rswap__Envelope *r, e = RSWAP__ENVELOPE__INIT;
-	Rswap__PooldRegister reg = RSWAP__POOLD_REGISTER__INIT;
-	Rswap__HeldChunk hc = RSWAP__HELD_CHUNK__INIT, *hcp = &hc;
+	Rswap__Envelope *r;
 
 	hello(cl, "vm1", 32 * MB, 1);
 	alloc_done(a, 10);
@@ -352,21 +371,7 @@ static void poold_gone_mid_release(void **state)
 
 	/* b comes back still holding the chunk: it is told to free it. */
 	tp_free(b);
-	b = tp_new();
-	hc.handle = 20;
-	hc.client_id = "vm1";
-	hc.slot = 1;
-	hc.client_size = 32 * MB;
-	reg.listen_addr = "b:1";
-	reg.capacity = 16 * MB;
-	reg.chunk_size = CHUNK;
-	reg.n_chunks = 1;
-	reg.chunks = &hcp;
-	e.body_case = RSWAP__ENVELOPE__BODY_POOLD_REGISTER;
-	e.poold_register = &reg;
-	tp_send(b, &e);
-	r = expect(b, RSWAP__ENVELOPE__BODY_POOLD_REGISTERED);
-	rswap__envelope__free_unpacked(r, NULL);
+	b = poold_holding("b:1", 16 * MB, 20, 1, 32 * MB, 0);
 	free_done(b, 20);
 	assert_null(registry_client_find(coord_registry(C), "vm1"));
 	tp_free(cl);
@@ -499,6 +504,237 @@ static void hello_pending_client_leaves_then_poold_refuses(void **state)
 	tp_free(b);
 }
 
+static void admin_drain(const char *addr)
+{
+	struct tpeer *ad = tp_new();
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT, *r;
+	Rswap__AdminDrain d = RSWAP__ADMIN_DRAIN__INIT;
+
+	d.poold_addr = (char *)addr;
+	e.body_case = RSWAP__ENVELOPE__BODY_ADMIN_DRAIN;
+	e.admin_drain = &d;
+	tp_send(ad, &e);
+	r = expect(ad, RSWAP__ENVELOPE__BODY_CLUSTER_STATE);
+	assert_true(r->cluster_state->job > 0);
+	rswap__envelope__free_unpacked(r, NULL);
+	tp_free(ad);
+}
+
+static void client_hb(struct tpeer *tp, const uint32_t *lost, size_t nlost,
+		      const Rswap__MoveState *mv)
+{
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT;
+	Rswap__ClientHeartbeat hb = RSWAP__CLIENT_HEARTBEAT__INIT;
+
+	hb.lost_slots = (uint32_t *)lost;
+	hb.n_lost_slots = nlost;
+	hb.moving = (Rswap__MoveState *)mv;
+	e.seq = 3;
+	e.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HEARTBEAT;
+	e.client_heartbeat = &hb;
+	tp_send(tp, &e);
+}
+
+static void move_done(struct tpeer *tp, uint32_t slot, uint64_t to, bool switched)
+{
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT;
+	Rswap__MoveDone d = RSWAP__MOVE_DONE__INIT;
+
+	d.slot = slot;
+	d.to_handle = to;
+	d.switched = switched;
+	d.code = switched ? 0 : EIO;
+	d.reason = switched ? "" : "test";
+	e.body_case = RSWAP__ENVELOPE__BODY_MOVE_DONE;
+	e.move_done = &d;
+	tp_send(tp, &e);
+}
+
+/* The reply is a map of epoch whose slot 0 is (addr, handle). */
+static void expect_map1(struct tpeer *tp, uint64_t epoch, const char *addr,
+			uint64_t handle)
+{
+	Rswap__Envelope *r = expect(tp, RSWAP__ENVELOPE__BODY_CHUNK_MAP);
+
+	assert_int_equal(r->chunk_map->epoch, epoch);
+	assert_int_equal(r->chunk_map->slots[0]->handle, handle);
+	assert_string_equal(r->chunk_map->slots[0]->poold_addr, addr);
+	rswap__envelope__free_unpacked(r, NULL);
+}
+
+/* A move's messages from a client are validated; its steps by poold answers. */
+static void move_state_machine(void **state)
+{
+	struct tpeer *a = poold("a:1", 64 * MB), *b = poold("b:1", 64 * MB);
+	struct tpeer *c1 = tp_new(), *c2 = tp_new();
+	struct registry *reg = coord_registry(C);
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT, *r;
+	Rswap__ClientHello h = RSWAP__CLIENT_HELLO__INIT;
+	Rswap__MoveState ms = RSWAP__MOVE_STATE__INIT;
+	uint64_t handles[3] = { 100, 0, 0 };
+	uint32_t lost[1025] = { 0 };
+	struct client *cl;
+
+	hello(c1, "vm1", 16 * MB, 1);
+	alloc_done(a, 100);
+	r = expect(c1, RSWAP__ENVELOPE__BODY_CHUNK_MAP);
+	rswap__envelope__free_unpacked(r, NULL);
+	cl = registry_client_find(reg, "vm1");
+
+	/* A heartbeat naming a slot the map does not have closes the session. */
+	lost[0] = 5;
+	client_hb(c1, lost, 1, NULL);
+	expect_error(c1, EINVAL, "slot 5 lost in a 1-slot map");
+	assert_true(c1->closed);
+	assert_null(cl->owner);
+
+	/* A reconnect report with the wrong number of handles is refused. */
+	h.client_id = "vm1";
+	h.size = 16 * MB;
+	h.reconnect = true;
+	h.handles = handles;
+	h.n_handles = 3;
+	e.seq = 2;
+	e.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HELLO;
+	e.client_hello = &h;
+	tp_send(c2, &e);
+	expect_error(c2, EINVAL, "reports 3 handles for a 1-slot map");
+	assert_false(c2->closed);
+	h.n_handles = 1;
+	tp_send(c2, &e);
+	r = expect(c2, RSWAP__ENVELOPE__BODY_CHUNK_MAP);
+	rswap__envelope__free_unpacked(r, NULL);
+
+	/* The target's ChunkAlloc refused: the move fails, the client hears nothing. */
+	admin_drain("a:1");
+	r = expect(b, RSWAP__ENVELOPE__BODY_CHUNK_ALLOC);
+	{
+		Rswap__Envelope er = RSWAP__ENVELOPE__INIT;
+		Rswap__Error err = RSWAP__ERROR__INIT;
+
+		err.code = ENOSPC;
+		err.reason = "full";
+		er.seq = r->seq;
+		er.body_case = RSWAP__ENVELOPE__BODY_ERROR;
+		er.error = &err;
+		tp_send(b, &er);
+	}
+	rswap__envelope__free_unpacked(r, NULL);
+	assert_null(tp_recv(c2));
+	assert_false(registry_slot(cl, 0)->moving);
+
+	/* Again; allocated: MoveChunk with the next epoch. */
+	admin_drain("a:1");
+	alloc_done(b, 200);
+	r = expect(c2, RSWAP__ENVELOPE__BODY_MOVE_CHUNK);
+	assert_int_equal(r->move_chunk->epoch, 1);
+	assert_int_equal(r->move_chunk->slot, 0);
+	assert_int_equal(r->move_chunk->from_handle, 100);
+	assert_string_equal(r->move_chunk->to_poold, "b:1");
+	assert_int_equal(r->move_chunk->to_handle, 200);
+	rswap__envelope__free_unpacked(r, NULL);
+	assert_int_equal(registry_poold_find(reg, "b:1")->chunks_used, 1);
+
+	/* Progress is recorded; a stale MoveDone is ignored. */
+	ms.slot = 0;
+	ms.to_handle = 200;
+	ms.copied = 4 * MB;
+	client_hb(c2, NULL, 0, &ms);
+	r = expect(c2, RSWAP__ENVELOPE__BODY_CLIENT_HEARTBEAT);
+	assert_int_equal(r->seq, 3);
+	assert_null(r->client_heartbeat->moving);
+	rswap__envelope__free_unpacked(r, NULL);
+	move_done(c2, 0, 999, true);
+	assert_null(tp_recv(a));
+	assert_false(c2->closed);
+	/* Too many lost slots in one beat: closed; the move waits, both kept. */
+	client_hb(c2, lost + 1, 1025, NULL);
+	expect_error(c2, EINVAL, "1025 lost slots; at most 1024");
+	assert_true(c2->closed);
+	assert_null(tp_recv(a));
+	assert_null(tp_recv(b));
+	assert_int_equal(registry_slot(cl, 0)->handle, 100);
+
+	/* Back with the target as its handle: committed, the source freed. */
+	tp_free(c2);
+	c2 = tp_new();
+	handles[0] = 200;
+	h.epoch = 1;
+	tp_send(c2, &e);
+	expect_map1(c2, 1, "b:1", 200);
+	free_done(a, 100);
+	assert_int_equal(registry_poold_find(reg, "a:1")->chunks_used, 0);
+	assert_int_equal(cl->epoch, 1);
+
+	/* A MoveDone for a slot the map does not have is a violation. */
+	move_done(c2, 1, 200, true);
+	expect_error(c2, EINVAL, "MoveDone for slot 1 of a 1-slot map");
+	assert_true(c2->closed);
+	tp_free(c1);
+	tp_free(c2);
+	tp_free(a);
+	tp_free(b);
+}
+
+/*
+ * After a restart three poolds report one slot: a stale copy, the one the
+ * client runs on and the target it is copying to (the newest, so mapped).
+ * Nothing is freed at registration; the client's report maps its copy,
+ * resumes the move and frees only the stale one.
+ */
+static void restart_three_copies(void **state)
+{
+	struct tpeer *a = poold_holding("a:1", 64 * MB, 1, 0, 16 * MB, 1000001);
+	struct tpeer *b = poold_holding("b:1", 64 * MB, 2, 0, 16 * MB, 100001);
+	struct tpeer *c = poold_holding("c:1", 64 * MB, 3, 0, 16 * MB, 1001);
+	struct tpeer *cl = tp_new();
+	struct registry *reg = coord_registry(C);
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT;
+	Rswap__ClientHello h = RSWAP__CLIENT_HELLO__INIT;
+	Rswap__MoveState ms = RSWAP__MOVE_STATE__INIT;
+	uint64_t handles[1] = { 2 };
+	struct client *vm1 = registry_client_find(reg, "vm1");
+
+	assert_non_null(vm1);
+	assert_int_equal(registry_slot(vm1, 0)->handle, 3);
+	assert_int_equal(registry_unresolved(vm1), 2);
+	assert_null(tp_recv(a));
+	assert_null(tp_recv(b));
+
+	h.client_id = "vm1";
+	h.size = 16 * MB;
+	h.reconnect = true;
+	h.epoch = 4;
+	h.handles = handles;
+	h.n_handles = 1;
+	ms.slot = 0;
+	ms.to_handle = 3;
+	ms.copied = MB;
+	h.moving = &ms;
+	e.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HELLO;
+	e.client_hello = &h;
+	tp_send(cl, &e);
+	expect_map1(cl, 4, "b:1", 2);
+	free_done(a, 1);
+	assert_null(tp_recv(b));
+	assert_null(tp_recv(c));
+	assert_int_equal(registry_unresolved(vm1), 0);
+	assert_int_equal(vm1->nextra, 1);
+	assert_true(vm1->extra[0].move);
+	assert_int_equal(registry_poold_find(reg, "a:1")->chunks_used, 0);
+
+	/* The resumed move commits like any other: epoch 5, b's copy freed. */
+	move_done(cl, 0, 3, true);
+	free_done(b, 2);
+	assert_int_equal(registry_slot(vm1, 0)->handle, 3);
+	assert_int_equal(vm1->epoch, 5);
+	assert_int_equal(vm1->nextra, 0);
+	tp_free(cl);
+	tp_free(a);
+	tp_free(b);
+	tp_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -511,6 +747,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(map_must_fit_a_frame, setup, teardown),
 		cmocka_unit_test_setup_teardown(duplicate_handle_from_poold, setup, teardown),
 		cmocka_unit_test_setup_teardown(stray_replies, setup, teardown),
+		cmocka_unit_test_setup_teardown(move_state_machine, setup, teardown),
+		cmocka_unit_test_setup_teardown(restart_three_copies, setup, teardown),
 		cmocka_unit_test_setup_teardown(hello_pending_client_leaves_then_poold_refuses,
 						setup, teardown),
 	};
