@@ -193,6 +193,10 @@ struct coord *coord_new(const struct coord_settings *s,
 	c->moves_tail = &c->moves;
 	if (!c->s.max_moves)
 		c->s.max_moves = COORD_MAX_MOVES_DEFAULT;
+	if (!c->s.max_poolds)
+		c->s.max_poolds = COORD_MAX_POOLDS_DEFAULT;
+	if (!c->s.max_clients)
+		c->s.max_clients = COORD_MAX_CLIENTS_DEFAULT;
 	return c;
 }
 
@@ -1355,6 +1359,12 @@ static void handle_hello(struct coord *c, struct peer *p, uint64_t seq,
 		       m->client_id);
 		return;
 	}
+	if (c->reg->nclients >= c->s.max_clients) {
+		refuse(c, p, seq, EUSERS,
+		       "client %s refused: the coordinator holds %zu client ids, the most --max-clients allows",
+		       m->client_id, c->reg->nclients);
+		return;
+	}
 	ret = placement_reserve(c->reg, m->client_id, m->size, &cl, why, sizeof(why));
 	if (ret) {
 		refuse(c, p, seq, -ret, "client %s: %s", m->client_id, why);
@@ -1957,6 +1967,13 @@ static void handle_register(struct coord *c, struct peer *p, uint64_t seq,
 	size_t i;
 	int ret;
 
+	if (!registry_poold_find(c->reg, m->listen_addr) &&
+	    c->reg->npoolds >= c->s.max_poolds) {
+		violation(c, p, seq, EUSERS,
+			  "registration refused: the cluster has %zu poolds, the most --max-poolds allows",
+			  c->reg->npoolds);
+		return;
+	}
 	if (m->n_chunks) {
 		held = calloc(m->n_chunks, sizeof(*held));
 		if (!held) {

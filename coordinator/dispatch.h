@@ -57,6 +57,14 @@ struct coord_settings {
 	 * one at a time.  0: COORD_MAX_MOVES_DEFAULT.
 	 */
 	uint32_t max_moves;
+	/*
+	 * The most poolds (listen addresses) and client ids the coordinator
+	 * keeps: a new one past it is refused (EUSERS).  Chunks poolds
+	 * report for client ids it does not know yet are always adopted.
+	 * 0: the defaults below.
+	 */
+	uint32_t max_poolds;
+	uint32_t max_clients;
 	size_t out_limit;	/* queued output bytes before a peer is dropped */
 	/*
 	 * The cluster key.  With one, every peer must authenticate before
@@ -68,6 +76,8 @@ struct coord_settings {
 };
 
 #define COORD_MAX_MOVES_DEFAULT	4
+#define COORD_MAX_POOLDS_DEFAULT	1024
+#define COORD_MAX_CLIENTS_DEFAULT	65536
 
 struct coord_ops {
 	/*

@@ -39,6 +39,10 @@ static const struct opt opts[] = {
 	  "close a client or admin connection silent for N ms (a client missing its heartbeats); its client id is free again. Default: 10000" },
 	{ "max-moves", 'X', OPT_COUNT, CFG(s.max_moves), 1, 1024, "N",
 	  "live chunk moves (drain, rebalance) running at once, one per client at most. Default: 4" },
+	{ "max-poolds", 'P', OPT_COUNT, CFG(s.max_poolds), 1, 65536, "N",
+	  "poolds (listen addresses) the coordinator keeps at most; a new one past it is refused. Default: 1024" },
+	{ "max-clients", 'L', OPT_COUNT, CFG(s.max_clients), 1, 1048576, "N",
+	  "client ids the coordinator keeps at most; a new one past it is refused. Default: 65536" },
 	{ "hello-timeout-ms", 'H', OPT_MS, CFG(hello_timeout_ms), 100, 600000, "N",
 	  "drop a new connection that sends no whole first message in N ms. Default: 10000" },
 	{ "max-conns", 'm', OPT_COUNT, CFG(max_conns), 16, 65536, "N",
@@ -64,7 +68,8 @@ void coord_usage(FILE *f)
 	fprintf(f, "usage: rswap-coord --listen ADDR:PORT (--key-file FILE | --insecure)\n"
 		   "                   [--chunk-size SIZE] [--heartbeat-ms N] [--timeout-ms N]\n"
 		   "                   [--restart-grace-ms N] [--client-timeout-ms N] [--max-moves N]\n"
-		   "                   [--hello-timeout-ms N] [--max-conns N] [--max-new-per-addr N]\n"
+		   "                   [--max-poolds N] [--max-clients N] [--hello-timeout-ms N]\n"
+		   "                   [--max-conns N] [--max-new-per-addr N]\n"
 		   "                   [--metrics ADDR:PORT] [-v]\n\n");
 	for (i = 0; i < NOPTS; i++) {
 		char left[48];
@@ -171,6 +176,8 @@ int coord_parse_args(int argc, char **argv, struct coord_config *cfg,
 	cfg->max_new_per_addr = 16;
 	cfg->s.client_timeout_ms = 10000;
 	cfg->s.max_moves = COORD_MAX_MOVES_DEFAULT;
+	cfg->s.max_poolds = COORD_MAX_POOLDS_DEFAULT;
+	cfg->s.max_clients = COORD_MAX_CLIENTS_DEFAULT;
 	/* The largest reply is one frame; two in flight is plenty. */
 	cfg->s.out_limit = 2 * (size_t)RSWAP_MAX_FRAME;
 	memset(lopts, 0, sizeof(lopts));

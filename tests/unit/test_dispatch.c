@@ -224,6 +224,56 @@ static void free_done(struct tpeer *pd, uint64_t want_handle)
 	tp_send(pd, &e);
 }
 
+static int setup_caps(void **state)
+{
+	static const struct coord_ops ops = { .close_peer = close_cb };
+	struct coord_settings s = {
+		.chunk_size = CHUNK, .heartbeat_ms = 1000, .timeout_ms = 5000,
+		.out_limit = 64 * 1024, .max_poolds = 2, .max_clients = 1,
+	};
+
+	rswap_log_init("test_dispatch", 0);
+	C = coord_new(&s, &ops);
+	return C ? 0 : -1;
+}
+
+/* --max-poolds and --max-clients: a new one past the cap is refused. */
+static void global_caps(void **state)
+{
+	struct tpeer *a = poold("a:1", 64 * MB), *b = poold("b:1", 64 * MB);
+	struct tpeer *x = tp_new(), *c1 = tp_new(), *c2 = tp_new();
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT, *r;
+	Rswap__PooldRegister reg = RSWAP__POOLD_REGISTER__INIT;
+
+	reg.listen_addr = "c:1";
+	reg.capacity = 64 * MB;
+	e.body_case = RSWAP__ENVELOPE__BODY_POOLD_REGISTER;
+	e.poold_register = &reg;
+	tp_send(x, &e);
+	expect_error(x, EUSERS, "--max-poolds");
+	assert_true(x->closed);
+
+	hello(c1, "vm1", 16 * MB, 1);
+	alloc_done(a, 100);
+	r = expect(c1, RSWAP__ENVELOPE__BODY_CHUNK_MAP);
+	rswap__envelope__free_unpacked(r, NULL);
+	hello(c2, "vm2", 16 * MB, 2);
+	expect_error(c2, EUSERS, "--max-clients");
+	assert_null(tp_recv(a));
+	assert_null(tp_recv(b));
+	/* The one it knows still gets its map. */
+	tp_free(c1);
+	c1 = tp_new();
+	hello(c1, "vm1", 16 * MB, 3);
+	r = expect(c1, RSWAP__ENVELOPE__BODY_CHUNK_MAP);
+	rswap__envelope__free_unpacked(r, NULL);
+	tp_free(c1);
+	tp_free(c2);
+	tp_free(x);
+	tp_free(b);
+	tp_free(a);
+}
+
 static void byte_at_a_time(void **state)
 {
 	struct tpeer *pd = poold("a:1", 64 * MB), *cl = tp_new();
@@ -739,6 +789,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(byte_at_a_time, setup, teardown),
+		cmocka_unit_test_setup_teardown(global_caps, setup_caps, teardown),
 		cmocka_unit_test_setup_teardown(busy_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(timeout_then_late_reply, setup, teardown),
 		cmocka_unit_test_setup_teardown(liveness_by_tick, setup, teardown),
