@@ -128,3 +128,26 @@ read_error_check() {
 	esac
 	note "failed swap-in reads: memhog got $sig; $(grep '^io ' /sys/block/rswap0/rswap/errors) I/O errors counted"
 }
+
+# load_cycles N INSMOD-ARGS...: N times load the module, write 1 MiB to
+# /dev/rswap0, unload; unreclaimable slab must not grow by 2 MiB or more.
+load_cycles() {
+	local n=$1 i=0 slab0 slab1
+	shift
+	sync
+	echo 3 > /proc/sys/vm/drop_caches
+	slab0=$(meminfo_kb SUnreclaim)
+	while [ $i -lt "$n" ]; do
+		rswap_insmod "$@" || fail "insmod #$i: $(cat $RSWAP_INSMOD_OUT)"
+		dd if=/dev/zero of=/dev/rswap0 bs=64k count=16 oflag=direct 2> /dev/null ||
+			dd if=/dev/zero of=/dev/rswap0 bs=64k count=16 conv=fsync 2> /dev/null ||
+			fail "write #$i"
+		rswap_rmmod > /dev/null || fail "rmmod #$i"
+		i=$((i + 1))
+	done
+	sync
+	echo 3 > /proc/sys/vm/drop_caches
+	slab1=$(meminfo_kb SUnreclaim)
+	note "SUnreclaim ${slab0} kB -> ${slab1} kB after $n load/unload cycles"
+	[ $((slab1 - slab0)) -lt 2048 ] || fail "unreclaimable slab grew by $((slab1 - slab0)) kB"
+}

@@ -138,23 +138,7 @@ sleep 0.5
 [ "$(chunks_used)" = 0 ] || fail "chunks still held after rmmod: $(chunks_used) bytes"
 
 # ---- load/unload 20x ---------------------------------------------------------------
-sync
-echo 3 > /proc/sys/vm/drop_caches
-slab0=$(meminfo_kb SUnreclaim)
-i=0
-while [ $i -lt 20 ]; do
-	rswap_insmod coord="$COORD" size=64M name=cycle || fail "insmod #$i: $(cat $RSWAP_INSMOD_OUT)"
-	dd if=/dev/zero of=/dev/rswap0 bs=64k count=16 oflag=direct 2> /dev/null ||
-		dd if=/dev/zero of=/dev/rswap0 bs=64k count=16 conv=fsync 2> /dev/null ||
-		fail "write #$i"
-	rswap_rmmod > /dev/null || fail "rmmod #$i"
-	i=$((i + 1))
-done
-sync
-echo 3 > /proc/sys/vm/drop_caches
-slab1=$(meminfo_kb SUnreclaim)
-note "SUnreclaim ${slab0} kB -> ${slab1} kB after 20 RDMA load/unload cycles"
-[ $((slab1 - slab0)) -lt 2048 ] || fail "unreclaimable slab grew by $((slab1 - slab0)) kB"
+load_cycles 20 coord="$COORD" size=64M name=cycle
 sleep 0.5
 [ "$(chunks_used)" = 0 ] || fail "chunks held after the cycles: $(chunks_used) bytes"
 
