@@ -33,6 +33,7 @@ enum peer_role { ROLE_NEW, ROLE_POOLD, ROLE_CLIENT, ROLE_ADMIN };
 enum preq_kind { PREQ_ALLOC, PREQ_FREE };
 
 struct op;
+struct move;
 
 /* A request the coordinator sent to a poold and whose reply it awaits. */
 struct preq {
@@ -40,6 +41,7 @@ struct preq {
 	uint64_t seq;
 	enum preq_kind kind;
 	struct op *op;		/* NULL once nobody waits: a late reply */
+	struct move *move;	/* a move's target allocation, or NULL */
 	char client_id[RSWAP_ID_MAX + 1];
 	uint32_t slot;
 	uint64_t handle;	/* PREQ_FREE */
@@ -60,6 +62,59 @@ struct op {
 	uint32_t nslots;
 	uint32_t outstanding;
 	uint32_t freed, dropped;	/* OP_RELEASE */
+};
+
+/*
+ * A live move of one client slot from poold `from` (handle from_handle) to
+ * poold `to`, copied by the client:
+ *
+ *   QUEUED --start--> ALLOCATING --ChunkAllocDone, MoveChunk sent--> COPYING
+ *   COPYING --MoveDone switched--> done (slot on to, from freed)
+ *   COPYING --MoveDone !switched--> failed (to freed)
+ *   COPYING --session closes--> WAITING --reconnect hello--> done, COPYING
+ *                                                            or failed
+ *   QUEUED/ALLOCATING --client, poold or room missing--> failed
+ *
+ * The target's chunk is an extra copy of the slot in the registry (struct
+ * copy, move = true) from ChunkAllocDone on; it is freed only when the
+ * client says it does not run on it.  Moves name their client by id: a
+ * client record may be replaced while a move is queued.
+ */
+enum move_step {
+	MOVE_QUEUED = 1,	/* values match rswap.MoveStep */
+	MOVE_ALLOCATING = 2,
+	MOVE_COPYING = 3,
+	MOVE_WAITING = 4,
+};
+
+struct move {
+	struct move *next;
+	char client_id[RSWAP_ID_MAX + 1];
+	uint32_t slot;
+	enum move_step step;
+	struct poold *from, *to;	/* poolds are never freed */
+	uint64_t from_handle, to_handle;
+	uint64_t epoch;			/* the client's once it commits */
+	uint64_t copied;		/* as the client last reported */
+	uint64_t started_ms;		/* left the queue; 0 queued */
+	struct preq *q;			/* ALLOCATING: the ChunkAlloc */
+	uint64_t job;
+};
+
+#define MOVE_JOBS		16	/* jobs listed, the latest */
+#define MOVES_LISTED		4096	/* ClusterState.moves at most */
+#define MOVES_MAX		65536	/* queued and running at most */
+#define LOST_SLOTS_MAX		1024	/* per ClientHello / ClientHeartbeat */
+
+/* The moves one drain or rebalance request queued. */
+struct move_job {
+	uint64_t id;			/* 0: an empty entry */
+	char kind[12];
+	char poold[RSWAP_ADDR_MAX + 1];
+	uint32_t total, done, failed;
+	uint64_t bytes_moved;
+	uint64_t start_ms;
+	char last_error[200];
 };
 
 struct peer {
@@ -100,6 +155,13 @@ struct coord {
 	bool started;
 	struct coord_stats stats;	/* for /metrics */
 	uint64_t auth_failures;
+	/* Live chunk moves, oldest first: queued, then past the queue. */
+	struct move *moves, **moves_tail;
+	uint32_t nmoves, nactive;	/* all, and past the queue */
+	uint64_t moves_done, moves_failed, bytes_moved;
+	struct move_job jobs[MOVE_JOBS];	/* ring, newest at jobs_head - 1 */
+	size_t jobs_head;
+	uint64_t next_job;
 };
 
 static void set_now(struct coord *c, uint64_t now_ms)
@@ -126,6 +188,10 @@ struct coord *coord_new(const struct coord_settings *s,
 		return NULL;
 	}
 	c->next_seq = 1;
+	c->next_job = 1;
+	c->moves_tail = &c->moves;
+	if (!c->s.max_moves)
+		c->s.max_moves = COORD_MAX_MOVES_DEFAULT;
 	return c;
 }
 
@@ -155,6 +221,8 @@ static const char *body_name(Rswap__Envelope__BodyCase bc)
 	case RSWAP__ENVELOPE__BODY_CLIENT_RELEASE: return "ClientRelease";
 	case RSWAP__ENVELOPE__BODY_CLIENT_RELEASED: return "ClientReleased";
 	case RSWAP__ENVELOPE__BODY_CLIENT_HEARTBEAT: return "ClientHeartbeat";
+	case RSWAP__ENVELOPE__BODY_MOVE_CHUNK: return "MoveChunk";
+	case RSWAP__ENVELOPE__BODY_MOVE_DONE: return "MoveDone";
 	case RSWAP__ENVELOPE__BODY_ADMIN_LIST: return "AdminList";
 	case RSWAP__ENVELOPE__BODY_CLUSTER_STATE: return "ClusterState";
 	case RSWAP__ENVELOPE__BODY_ADMIN_STATUS: return "AdminStatus";
@@ -389,6 +457,602 @@ static struct preq *preq_take(struct peer *pp, uint64_t seq,
 	return NULL;
 }
 
+/* ---- live chunk moves --------------------------------------------------- */
+
+static const char *move_step_name(enum move_step st)
+{
+	switch (st) {
+	case MOVE_QUEUED: return "queued";
+	case MOVE_ALLOCATING: return "allocating";
+	case MOVE_COPYING: return "copying";
+	case MOVE_WAITING: return "waiting-for-client";
+	}
+	return "unknown";
+}
+
+static struct move_job *job_find(struct coord *c, uint64_t id)
+{
+	size_t i;
+
+	for (i = 0; id && i < MOVE_JOBS; i++)
+		if (c->jobs[i].id == id)
+			return &c->jobs[i];
+	return NULL;
+}
+
+/* A new job (the oldest listed one is forgotten). */
+static struct move_job *job_new(struct coord *c, const char *kind,
+				const char *poold)
+{
+	struct move_job *j = &c->jobs[c->jobs_head];
+
+	c->jobs_head = (c->jobs_head + 1) % MOVE_JOBS;
+	memset(j, 0, sizeof(*j));
+	j->id = c->next_job++;
+	snprintf(j->kind, sizeof(j->kind), "%s", kind);
+	snprintf(j->poold, sizeof(j->poold), "%s", poold ? poold : "");
+	j->start_ms = c->now_ms;
+	return j;
+}
+
+/* The mapped, healthy copy m moves, or NULL if the slot changed meanwhile. */
+static struct slot *move_source(struct coord *c, const struct move *m,
+				struct client **clp)
+{
+	struct client *cl = registry_client_find(c->reg, m->client_id);
+	struct slot *s = cl ? registry_slot(cl, m->slot) : NULL;
+
+	*clp = cl;
+	if (!s || s->state != SLOT_HELD || s->lost || s->poold != m->from ||
+	    s->handle != m->from_handle)
+		return NULL;
+	return s;
+}
+
+static void move_unlink(struct coord *c, struct move *m)
+{
+	struct move **mm;
+
+	for (mm = &c->moves; *mm; mm = &(*mm)->next) {
+		if (*mm != m)
+			continue;
+		*mm = m->next;
+		if (c->moves_tail == &m->next)
+			c->moves_tail = mm;
+		break;
+	}
+	c->nmoves--;
+	if (m->step != MOVE_QUEUED)
+		c->nactive--;
+}
+
+/* m is over, either way: forget it and let the next ones run. */
+static void move_end(struct coord *c, struct move *m, bool ok, const char *reason)
+{
+	struct move_job *j = job_find(c, m->job);
+	struct client *cl = registry_client_find(c->reg, m->client_id);
+	struct slot *s = cl ? registry_slot(cl, m->slot) : NULL;
+
+	move_unlink(c, m);
+	if (m->q)
+		m->q->move = NULL;	/* a late ChunkAllocDone is freed */
+	if (s)
+		s->moving = false;
+	if (cl && cl->move == m)
+		cl->move = NULL;
+	if (ok) {
+		c->moves_done++;
+		c->bytes_moved += c->s.chunk_size;
+		log_info("client %s: slot %" PRIu32 " moved from poold %s to %s (handle %"
+			 PRIu64 "), epoch %" PRIu64, m->client_id, m->slot,
+			 m->from->addr, m->to->addr, m->to_handle, m->epoch);
+	} else {
+		c->moves_failed++;
+		log_warn("client %s: move of slot %" PRIu32 " from poold %s to %s failed (%s): %s",
+			 m->client_id, m->slot, m->from->addr, m->to->addr,
+			 move_step_name(m->step), reason);
+	}
+	if (j) {
+		if (ok) {
+			j->done++;
+			j->bytes_moved += c->s.chunk_size;
+		} else {
+			j->failed++;
+			snprintf(j->last_error, sizeof(j->last_error), "client %s slot %" PRIu32
+				 ": %s", m->client_id, m->slot, reason);
+		}
+	}
+	free(m);
+}
+
+static void move_fail(struct coord *c, struct move *m, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void move_fail(struct coord *c, struct move *m, const char *fmt, ...)
+{
+	char reason[300];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	move_end(c, m, false, reason);
+}
+
+/*
+ * Queue a move of cl's slot s to poold `to` for job j.  0, or -ENOMEM /
+ * -E2BIG (too many moves queued).
+ */
+static int move_queue(struct coord *c, struct client *cl, struct slot *s,
+		      struct poold *to, struct move_job *j)
+{
+	struct move *m;
+
+	if (c->nmoves >= MOVES_MAX)
+		return -E2BIG;
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	snprintf(m->client_id, sizeof(m->client_id), "%s", cl->id);
+	m->slot = s->index;
+	m->step = MOVE_QUEUED;
+	m->from = s->poold;
+	m->from_handle = s->handle;
+	m->to = to;
+	m->job = j ? j->id : 0;
+	s->moving = true;
+	*c->moves_tail = m;
+	c->moves_tail = &m->next;
+	c->nmoves++;
+	if (j)
+		j->total++;
+	return 0;
+}
+
+static void send_move_chunk(struct coord *c, struct peer *p, const struct move *m)
+{
+	Rswap__Envelope env = RSWAP__ENVELOPE__INIT;
+	Rswap__MoveChunk mc = RSWAP__MOVE_CHUNK__INIT;
+
+	mc.epoch = m->epoch;
+	mc.slot = m->slot;
+	mc.from_handle = m->from_handle;
+	mc.to_poold = m->to->addr;
+	mc.to_handle = m->to_handle;
+	env.seq = c->next_seq++;
+	env.body_case = RSWAP__ENVELOPE__BODY_MOVE_CHUNK;
+	env.move_chunk = &mc;
+	peer_send(c, p, &env);
+}
+
+/* Take m out of the queue: allocate its target.  May end m. */
+static void move_start(struct coord *c, struct move *m)
+{
+	struct client *cl;
+	struct slot *s = move_source(c, m, &cl);
+	struct preq *q;
+
+	if (!s) {
+		move_fail(c, m, "the slot is no longer held by handle %" PRIu64
+			  " on poold %s (released, moved or lost meanwhile)",
+			  m->from_handle, m->from->addr);
+		return;
+	}
+	if (!cl->owner) {
+		move_fail(c, m, "client %s has no live session (the client copies its chunks; retry when it is connected)",
+			  cl->id);
+		return;
+	}
+	if (registry_unresolved(cl)) {
+		move_fail(c, m, "client %s has copies unresolved since a restart; its reconnect settles them",
+			  cl->id);
+		return;
+	}
+	if (!poold_reachable(m->from) || m->from->state != POOLD_ALIVE) {
+		move_fail(c, m, "source poold %s is %s", m->from->addr,
+			  registry_state_name(m->from->state));
+		return;
+	}
+	if (!poold_reachable(m->to) || !registry_poold_placeable(m->to)) {
+		move_fail(c, m, "target poold %s is %s%s", m->to->addr,
+			  registry_state_name(m->to->state),
+			  m->to->draining ? " and draining" : "");
+		return;
+	}
+	if (m->to->chunks_used >= m->to->chunks_total) {
+		move_fail(c, m, "target poold %s is full (%" PRIu32 " chunks)",
+			  m->to->addr, m->to->chunks_total);
+		return;
+	}
+	m->step = MOVE_ALLOCATING;
+	m->started_ms = c->now_ms;
+	c->nactive++;
+	cl->move = m;
+	q = preq_send(c, m->to, PREQ_ALLOC, NULL, cl->id, m->slot, cl->size, 0);
+	if (!q) {
+		move_fail(c, m, "could not send ChunkAlloc to poold %s", m->to->addr);
+		return;
+	}
+	q->move = m;
+	m->q = q;
+}
+
+/*
+ * Start what the limits allow: at most max_moves past the queue, one per
+ * client, in queue order.  Called after every event that may free a place
+ * and every tick.  O(moves).
+ */
+static void moves_pump(struct coord *c)
+{
+	struct move *m, *next;
+	struct client *cl;
+
+	for (m = c->moves; m; m = next) {
+		next = m->next;
+		cl = registry_client_find(c->reg, m->client_id);
+		if (m->step != MOVE_QUEUED) {
+			/* A registration replaced the client (a pool of another
+			 * size) and freed its copies: nothing left to move. */
+			if (!cl || cl->move != m)
+				move_fail(c, m, "the client's record was replaced");
+			continue;
+		}
+		if ((cl && cl->move) || c->nactive >= c->s.max_moves)
+			continue;
+		move_start(c, m);
+	}
+}
+
+/* The target's ChunkAlloc was answered: tell the client to copy. */
+static void move_alloc_done(struct coord *c, struct move *m, uint64_t handle)
+{
+	struct client *cl;
+	struct slot *s = move_source(c, m, &cl);
+
+	m->q = NULL;
+	m->to_handle = handle;
+	if (!s || !cl->owner) {
+		chunk_free(c, m->to, m->client_id, m->slot, handle);
+		move_fail(c, m, "%s before the copy began; target freed",
+			  !s ? "the slot changed" : "the client's session ended");
+		return;
+	}
+	if (registry_extra_add(cl, m->to, m->slot, handle, c->now_ms, true)) {
+		chunk_free(c, m->to, m->client_id, m->slot, handle);
+		move_fail(c, m, "coordinator out of memory");
+		return;
+	}
+	m->epoch = cl->epoch + 1;
+	m->step = MOVE_COPYING;
+	log_info("client %s: moving slot %" PRIu32 " from poold %s (handle %" PRIu64
+		 ") to %s (handle %" PRIu64 "), epoch %" PRIu64, cl->id, m->slot,
+		 m->from->addr, m->from_handle, m->to->addr, handle, m->epoch);
+	send_move_chunk(c, cl->owner, m);
+}
+
+/* The client runs on the target now: it becomes the slot, the source goes. */
+static void move_commit(struct coord *c, struct move *m, uint64_t copied)
+{
+	struct client *cl = registry_client_find(c->reg, m->client_id);
+	struct copy *x = cl ? registry_extra_find(cl, m->slot, m->to_handle) : NULL;
+	struct copy old;
+	int ret;
+
+	if (!x) {
+		/* Its poold came back without it: the client's data is gone. */
+		if (cl && registry_slot_set_lost(cl, m->slot))
+			log_warn("client %s: slot %" PRIu32 " switched to handle %" PRIu64
+				 " on poold %s, which no longer holds it; the slot is marked lost",
+				 cl->id, m->slot, m->to_handle, m->to->addr);
+		move_fail(c, m, "the target chunk is gone");
+		return;
+	}
+	ret = registry_slot_switch(cl, x, &old);
+	if (ret) {
+		/* Nothing freed: both copies stay, the target as unresolved. */
+		x->move = false;
+		move_fail(c, m, "cannot record the switch (%s); both copies kept",
+			  strerror(-ret));
+		return;
+	}
+	if (m->epoch > cl->epoch)
+		cl->epoch = m->epoch;
+	m->copied = copied;
+	if (old.poold)
+		chunk_free(c, old.poold, cl->id, m->slot, old.handle);
+	move_end(c, m, true, NULL);
+}
+
+/* The client stays on the source: the target is freed. */
+static void move_abort(struct coord *c, struct move *m, const char *reason)
+{
+	struct client *cl = registry_client_find(c->reg, m->client_id);
+	struct copy *x = cl ? registry_extra_find(cl, m->slot, m->to_handle) : NULL;
+
+	if (x) {
+		chunk_free(c, x->poold, cl->id, m->slot, x->handle);
+		registry_extra_del(cl, x);
+	}
+	move_end(c, m, false, reason);
+}
+
+/* cl's move past the queue, if it is m's slot and target. */
+static struct move *client_move(struct client *cl, uint32_t slot, uint64_t to_handle)
+{
+	struct move *m = cl->move;
+
+	return m && m->slot == slot && m->to_handle == to_handle &&
+	       (m->step == MOVE_COPYING || m->step == MOVE_WAITING) ? m : NULL;
+}
+
+static void handle_move_done(struct coord *c, struct peer *p, uint64_t seq,
+			     const Rswap__MoveDone *d)
+{
+	char text[256];
+	struct move *m;
+
+	if (!p->client) {
+		violation(c, p, seq, EPROTO,
+			  "MoveDone on a connection that owns no client id; send ClientHello first");
+		return;
+	}
+	if (d->slot >= p->client->nslots) {
+		violation(c, p, seq, EINVAL, "MoveDone for slot %" PRIu32 " of a %" PRIu32
+			  "-slot map", d->slot, p->client->nslots);
+		return;
+	}
+	m = client_move(p->client, d->slot, d->to_handle);
+	if (!m || m->step != MOVE_COPYING) {
+		log_info("client %s: stale MoveDone for slot %" PRIu32 " handle %" PRIu64
+			 " (no such move in progress); ignored", p->client->id,
+			 d->slot, d->to_handle);
+		return;
+	}
+	if (d->switched) {
+		move_commit(c, m, d->copied);
+	} else {
+		char reason[320];
+
+		snprintf(reason, sizeof(reason), "the client did not switch: %s (%s)",
+			 printable(d->reason, text, sizeof(text)),
+			 strerror(d->code > 0 ? d->code : EIO));
+		move_abort(c, m, reason);
+	}
+	moves_pump(c);
+}
+
+/* cl's session ended: a copy in progress waits for its reconnect. */
+static void moves_session_ended(struct client *cl)
+{
+	struct move *m = cl->move;
+
+	if (!m || m->step != MOVE_COPYING)
+		return;
+	m->step = MOVE_WAITING;
+	log_warn("client %s: session ended while copying slot %" PRIu32
+		 " to poold %s; both copies kept until it says hello again",
+		 cl->id, m->slot, m->to->addr);
+}
+
+/* Forget every move of cl (released): its copies are freed by the caller. */
+static void moves_cancel_client(struct coord *c, struct client *cl,
+				const char *reason)
+{
+	struct move *m, *next;
+
+	for (m = c->moves; m; m = next) {
+		next = m->next;
+		if (!strcmp(m->client_id, cl->id))
+			move_end(c, m, false, reason);
+	}
+}
+
+/* Free every extra copy of cl (release, fresh hello): nobody runs on them. */
+static void free_extra_copies(struct coord *c, struct client *cl, bool moves_too)
+{
+	uint32_t i = cl->nextra;
+
+	while (i--) {
+		struct copy *x = &cl->extra[i];
+
+		if (x->move && !moves_too)
+			continue;
+		log_info("client %s: freeing copy %" PRIu64 " of slot %" PRIu32
+			 " on poold %s", cl->id, x->handle, x->slot, x->poold->addr);
+		chunk_free(c, x->poold, cl->id, x->slot, x->handle);
+		registry_extra_del(cl, x);
+	}
+}
+
+/*
+ * A restarted coordinator finds a client copying slot x->slot to x: it
+ * becomes a move again (not in any job).  False if it cannot.
+ */
+static bool move_adopt(struct coord *c, struct client *cl, struct copy *x,
+		       uint64_t copied)
+{
+	struct slot *s = registry_slot(cl, x->slot);
+	struct move *m;
+
+	if (cl->move || !s || s->state != SLOT_HELD || s->lost || c->nmoves >= MOVES_MAX)
+		return false;
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return false;
+	snprintf(m->client_id, sizeof(m->client_id), "%s", cl->id);
+	m->slot = x->slot;
+	m->step = MOVE_COPYING;
+	m->from = s->poold;
+	m->from_handle = s->handle;
+	m->to = x->poold;
+	m->to_handle = x->handle;
+	m->epoch = cl->epoch + 1;
+	m->copied = copied;
+	m->started_ms = c->now_ms;
+	x->move = true;
+	s->moving = true;
+	cl->move = m;
+	*c->moves_tail = m;
+	c->moves_tail = &m->next;
+	c->nmoves++;
+	c->nactive++;
+	log_info("client %s: still copying slot %" PRIu32 " to poold %s (handle %" PRIu64
+		 "); the move goes on", cl->id, x->slot, x->poold->addr, x->handle);
+	return true;
+}
+
+/* Validate the reconnect report of a ClientHello against cl.  0 or -EINVAL. */
+static int check_client_report(const struct client *cl, size_t nhandles,
+			       const Rswap__MoveState *mv, const uint32_t *lost,
+			       size_t nlost, char *why, size_t whylen)
+{
+	size_t i;
+
+	if (nhandles && nhandles != cl->nslots) {
+		snprintf(why, whylen, "client %s reports %zu handles for a %" PRIu32
+			 "-slot map", cl->id, nhandles, cl->nslots);
+		return -EINVAL;
+	}
+	if (mv && mv->slot >= cl->nslots) {
+		snprintf(why, whylen, "client %s reports moving slot %" PRIu32
+			 " of a %" PRIu32 "-slot map", cl->id, mv->slot, cl->nslots);
+		return -EINVAL;
+	}
+	if (nlost > LOST_SLOTS_MAX) {
+		snprintf(why, whylen, "client %s reports %zu lost slots; at most %d",
+			 cl->id, nlost, LOST_SLOTS_MAX);
+		return -EINVAL;
+	}
+	for (i = 0; i < nlost; i++) {
+		if (lost[i] >= cl->nslots) {
+			snprintf(why, whylen, "client %s reports slot %" PRIu32
+				 " lost in a %" PRIu32 "-slot map", cl->id, lost[i],
+				 cl->nslots);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static void mark_lost(struct client *cl, const uint32_t *lost, size_t n)
+{
+	struct slot *s;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		s = registry_slot(cl, lost[i]);
+		if (!s || s->state != SLOT_HELD || s->lost)
+			continue;
+		log_warn("client %s: reports slot %" PRIu32 " (poold %s, handle %" PRIu64
+			 ") lost", cl->id, lost[i], s->poold->addr, s->handle);
+		registry_slot_set_lost(cl, lost[i]);
+	}
+}
+
+static bool is_moving(const Rswap__MoveState *mv, uint32_t slot, uint64_t handle)
+{
+	return mv && mv->slot == slot && mv->to_handle == handle;
+}
+
+/*
+ * A reconnecting client says what it runs on (validated): its handles
+ * decide every move that waited for it and every unresolved copy.
+ */
+static void client_reconcile(struct coord *c, struct client *cl,
+			     const Rswap__ClientHello *h)
+{
+	const Rswap__MoveState *mv = h->moving;
+	struct move *m = cl->move;
+	struct copy old;
+	uint32_t i;
+
+	mark_lost(cl, h->lost_slots, h->n_lost_slots);
+	if (h->epoch > cl->epoch)
+		cl->epoch = h->epoch;
+	if (m && (m->step == MOVE_COPYING || m->step == MOVE_WAITING)) {
+		if (h->n_handles && h->handles[m->slot] == m->to_handle) {
+			move_commit(c, m, mv ? mv->copied : 0);
+		} else if (is_moving(mv, m->slot, m->to_handle)) {
+			m->step = MOVE_COPYING;
+			m->copied = mv->copied;
+			log_info("client %s: back, still copying slot %" PRIu32,
+				 cl->id, m->slot);
+		} else if (h->n_handles) {
+			move_abort(c, m, "the client came back on the source copy");
+		} else {
+			log_warn("client %s: reconnect hello without handles; move of slot %"
+				 PRIu32 " keeps waiting", cl->id, m->slot);
+		}
+	}
+	if (!h->n_handles)
+		return;
+	/* Downwards: a copy that leaves the array is replaced by a later one. */
+	for (i = cl->nextra; i--; ) {
+		struct copy *x = &cl->extra[i];
+		struct slot *s = registry_slot(cl, x->slot);
+		uint64_t want = h->handles[x->slot];
+
+		if (x->move)
+			continue;
+		if (want == x->handle) {
+			struct poold *xp = x->poold;
+			uint32_t slot = x->slot;
+
+			if (registry_slot_switch(cl, x, &old)) {
+				log_err("client %s: cannot switch slot %" PRIu32
+					" to the copy it runs on; kept unresolved",
+					cl->id, slot);
+				continue;
+			}
+			log_info("client %s: runs slot %" PRIu32 " on poold %s handle %"
+				 PRIu64 "; mapped", cl->id, slot, xp->addr, want);
+			if (!old.poold)
+				continue;
+			/* The former mapped copy may be what it copies to now. */
+			if (is_moving(mv, old.slot, old.handle) &&
+			    !registry_extra_add(cl, old.poold, old.slot, old.handle,
+						old.born_ms, false) &&
+			    move_adopt(c, cl, registry_extra_find(cl, old.slot, old.handle),
+				       mv->copied))
+				continue;
+			if (is_moving(mv, old.slot, old.handle))
+				continue;	/* kept as unresolved, never freed */
+			chunk_free(c, old.poold, cl->id, old.slot, old.handle);
+		} else if (is_moving(mv, x->slot, x->handle) && s &&
+			   s->state == SLOT_HELD && s->handle == want) {
+			if (!move_adopt(c, cl, x, mv->copied))
+				log_warn("client %s: copies slot %" PRIu32
+					 " but another move is on; the copy stays unresolved",
+					 cl->id, x->slot);
+		} else if (s && s->state == SLOT_HELD && s->handle == want) {
+			log_info("client %s: does not run slot %" PRIu32 " on poold %s handle %"
+				 PRIu64 "; freed", cl->id, x->slot, x->poold->addr, x->handle);
+			chunk_free(c, x->poold, cl->id, x->slot, x->handle);
+			registry_extra_del(cl, x);
+		} else {
+			log_warn("client %s: runs slot %" PRIu32 " on handle %" PRIu64
+				 ", which no copy has; its copies stay unresolved",
+				 cl->id, x->slot, want);
+		}
+	}
+}
+
+/*
+ * A fresh hello (not a reconnect) for a known id from a new session: a
+ * newly loaded client has no old data, so the copies nobody may run on
+ * are freed; the mapped ones stay its map.
+ */
+static void client_fresh(struct coord *c, struct client *cl,
+			 const Rswap__ClientHello *h)
+{
+	struct move *m = cl->move;
+
+	mark_lost(cl, h->lost_slots, h->n_lost_slots);
+	if (m && (m->step == MOVE_COPYING || m->step == MOVE_WAITING))
+		move_abort(c, m, "the client said hello afresh (it has no old data)");
+	free_extra_copies(c, cl, false);
+}
+
 /* ---- client operations ------------------------------------------------- */
 
 static struct op *op_new(struct coord *c, enum op_kind kind, struct peer *cp,
@@ -552,6 +1216,15 @@ static void preq_failed(struct coord *c, struct preq *q, int code,
 	struct op *op = q->op;
 	struct client *cl;
 
+	if (q->move) {
+		struct move *m = q->move;
+
+		q->move = NULL;
+		m->q = NULL;
+		move_fail(c, m, "%s", reason);
+		moves_pump(c);
+		return;
+	}
 	if (!op)
 		return;
 	cl = op->client;
@@ -617,6 +1290,9 @@ static void handle_hello(struct coord *c, struct peer *p, uint64_t seq,
 	if (cl) {
 		if (cl->owner && cl->owner != p) {
 			refuse_in_use(c, p, seq, cl);
+		} else if (check_client_report(cl, m->n_handles, m->moving, m->lost_slots,
+					       m->n_lost_slots, why, sizeof(why))) {
+			refuse(c, p, seq, EINVAL, "%s", why);
 		} else if (cl->busy) {
 			refuse(c, p, seq, EBUSY,
 			       "client %s has an allocation or release in progress; retry",
@@ -632,8 +1308,13 @@ static void handle_hello(struct coord *c, struct peer *p, uint64_t seq,
 			if (cl->owner != p)
 				log_info("client %s: session from %s, existing map returned",
 					 cl->id, p->name);
+			if (m->reconnect)
+				client_reconcile(c, cl, m);
+			else if (cl->owner != p)
+				client_fresh(c, cl, m);
 			client_bind(p, cl);
 			send_chunk_map(c, p, seq, cl);
+			moves_pump(c);
 		}
 		return;
 	}
@@ -716,6 +1397,9 @@ static void handle_release(struct coord *c, struct peer *p, uint64_t seq,
 		       cl->id);
 		return;
 	}
+	/* Every copy goes: the target of a move as much as its source. */
+	moves_cancel_client(c, cl, "the client is released");
+	free_extra_copies(c, cl, true);
 	op = op_new(c, OP_RELEASE, p, seq, cl);
 	if (!op) {
 		refuse(c, p, seq, ENOMEM, "coordinator out of memory");
@@ -727,6 +1411,11 @@ static void handle_release(struct coord *c, struct peer *p, uint64_t seq,
 
 		if (!s || s->state != SLOT_HELD)
 			continue;
+		if (s->lost) {
+			/* Its poold may hand the handle out again: never freed. */
+			registry_slot_clear(cl, i);
+			continue;
+		}
 		if (poold_reachable(s->poold)) {
 			op->preqs[i] = preq_send(c, s->poold, PREQ_FREE, op,
 						 cl->id, i, 0, s->handle);
@@ -747,15 +1436,125 @@ static void handle_release(struct coord *c, struct peer *p, uint64_t seq,
 
 /* ---- admin ------------------------------------------------------------- */
 
-static void handle_admin_list(struct coord *c, struct peer *p, uint64_t seq)
+/* What moves_report() allocates. */
+struct moves_alloc {
+	Rswap__MoveInfo *info;
+	Rswap__MoveJob *jobs;
+};
+
+static int cmp_pinfo_addr(const void *key, const void *elem)
+{
+	return strcmp(key, (*(Rswap__PooldInfo *const *)elem)->listen_addr);
+}
+
+static Rswap__PooldInfo *pinfo_find(Rswap__ClusterState *cs, const char *addr)
+{
+	Rswap__PooldInfo **hit;
+
+	if (!cs->n_poolds)
+		return NULL;
+	hit = bsearch(addr, cs->poolds, cs->n_poolds, sizeof(*cs->poolds),
+		      cmp_pinfo_addr);
+	return hit ? *hit : NULL;
+}
+
+/* The moves, jobs and counters, into cs (its poolds sorted by address). */
+static int moves_report(struct coord *c, Rswap__ClusterState *cs,
+			struct moves_alloc *a)
+{
+	size_t n = c->nmoves < MOVES_LISTED ? c->nmoves : MOVES_LISTED, i, k;
+	Rswap__PooldInfo *pi;
+	const struct move *m;
+
+	memset(a, 0, sizeof(*a));
+	a->info = calloc(n + 1, sizeof(*a->info));
+	cs->moves = calloc(n + 1, sizeof(*cs->moves));
+	a->jobs = calloc(MOVE_JOBS, sizeof(*a->jobs));
+	cs->jobs = calloc(MOVE_JOBS, sizeof(*cs->jobs));
+	if (!a->info || !cs->moves || !a->jobs || !cs->jobs)
+		return -ENOMEM;
+	cs->moves_total = c->nmoves;
+	cs->moves_done = c->moves_done;
+	cs->moves_failed = c->moves_failed;
+	cs->bytes_moved = c->bytes_moved;
+	for (m = c->moves; m; m = m->next) {
+		Rswap__MoveInfo *mi;
+
+		pi = pinfo_find(cs, m->from->addr);
+		if (pi)
+			pi->moves_out++;
+		pi = pinfo_find(cs, m->to->addr);
+		if (pi)
+			pi->moves_in++;
+		if (cs->n_moves == n)
+			continue;
+		mi = &a->info[cs->n_moves];
+		rswap__move_info__init(mi);
+		mi->client_id = (char *)m->client_id;
+		mi->slot = m->slot;
+		mi->from_poold = m->from->addr;
+		mi->to_poold = m->to->addr;
+		mi->state = (Rswap__MoveStep)m->step;
+		mi->copied = m->copied;
+		mi->chunk_size = c->s.chunk_size;
+		mi->running_ms = m->started_ms ? c->now_ms - m->started_ms : 0;
+		mi->job = m->job;
+		cs->moves[cs->n_moves++] = mi;
+	}
+	/* Oldest first. */
+	for (i = 0; i < MOVE_JOBS; i++) {
+		const struct move_job *j = &c->jobs[(c->jobs_head + i) % MOVE_JOBS];
+		Rswap__MoveJob *mj;
+
+		if (!j->id)
+			continue;
+		k = cs->n_jobs;
+		mj = &a->jobs[k];
+		rswap__move_job__init(mj);
+		mj->id = j->id;
+		mj->kind = (char *)j->kind;
+		mj->poold = (char *)j->poold;
+		mj->total = j->total;
+		mj->done = j->done;
+		mj->failed = j->failed;
+		mj->bytes_moved = j->bytes_moved;
+		mj->last_error = (char *)j->last_error;
+		mj->running_ms = c->now_ms - j->start_ms;
+		cs->jobs[cs->n_jobs++] = mj;
+	}
+	return 0;
+}
+
+static void moves_report_free(Rswap__ClusterState *cs, struct moves_alloc *a)
+{
+	free(a->info);
+	free(a->jobs);
+	free(cs->moves);
+	free(cs->jobs);
+	cs->moves = NULL;
+	cs->jobs = NULL;
+	cs->n_moves = cs->n_jobs = 0;
+}
+
+/* The ClusterState; job: the MoveJob this request queued, or 0. */
+static void send_cluster_state(struct coord *c, struct peer *p, uint64_t seq,
+			       uint64_t job)
 {
 	Rswap__Envelope env = RSWAP__ENVELOPE__INIT;
 	Rswap__ClusterState *cs;
+	struct moves_alloc ma;
 
 	if (report_cluster_state(c->reg, c->now_ms, &cs)) {
 		refuse(c, p, seq, ENOMEM, "coordinator out of memory");
 		return;
 	}
+	if (moves_report(c, cs, &ma)) {
+		moves_report_free(cs, &ma);
+		report_cluster_state_free(cs);
+		refuse(c, p, seq, ENOMEM, "coordinator out of memory");
+		return;
+	}
+	cs->job = job;
 	env.seq = seq;
 	env.body_case = RSWAP__ENVELOPE__BODY_CLUSTER_STATE;
 	env.cluster_state = cs;
@@ -764,7 +1563,13 @@ static void handle_admin_list(struct coord *c, struct peer *p, uint64_t seq)
 		       "cluster state is larger than one frame; ask for clients one at a time with status");
 	else
 		peer_send(c, p, &env);
+	moves_report_free(cs, &ma);
 	report_cluster_state_free(cs);
+}
+
+static void handle_admin_list(struct coord *c, struct peer *p, uint64_t seq)
+{
+	send_cluster_state(c, p, seq, 0);
 }
 
 static void handle_admin_status(struct coord *c, struct peer *p, uint64_t seq,
@@ -786,25 +1591,108 @@ static void handle_admin_status(struct coord *c, struct peer *p, uint64_t seq,
 		refuse(c, p, seq, ENOENT, "no client %s is known", m->client_id);
 		return;
 	}
-	if (report_chunk_map(c->reg, cl, &map)) {
+	if (report_client_info(c->reg, cl, &info, &map)) {
 		refuse(c, p, seq, ENOMEM, "coordinator out of memory");
 		return;
 	}
-	info.client_id = cl->id;
-	info.map = &map;
-	info.session = cl->owner_name ? (char *)cl->owner_name : "";
 	env.seq = seq;
 	env.body_case = RSWAP__ENVELOPE__BODY_CLIENT_INFO;
 	env.client_info = &info;
 	peer_send(c, p, &env);
-	report_chunk_map_free(&map);
+	report_client_info_free(&info);
+}
+
+/*
+ * Queue a move of every chunk of pd (lost ones and those already moving
+ * aside) to the poolds that take chunks, least used first, as one job in
+ * *jp; if they do not fit, nothing is queued and the job failed at once.
+ * 0, -E2BIG or -ENOMEM (no job).
+ */
+static int drain_queue(struct coord *c, struct poold *pd, struct move_job **jp,
+		       char *why, size_t whylen)
+{
+	struct registry *r = c->reg;
+	struct place_cand *cand = NULL;
+	struct poold **cp = NULL, *q;
+	size_t *out = NULL, ncand = 0, k = 0;
+	uint32_t need = 0, b;
+	struct move_job *j;
+	const struct move *m;
+	struct client *cl;
+	uint64_t free_total;
+	int ret = -ENOMEM;
+
+	for (cl = r->clients; cl; cl = cl->next)
+		for (b = 0; b < cl->cap; b++)
+			need += cl->slots[b].state == SLOT_HELD && !cl->slots[b].lost &&
+				!cl->slots[b].moving && cl->slots[b].poold == pd;
+	cand = calloc(r->npoolds + 1, sizeof(*cand));
+	cp = calloc(r->npoolds + 1, sizeof(*cp));
+	out = calloc(need + 1, sizeof(*out));
+	if (!cand || !cp || !out) {
+		snprintf(why, whylen, "coordinator out of memory");
+		goto out;
+	}
+	if (c->nmoves + need > MOVES_MAX) {
+		snprintf(why, whylen, "%" PRIu32 " moves would pass the limit of %d queued",
+			 need, MOVES_MAX);
+		ret = -E2BIG;
+		goto out;
+	}
+	for (q = r->poolds; q; q = q->next) {
+		if (q == pd || !registry_poold_placeable(q))
+			continue;
+		cp[ncand] = q;
+		cand[ncand++] = (struct place_cand){ q->addr, q->chunks_total, q->chunks_used };
+	}
+	/* Chunks already on their way there count as used. */
+	for (m = c->moves; m; m = m->next)
+		for (k = 0; m->step <= MOVE_ALLOCATING && k < ncand; k++)
+			if (cp[k] == m->to && cand[k].used < cand[k].total)
+				cand[k].used++;
+	j = job_new(c, "drain", pd->addr);
+	*jp = j;
+	if (need && placement_spread(cand, ncand, need, out, &free_total)) {
+		/* Still draining: a job that failed at once says why. */
+		j->total = j->failed = need;
+		snprintf(j->last_error, sizeof(j->last_error),
+			 "its %" PRIu32 " chunk%s need a place, the other live poolds have room for %"
+			 PRIu64 "; add or undrain a poold and drain again", need,
+			 need == 1 ? "" : "s", free_total);
+		log_warn("poold %s: nothing moved: %s", pd->addr, j->last_error);
+		ret = 0;
+		goto out;
+	}
+	k = 0;
+	for (cl = r->clients; cl; cl = cl->next) {
+		for (b = 0; b < cl->cap && k < need; b++) {
+			struct slot *s = &cl->slots[b];
+
+			if (s->state != SLOT_HELD || s->lost || s->moving || s->poold != pd)
+				continue;
+			if (move_queue(c, cl, s, cp[out[k++]], j)) {
+				snprintf(j->last_error, sizeof(j->last_error),
+					 "coordinator out of memory: only %" PRIu32 " of %" PRIu32
+					 " moves queued", j->total, need);
+				break;
+			}
+		}
+	}
+	ret = 0;
+out:
+	free(out);
+	free(cp);
+	free(cand);
+	return ret;
 }
 
 static void handle_admin_drain(struct coord *c, struct peer *p, uint64_t seq,
 			       const Rswap__AdminDrain *m)
 {
-	char buf[RSWAP_ADDR_MAX + 1];
+	char buf[RSWAP_ADDR_MAX + 1], why[256];
+	struct move_job *job;
 	struct poold *pd;
+	int ret;
 
 	if (!registry_valid_addr(m->poold_addr)) {
 		refuse(c, p, seq, EINVAL, "poold address \"%s\" is not HOST:PORT",
@@ -824,7 +1712,21 @@ static void handle_admin_drain(struct coord *c, struct peer *p, uint64_t seq,
 			 "draining, gets no new chunks", p->name, pd->chunks_used,
 			 pd->chunks_used == 1 ? "" : "s");
 	pd->draining = !m->undrain;
-	handle_admin_list(c, p, seq);
+	if (m->undrain) {
+		send_cluster_state(c, p, seq, 0);
+		return;
+	}
+	ret = drain_queue(c, pd, &job, why, sizeof(why));
+	if (ret) {
+		refuse(c, p, seq, -ret, "poold %s is draining (no new chunks), but no move was queued: %s",
+		       pd->addr, why);
+		return;
+	}
+	if (!job->failed)
+		log_info("poold %s: %" PRIu32 " move%s queued (job %" PRIu64 ")", pd->addr,
+			 job->total, job->total == 1 ? "" : "s", job->id);
+	moves_pump(c);
+	send_cluster_state(c, p, seq, job->id);
 }
 
 /* Index of the poold named addr in the array sorted by address, or n. */
@@ -877,9 +1779,10 @@ static void handle_admin_rebalance(struct coord *c, struct peer *p,
 	struct client *cl;
 	int ret;
 
-	if (!m->dry_run) {
-		refuse(c, p, seq, EOPNOTSUPP,
-		       "this coordinator cannot move live chunks yet; rebalance --dry-run shows the plan");
+	if (!m->dry_run && c->nmoves) {
+		refuse(c, p, seq, EBUSY,
+		       "%" PRIu32 " moves are queued or running; wait for them (rswap-admin list) and plan again",
+		       c->nmoves);
 		return;
 	}
 	rp = calloc(r->npoolds + 1, sizeof(*rp));
@@ -930,7 +1833,7 @@ static void handle_admin_rebalance(struct coord *c, struct peer *p,
 			Rswap__ChunkMove *out;
 			size_t from;
 
-			if (sl->state != SLOT_HELD)
+			if (sl->state != SLOT_HELD || sl->lost || sl->moving)
 				continue;
 			from = poold_index(by_addr, n, sl->poold);
 			/* first[from] counts up to first[from + 1] as moves
@@ -946,6 +1849,23 @@ static void handle_admin_rebalance(struct coord *c, struct peer *p,
 			out->to_poold = by_addr[mv[k].to]->addr;
 			plan.moves[plan.n_moves++] = out;
 		}
+	}
+	if (!m->dry_run) {
+		struct move_job *j = job_new(c, "rebalance", NULL);
+
+		plan.job = j->id;
+		/* A chunk is named once: a planned move holds it. */
+		for (k = 0; k < plan.n_moves; k++) {
+			Rswap__ChunkMove *cm = plan.moves[k];
+			struct client *mc = registry_client_find(r, cm->client_id);
+
+			if (move_queue(c, mc, registry_slot(mc, cm->slot),
+				       registry_poold_find(r, cm->to_poold), j))
+				break;
+		}
+		log_info("rebalance at the request of %s: %" PRIu32 " move%s queued (job %" PRIu64 ")",
+			 p->name, j->total, j->total == 1 ? "" : "s", j->id);
+		moves_pump(c);
 	}
 	env.seq = seq;
 	env.body_case = RSWAP__ENVELOPE__BODY_REBALANCE_PLAN;
@@ -975,6 +1895,7 @@ static void handle_register(struct coord *c, struct peer *p, uint64_t seq,
 		.capacity = m->capacity,
 		.chunk_size = m->chunk_size,
 		.nchunks = m->n_chunks,
+		.incarnation = m->incarnation,
 	};
 	struct held_chunk *held = NULL;
 	struct reg_result res;
@@ -1029,6 +1950,7 @@ static void handle_register(struct coord *c, struct peer *p, uint64_t seq,
 			   res.displaced[i].slot, res.displaced[i].handle);
 	registry_reg_result_free(&res);
 	free(held);
+	moves_pump(c);
 }
 
 static void handle_alloc_done(struct coord *c, struct peer *p, uint64_t seq,
@@ -1053,6 +1975,11 @@ static void handle_alloc_done(struct coord *c, struct peer *p, uint64_t seq,
 		preq_failed(c, q, EIO, reason);
 		free(q);
 		violation(c, p, seq, EPROTO, "%s", reason);
+		return;
+	}
+	if (q->move) {
+		move_alloc_done(c, q->move, m->handle);
+		free(q);
 		return;
 	}
 	op = q->op;
@@ -1328,15 +2255,31 @@ static void dispatch_poold(struct coord *c, struct peer *p, Rswap__Envelope *e)
 }
 
 static void handle_client_heartbeat(struct coord *c, struct peer *p,
-				    uint64_t seq)
+				    uint64_t seq, const Rswap__ClientHeartbeat *m)
 {
 	Rswap__Envelope env = RSWAP__ENVELOPE__INIT;
 	Rswap__ClientHeartbeat hb = RSWAP__CLIENT_HEARTBEAT__INIT;
+	struct client *cl = p->client;
+	struct move *mv;
+	char why[256];
 
-	if (!p->client) {
+	if (!cl) {
 		violation(c, p, seq, EPROTO,
 			  "ClientHeartbeat on a connection that owns no client id; send ClientHello first");
 		return;
+	}
+	if (check_client_report(cl, 0, m->moving, m->lost_slots, m->n_lost_slots,
+				why, sizeof(why))) {
+		violation(c, p, seq, EINVAL, "ClientHeartbeat: %s", why);
+		return;
+	}
+	mark_lost(cl, m->lost_slots, m->n_lost_slots);
+	if (m->epoch > cl->epoch)
+		cl->epoch = m->epoch;
+	if (m->moving) {
+		mv = client_move(cl, m->moving->slot, m->moving->to_handle);
+		if (mv && m->moving->copied <= c->s.chunk_size)
+			mv->copied = m->moving->copied;
 	}
 	env.seq = seq;
 	env.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HEARTBEAT;
@@ -1347,7 +2290,11 @@ static void handle_client_heartbeat(struct coord *c, struct peer *p,
 static void dispatch_client(struct coord *c, struct peer *p, Rswap__Envelope *e)
 {
 	if (e->body_case == RSWAP__ENVELOPE__BODY_CLIENT_HEARTBEAT) {
-		handle_client_heartbeat(c, p, e->seq);
+		handle_client_heartbeat(c, p, e->seq, e->client_heartbeat);
+		return;
+	}
+	if (e->body_case == RSWAP__ENVELOPE__BODY_MOVE_DONE) {
+		handle_move_done(c, p, e->seq, e->move_done);
 		return;
 	}
 	if (e->body_case != RSWAP__ENVELOPE__BODY_CLIENT_HELLO &&
@@ -1446,6 +2393,7 @@ static void peer_detach(struct coord *c, struct peer *p, const char *why)
 	if (p->client) {
 		log_info("client %s: session from %s ended (%s); the id is free, its chunks are kept",
 			 p->client->id, p->name, why);
+		moves_session_ended(p->client);
 		client_unbind(p->client);
 	}
 	if (p->role != ROLE_POOLD || !p->poold)
@@ -1597,7 +2545,7 @@ static void check_timeouts(struct coord *c, struct peer *p)
 		if (q->timed_out || c->now_ms < q->deadline_ms)
 			continue;
 		q->timed_out = true;
-		if (!q->op)
+		if (!q->op && !q->move)
 			continue;
 		snprintf(reason, sizeof(reason),
 			 "poold %s did not answer %s for client %s slot %" PRIu32
@@ -1645,6 +2593,7 @@ void coord_tick(struct coord *c, uint64_t now_ms)
 		else if (p->role != ROLE_NEW)
 			check_idle(c, p);
 	}
+	moves_pump(c);
 	reap(c);
 }
 
@@ -1657,6 +2606,12 @@ void coord_free(struct coord *c)
 		return;
 	while (c->inflight)
 		op_free(c->inflight);
+	while (c->moves) {
+		struct move *m = c->moves;
+
+		c->moves = m->next;
+		free(m);
+	}
 	while ((p = c->peers)) {
 		c->peers = p->next;
 		while ((q = p->reqs)) {

@@ -52,6 +52,11 @@ struct coord_settings {
 	 * it owned is free again.  Not while a request of it is in flight.
 	 */
 	uint32_t client_timeout_ms;
+	/*
+	 * Live chunk moves (drain, rebalance) running at once; a client runs
+	 * one at a time.  0: COORD_MAX_MOVES_DEFAULT.
+	 */
+	uint32_t max_moves;
 	size_t out_limit;	/* queued output bytes before a peer is dropped */
 	/*
 	 * The cluster key.  With one, every peer must authenticate before
@@ -61,6 +66,8 @@ struct coord_settings {
 	bool have_key;
 	uint8_t key[RSWAP_KEY_LEN];
 };
+
+#define COORD_MAX_MOVES_DEFAULT	4
 
 struct coord_ops {
 	/*

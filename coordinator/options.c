@@ -37,6 +37,8 @@ static const struct opt opts[] = {
 	  "after start, answer new clients EAGAIN for N ms so poolds can re-register existing ones (0: a new cluster). Default: 10000" },
 	{ "client-timeout-ms", 'C', OPT_MS, CFG(s.client_timeout_ms), 500, 600000, "N",
 	  "close a client or admin connection silent for N ms (a client missing its heartbeats); its client id is free again. Default: 10000" },
+	{ "max-moves", 'X', OPT_COUNT, CFG(s.max_moves), 1, 1024, "N",
+	  "live chunk moves (drain, rebalance) running at once, one per client at most. Default: 4" },
 	{ "hello-timeout-ms", 'H', OPT_MS, CFG(hello_timeout_ms), 100, 600000, "N",
 	  "drop a new connection that sends no whole first message in N ms. Default: 10000" },
 	{ "max-conns", 'm', OPT_COUNT, CFG(max_conns), 16, 65536, "N",
@@ -61,7 +63,7 @@ void coord_usage(FILE *f)
 
 	fprintf(f, "usage: rswap-coord --listen ADDR:PORT (--key-file FILE | --insecure)\n"
 		   "                   [--chunk-size SIZE] [--heartbeat-ms N] [--timeout-ms N]\n"
-		   "                   [--restart-grace-ms N] [--client-timeout-ms N]\n"
+		   "                   [--restart-grace-ms N] [--client-timeout-ms N] [--max-moves N]\n"
 		   "                   [--hello-timeout-ms N] [--max-conns N] [--max-new-per-addr N]\n"
 		   "                   [--metrics ADDR:PORT] [-v]\n\n");
 	for (i = 0; i < NOPTS; i++) {
@@ -168,6 +170,7 @@ int coord_parse_args(int argc, char **argv, struct coord_config *cfg,
 	cfg->max_conns = 1024;
 	cfg->max_new_per_addr = 16;
 	cfg->s.client_timeout_ms = 10000;
+	cfg->s.max_moves = COORD_MAX_MOVES_DEFAULT;
 	/* The largest reply is one frame; two in flight is plenty. */
 	cfg->s.out_limit = 2 * (size_t)RSWAP_MAX_FRAME;
 	memset(lopts, 0, sizeof(lopts));

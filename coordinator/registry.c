@@ -349,6 +349,7 @@ static void poold_free(struct poold *p)
 
 static void client_free(struct client *c)
 {
+	free(c->extra);
 	free(c->slots);
 	free(c);
 }
@@ -481,11 +482,135 @@ void registry_slot_set_handle(struct client *c, uint32_t slot, uint64_t handle,
 /* What a slot leaving c undoes in its poold's books. */
 static void slot_unaccount(struct client *c, struct slot *s)
 {
-	if (s->state == SLOT_HELD) {
-		handle_del(s->poold, s->handle);
+	if (s->state == SLOT_HELD)
 		c->nheld--;
+	if (s->lost) {
+		c->nlost--;
+		return;
 	}
+	if (s->state == SLOT_HELD)
+		handle_del(s->poold, s->handle);
 	s->poold->chunks_used--;
+}
+
+bool registry_slot_set_lost(struct client *c, uint32_t slot)
+{
+	struct slot *s = registry_slot(c, slot);
+
+	if (!s || s->state != SLOT_HELD)
+		return false;
+	if (s->lost)
+		return true;
+	handle_del(s->poold, s->handle);
+	s->poold->chunks_used--;
+	s->lost = true;
+	c->nlost++;
+	return true;
+}
+
+/* ---- extra copies of a slot --------------------------------------------- */
+
+/* Room for n more extras.  0 or -ENOMEM. */
+static int extras_reserve(struct client *c, uint32_t n)
+{
+	uint32_t cap = c->extra_cap ? c->extra_cap : 4;
+	struct copy *x;
+
+	if (c->nextra + n <= c->extra_cap)
+		return 0;
+	while (cap < c->nextra + n)
+		cap *= 2;
+	x = realloc(c->extra, cap * sizeof(*x));
+	if (!x)
+		return -ENOMEM;
+	c->extra = x;
+	c->extra_cap = cap;
+	return 0;
+}
+
+/* Append with room reserved; the caller does the poold's books. */
+static struct copy *extra_append(struct client *c, struct poold *p, uint32_t slot,
+				 uint64_t handle, uint64_t born_ms, bool move)
+{
+	struct copy *x = &c->extra[c->nextra++];
+
+	*x = (struct copy){ p, slot, handle, born_ms, move };
+	return x;
+}
+
+int registry_extra_add(struct client *c, struct poold *p, uint32_t slot,
+		       uint64_t handle, uint64_t born_ms, bool move)
+{
+	if (extras_reserve(c, 1))
+		return -ENOMEM;
+	extra_append(c, p, slot, handle, born_ms, move);
+	p->chunks_used++;
+	handle_add(p, handle, c, slot);
+	return 0;
+}
+
+struct copy *registry_extra_find(const struct client *c, uint32_t slot,
+				 uint64_t handle)
+{
+	uint32_t i;
+
+	for (i = 0; i < c->nextra; i++)
+		if (c->extra[i].slot == slot && c->extra[i].handle == handle)
+			return &c->extra[i];
+	return NULL;
+}
+
+/* Drop x from the array only (its books go with it, or elsewhere). */
+static void extra_unlink(struct client *c, struct copy *x)
+{
+	*x = c->extra[--c->nextra];
+}
+
+void registry_extra_del(struct client *c, struct copy *x)
+{
+	handle_del(x->poold, x->handle);
+	x->poold->chunks_used--;
+	extra_unlink(c, x);
+}
+
+uint32_t registry_unresolved(const struct client *c)
+{
+	uint32_t i, n = 0;
+
+	for (i = 0; i < c->nextra; i++)
+		n += !c->extra[i].move;
+	return n;
+}
+
+int registry_slot_switch(struct client *c, struct copy *x, struct copy *old)
+{
+	struct slot *s = registry_slot(c, x->slot);
+
+	memset(old, 0, sizeof(*old));
+	if (s && s->state == SLOT_RESERVED)
+		return -EBUSY;
+	if (!s) {
+		/* No mapped copy to replace: x becomes the slot. */
+		if (slots_reserve(c, 1))
+			return -ENOMEM;
+		s = slot_insert(c, x->slot);
+		s->state = SLOT_HELD;
+		c->nheld++;
+	} else if (s->lost) {
+		s->lost = false;
+		c->nlost--;
+	} else {
+		*old = (struct copy){ s->poold, s->index, s->handle, s->born_ms, false };
+		handle_del(s->poold, s->handle);
+		s->poold->chunks_used--;
+	}
+	/* x's books (chunks_used, handle index) carry over to the slot. */
+	s->poold = x->poold;
+	s->handle = x->handle;
+	s->born_ms = x->born_ms;
+	s->moving = false;
+	extra_unlink(c, x);
+	return 0;
 }
 
 void registry_slot_clear(struct client *c, uint32_t slot)
@@ -538,6 +663,8 @@ void registry_client_remove(struct registry *r, struct client *c)
 	for (b = 0; b < c->cap; b++)
 		if (c->slots[b].state != SLOT_EMPTY)
 			slot_unaccount(c, &c->slots[b]);
+	while (c->nextra)
+		registry_extra_del(c, &c->extra[0]);
 	client_unlink(r, c);
 	client_free(c);
 }
@@ -756,7 +883,19 @@ static void reg_index_free(struct reg_index *ix)
 struct drop {
 	struct client *c;
 	uint32_t slot;
+	uint64_t handle;
+	bool extra;			/* an extra copy, not the mapped slot */
 };
+
+/* Is (slot, handle) on p c's mapped copy (and not lost)? */
+static bool is_mapped(const struct client *c, const struct poold *p,
+		      uint32_t slot, uint64_t handle)
+{
+	const struct slot *s = registry_slot(c, slot);
+
+	return s && s->state == SLOT_HELD && !s->lost && s->poold == p &&
+	       s->handle == handle;
+}
 
 static int collect_unreported(struct registry *r, struct poold *p,
 			      const struct held_chunk **sorted, size_t n,
@@ -780,20 +919,31 @@ static int collect_unreported(struct registry *r, struct poold *p,
 
 			if (e->client && !held_reported(sorted, n, e->client->id,
 							 e->slot, e->handle))
-				d[k++] = (struct drop){ e->client, e->slot };
+				d[k++] = (struct drop){
+					e->client, e->slot, e->handle,
+					!is_mapped(e->client, p, e->slot, e->handle) };
 		}
 	} else {
 		for (c = r->clients; c; c = c->next) {
 			for (i = 0; i < c->cap; i++) {
 				const struct slot *s = &c->slots[i];
 
-				if (s->state == SLOT_EMPTY || s->poold != p)
+				if (s->state == SLOT_EMPTY || s->poold != p || s->lost)
 					continue;
 				if (s->state == SLOT_HELD &&
 				    held_reported(sorted, n, c->id, s->index, s->handle))
 					continue;
 				if (k < p->chunks_used)
-					d[k++] = (struct drop){ c, s->index };
+					d[k++] = (struct drop){ c, s->index, s->handle, false };
+			}
+			for (i = 0; i < c->nextra; i++) {
+				const struct copy *x = &c->extra[i];
+
+				if (x->poold != p ||
+				    held_reported(sorted, n, c->id, x->slot, x->handle))
+					continue;
+				if (k < p->chunks_used)
+					d[k++] = (struct drop){ c, x->slot, x->handle, true };
 			}
 		}
 	}
@@ -802,17 +952,43 @@ static int collect_unreported(struct registry *r, struct poold *p,
 	return 0;
 }
 
-static void drop_unreported(struct poold *p, const struct drop *d, size_t n)
+/*
+ * What p no longer holds: a mapped slot is marked lost (the client reads
+ * I/O errors there, and knows), a reserved one (its allocation never
+ * came) and an extra copy are forgotten.
+ */
+static void drop_unreported(struct poold *p, const struct drop *d, size_t n,
+			    bool new_incarnation)
 {
+	struct copy *x;
 	size_t i;
 
 	for (i = 0; i < n; i++) {
-		const struct slot *s = registry_slot(d[i].c, d[i].slot);
+		struct slot *s = registry_slot(d[i].c, d[i].slot);
 
-		log_warn("poold %s came back without client %s slot %" PRIu32
-			 " (handle %" PRIu64 "); that slot's data is lost",
-			 p->addr, d[i].c->id, d[i].slot, s ? s->handle : 0);
-		registry_slot_clear(d[i].c, d[i].slot);
+		if (d[i].extra) {
+			x = registry_extra_find(d[i].c, d[i].slot, d[i].handle);
+			if (!x)
+				continue;
+			log_warn("poold %s came back without client %s slot %" PRIu32
+				 " copy %" PRIu64 " (%s); that copy is forgotten",
+				 p->addr, d[i].c->id, d[i].slot, d[i].handle,
+				 x->move ? "a move's target" : "not the mapped one");
+			registry_extra_del(d[i].c, x);
+		} else if (s && s->state == SLOT_HELD) {
+			log_warn("poold %s %s without client %s slot %" PRIu32
+				 " (handle %" PRIu64 "); the slot is marked lost",
+				 p->addr, new_incarnation ?
+				 "restarted (new incarnation) and came back" :
+				 "came back (same incarnation: it should not have lost it)",
+				 d[i].c->id, d[i].slot, s->handle);
+			registry_slot_set_lost(d[i].c, d[i].slot);
+		} else {
+			log_warn("poold %s came back without client %s slot %" PRIu32
+				 ", whose allocation was in flight; the record is dropped",
+				 p->addr, d[i].c->id, d[i].slot);
+			registry_slot_clear(d[i].c, d[i].slot);
+		}
 	}
 }
 
@@ -843,16 +1019,19 @@ static size_t id_run_end(const struct held_chunk **keep, size_t n, size_t i)
 /*
  * What a registration does with each chunk it reports.  Two poolds may
  * report the same slot of a client (after a coordinator restart, one of
- * them holds a copy whose free was lost with the old coordinator; or a
- * fake poold was first), or one pool of another size: the newer chunk
- * (by age) is the client's, and the older one is freed.  Nobody is
- * refused for it, so the real poold registers whoever came first.
+ * them holds a move's target, or a copy whose free was lost with the old
+ * coordinator; or a fake poold was first): the newer chunk (by age) goes
+ * into the map and the other is kept as an unresolved copy, since only
+ * the client knows which one holds its data.  One pool of another size:
+ * the newer pool stays, the older one is freed.  Nobody is refused for
+ * it, so the real poold registers whoever came first.
  */
 enum verdict {
 	V_NEW,		/* adopt */
 	V_SAME,		/* already recorded as this poold's */
-	V_WINS,		/* newer than another poold's copy: that one is freed */
-	V_FREE,		/* older copy, orphan (tombstone, released id): freed */
+	V_WINS,		/* newer than the mapped copy: mapped, that one extra */
+	V_EXTRA,	/* another copy of a mapped slot: kept as extra */
+	V_FREE,		/* older pool, orphan (tombstone, released id): freed */
 };
 
 /* One client id's run keep[first..end). */
@@ -862,20 +1041,32 @@ struct reg_group {
 	bool replace;			/* known is an older pool of another size */
 	bool older_size;		/* the run is an older pool of another size */
 	struct client *fresh;		/* allocated: adopts the run */
-	uint32_t nnew, nwins, nlost;
+	uint32_t nnew, nwins, nextra, nlost;
 	const struct poold *other;	/* a poold it won or lost against */
 };
 
 /* A slot's old copy on another poold, which the caller frees. */
-static void displace(struct reg_result *res, const struct client *c,
-		     const struct slot *s)
+static void displace_chunk(struct reg_result *res, const struct client *c,
+			   struct poold *p, uint32_t slot, uint64_t handle)
 {
 	struct displaced *d = &res->displaced[res->ndisplaced++];
 
-	d->poold = s->poold;
+	d->poold = p;
 	snprintf(d->client_id, sizeof(d->client_id), "%s", c->id);
-	d->slot = s->index;
-	d->handle = s->handle;
+	d->slot = slot;
+	d->handle = handle;
+}
+
+static void displace(struct reg_result *res, const struct client *c,
+		     const struct slot *s)
+{
+	displace_chunk(res, c, s->poold, s->index, s->handle);
+}
+
+static void displace_copy(struct reg_result *res, const struct client *c,
+			  const struct copy *x)
+{
+	displace_chunk(res, c, x->poold, x->slot, x->handle);
 }
 
 /*
@@ -944,26 +1135,37 @@ static int judge_group(struct registry *r, const struct poold *p, const char *ad
 		return 0;
 	}
 	for (j = g->first; j < g->end; j++) {
+		const struct copy *x;
 		const struct slot *s;
 
 		if (v[j] != V_NEW)
 			continue;
+		x = registry_extra_find(c, keep[j]->slot, keep[j]->handle);
+		if (x && x->poold == p) {
+			v[j] = V_SAME;
+			continue;
+		}
 		s = registry_slot(c, keep[j]->slot);
 		if (!s)
 			continue;
 		if (s->poold == p) {
-			/* Another handle: the old record is dropped as unreported. */
-			if (s->state == SLOT_HELD && s->handle == keep[j]->handle)
+			if (s->state == SLOT_HELD && s->handle == keep[j]->handle) {
 				v[j] = V_SAME;
+				continue;
+			}
+			/* Another handle: the old record is marked lost as
+			 * unreported; this one may be the client's. */
+			v[j] = V_EXTRA;
+			g->nextra++;
 			continue;
 		}
 		g->other = s->poold;
-		if (held_born(keep[j], now_ms) > s->born_ms) {
+		if (s->lost || held_born(keep[j], now_ms) > s->born_ms) {
 			v[j] = V_WINS;
 			g->nwins++;
 		} else {
-			v[j] = V_FREE;
-			g->nlost++;
+			v[j] = V_EXTRA;
+			g->nextra++;
 		}
 	}
 	return 0;
@@ -983,12 +1185,12 @@ static void log_group(const struct poold *p, const struct reg_group *g,
 	}
 	if (g->nwins)
 		log_warn("client %s: poold %s holds newer copies of %" PRIu32
-			 " slot%s than poold %s; the older copies are freed", id,
-			 p->addr, g->nwins, g->nwins == 1 ? "" : "s", other);
-	if (g->nlost)
-		log_warn("client %s: poold %s holds older copies of %" PRIu32
-			 " slot%s than poold %s; they are freed", id, p->addr,
-			 g->nlost, g->nlost == 1 ? "" : "s", other);
+			 " slot%s than poold %s; the map shows them, both kept until the client says which it runs on",
+			 id, p->addr, g->nwins, g->nwins == 1 ? "" : "s", other);
+	if (g->nextra)
+		log_warn("client %s: poold %s holds other copies of %" PRIu32
+			 " mapped slot%s; kept, unresolved, until the client says which it runs on",
+			 id, p->addr, g->nextra, g->nextra == 1 ? "" : "s");
 }
 
 /*
@@ -1052,11 +1254,11 @@ static int reg_plan_alloc(struct registry *r, struct poold *p, const char *addr,
 	for (i = 0; i < pl->ngroups; i++) {
 		struct reg_group *g = &pl->groups[i];
 
-		ndisp += g->nwins;
 		if (g->known && g->replace)
-			ndisp += g->known->nused;
+			ndisp += g->known->nused + g->known->nextra;
 		if (g->known && !g->replace) {
-			if (slots_reserve(g->known, g->nnew + g->nwins))
+			if (slots_reserve(g->known, g->nnew + g->nwins) ||
+			    extras_reserve(g->known, g->nwins + g->nextra))
 				return -ENOMEM;
 			continue;
 		}
@@ -1092,8 +1294,12 @@ static void apply_group(struct registry *r, struct poold *p,
 		snprintf(other, sizeof(other), "%s", g->other->addr);
 	if (g->replace) {
 		for (b = 0; b < c->cap; b++)
-			if (c->slots[b].state != SLOT_EMPTY && c->slots[b].poold != p)
+			if (c->slots[b].state == SLOT_HELD && !c->slots[b].lost &&
+			    c->slots[b].poold != p)
 				displace(res, c, &c->slots[b]);
+		for (b = 0; b < c->nextra; b++)
+			if (c->extra[b].poold != p)
+				displace_copy(res, c, &c->extra[b]);
 		registry_client_remove(r, c);
 		c = NULL;
 	}
@@ -1107,11 +1313,21 @@ static void apply_group(struct registry *r, struct poold *p,
 		const struct held_chunk *h = keep[j];
 		struct slot *s;
 
+		if (v[j] == V_EXTRA) {
+			extra_append(c, p, h->slot, h->handle, held_born(h, now_ms), false);
+			p->chunks_used++;
+			handle_add(p, h->handle, c, h->slot);
+			continue;
+		}
 		if (v[j] != V_NEW && v[j] != V_WINS)
 			continue;
 		s = registry_slot(c, h->slot);
-		if (s && v[j] == V_WINS) {
-			displace(res, c, s);
+		if (s && v[j] == V_WINS && !s->lost) {
+			/* Its books (chunks, handle index) go with it. */
+			extra_append(c, s->poold, s->index, s->handle, s->born_ms, false);
+			c->nheld--;
+			slot_delete(c, (uint32_t)(s - c->slots));
+		} else if (s && v[j] == V_WINS) {
 			registry_slot_clear(c, h->slot);
 		} else if (s) {
 			continue;
@@ -1282,11 +1498,14 @@ int registry_poold_register(struct registry *r, const struct poold_report *rep,
 		r->poold_index[i] = p;
 		r->npoolds++;
 	} else {
-		drop_unreported(p, plan.drops, plan.ndrops);
+		drop_unreported(p, plan.drops, plan.ndrops,
+				p->incarnation && rep->incarnation &&
+				p->incarnation != rep->incarnation);
 	}
 	for (i = 0; i < plan.ngroups; i++)
 		apply_group(r, p, keep, &plan.groups[i], plan.v, now_ms, res);
 	p->capacity = rep->capacity;
+	p->incarnation = rep->incarnation;
 	p->chunks_total = (rep->capacity >> r->chunk_shift) > UINT32_MAX ?
 			  UINT32_MAX : (uint32_t)(rep->capacity >> r->chunk_shift);
 	p->connected = true;

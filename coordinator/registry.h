@@ -7,8 +7,10 @@
  * registrations after a restart.
  *
  * Chunk accounting: poold->chunks_used counts the slots that name the
- * poold, whether held (handle known) or reserved (ChunkAlloc in flight).
- * Only slot_assign()/slot_clear() change it.
+ * poold, whether held (handle known) or reserved (ChunkAlloc in flight),
+ * and the extra copies on it (a move's target, unresolved copies after a
+ * restart); a lost slot is not counted (its memory is gone).  Only the
+ * slot_*() and extra_*() functions below change it.
  *
  * Cost: every lookup is indexed (poolds and clients by name, slots by
  * index, held slots by poold and handle), so a message costs time linear
@@ -71,6 +73,7 @@ struct poold {
 	enum poold_state logged_state;	/* last state the dispatcher logged */
 	bool draining;			/* keeps its chunks, gets no new ones */
 	bool connected;
+	uint64_t incarnation;		/* as last registered; 0 unknown */
 	uint64_t last_heartbeat_ms;
 	uint32_t clients_connected;	/* as last reported */
 	uint32_t chunks_reported;	/* as last reported */
@@ -99,6 +102,27 @@ struct slot {
 	uint64_t handle;		/* valid when SLOT_HELD */
 	uint64_t born_ms;		/* SLOT_HELD: when its chunk was allocated
 					 * (this process's clock; 0 unknown) */
+	/*
+	 * SLOT_HELD whose memory is gone (its poold restarted without it,
+	 * or the client found it so): kept in the map so the client knows,
+	 * not counted in the poold's chunks, not in its handle index (a new
+	 * incarnation may hand the handle out again), never moved or freed.
+	 */
+	bool lost;
+	bool moving;			/* a move of it is queued or running */
+};
+
+/*
+ * A copy of a slot that is not the one in the map: a move's target
+ * (move), or a copy a registration found besides the mapped one, kept
+ * until the client says which it runs on (unresolved).
+ */
+struct copy {
+	struct poold *poold;
+	uint32_t slot;
+	uint64_t handle;
+	uint64_t born_ms;
+	bool move;
 };
 
 struct client {
@@ -124,6 +148,11 @@ struct client {
 	void *owner;
 	const char *owner_name;
 	uint32_t cap, nused;
+	void *move;			/* dispatch.c: its move past the queue */
+	uint64_t epoch;			/* grows by one per committed move */
+	uint32_t nlost;			/* held slots marked lost */
+	struct copy *extra;		/* see struct copy; unordered */
+	uint32_t nextra, extra_cap;
 };
 
 struct registry {
@@ -155,6 +184,7 @@ struct poold_report {
 	uint64_t chunk_size;		/* 0 if it holds none */
 	const struct held_chunk *chunks;
 	size_t nchunks;
+	uint64_t incarnation;		/* 0 unknown */
 };
 
 /* chunk_size: a power of two >= RSWAP_MIN_CHUNK.  NULL on bad size/ENOMEM. */
@@ -198,10 +228,17 @@ struct reg_result {
  * address is connected, -EBUSY a reported client has an allocation or
  * release in flight (retry), -ENOMEM.
  *
- * A slot another poold holds is not a refusal: the newer chunk (by the
- * ages the poolds report) is the client's and the older copy is freed,
- * on whichever side it is; likewise for a pool of another size under a
- * known id.  So a real poold is never locked out by one that came first.
+ * A slot another poold holds is not a refusal, and frees nothing: the
+ * newer chunk (by the ages the poolds report) goes into the map and the
+ * other becomes an unresolved extra copy (struct copy), until the client
+ * reconciles (registry_client_resolve()).  A pool of another size under
+ * a known id: the newer pool stays, the older one's chunks are freed.
+ * So a real poold is never locked out by one that came first.
+ *
+ * A held slot the registry placed on this poold that it no longer reports
+ * is marked lost (a new incarnation lost its memory; the same one should
+ * not lose a chunk, and is logged as such); an extra copy it no longer
+ * reports is forgotten.
  *
  * On success fill *res (free it with registry_reg_result_free()).
  * O(n log n) in the report's chunks, plus the poold's own held slots on a
@@ -254,6 +291,26 @@ void registry_slot_assign(struct client *c, uint32_t slot, struct poold *p);
 void registry_slot_set_handle(struct client *c, uint32_t slot, uint64_t handle,
 			      uint64_t born_ms);
 void registry_slot_clear(struct client *c, uint32_t slot);
+
+/* Mark a held slot lost (see struct slot).  False if it is not held. */
+bool registry_slot_set_lost(struct client *c, uint32_t slot);
+
+/* Extra copies (struct copy).  add: 0 or -ENOMEM. */
+int registry_extra_add(struct client *c, struct poold *p, uint32_t slot,
+		       uint64_t handle, uint64_t born_ms, bool move);
+struct copy *registry_extra_find(const struct client *c, uint32_t slot,
+				 uint64_t handle);
+/* Forget x (the caller frees or already freed its chunk). */
+void registry_extra_del(struct client *c, struct copy *x);
+/* Extras not owned by a move. */
+uint32_t registry_unresolved(const struct client *c);
+/*
+ * The slot now runs on extra copy x, which leaves the extras.  *old gets
+ * the copy the slot had (the caller frees its chunk); old->poold is NULL
+ * if that one was lost or there was none (nothing to free).  -EBUSY (an
+ * allocation in flight) or -ENOMEM: nothing changed.
+ */
+int registry_slot_switch(struct client *c, struct copy *x, struct copy *old);
 
 /*
  * Number of slots without a held chunk.  If nonzero and why is not NULL,

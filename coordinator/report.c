@@ -22,6 +22,7 @@ int report_chunk_map(const struct registry *r, const struct client *c,
 	rswap__chunk_map__init(m);
 	m->chunk_size = r->chunk_size;
 	m->size = c->size;
+	m->epoch = c->epoch;
 	if (!c->nheld)
 		return 0;
 	m->slots = calloc(c->nheld, sizeof(*m->slots));
@@ -43,6 +44,7 @@ int report_chunk_map(const struct registry *r, const struct client *c,
 		out->index = s->index;
 		out->poold_addr = (char *)s->poold->addr;
 		out->handle = s->handle;
+		out->lost = s->lost;
 	}
 	/* Buckets are in index order only when every slot has its own. */
 	if (c->cap < c->nslots)
@@ -60,12 +62,12 @@ size_t report_chunk_map_bound(const struct client *c)
 	uint32_t b;
 
 	/* Per slot: tag+length of the Slot (<= 3), index (<= 6), address
-	 * (tag, length <= 2, text), handle (<= 11); an empty slot may get
-	 * the longest address. */
-	n += (size_t)(c->nslots - c->nused) * (3 + 6 + 3 + RSWAP_ADDR_MAX + 11);
+	 * (tag, length <= 2, text), handle (<= 11), lost (2); an empty slot
+	 * may get the longest address. */
+	n += (size_t)(c->nslots - c->nused) * (3 + 6 + 3 + RSWAP_ADDR_MAX + 11 + 2);
 	for (b = 0; b < c->cap; b++)
 		if (c->slots[b].state != SLOT_EMPTY)
-			n += 3 + 6 + 3 + strlen(c->slots[b].poold->addr) + 11;
+			n += 3 + 6 + 3 + strlen(c->slots[b].poold->addr) + 11 + 2;
 	return n;
 }
 
@@ -76,6 +78,56 @@ void report_chunk_map_free(Rswap__ChunkMap *m)
 	free(m->slots);
 	m->slots = NULL;
 	m->n_slots = 0;
+}
+
+int report_client_info(const struct registry *r, const struct client *c,
+		       Rswap__ClientInfo *ci, Rswap__ChunkMap *map)
+{
+	Rswap__Slot *block;
+	uint32_t i, n = registry_unresolved(c);
+
+	rswap__client_info__init(ci);
+	if (report_chunk_map(r, c, map))
+		return -ENOMEM;
+	ci->client_id = (char *)c->id;
+	ci->map = map;
+	ci->session = c->owner_name ? (char *)c->owner_name : "";
+	ci->epoch = c->epoch;
+	ci->lost_chunks = c->nlost;
+	if (!n)
+		return 0;
+	ci->unresolved = calloc(n, sizeof(*ci->unresolved));
+	block = calloc(n, sizeof(*block));
+	if (!ci->unresolved || !block) {
+		free(ci->unresolved);
+		free(block);
+		ci->unresolved = NULL;
+		report_chunk_map_free(map);
+		return -ENOMEM;
+	}
+	for (i = 0; i < c->nextra && ci->n_unresolved < n; i++) {
+		Rswap__Slot *out = &block[ci->n_unresolved];
+
+		if (c->extra[i].move)
+			continue;
+		rswap__slot__init(out);
+		out->index = c->extra[i].slot;
+		out->poold_addr = (char *)c->extra[i].poold->addr;
+		out->handle = c->extra[i].handle;
+		ci->unresolved[ci->n_unresolved++] = out;
+	}
+	return 0;
+}
+
+void report_client_info_free(Rswap__ClientInfo *ci)
+{
+	if (ci->n_unresolved)
+		free(ci->unresolved[0]);
+	free(ci->unresolved);
+	ci->unresolved = NULL;
+	ci->n_unresolved = 0;
+	if (ci->map)
+		report_chunk_map_free(ci->map);
 }
 
 /* Everything a ClusterState owns, allocated as a handful of blocks. */
@@ -94,7 +146,7 @@ void report_cluster_state_free(Rswap__ClusterState *cs)
 	if (!a)
 		return;
 	for (i = 0; i < cs->n_clients; i++)
-		report_chunk_map_free(&a->maps[i]);
+		report_client_info_free(&a->cinfo[i]);
 	free(a->pinfo);
 	free(a->cinfo);
 	free(a->maps);
@@ -161,6 +213,7 @@ int report_cluster_state(const struct registry *r, uint64_t now_ms,
 		pi->draining = p->draining;
 		pi->ms_since_heartbeat = age > UINT32_MAX ? UINT32_MAX : (uint32_t)age;
 		pi->clients_connected = p->clients_connected;
+		pi->incarnation = p->incarnation;
 		cs->poolds[cs->n_poolds++] = pi;
 		cs->capacity_total += (uint64_t)p->chunks_total * r->chunk_size;
 		cs->used_total += (uint64_t)p->chunks_used * r->chunk_size;
@@ -169,12 +222,8 @@ int report_cluster_state(const struct registry *r, uint64_t now_ms,
 		Rswap__ClientInfo *ci = &a->cinfo[cs->n_clients];
 
 		c = cl[i];
-		rswap__client_info__init(ci);
-		if (report_chunk_map(r, c, &a->maps[cs->n_clients]))
+		if (report_client_info(r, c, ci, &a->maps[cs->n_clients]))
 			goto out_nomem;
-		ci->client_id = (char *)c->id;
-		ci->map = &a->maps[cs->n_clients];
-		ci->session = c->owner_name ? (char *)c->owner_name : "";
 		cs->clients[cs->n_clients++] = ci;
 	}
 	free(ps);

@@ -22,6 +22,14 @@ void report_chunk_map_free(Rswap__ChunkMap *m);
 /* Upper bound of the framed ChunkMap reply once every slot is held. */
 size_t report_chunk_map_bound(const struct client *c);
 
+/*
+ * A client's ClientInfo with its map in *map (epoch, lost slots, the
+ * unresolved copies).  0 or -ENOMEM (nothing to free).
+ */
+int report_client_info(const struct registry *r, const struct client *c,
+		       Rswap__ClientInfo *ci, Rswap__ChunkMap *map);
+void report_client_info_free(Rswap__ClientInfo *ci);
+
 int report_cluster_state(const struct registry *r, uint64_t now_ms,
 			 Rswap__ClusterState **out);
 void report_cluster_state_free(Rswap__ClusterState *cs);

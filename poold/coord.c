@@ -136,7 +136,7 @@ static int send_register(struct poold *p)
 		held[i].client_id = c->client_id;
 		held[i].slot = c->slot;
 		held[i].client_size = c->client_size;
-		/* Its age settles which of two copies of a slot is current. */
+		/* Its age picks the copy a map shows until the client says. */
 		held[i].age_ms = (now > c->born_ms ? now - c->born_ms : 0) + 1;
 		ptrs[i] = &held[i];
 	}
@@ -145,6 +145,8 @@ static int send_register(struct poold *p)
 	reg.chunk_size = p->nchunks ? p->chunk_size : 0;
 	reg.n_chunks = p->nchunks;
 	reg.chunks = ptrs;
+	/* A new one tells the coordinator that what it placed here is gone. */
+	reg.incarnation = p->incarnation;
 	env.seq = p->reg_seq = ++p->seq;
 	env.body_case = RSWAP__ENVELOPE__BODY_POOLD_REGISTER;
 	env.poold_register = &reg;

@@ -6,11 +6,11 @@
  *   rswap-admin --coord HOST:PORT [--json] [--timeout SEC] status CLIENT_ID
  *   rswap-admin --coord HOST:PORT [--timeout SEC] drain POOLD [--wait]
  *   rswap-admin --coord HOST:PORT [--timeout SEC] undrain POOLD
- *   rswap-admin --coord HOST:PORT [--json] [--timeout SEC] rebalance --dry-run
+ *   rswap-admin --coord HOST:PORT [--json] [--timeout SEC] rebalance [--dry-run] [--wait]
  *   rswap-admin keygen > /etc/rswap/cluster.key
  *
  * Exit status: 0 success, 1 error (coordinator unreachable, refused, timed
- * out), 2 bad usage.
+ * out, a move that failed under --wait), 2 bad usage.
  */
 #include "auth.h"
 #include "rswap_frame.h"
@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,7 +48,7 @@ struct admin_opts {
 	const char *cmd;
 	const char *client_id;
 	const char *poold;	/* drain, undrain */
-	bool wait;		/* drain --wait */
+	bool wait;		/* drain, rebalance --wait */
 	bool dry_run;		/* rebalance --dry-run */
 	bool have_key;
 	uint8_t key[RSWAP_KEY_LEN];
@@ -60,27 +61,33 @@ static void usage(FILE *f)
 		"       " PROG " --coord HOST:PORT [--json] [--timeout SEC] status CLIENT_ID\n"
 		"       " PROG " --coord HOST:PORT [--timeout SEC] drain POOLD [--wait]\n"
 		"       " PROG " --coord HOST:PORT [--timeout SEC] undrain POOLD\n"
-		"       " PROG " --coord HOST:PORT [--json] [--timeout SEC] rebalance --dry-run\n"
+		"       " PROG " --coord HOST:PORT [--json] [--timeout SEC] rebalance [--dry-run] [--wait]\n"
 		"       " PROG " keygen > FILE\n\n"
 		"  -c, --coord HOST:PORT   the coordinator (port defaults to %d)\n"
 		"  -j, --json              machine-readable output\n"
 		"  -t, --timeout SEC       give up on the coordinator after SEC seconds (1-3600). Default: 5\n"
 		"  -k, --key-file FILE     the cluster key. Default: " DEFAULT_KEY_FILE " if it exists\n"
 		"  -h, --help              show this help\n\n"
-		"  list                    every poold, every client's chunk map, totals\n"
+		"  list                    every poold, every client's chunk map (epoch, lost\n"
+		"                          slots, unresolved copies), moves and their jobs\n"
 		"  status CLIENT_ID        one client's chunk map\n"
 		"  drain POOLD [--wait]    place no new chunks on POOLD (HOST:PORT as list\n"
-		"                          shows it); --wait shows its chunk count until it\n"
-		"                          holds none (exit 0), or stops (exit 1)\n"
+		"                          shows it) and move its chunks, live, to the least\n"
+		"                          used other poolds (each client copies its own)\n"
 		"  undrain POOLD           POOLD takes new chunks again\n"
-		"  rebalance --dry-run     the chunk moves that bring every live poold within\n"
-		"                          one chunk of its share (draining poolds: none)\n"
+		"  rebalance [--dry-run]   move chunks so that every live poold is within one\n"
+		"                          chunk of its share (draining poolds: none);\n"
+		"                          --dry-run only shows the moves\n"
+		"  --wait                  (drain, rebalance) follow the moves until they end:\n"
+		"                          a progress line on a terminal, else a line every\n"
+		"                          few seconds; exit 0 only if every move completed\n"
+		"                          (drain: the poold holds nothing), else 1 with the\n"
+		"                          reason\n"
 		"  keygen                  a new cluster key on standard output (64 hex\n"
 		"                          digits); a file it is redirected to is made 0600\n\n"
-		"Maintenance of a memory node: drain it, wait until it holds nothing (its\n"
-		"clients have released their chunks; this coordinator does not yet move\n"
-		"live chunks), stop and upgrade its poold, start it, undrain it.  See\n"
-		"docs/DEPLOY.md.\n",
+		"Maintenance of a memory node: drain POOLD --wait, stop and upgrade its\n"
+		"poold, start it, undrain it, rebalance --wait.  Moves need each client's\n"
+		"live session.  See docs/DEPLOY.md.\n",
 		RSWAP_DEFAULT_COORD_PORT);
 }
 
@@ -194,8 +201,8 @@ static int parse_args(int argc, char **argv, struct admin_opts *o)
 	if (optind >= argc)
 		return usage_error("missing command: list, status, drain, undrain, rebalance or keygen");
 	o->cmd = argv[optind++];
-	if (o->wait && strcmp(o->cmd, "drain"))
-		return usage_error("--wait goes with drain only");
+	if (o->wait && strcmp(o->cmd, "drain") && strcmp(o->cmd, "rebalance"))
+		return usage_error("--wait goes with drain or rebalance only");
 	if (o->dry_run && strcmp(o->cmd, "rebalance"))
 		return usage_error("--dry-run goes with rebalance only");
 	if (!strcmp(o->cmd, "keygen"))
@@ -203,8 +210,8 @@ static int parse_args(int argc, char **argv, struct admin_opts *o)
 	if (!strcmp(o->cmd, "list") || !strcmp(o->cmd, "rebalance")) {
 		if (optind < argc)
 			return usage_error("%s takes no argument, got '%s'", o->cmd, argv[optind]);
-		if (!strcmp(o->cmd, "rebalance") && !o->dry_run)
-			return usage_error("rebalance needs --dry-run: this coordinator cannot move live chunks yet");
+		if (o->dry_run && o->wait)
+			return usage_error("--wait follows moves; a --dry-run moves nothing");
 		return -1;
 	}
 	if (!strcmp(o->cmd, "drain") || !strcmp(o->cmd, "undrain")) {
@@ -357,15 +364,80 @@ static void json_client(const Rswap__ClientInfo *ci)
 	json_str(ci->client_id);
 	printf(",\"session\":");
 	json_str(ci->session ? ci->session : "");
-	printf(",\"size\":%" PRIu64 ",\"chunk_size\":%" PRIu64 ",\"slots\":[",
-	       m ? m->size : 0, m ? m->chunk_size : 0);
+	printf(",\"size\":%" PRIu64 ",\"chunk_size\":%" PRIu64 ",\"epoch\":%" PRIu64
+	       ",\"lost_chunks\":%" PRIu32 ",\"slots\":[",
+	       m ? m->size : 0, m ? m->chunk_size : 0, ci->epoch, ci->lost_chunks);
 	for (i = 0; m && i < m->n_slots; i++) {
 		printf("%s{\"index\":%" PRIu32 ",\"poold\":", i ? "," : "",
 		       m->slots[i]->index);
 		json_str(m->slots[i]->poold_addr);
-		printf(",\"handle\":%" PRIu64 "}", m->slots[i]->handle);
+		printf(",\"handle\":%" PRIu64 ",\"lost\":%s}", m->slots[i]->handle,
+		       m->slots[i]->lost ? "true" : "false");
+	}
+	printf("],\"unresolved\":[");
+	for (i = 0; i < ci->n_unresolved; i++) {
+		printf("%s{\"index\":%" PRIu32 ",\"poold\":", i ? "," : "",
+		       ci->unresolved[i]->index);
+		json_str(ci->unresolved[i]->poold_addr);
+		printf(",\"handle\":%" PRIu64 "}", ci->unresolved[i]->handle);
 	}
 	printf("]}");
+}
+
+static const char *move_step_name(Rswap__MoveStep st)
+{
+	switch (st) {
+	case RSWAP__MOVE_STEP__MOVE_QUEUED: return "queued";
+	case RSWAP__MOVE_STEP__MOVE_ALLOCATING: return "allocating";
+	case RSWAP__MOVE_STEP__MOVE_COPYING: return "copying";
+	case RSWAP__MOVE_STEP__MOVE_WAITING: return "waiting-for-client";
+	default: return "unknown";
+	}
+}
+
+/* The i-th move of a JSON list, open for more fields. */
+static void json_move_head(size_t i, const char *client_id, uint32_t slot,
+			   const char *from, const char *to)
+{
+	printf("%s{\"client_id\":", i ? "," : "");
+	json_str(client_id);
+	printf(",\"slot\":%" PRIu32 ",\"from\":", slot);
+	json_str(from);
+	printf(",\"to\":");
+	json_str(to);
+}
+
+static void json_moves(const Rswap__ClusterState *cs)
+{
+	size_t i;
+
+	printf(",\"moves_total\":%" PRIu32 ",\"moves_done\":%" PRIu64
+	       ",\"moves_failed\":%" PRIu64 ",\"bytes_moved\":%" PRIu64 ",\"moves\":[",
+	       cs->moves_total, cs->moves_done, cs->moves_failed, cs->bytes_moved);
+	for (i = 0; i < cs->n_moves; i++) {
+		const Rswap__MoveInfo *m = cs->moves[i];
+
+		json_move_head(i, m->client_id, m->slot, m->from_poold, m->to_poold);
+		printf(",\"state\":\"%s\",\"copied\":%" PRIu64 ",\"chunk_size\":%" PRIu64
+		       ",\"running_ms\":%" PRIu64 ",\"job\":%" PRIu64 "}",
+		       move_step_name(m->state), m->copied, m->chunk_size, m->running_ms,
+		       m->job);
+	}
+	printf("],\"jobs\":[");
+	for (i = 0; i < cs->n_jobs; i++) {
+		const Rswap__MoveJob *j = cs->jobs[i];
+
+		printf("%s{\"id\":%" PRIu64 ",\"kind\":", i ? "," : "", j->id);
+		json_str(j->kind);
+		printf(",\"poold\":");
+		json_str(j->poold);
+		printf(",\"total\":%" PRIu32 ",\"done\":%" PRIu32 ",\"failed\":%" PRIu32
+		       ",\"bytes_moved\":%" PRIu64 ",\"running_ms\":%" PRIu64 ",\"last_error\":",
+		       j->total, j->done, j->failed, j->bytes_moved, j->running_ms);
+		json_str(j->last_error);
+		putchar('}');
+	}
+	putchar(']');
 }
 
 static void json_cluster(const Rswap__ClusterState *cs)
@@ -382,10 +454,12 @@ static void json_cluster(const Rswap__ClusterState *cs)
 		json_str(p->listen_addr);
 		printf(",\"capacity\":%" PRIu64 ",\"chunks_total\":%" PRIu32
 		       ",\"chunks_used\":%" PRIu32 ",\"state\":\"%s\",\"draining\":%s"
-		       ",\"ms_since_heartbeat\":%" PRIu32 ",\"clients_connected\":%" PRIu32 "}",
+		       ",\"ms_since_heartbeat\":%" PRIu32 ",\"clients_connected\":%" PRIu32
+		       ",\"incarnation\":\"%016" PRIx64 "\",\"moves_out\":%" PRIu32
+		       ",\"moves_in\":%" PRIu32 "}",
 		       p->capacity, p->chunks_total, p->chunks_used, state_name(p->state),
 		       p->draining ? "true" : "false", p->ms_since_heartbeat,
-		       p->clients_connected);
+		       p->clients_connected, p->incarnation, p->moves_out, p->moves_in);
 	}
 	printf("],\"clients\":[");
 	for (i = 0; i < cs->n_clients; i++) {
@@ -393,7 +467,9 @@ static void json_cluster(const Rswap__ClusterState *cs)
 			putchar(',');
 		json_client(cs->clients[i]);
 	}
-	printf("]}\n");
+	putchar(']');
+	json_moves(cs);
+	printf("}\n");
 }
 
 /* ---- human ------------------------------------------------------------- */
@@ -437,21 +513,79 @@ static void print_map(const Rswap__ClientInfo *ci)
 	}
 	if (m->chunk_size)
 		need = m->size / m->chunk_size + !!(m->size % m->chunk_size);
-	printf("client %.*s: %s in %" PRIu64 " chunk%s of %s, %zu known%s\n",
+	printf("client %.*s: %s in %" PRIu64 " chunk%s of %s, %zu known%s, epoch %" PRIu64 "%s",
 	       printable_len(ci->client_id), ci->client_id,
 	       rswap_fmt_size(m->size, sz, sizeof(sz)), need, need == 1 ? "" : "s",
 	       rswap_fmt_size(m->chunk_size, csz, sizeof(csz)), m->n_slots,
-	       m->n_slots < need ? " (INCOMPLETE)" : "");
+	       m->n_slots < need ? " (INCOMPLETE)" : "", ci->epoch,
+	       ci->lost_chunks ? ", " : "\n");
+	if (ci->lost_chunks)
+		printf("%" PRIu32 " LOST\n", ci->lost_chunks);
 	if (ci->session && *ci->session)
 		printf("  session: live, from %.*s\n", printable_len(ci->session),
 		       ci->session);
 	else
 		printf("  session: none (chunks kept for the host's return)\n");
 	for (i = 0; i < m->n_slots; i++)
-		printf("  slot %-5" PRIu32 " -> %-24.*s handle %" PRIu64 "\n",
+		printf("  slot %-5" PRIu32 " -> %-24.*s handle %" PRIu64 "%s\n",
 		       m->slots[i]->index, printable_len(m->slots[i]->poold_addr),
-		       m->slots[i]->poold_addr, m->slots[i]->handle);
+		       m->slots[i]->poold_addr, m->slots[i]->handle,
+		       m->slots[i]->lost ? "  LOST (its memory is gone)" : "");
+	for (i = 0; i < ci->n_unresolved; i++)
+		printf("  slot %-5" PRIu32 "    %-24.*s handle %" PRIu64
+		       "  UNRESOLVED copy (kept until the client reconnects)\n",
+		       ci->unresolved[i]->index,
+		       printable_len(ci->unresolved[i]->poold_addr),
+		       ci->unresolved[i]->poold_addr, ci->unresolved[i]->handle);
 	print_spread(m);
+}
+
+/*
+ * "move client c1 slot 3: A -> B copying 4M/16M (25%) for 3.2s, job 1"
+ * and "job 1 drain A: 3/5 done, 1 failed, 48M moved, last error: ..."
+ */
+static void print_moves(const Rswap__ClusterState *cs)
+{
+	char a[16], b[16];
+	size_t i;
+
+	if (!cs->moves_total && !cs->n_jobs && !cs->moves_done && !cs->moves_failed)
+		return;
+	printf("\nmoves: %" PRIu32 " queued or running, %" PRIu64 " done, %" PRIu64
+	       " failed, %s moved since the coordinator started\n", cs->moves_total,
+	       cs->moves_done, cs->moves_failed,
+	       rswap_fmt_size(cs->bytes_moved, a, sizeof(a)));
+	for (i = 0; i < cs->n_moves; i++) {
+		const Rswap__MoveInfo *m = cs->moves[i];
+
+		printf("  move client %.*s slot %" PRIu32 ": %.*s -> %.*s %s",
+		       printable_len(m->client_id), m->client_id, m->slot,
+		       printable_len(m->from_poold), m->from_poold,
+		       printable_len(m->to_poold), m->to_poold, move_step_name(m->state));
+		if (m->state == RSWAP__MOVE_STEP__MOVE_COPYING ||
+		    m->state == RSWAP__MOVE_STEP__MOVE_WAITING)
+			printf(" %s/%s (%u%%)", rswap_fmt_size(m->copied, a, sizeof(a)),
+			       rswap_fmt_size(m->chunk_size, b, sizeof(b)),
+			       m->chunk_size ? (unsigned int)(m->copied * 100 / m->chunk_size) : 0);
+		if (m->running_ms)
+			printf(" for %.1fs", m->running_ms / 1000.0);
+		printf(", job %" PRIu64 "\n", m->job);
+	}
+	if (cs->n_moves < cs->moves_total)
+		printf("  ... %zu of %" PRIu32 " moves listed\n", cs->n_moves, cs->moves_total);
+	for (i = 0; i < cs->n_jobs; i++) {
+		const Rswap__MoveJob *j = cs->jobs[i];
+
+		printf("  job %" PRIu64 " %.*s%s%.*s: %" PRIu32 "/%" PRIu32 " done, %" PRIu32
+		       " failed, %s moved%s", j->id, printable_len(j->kind), j->kind,
+		       j->poold && *j->poold ? " " : "", printable_len(j->poold), j->poold,
+		       j->done, j->total, j->failed,
+		       rswap_fmt_size(j->bytes_moved, a, sizeof(a)),
+		       j->done + j->failed >= j->total ? ", finished" : "");
+		if (j->last_error && *j->last_error)
+			printf("; last error: %.*s", printable_len(j->last_error), j->last_error);
+		printf("\n");
+	}
 }
 
 static void print_cluster(const Rswap__ClusterState *cs)
@@ -460,8 +594,9 @@ static void print_cluster(const Rswap__ClusterState *cs)
 	char a[16], b[16], c[16];
 	size_t i;
 
-	printf("%-24s %-8s %-9s %6s %6s %-18s %10s %7s\n", "POOLD", "STATE",
-	       "CAPACITY", "CHUNKS", "USED", "LOAD", "HEARTBEAT", "CLIENTS");
+	printf("%-24s %-8s %-9s %6s %6s %-18s %10s %7s %-16s\n", "POOLD", "STATE",
+	       "CAPACITY", "CHUNKS", "USED", "LOAD", "HEARTBEAT", "CLIENTS",
+	       "INCARNATION");
 	for (i = 0; i < cs->n_poolds; i++) {
 		const Rswap__PooldInfo *p = cs->poolds[i];
 		unsigned int pct = p->chunks_total ?
@@ -475,11 +610,12 @@ static void print_cluster(const Rswap__ClusterState *cs)
 		snprintf(state, sizeof(state), "%s%s", state_name(p->state),
 			 p->draining ? ",drain" : "");
 		alive += p->state == RSWAP__POOLD_STATE__POOLD_ALIVE;
-		printf("%-24.*s %-8s %-9s %6" PRIu32 " %6" PRIu32 " [%s] %3u%% %8.1fs %7" PRIu32 "\n",
+		printf("%-24.*s %-8s %-9s %6" PRIu32 " %6" PRIu32 " [%s] %3u%% %8.1fs %7" PRIu32
+		       " %016" PRIx64 "\n",
 		       printable_len(p->listen_addr), p->listen_addr, state,
 		       rswap_fmt_size(p->capacity, a, sizeof(a)), p->chunks_total,
 		       p->chunks_used, bar, pct, p->ms_since_heartbeat / 1000.0,
-		       p->clients_connected);
+		       p->clients_connected, p->incarnation);
 	}
 	if (!cs->n_poolds)
 		printf("(no poold registered)\n");
@@ -488,6 +624,7 @@ static void print_cluster(const Rswap__ClusterState *cs)
 		print_map(cs->clients[i]);
 	if (!cs->n_clients)
 		printf("(no client)\n");
+	print_moves(cs);
 	printf("\ntotal: %zu poold%s (%u alive), capacity %s, used %s (%u%%), %zu client%s, chunk size %s\n",
 	       cs->n_poolds, cs->n_poolds == 1 ? "" : "s", alive,
 	       rswap_fmt_size(cs->capacity_total, a, sizeof(a)),
@@ -504,16 +641,12 @@ static void print_plan(const Rswap__RebalancePlan *pl, bool json)
 
 	if (json) {
 		printf("{\"moves_total\":%" PRIu32 ",\"chunks_on_down_poolds\":%" PRIu32
-		       ",\"moves\":[", pl->moves_total, pl->chunks_on_down_poolds);
+		       ",\"job\":%" PRIu64 ",\"moves\":[", pl->moves_total,
+		       pl->chunks_on_down_poolds, pl->job);
 		for (i = 0; i < pl->n_moves; i++) {
 			const Rswap__ChunkMove *m = pl->moves[i];
 
-			printf("%s{\"client_id\":", i ? "," : "");
-			json_str(m->client_id);
-			printf(",\"slot\":%" PRIu32 ",\"from\":", m->slot);
-			json_str(m->from_poold);
-			printf(",\"to\":");
-			json_str(m->to_poold);
+			json_move_head(i, m->client_id, m->slot, m->from_poold, m->to_poold);
 			putchar('}');
 		}
 		printf("]}\n");
@@ -529,9 +662,14 @@ static void print_plan(const Rswap__RebalancePlan *pl, bool json)
 	}
 	if (pl->n_moves < pl->moves_total)
 		printf("... %zu of %" PRIu32 " moves listed\n", pl->n_moves, pl->moves_total);
-	printf("%" PRIu32 " move%s; nothing moved (dry run)%s\n", pl->moves_total,
-	       pl->moves_total == 1 ? "" : "s",
-	       pl->chunks_on_down_poolds ? "; chunks on poolds that are down stay where they are" : "");
+	if (pl->job)
+		printf("%zu move%s queued (job %" PRIu64 ")%s\n", pl->n_moves,
+		       pl->n_moves == 1 ? "" : "s", pl->job,
+		       pl->chunks_on_down_poolds ? "; chunks on poolds that are down stay where they are" : "");
+	else
+		printf("%" PRIu32 " move%s; nothing moved (dry run)%s\n", pl->moves_total,
+		       pl->moves_total == 1 ? "" : "s",
+		       pl->chunks_on_down_poolds ? "; chunks on poolds that are down stay where they are" : "");
 }
 
 static const Rswap__PooldInfo *find_poold(const Rswap__ClusterState *cs,
@@ -554,68 +692,163 @@ static void on_signal(int sig)
 	interrupted = 1;
 }
 
-/*
- * drain --wait: ask for the cluster state every second until the poold
- * holds nothing.  On a terminal one line is redrawn: chunks left, moved,
- * rate and time to go.
- */
-static int drain_wait(const struct admin_opts *o, uint32_t start)
+static const Rswap__MoveJob *find_job(const Rswap__ClusterState *cs, uint64_t id)
+{
+	size_t i;
+
+	for (i = 0; i < cs->n_jobs; i++)
+		if (cs->jobs[i]->id == id)
+			return cs->jobs[i];
+	return NULL;
+}
+
+/* The cluster state on a new connection; NULL after printing why. */
+static Rswap__Envelope *fetch_state(const struct admin_opts *o)
 {
 	Rswap__AdminList list = RSWAP__ADMIN_LIST__INIT;
-	bool tty = isatty(STDOUT_FILENO);
+	Rswap__Envelope req = RSWAP__ENVELOPE__INIT, *rep;
+	int fd = coord_connect(o);
+
+	if (fd < 0)
+		return NULL;
+	req.body_case = RSWAP__ENVELOPE__BODY_ADMIN_LIST;
+	req.admin_list = &list;
+	rep = exchange(o, fd, &req, RSWAP__ENVELOPE__BODY_CLUSTER_STATE);
+	close(fd);
+	return rep;
+}
+
+/* Progress of a job: whole chunks moved plus what running moves copied. */
+struct progress {
+	uint32_t total, done, failed;
+	uint64_t bytes, chunk_size;
+};
+
+static void job_progress(const Rswap__ClusterState *cs, const Rswap__MoveJob *j,
+			 struct progress *pr)
+{
+	size_t i;
+
+	pr->total = j->total;
+	pr->done = j->done;
+	pr->failed = j->failed;
+	pr->bytes = j->bytes_moved;
+	pr->chunk_size = cs->chunk_size;
+	for (i = 0; i < cs->n_moves; i++)
+		if (cs->moves[i]->job == j->id && cs->moves[i]->copied <= cs->chunk_size)
+			pr->bytes += cs->moves[i]->copied;
+}
+
+/* "[#####.....] 3/10 chunks, 48M of 160M, 12M/s, about 9 s to go" */
+static void show_progress(const struct progress *pr, double secs, bool tty)
+{
+	uint64_t all = (uint64_t)pr->total * pr->chunk_size;
+	double rate = secs > 0 ? pr->bytes / secs : 0;
+	unsigned int k, fill = all ? (unsigned int)(pr->bytes * 20 / all) : 20;
+	char a[16], b[16], r[16], bar[21];
+
+	for (k = 0; k < 20; k++)
+		bar[k] = k < fill ? '#' : '.';
+	bar[20] = '\0';
+	fprintf(stderr, "%s[%s] %" PRIu32 "/%" PRIu32 " chunks moved%s, %s of %s, %s/s",
+		tty ? "\r" : "", bar, pr->done, pr->total,
+		pr->failed ? " (some failed)" : "",
+		rswap_fmt_size(pr->bytes, a, sizeof(a)), rswap_fmt_size(all, b, sizeof(b)),
+		rswap_fmt_size((uint64_t)rate, r, sizeof(r)));
+	if (rate > 0 && all > pr->bytes)
+		fprintf(stderr, ", about %.0f s to go", (all - pr->bytes) / rate);
+	fprintf(stderr, tty ? "   " : "\n");
+}
+
+#define PLAIN_PROGRESS_S	5	/* seconds between lines off a terminal */
+
+/*
+ * --wait: ask for the cluster state every second until job `id` ends.
+ * Drain (poold set): also the poold must end holding nothing.  On a
+ * terminal (stderr) one progress line is redrawn; otherwise a line at
+ * most every PLAIN_PROGRESS_S seconds.
+ */
+static int job_wait(const struct admin_opts *o, uint64_t id, const char *poold)
+{
+	bool tty = isatty(STDERR_FILENO);
 	struct timespec t0, now;
-	uint32_t left = start;
+	struct progress pr = { 0 };
+	double secs, last_line = -PLAIN_PROGRESS_S;
+	char err[300] = "";
+	uint32_t held = 0;
+	bool shown = false;
 
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	while (left && !interrupted) {
-		Rswap__Envelope req = RSWAP__ENVELOPE__INIT, *rep;
-		const Rswap__PooldInfo *pi;
-		double secs, rate;
-		int fd;
+	while (!interrupted) {
+		const Rswap__PooldInfo *pi = NULL;
+		const Rswap__MoveJob *j;
+		Rswap__Envelope *rep = fetch_state(o);
 
-		sleep(1);
-		fd = coord_connect(o);
-		if (fd < 0)
-			return EXIT_ERR;
-		req.body_case = RSWAP__ENVELOPE__BODY_ADMIN_LIST;
-		req.admin_list = &list;
-		rep = exchange(o, fd, &req, RSWAP__ENVELOPE__BODY_CLUSTER_STATE);
-		close(fd);
 		if (!rep)
 			return EXIT_ERR;
-		pi = find_poold(rep->cluster_state, o->poold);
-		if (!pi || !pi->draining) {
-			fprintf(stderr, "\n" PROG ": poold %s %s while draining\n", o->poold,
-				pi ? "was undrained" : "is no longer registered");
+		j = find_job(rep->cluster_state, id);
+		if (poold) {
+			pi = find_poold(rep->cluster_state, poold);
+			if (!pi || !pi->draining) {
+				if (shown && tty)
+					fputc('\n', stderr);
+				fprintf(stderr, PROG ": poold %s %s while draining\n", poold,
+					pi ? "was undrained" : "is no longer registered");
+				rswap__envelope__free_unpacked(rep, NULL);
+				return EXIT_ERR;
+			}
+			held = pi->chunks_used;
+		}
+		if (!j) {
 			rswap__envelope__free_unpacked(rep, NULL);
+			if (shown && tty)
+				fputc('\n', stderr);
+			if (poold && !held)
+				break;	/* the coordinator restarted; the poold is empty */
+			fprintf(stderr, PROG ": job %" PRIu64 " is no longer listed (did the coordinator restart?); %s\n",
+				id, poold ? "drain again" : "rebalance again");
 			return EXIT_ERR;
 		}
-		left = pi->chunks_used;
+		job_progress(rep->cluster_state, j, &pr);
+		if (j->last_error && *j->last_error)
+			snprintf(err, sizeof(err), "%.*s", printable_len(j->last_error),
+				 j->last_error);
 		rswap__envelope__free_unpacked(rep, NULL);
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		secs = (double)(now.tv_sec - t0.tv_sec) + (now.tv_nsec - t0.tv_nsec) / 1e9;
-		rate = start > left && secs > 0 ? (start - left) / secs : 0;
-		if (tty) {
-			printf("\r%s: %" PRIu32 " chunk%s left, %" PRIu32 " gone, %.2f chunks/s, ",
-			       o->poold, left, left == 1 ? "" : "s",
-			       start > left ? start - left : 0, rate);
-			if (rate > 0)
-				printf("about %.0f s to go   ", left / rate);
-			else
-				printf("waiting for its clients   ");
-			fflush(stdout);
+		if (tty || secs - last_line >= PLAIN_PROGRESS_S ||
+		    pr.done + pr.failed >= pr.total) {
+			show_progress(&pr, secs, tty);
+			last_line = secs;
+			shown = true;
 		}
+		if (pr.done + pr.failed >= pr.total)
+			break;
+		sleep(1);
 	}
-	if (tty)
-		putchar('\n');
-	if (left) {
-		fprintf(stderr, PROG ": interrupted; poold %s still holds %" PRIu32 " chunk%s and stays draining\n",
-			o->poold, left, left == 1 ? "" : "s");
+	if (shown && tty)
+		fputc('\n', stderr);
+	if (interrupted) {
+		fprintf(stderr, PROG ": interrupted; %" PRIu32 " of %" PRIu32
+			" moves done, the rest go on without this command\n", pr.done, pr.total);
 		return EXIT_ERR;
 	}
-	printf("poold %s holds no chunks: it can be stopped\n", o->poold);
+	if (pr.failed) {
+		fprintf(stderr, PROG ": %" PRIu32 " of %" PRIu32 " moves failed; last: %s\n",
+			pr.failed, pr.total, err);
+		return EXIT_ERR;
+	}
+	if (poold && held) {
+		fprintf(stderr, PROG ": poold %s still holds %" PRIu32 " chunk%s (moves of another job, or copies a reconnecting client must settle); wait and drain again\n",
+			poold, held, held == 1 ? "" : "s");
+		return EXIT_ERR;
+	}
+	if (poold)
+		printf("poold %s holds no chunks: it can be stopped\n", poold);
+	else
+		printf("rebalance done: %" PRIu32 " move%s\n", pr.done, pr.done == 1 ? "" : "s");
 	return EXIT_OK;
 }
 
@@ -673,8 +906,8 @@ int main(int argc, char **argv)
 		req.body_case = RSWAP__ENVELOPE__BODY_ADMIN_DRAIN;
 		req.admin_drain = &drain;
 		rep = exchange(&o, fd, &req, RSWAP__ENVELOPE__BODY_CLUSTER_STATE);
-	} else if (o.dry_run) {
-		rebal.dry_run = true;
+	} else if (!strcmp(o.cmd, "rebalance")) {
+		rebal.dry_run = o.dry_run;
 		req.body_case = RSWAP__ENVELOPE__BODY_ADMIN_REBALANCE;
 		req.admin_rebalance = &rebal;
 		rep = exchange(&o, fd, &req, RSWAP__ENVELOPE__BODY_REBALANCE_PLAN);
@@ -692,18 +925,35 @@ int main(int argc, char **argv)
 	if (!rep)
 		return EXIT_ERR;
 	if (o.poold) {
-		const Rswap__PooldInfo *pi = find_poold(rep->cluster_state, o.poold);
+		const Rswap__ClusterState *cs = rep->cluster_state;
+		const Rswap__PooldInfo *pi = find_poold(cs, o.poold);
+		const Rswap__MoveJob *j = find_job(cs, cs->job);
 		uint32_t held = pi ? pi->chunks_used : 0;
+		uint64_t job = cs->job;
+		bool nothing = j && j->failed == j->total && j->total;
 
-		printf("poold %s: %s, holds %" PRIu32 " chunk%s\n", o.poold,
+		printf("poold %s: %s, holds %" PRIu32 " chunk%s", o.poold,
 		       drain.undrain ? "takes new chunks" : "draining, gets no new chunks",
 		       held, held == 1 ? "" : "s");
+		if (j && !nothing)
+			printf("; %" PRIu32 " move%s queued (job %" PRIu64 ")", j->total,
+			       j->total == 1 ? "" : "s", j->id);
+		printf("\n");
+		if (nothing)
+			fprintf(stderr, PROG ": no chunk moved: %.*s\n",
+				printable_len(j->last_error), j->last_error);
 		rswap__envelope__free_unpacked(rep, NULL);
-		if (o.wait)
-			return drain_wait(&o, held);
-	} else if (o.dry_run) {
+		if (o.wait && nothing)
+			return EXIT_ERR;
+		if (o.wait && job)
+			return job_wait(&o, job, o.poold);
+	} else if (!strcmp(o.cmd, "rebalance")) {
+		uint64_t job = rep->rebalance_plan->job;
+
 		print_plan(rep->rebalance_plan, o.json);
 		rswap__envelope__free_unpacked(rep, NULL);
+		if (o.wait && job)
+			return job_wait(&o, job, NULL);
 	} else if (o.client_id && o.json) {
 		json_client(rep->client_info);
 		putchar('\n');
@@ -714,7 +964,7 @@ int main(int argc, char **argv)
 	} else {
 		print_cluster(rep->cluster_state);
 	}
-	if (!o.poold && !o.dry_run)
+	if (!o.poold && strcmp(o.cmd, "rebalance"))
 		rswap__envelope__free_unpacked(rep, NULL);
 	if (fflush(stdout) || ferror(stdout)) {
 		fprintf(stderr, PROG ": cannot write output: %s\n", strerror(errno));

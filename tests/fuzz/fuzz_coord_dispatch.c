@@ -57,6 +57,8 @@ struct fpeer {
 		bool alloc;
 	} pending[64];
 	unsigned int npending;
+	uint32_t mv_slot;		/* the last MoveChunk it got (a client) */
+	uint64_t mv_handle, mv_from;
 };
 
 /* Held chunks all big registrations of one input may report. */
@@ -123,6 +125,7 @@ static void peer_open(struct fpeer *fp)
 	evbuffer_drain(fp->out, evbuffer_get_length(fp->out));
 	fp->nseq = 0;
 	fp->npending = 0;
+	fp->mv_handle = fp->mv_from = 0;
 	fp->p = coord_peer_new(C, "192.0.2.1:4000", fp->out, fp);
 }
 
@@ -178,6 +181,11 @@ static void drain(struct fpeer *fp)
 				fp->pending[fp->npending].handle = handle;
 				fp->pending[fp->npending++].alloc = alloc;
 			}
+		}
+		if (e->body_case == RSWAP__ENVELOPE__BODY_MOVE_CHUNK) {
+			fp->mv_slot = e->move_chunk->slot;
+			fp->mv_handle = e->move_chunk->to_handle;
+			fp->mv_from = e->move_chunk->from_handle;
 		}
 		rswap__envelope__free_unpacked(e, NULL);
 	}
@@ -245,7 +253,7 @@ static void check_accounting(void)
 		pd[np++] = p;
 	}
 	for (c = r->clients; c; c = c->next) {
-		uint32_t cused = 0, cheld = 0;
+		uint32_t cused = 0, cheld = 0, clost = 0;
 
 		if (registry_client_find(r, c->id) != c)
 			__builtin_trap();
@@ -262,16 +270,36 @@ static void check_accounting(void)
 			if (k == np)
 				__builtin_trap();
 			cused++;
+			if (s->state == SLOT_HELD)
+				cheld++;
+			/* Lost: its poold's books forgot it (memory gone). */
+			if (s->lost) {
+				if (s->state != SLOT_HELD)
+					__builtin_trap();
+				clost++;
+				continue;
+			}
 			used[k]++;
 			if (s->state != SLOT_HELD)
 				continue;
-			cheld++;
 			held[k]++;
 			if (!registry_handle_in_use(s->poold, s->handle))
 				__builtin_trap();
 		}
-		if (cused != c->nused || cheld != c->nheld)
+		if (cused != c->nused || cheld != c->nheld || clost != c->nlost)
 			__builtin_trap();
+		/* Extra copies count on their poold and are in its index. */
+		for (i = 0; i < c->nextra; i++) {
+			const struct copy *x = &c->extra[i];
+
+			for (k = 0; k < np && pd[k] != x->poold; k++)
+				;
+			if (k == np || x->slot >= c->nslots ||
+			    !registry_handle_in_use(x->poold, x->handle))
+				__builtin_trap();
+			used[k]++;
+			held[k]++;
+		}
 	}
 	for (k = 0; k < np; k++)
 		if (used[k] != pd[k]->chunks_used ||
@@ -374,13 +402,31 @@ static void build_msg(struct fpeer *fp, struct in *in)
 	Rswap__AdminStatus as = RSWAP__ADMIN_STATUS__INIT;
 	Rswap__ChunkMap map = RSWAP__CHUNK_MAP__INIT;
 	Rswap__ClientHeartbeat chb = RSWAP__CLIENT_HEARTBEAT__INIT;
+	Rswap__MoveState ms = RSWAP__MOVE_STATE__INIT;
+	Rswap__MoveDone md = RSWAP__MOVE_DONE__INIT;
+	Rswap__AdminDrain ad2 = RSWAP__ADMIN_DRAIN__INIT;
+	Rswap__AdminRebalance ar = RSWAP__ADMIN_REBALANCE__INIT;
+	uint64_t handles[8];
+	uint32_t lost[2];
 	uint8_t kind = u8(in), s = u8(in);
 	unsigned int i, n;
 
 	/* A seq the coordinator really used, or an arbitrary one. */
 	e.seq = (s & 0x80) && fp->nseq ? fp->seqs[s % NSEQS % (fp->nseq < NSEQS ? fp->nseq : NSEQS)]
 				       : s;
-	switch (kind % 12) {
+	/* The client's report: handles (its MoveChunk's two), progress, lost. */
+	if (kind & 0x80) {
+		ms.slot = u8(in) & 8 ? fp->mv_slot : u8(in) % 8;
+		ms.to_handle = u8(in) & 1 ? fp->mv_handle : u8(in);
+		ms.copied = (uint64_t)u8(in) << 17;
+		lost[0] = u8(in) % 9;
+		lost[1] = fp->mv_slot;
+		n = u8(in) % 9;
+		for (i = 0; i < n; i++)
+			handles[i] = i == fp->mv_slot ? (s & 2 ? fp->mv_handle : fp->mv_from)
+						      : u8(in);
+	}
+	switch (kind % 16) {
 	case 0:
 		reg.listen_addr = (char *)addrs[u8(in) % 6];
 		reg.capacity = sizes[u8(in) % 8];
@@ -425,6 +471,14 @@ static void build_msg(struct fpeer *fp, struct in *in)
 		h.client_id = (char *)ids[u8(in) % 6];
 		h.size = sizes[u8(in) % 8];
 		h.reconnect = s & 1;
+		if (kind & 0x80) {
+			h.epoch = u8(in);
+			h.moving = s & 4 ? &ms : NULL;
+			h.handles = handles;
+			h.n_handles = n;
+			h.lost_slots = lost;
+			h.n_lost_slots = s & 8 ? 2 : 0;
+		}
 		e.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HELLO;
 		e.client_hello = &h;
 		break;
@@ -443,8 +497,34 @@ static void build_msg(struct fpeer *fp, struct in *in)
 		e.admin_status = &as;
 		break;
 	case 9:
+		if (kind & 0x80) {
+			chb.epoch = u8(in);
+			chb.moving = s & 4 ? &ms : NULL;
+			chb.lost_slots = lost;
+			chb.n_lost_slots = s & 8 ? 2 : 0;
+		}
 		e.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HEARTBEAT;
 		e.client_heartbeat = &chb;
+		break;
+	case 12:
+		md.slot = u8(in) & 1 ? fp->mv_slot : u8(in) % 9;
+		md.to_handle = u8(in) & 1 ? fp->mv_handle : u8(in);
+		md.switched = s & 1;
+		md.code = (int8_t)u8(in);
+		md.reason = "fuzz";
+		e.body_case = RSWAP__ENVELOPE__BODY_MOVE_DONE;
+		e.move_done = &md;
+		break;
+	case 13:
+		ad2.poold_addr = (char *)addrs[u8(in) % 6];
+		ad2.undrain = s & 1;
+		e.body_case = RSWAP__ENVELOPE__BODY_ADMIN_DRAIN;
+		e.admin_drain = &ad2;
+		break;
+	case 14:
+		ar.dry_run = s & 1;
+		e.body_case = RSWAP__ENVELOPE__BODY_ADMIN_REBALANCE;
+		e.admin_rebalance = &ar;
 		break;
 	case 10:
 		e.body_case = RSWAP__ENVELOPE__BODY_CHUNK_MAP;

@@ -395,25 +395,67 @@ static Rswap__Envelope *hello_on(int fd, const char *id, uint64_t size)
 	return r;
 }
 
-/* A reconnecting client's hello: never allocates. */
-static Rswap__Envelope *hello_again(const char *id, uint64_t size)
+/*
+ * A reconnect hello on fd with the client's report: its epoch, the handle
+ * it runs on per slot (from map), the move it copies (slot, handle) if
+ * mv_handle, one lost slot if lost >= 0.
+ */
+static Rswap__Envelope *hello_report(int fd, const char *id, uint64_t size, uint64_t epoch,
+				     const uint64_t *handles, size_t n, uint32_t mv_slot,
+				     uint64_t mv_handle, int lost)
 {
 	Rswap__Envelope e = RSWAP__ENVELOPE__INIT, *r;
 	Rswap__ClientHello h = RSWAP__CLIENT_HELLO__INIT;
-	int fd = tcp_connect(coord_port);
+	Rswap__MoveState ms = RSWAP__MOVE_STATE__INIT;
+	uint32_t lost_slot = (uint32_t)lost;
 
-	CHECK(fd >= 0, "connect");
 	h.client_id = (char *)id;
 	h.size = size;
 	h.reconnect = true;
-	e.seq = 78;
+	h.epoch = epoch;
+	h.handles = (uint64_t *)handles;
+	h.n_handles = n;
+	if (mv_handle) {
+		ms.slot = mv_slot;
+		ms.to_handle = mv_handle;
+		ms.copied = 4096;
+		h.moving = &ms;
+	}
+	if (lost >= 0) {
+		h.lost_slots = &lost_slot;
+		h.n_lost_slots = 1;
+	}
+	e.seq = 79;
 	e.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HELLO;
 	e.client_hello = &h;
 	send_env(fd, &e);
 	r = pump(fd, 15000);
-	CHECK(r && r->seq == 78, "no reply to a reconnect ClientHello %s", id);
+	CHECK(r && r->seq == 79, "no reply to a reporting ClientHello %s", id);
+	return r;
+}
+
+/* A reconnecting client's hello (no report) on a new connection: never allocates. */
+static Rswap__Envelope *hello_again(const char *id, uint64_t size)
+{
+	int fd = tcp_connect(coord_port);
+	Rswap__Envelope *r;
+
+	CHECK(fd >= 0, "connect");
+	r = hello_report(fd, id, size, 0, NULL, 0, 0, 0, -1);
 	close(fd);
 	return r;
+}
+
+/* The handle of every slot of m, by index, into h[]; returns how many. */
+static size_t map_handles(const Rswap__ChunkMap *m, uint64_t *h, size_t max)
+{
+	size_t i;
+
+	for (i = 0; i < m->n_slots && i < max; i++) {
+		CHECK(m->slots[i]->index == i, "map has a hole at slot %zu", i);
+		h[i] = m->slots[i]->handle;
+	}
+	return i;
 }
 
 static Rswap__Envelope *hello(const char *id, uint64_t size)
@@ -1107,8 +1149,8 @@ static void test_drain_rebalance(void)
 	int st, moves = 0;
 
 	step("drain: no new chunks on the poold; rebalance --dry-run plans its chunks away");
-	expect_usage_error(admin_bin, "--coord 127.0.0.1:1 rebalance", "--dry-run");
-	expect_usage_error(admin_bin, "--coord 127.0.0.1:1 list --wait", "drain only");
+	expect_usage_error(admin_bin, "--coord 127.0.0.1:1 rebalance --dry-run --wait", "moves nothing");
+	expect_usage_error(admin_bin, "--coord 127.0.0.1:1 list --wait", "drain or rebalance only");
 	expect_usage_error(admin_bin, "--coord 127.0.0.1:1 drain", "POOLD");
 	st = run(out, sizeof(out), "%s --coord 127.0.0.1:%d drain 10.9.9.9:1", admin_bin,
 		 coord_port);
@@ -1172,6 +1214,339 @@ static void test_drain_rebalance(void)
 		 coord_port);
 	CHECK(st == 0 && strstr(out, "0 moves; nothing moved"), "balanced cluster (%d): %s", st,
 	      out);
+}
+
+/* ---- live moves -------------------------------------------------------- */
+
+static uint64_t mv_seq = 1000;
+
+/* A client beat on fd with a copy's progress and one lost slot (or -1). */
+static void client_beat_report(int fd, uint64_t epoch, uint32_t slot, uint64_t to_handle,
+			       uint64_t copied, int lost)
+{
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT;
+	Rswap__ClientHeartbeat hb = RSWAP__CLIENT_HEARTBEAT__INIT;
+	Rswap__MoveState ms = RSWAP__MOVE_STATE__INIT;
+	uint32_t l = (uint32_t)lost;
+
+	hb.epoch = epoch;
+	if (to_handle) {
+		ms.slot = slot;
+		ms.to_handle = to_handle;
+		ms.copied = copied;
+		hb.moving = &ms;
+	}
+	if (lost >= 0) {
+		hb.lost_slots = &l;
+		hb.n_lost_slots = 1;
+	}
+	e.seq = mv_seq++;
+	e.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HEARTBEAT;
+	e.client_heartbeat = &hb;
+	send_env(fd, &e);
+}
+
+/*
+ * Serve the fake poolds and keep the client on fd beating until a frame
+ * other than a heartbeat echo arrives there; NULL after ms.
+ */
+static Rswap__Envelope *client_wait(int fd, int ms)
+{
+	uint64_t end = now_ms() + (uint64_t)ms, beat = 0;
+	Rswap__Envelope *r;
+
+	while (now_ms() < end) {
+		if (now_ms() - beat >= 300) {
+			client_beat_report(fd, 0, 0, 0, 0, -1);
+			beat = now_ms();
+		}
+		r = pump(fd, 100);
+		if (!r)
+			continue;
+		if (r->body_case != RSWAP__ENVELOPE__BODY_CLIENT_HEARTBEAT)
+			return r;
+		rswap__envelope__free_unpacked(r, NULL);
+	}
+	return NULL;
+}
+
+static Rswap__MoveChunk *expect_move_chunk(int fd, Rswap__Envelope **keep)
+{
+	Rswap__Envelope *r = client_wait(fd, 5000);
+
+	CHECK(r && r->body_case == RSWAP__ENVELOPE__BODY_MOVE_CHUNK, "no MoveChunk (got %d: %s)",
+	      r ? (int)r->body_case : -1,
+	      r && r->body_case == RSWAP__ENVELOPE__BODY_ERROR ? r->error->reason : "");
+	*keep = r;
+	fprintf(stderr, "    MoveChunk epoch %" PRIu64 " slot %u from %" PRIu64 " to %s/%" PRIu64 "\n",
+		r->move_chunk->epoch, r->move_chunk->slot, r->move_chunk->from_handle,
+		r->move_chunk->to_poold, r->move_chunk->to_handle);
+	return r->move_chunk;
+}
+
+static void send_move_done(int fd, uint32_t slot, uint64_t to_handle, bool switched,
+			   const char *reason)
+{
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT;
+	Rswap__MoveDone d = RSWAP__MOVE_DONE__INIT;
+
+	d.slot = slot;
+	d.to_handle = to_handle;
+	d.switched = switched;
+	d.copied = CHUNK;
+	if (!switched) {
+		d.code = EIO;
+		d.reason = (char *)reason;
+	}
+	e.seq = mv_seq++;
+	e.body_case = RSWAP__ENVELOPE__BODY_MOVE_DONE;
+	e.move_done = &d;
+	send_env(fd, &e);
+}
+
+static bool fp_holds(const struct fpoold *fp, uint64_t handle)
+{
+	int i;
+
+	for (i = 0; i < fp->nheld; i++)
+		if (fp->held[i].handle == handle)
+			return true;
+	return false;
+}
+
+static const Rswap__Slot *map_slot(const Rswap__ChunkMap *m, uint32_t i)
+{
+	CHECK(i < m->n_slots && m->slots[i]->index == i, "map has no slot %u", i);
+	return m->slots[i];
+}
+
+static void admin_ok(const char *what, const char *needle, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* rswap-admin with these arguments exits 0 and prints needle. */
+static void admin_ok(const char *what, const char *needle, const char *fmt, ...)
+{
+	char args[512], out[16384];
+	va_list ap;
+	int st;
+
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof(args), fmt, ap);
+	va_end(ap);
+	st = run(out, sizeof(out), "%s --coord 127.0.0.1:%d %s", admin_bin, coord_port, args);
+	CHECK(st == 0 && (!needle || strstr(out, needle)), "%s (%d): %s", what, st, out);
+}
+
+static void test_moves(void)
+{
+	struct fpoold *D, *E;
+	Rswap__Envelope *r, *keep, *mk;
+	Rswap__MoveChunk *mc;
+	Rswap__ClusterState *cs;
+	const Rswap__PooldInfo *pi;
+	uint64_t h0, h2, t0, handles[3];
+	char out[16384];
+	int fd, st, frees_d;
+
+	step("moves: a client on two fresh poolds (the others drained; c1 has no session)");
+	admin_ok("drain A", "draining", "drain %s", A->addr);
+	admin_ok("drain B", "draining", "drain %s", B->addr);
+	admin_ok("drain C", "draining", "drain %s", C->addr);
+	D = fp_new(11, 64 * MB);
+	E = fp_new(12, 64 * MB);
+	fd = tcp_connect(coord_port);
+	CHECK(fd >= 0, "connect");
+	r = hello_on(fd, "m1", 3 * CHUNK);
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_CHUNK_MAP && r->chunk_map->epoch == 0,
+	      "m1 hello: %d", r->body_case);
+	/* D, E, D by fill fraction and name. */
+	CHECK(!strcmp(map_slot(r->chunk_map, 0)->poold_addr, D->addr) &&
+	      !strcmp(map_slot(r->chunk_map, 1)->poold_addr, E->addr) &&
+	      !strcmp(map_slot(r->chunk_map, 2)->poold_addr, D->addr), "m1 spread");
+	h0 = map_slot(r->chunk_map, 0)->handle;
+	h2 = map_slot(r->chunk_map, 2)->handle;
+	rswap__envelope__free_unpacked(r, NULL);
+
+	step("drain D: MoveChunk to E with the next epoch, one slot at a time");
+	admin_ok("drain D", "2 moves queued", "drain %s", D->addr);
+	mc = expect_move_chunk(fd, &mk);
+	CHECK(mc->epoch == 1 && mc->slot == 0 && mc->from_handle == h0 &&
+	      !strcmp(mc->to_poold, E->addr) && fp_holds(E, mc->to_handle) &&
+	      E->held[E->nheld - 1].slot == 0, "MoveChunk fields");
+	client_beat_report(fd, 0, 0, mc->to_handle, 8 * MB, -1);
+	rswap__envelope__free_unpacked(client_wait(fd, 300), NULL);
+	cs = admin_list(&keep);
+	CHECK(cs->moves_total == 2 && cs->n_moves == 2 && cs->n_jobs >= 1, "moves listed: %u",
+	      cs->moves_total);
+	CHECK(cs->moves[0]->state == RSWAP__MOVE_STEP__MOVE_COPYING &&
+	      cs->moves[0]->copied == 8 * MB && !strcmp(cs->moves[0]->to_poold, E->addr) &&
+	      cs->moves[1]->state == RSWAP__MOVE_STEP__MOVE_QUEUED, "move states");
+	pi = find_poold(cs, D->addr);
+	CHECK(pi->moves_out == 2 && pi->draining, "D moves_out %u", pi->moves_out);
+	rswap__envelope__free_unpacked(keep, NULL);
+	st = run(out, sizeof(out), "%s --coord 127.0.0.1:%d list", admin_bin, coord_port);
+	CHECK(st == 0 && strstr(out, "move client m1 slot 0: 127.0.0.1:19011 -> 127.0.0.1:19012 copying 8M/16M (50%)") &&
+	      strstr(out, "move client m1 slot 2: 127.0.0.1:19011 -> 127.0.0.1:19012 queued"),
+	      "list moves (%d): %s", st, out);
+
+	step("MoveDone switched: the slot is on E, epoch 1, D frees the old chunk");
+	frees_d = D->frees;
+	send_move_done(fd, 0, mc->to_handle, true, NULL);
+	handles[0] = mc->to_handle;
+	rswap__envelope__free_unpacked(mk, NULL);
+	mc = expect_move_chunk(fd, &mk);
+	CHECK(D->frees == frees_d + 1 && !fp_holds(D, h0), "D did not free the source");
+	CHECK(mc->epoch == 2 && mc->slot == 2 && mc->from_handle == h2, "second MoveChunk");
+	r = NULL;
+	{
+		Rswap__ChunkMap *m = status_map("m1", &r);
+
+		CHECK(m && m->epoch == 1 && !strcmp(map_slot(m, 0)->poold_addr, E->addr) &&
+		      map_slot(m, 0)->handle == handles[0] && r->client_info->epoch == 1,
+		      "m1 map after the commit");
+		handles[1] = map_slot(m, 1)->handle;
+	}
+	rswap__envelope__free_unpacked(r, NULL);
+	/* A stale MoveDone (wrong handle) is ignored. */
+	send_move_done(fd, 2, 4242, true, NULL);
+
+	step("MoveDone not switched: the target is freed on E, the slot stays on D");
+	t0 = (uint64_t)E->frees;
+	send_move_done(fd, 2, mc->to_handle, false, "copy failed");
+	r = client_wait(fd, 400);
+	CHECK(!r, "unexpected frame %d", r ? (int)r->body_case : -1);
+	CHECK((uint64_t)E->frees == t0 + 1 && !fp_holds(E, mc->to_handle) && fp_holds(D, h2),
+	      "abort did not free the target");
+	rswap__envelope__free_unpacked(mk, NULL);
+	st = run(out, sizeof(out), "%s --coord 127.0.0.1:%d list", admin_bin, coord_port);
+	CHECK(st == 0 && strstr(out, "drain 127.0.0.1:19011: 1/2 done, 1 failed, 16M moved, finished; last error: client m1 slot 2: the client did not switch: copy failed"),
+	      "job line (%d): %s", st, out);
+
+	step("the session closes mid-copy: both copies kept; a reconnect hello with handles commits");
+	admin_ok("drain D again", "1 move queued", "drain %s", D->addr);
+	mc = expect_move_chunk(fd, &mk);
+	CHECK(mc->slot == 2 && mc->epoch == 2, "third MoveChunk");
+	close(fd);
+	pump(-1, 300);
+	cs = admin_list(&keep);
+	CHECK(cs->n_moves == 1 && cs->moves[0]->state == RSWAP__MOVE_STEP__MOVE_WAITING,
+	      "move not waiting for the client");
+	rswap__envelope__free_unpacked(keep, NULL);
+	CHECK(fp_holds(D, h2) && fp_holds(E, mc->to_handle), "a copy was freed while waiting");
+	handles[2] = mc->to_handle;
+	fd = tcp_connect(coord_port);
+	CHECK(fd >= 0, "connect");
+	r = hello_report(fd, "m1", 3 * CHUNK, 2, handles, 3, 0, 0, -1);
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_CHUNK_MAP && r->chunk_map->epoch == 2 &&
+	      !strcmp(map_slot(r->chunk_map, 2)->poold_addr, E->addr) &&
+	      map_slot(r->chunk_map, 2)->handle == handles[2], "reconciled map");
+	rswap__envelope__free_unpacked(r, NULL);
+	rswap__envelope__free_unpacked(mk, NULL);
+	r = client_wait(fd, 300);
+	CHECK(!r, "unexpected frame %d", r ? (int)r->body_case : -1);
+	CHECK(!fp_holds(D, h2) && D->nheld == 0, "D still holds the source");
+	st = run(out, sizeof(out), "%s --coord 127.0.0.1:%d drain %s --wait", admin_bin, coord_port,
+		 D->addr);
+	CHECK(st == 0 && strstr(out, "holds no chunks: it can be stopped"), "drain --wait (%d): %s",
+	      st, out);
+
+	step("a client reports a lost slot: kept in the map, marked lost, never freed");
+	client_beat_report(fd, 2, 0, 0, 0, 1);
+	rswap__envelope__free_unpacked(client_wait(fd, 300), NULL);
+	{
+		Rswap__ChunkMap *m = status_map("m1", &r);
+
+		CHECK(m && map_slot(m, 1)->lost && r->client_info->lost_chunks == 1, "slot 1 not lost");
+	}
+	rswap__envelope__free_unpacked(r, NULL);
+	st = run(out, sizeof(out), "%s --coord 127.0.0.1:%d status m1", admin_bin, coord_port);
+	CHECK(st == 0 && strstr(out, "epoch 2, 1 LOST") && strstr(out, "LOST (its memory is gone)"),
+	      "status with a lost slot (%d): %s", st, out);
+	cs = admin_list(&keep);
+	CHECK(find_poold(cs, E->addr)->chunks_used == 2, "E counts the lost chunk");
+	rswap__envelope__free_unpacked(keep, NULL);
+
+	step("drain --wait fails with a reason when a move cannot run");
+	st = run(out, sizeof(out), "%s --coord 127.0.0.1:%d drain %s --wait", admin_bin, coord_port,
+		 C->addr);
+	CHECK(st == 1 && (strstr(out, "no live session") || strstr(out, "no chunk moved")),
+	      "drain C --wait (%d): %s", st, out);
+
+	step("the coordinator restarts mid-copy: both copies kept; the client's report resumes the move");
+	admin_ok("undrain D", "takes new", "undrain %s", D->addr);
+	admin_ok("drain E", "2 moves queued", "drain %s", E->addr);
+	mc = expect_move_chunk(fd, &mk);
+	CHECK(mc->slot == 0 && mc->epoch == 3 && mc->from_handle == handles[0] &&
+	      !strcmp(mc->to_poold, D->addr), "MoveChunk off E");
+	h0 = mc->to_handle;
+	rswap__envelope__free_unpacked(mk, NULL);
+	close(fd);
+	coord_stop();
+	fp_disconnect(A);
+	fp_disconnect(B);
+	fp_disconnect(C);
+	fp_disconnect(D);
+	fp_disconnect(E);
+	frees_d = D->frees;
+	t0 = (uint64_t)E->frees;
+	coord_start("0");
+	{
+		struct fpoold *all[] = { A, B, C, D, E };
+		unsigned int k;
+
+		for (k = 0; k < 5; k++) {
+			r = fp_register(all[k], CHUNK);
+			CHECK(r->body_case == RSWAP__ENVELOPE__BODY_POOLD_REGISTERED,
+			      "re-register %s", all[k]->addr);
+			rswap__envelope__free_unpacked(r, NULL);
+		}
+	}
+	pump(-1, 300);
+	{
+		Rswap__ChunkMap *m = status_map("m1", &r);
+
+		/* The newer copy (the half-copied target) is shown; both kept. */
+		CHECK(m && map_slot(m, 0)->handle == h0 && r->client_info->n_unresolved == 1 &&
+		      r->client_info->unresolved[0]->handle == handles[0], "m1 after restart");
+	}
+	rswap__envelope__free_unpacked(r, NULL);
+	CHECK(D->frees == frees_d && (uint64_t)E->frees == t0, "a copy was freed at registration");
+	fd = tcp_connect(coord_port);
+	CHECK(fd >= 0, "connect");
+	r = hello_report(fd, "m1", 3 * CHUNK, 2, handles, 3, 0, h0, 1);
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_CHUNK_MAP && r->chunk_map->epoch == 2 &&
+	      map_slot(r->chunk_map, 0)->handle == handles[0] && map_slot(r->chunk_map, 1)->lost,
+	      "reconciled map after restart");
+	rswap__envelope__free_unpacked(r, NULL);
+	cs = admin_list(&keep);
+	CHECK(cs->n_moves == 1 && cs->moves[0]->state == RSWAP__MOVE_STEP__MOVE_COPYING &&
+	      cs->moves[0]->slot == 0 && !strcmp(cs->moves[0]->to_poold, D->addr),
+	      "the move did not resume");
+	rswap__envelope__free_unpacked(keep, NULL);
+	CHECK(fp_holds(D, h0) && fp_holds(E, handles[0]), "a copy was freed at reconcile");
+	send_move_done(fd, 0, h0, true, NULL);
+	r = client_wait(fd, 400);
+	CHECK(!r, "unexpected frame %d", r ? (int)r->body_case : -1);
+	CHECK(!fp_holds(E, handles[0]) && fp_holds(D, h0), "commit after restart");
+	{
+		Rswap__ChunkMap *m = status_map("m1", &r);
+
+		CHECK(m && m->epoch == 3 && map_slot(m, 0)->handle == h0, "epoch after restart");
+	}
+	rswap__envelope__free_unpacked(r, NULL);
+
+	r = release_on(fd, "m1");
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_CLIENT_RELEASED &&
+	      r->client_released->chunks_freed == 2, "release m1");
+	rswap__envelope__free_unpacked(r, NULL);
+	close(fd);
+	pump(-1, 300);
+	CHECK(E->nheld == 1 && fp_holds(E, handles[1]) && D->nheld == 0,
+	      "E: only the lost chunk stays (E %d, D %d)", E->nheld, D->nheld);
+	fp_disconnect(D);
+	fp_disconnect(E);
+	free(D);
+	free(E);
 }
 
 /* A fake coordinator that answers one AdminStatus with hostile strings. */
@@ -1256,7 +1631,10 @@ static void test_restart(void)
 	struct fpoold *F, saved_c;
 	Rswap__Envelope *r, *keep;
 	Rswap__ChunkMap *m;
+	uint64_t handles[64];
 	char now[4096];
+	size_t nh;
+	int fd;
 
 	step("restart: a stale copy of a slot registers first; the real poold still registers and wins");
 	coord_stop();
@@ -1284,7 +1662,8 @@ static void test_restart(void)
 	      r->body_case == RSWAP__ENVELOPE__BODY_ERROR ? r->error->reason : "");
 	rswap__envelope__free_unpacked(r, NULL);
 	pump(-1, 300);
-	CHECK(F->frees == 1 && F->nheld == 0, "the stale copy was not freed (%d frees)", F->frees);
+	CHECK(F->frees == 0 && F->nheld == 1,
+	      "a copy was freed before the client said which one it runs on (%d frees)", F->frees);
 	fp_disconnect(F);
 	expect_error(hello("c1", 96 * MB), EAGAIN, "not reported yet");
 	expect_error(hello("newcomer", 16 * MB), EAGAIN, "waits 5000 ms for poolds");
@@ -1299,7 +1678,7 @@ static void test_restart(void)
 	expect_error(r, EINVAL, "chunks of 32M, this coordinator uses 16M");
 	expect_closed(F->fd, NULL);
 
-	step("a stale copy coming after the real one: registered, and told to free it");
+	step("a stale copy coming after the real one: registered and kept, unresolved");
 	F->held[0] = A->held[1];
 	F->held[0].handle = 998;
 	F->held[0].born = now_ms() - 3600 * 1000;
@@ -1308,9 +1687,7 @@ static void test_restart(void)
 	      r->body_case == RSWAP__ENVELOPE__BODY_ERROR ? r->error->reason : "");
 	rswap__envelope__free_unpacked(r, NULL);
 	pump(-1, 300);
-	CHECK(F->frees == 1 && F->nheld == 0, "the late stale copy was not freed");
-	fp_disconnect(F);
-	free(F);
+	CHECK(F->frees == 0 && F->nheld == 1, "the late copy was freed before the client spoke");
 
 	r = fp_register(B, CHUNK);
 	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_POOLD_REGISTERED, "B re-register");
@@ -1324,7 +1701,30 @@ static void test_restart(void)
 	CHECK(m, "c1 not rebuilt");
 	map_str(m, now, sizeof(now));
 	CHECK(!strcmp(now, c1_map), "rebuilt map differs:\n  %s\n  %s", now, c1_map);
+	/* The first stale copy (its poold down now) and the late one. */
+	CHECK(keep->client_info->n_unresolved == 2, "%zu copies listed unresolved, want 2",
+	      keep->client_info->n_unresolved);
+	nh = map_handles(m, handles, 64);
 	rswap__envelope__free_unpacked(keep, NULL);
+
+	step("the client's reconnect hello says which copy it runs on: the other one is freed");
+	fd = tcp_connect(coord_port);
+	CHECK(fd >= 0, "connect");
+	r = hello_report(fd, "c1", 96 * MB, 0, handles, nh, 0, 0, -1);
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_CHUNK_MAP, "reconciling hello: %s",
+	      r->body_case == RSWAP__ENVELOPE__BODY_ERROR ? r->error->reason : "");
+	map_str(r->chunk_map, now, sizeof(now));
+	CHECK(!strcmp(now, c1_map), "reconciled map differs");
+	rswap__envelope__free_unpacked(r, NULL);
+	close(fd);
+	pump(-1, 300);
+	CHECK(F->frees == 1 && F->nheld == 0, "the copy the client does not run on was not freed");
+	m = status_map("c1", &keep);
+	CHECK(m && keep->client_info->n_unresolved == 0, "still unresolved");
+	rswap__envelope__free_unpacked(keep, NULL);
+	fp_disconnect(F);
+	free(F);
+
 	r = hello("c1", 96 * MB);
 	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_CHUNK_MAP, "hello after rebuild");
 	map_str(r->chunk_map, now, sizeof(now));
@@ -1565,6 +1965,7 @@ int main(int argc, char **argv)
 	test_liveness();
 	test_admin_tool();
 	test_drain_rebalance();
+	test_moves();
 	test_admin_escaping();
 	test_restart();
 	test_oversized_register();

@@ -499,6 +499,170 @@ static void hello_pending_client_leaves_then_poold_refuses(void **state)
 	tp_free(b);
 }
 
+static void admin_drain(const char *addr)
+{
+	struct tpeer *ad = tp_new();
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT, *r;
+	Rswap__AdminDrain d = RSWAP__ADMIN_DRAIN__INIT;
+
+	d.poold_addr = (char *)addr;
+	e.body_case = RSWAP__ENVELOPE__BODY_ADMIN_DRAIN;
+	e.admin_drain = &d;
+	tp_send(ad, &e);
+	r = expect(ad, RSWAP__ENVELOPE__BODY_CLUSTER_STATE);
+	assert_true(r->cluster_state->job > 0);
+	rswap__envelope__free_unpacked(r, NULL);
+	tp_free(ad);
+}
+
+static void client_hb(struct tpeer *tp, const uint32_t *lost, size_t nlost,
+		      const Rswap__MoveState *mv)
+{
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT;
+	Rswap__ClientHeartbeat hb = RSWAP__CLIENT_HEARTBEAT__INIT;
+
+	hb.lost_slots = (uint32_t *)lost;
+	hb.n_lost_slots = nlost;
+	hb.moving = (Rswap__MoveState *)mv;
+	e.seq = 3;
+	e.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HEARTBEAT;
+	e.client_heartbeat = &hb;
+	tp_send(tp, &e);
+}
+
+static void move_done(struct tpeer *tp, uint32_t slot, uint64_t to, bool switched)
+{
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT;
+	Rswap__MoveDone d = RSWAP__MOVE_DONE__INIT;
+
+	d.slot = slot;
+	d.to_handle = to;
+	d.switched = switched;
+	d.code = switched ? 0 : EIO;
+	d.reason = switched ? "" : "test";
+	e.body_case = RSWAP__ENVELOPE__BODY_MOVE_DONE;
+	e.move_done = &d;
+	tp_send(tp, &e);
+}
+
+/* A move's messages from a client are validated; its steps by poold answers. */
+static void move_state_machine(void **state)
+{
+	struct tpeer *a = poold("a:1", 64 * MB), *b = poold("b:1", 64 * MB);
+	struct tpeer *c1 = tp_new(), *c2 = tp_new();
+	struct registry *reg = coord_registry(C);
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT, *r;
+	Rswap__ClientHello h = RSWAP__CLIENT_HELLO__INIT;
+	Rswap__MoveState ms = RSWAP__MOVE_STATE__INIT;
+	uint64_t handles[3] = { 100, 0, 0 };
+	uint32_t lost[1025] = { 0 };
+	struct client *cl;
+
+	hello(c1, "vm1", 16 * MB, 1);
+	alloc_done(a, 100);
+	r = expect(c1, RSWAP__ENVELOPE__BODY_CHUNK_MAP);
+	rswap__envelope__free_unpacked(r, NULL);
+	cl = registry_client_find(reg, "vm1");
+
+	/* A heartbeat naming a slot the map does not have closes the session. */
+	lost[0] = 5;
+	client_hb(c1, lost, 1, NULL);
+	expect_error(c1, EINVAL, "slot 5 lost in a 1-slot map");
+	assert_true(c1->closed);
+	assert_null(cl->owner);
+
+	/* A reconnect report with the wrong number of handles is refused. */
+	h.client_id = "vm1";
+	h.size = 16 * MB;
+	h.reconnect = true;
+	h.handles = handles;
+	h.n_handles = 3;
+	e.seq = 2;
+	e.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HELLO;
+	e.client_hello = &h;
+	tp_send(c2, &e);
+	expect_error(c2, EINVAL, "reports 3 handles for a 1-slot map");
+	assert_false(c2->closed);
+	h.n_handles = 1;
+	tp_send(c2, &e);
+	r = expect(c2, RSWAP__ENVELOPE__BODY_CHUNK_MAP);
+	rswap__envelope__free_unpacked(r, NULL);
+
+	/* The target's ChunkAlloc refused: the move fails, the client hears nothing. */
+	admin_drain("a:1");
+	r = expect(b, RSWAP__ENVELOPE__BODY_CHUNK_ALLOC);
+	{
+		Rswap__Envelope er = RSWAP__ENVELOPE__INIT;
+		Rswap__Error err = RSWAP__ERROR__INIT;
+
+		err.code = ENOSPC;
+		err.reason = "full";
+		er.seq = r->seq;
+		er.body_case = RSWAP__ENVELOPE__BODY_ERROR;
+		er.error = &err;
+		tp_send(b, &er);
+	}
+	rswap__envelope__free_unpacked(r, NULL);
+	assert_null(tp_recv(c2));
+	assert_false(registry_slot(cl, 0)->moving);
+
+	/* Again; allocated: MoveChunk with the next epoch. */
+	admin_drain("a:1");
+	alloc_done(b, 200);
+	r = expect(c2, RSWAP__ENVELOPE__BODY_MOVE_CHUNK);
+	assert_int_equal(r->move_chunk->epoch, 1);
+	assert_int_equal(r->move_chunk->slot, 0);
+	assert_int_equal(r->move_chunk->from_handle, 100);
+	assert_string_equal(r->move_chunk->to_poold, "b:1");
+	assert_int_equal(r->move_chunk->to_handle, 200);
+	rswap__envelope__free_unpacked(r, NULL);
+	assert_int_equal(registry_poold_find(reg, "b:1")->chunks_used, 1);
+
+	/* Progress is recorded; a stale MoveDone is ignored. */
+	ms.slot = 0;
+	ms.to_handle = 200;
+	ms.copied = 4 * MB;
+	client_hb(c2, NULL, 0, &ms);
+	r = expect(c2, RSWAP__ENVELOPE__BODY_CLIENT_HEARTBEAT);
+	assert_int_equal(r->seq, 3);
+	assert_null(r->client_heartbeat->moving);
+	rswap__envelope__free_unpacked(r, NULL);
+	move_done(c2, 0, 999, true);
+	assert_null(tp_recv(a));
+	assert_false(c2->closed);
+	/* Too many lost slots in one beat: closed; the move waits, both kept. */
+	client_hb(c2, lost + 1, 1025, NULL);
+	expect_error(c2, EINVAL, "1025 lost slots; at most 1024");
+	assert_true(c2->closed);
+	assert_null(tp_recv(a));
+	assert_null(tp_recv(b));
+	assert_int_equal(registry_slot(cl, 0)->handle, 100);
+
+	/* Back with the target as its handle: committed, the source freed. */
+	tp_free(c2);
+	c2 = tp_new();
+	handles[0] = 200;
+	h.epoch = 1;
+	tp_send(c2, &e);
+	r = expect(c2, RSWAP__ENVELOPE__BODY_CHUNK_MAP);
+	assert_int_equal(r->chunk_map->epoch, 1);
+	assert_int_equal(r->chunk_map->slots[0]->handle, 200);
+	assert_string_equal(r->chunk_map->slots[0]->poold_addr, "b:1");
+	rswap__envelope__free_unpacked(r, NULL);
+	free_done(a, 100);
+	assert_int_equal(registry_poold_find(reg, "a:1")->chunks_used, 0);
+	assert_int_equal(cl->epoch, 1);
+
+	/* A MoveDone for a slot the map does not have is a violation. */
+	move_done(c2, 1, 200, true);
+	expect_error(c2, EINVAL, "MoveDone for slot 1 of a 1-slot map");
+	assert_true(c2->closed);
+	tp_free(c1);
+	tp_free(c2);
+	tp_free(a);
+	tp_free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -511,6 +675,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(map_must_fit_a_frame, setup, teardown),
 		cmocka_unit_test_setup_teardown(duplicate_handle_from_poold, setup, teardown),
 		cmocka_unit_test_setup_teardown(stray_replies, setup, teardown),
+		cmocka_unit_test_setup_teardown(move_state_machine, setup, teardown),
 		cmocka_unit_test_setup_teardown(hello_pending_client_leaves_then_poold_refuses,
 						setup, teardown),
 	};

@@ -112,7 +112,7 @@ static void chunk_size_mismatch(void **state)
 {
 	struct registry *r = registry_new(CHUNK);
 	struct held_chunk h = { 7, "vm1", 0, 32 * MB, 0 };
-	struct poold_report rep = { "h1:1", 64 * MB, 32 * MB, &h, 1 };
+	struct poold_report rep = { "h1:1", 64 * MB, 32 * MB, &h, 1, 0 };
 	struct reg_result res;
 
 	assert_int_equal(registry_poold_register(r, &rep, 0, &res, why, sizeof(why)),
@@ -158,11 +158,24 @@ static void rebuild_after_restart(void **state)
 	registry_client_missing(r, c, why, sizeof(why));
 	assert_string_equal(why, "client vm1 is incomplete: slot 1 of 4 not reported yet; down: poold b:1");
 
-	/* pb re-registers without slot 3 (its memory was lost): dropped. */
+	/* pb re-registers without slot 3 (its memory was lost): marked lost,
+	 * kept in the map, no longer counted on pb nor in its handle index. */
 	assert_int_equal(reg(r, "b:1", 64 * MB, b, 1, &pb, NULL), 0);
 	assert_int_equal(registry_slot(c, 1)->handle, 21);
-	assert_null(registry_slot(c, 3));
+	assert_true(registry_slot(c, 3)->lost);
+	assert_int_equal(registry_slot(c, 3)->handle, 22);
+	assert_false(registry_handle_in_use(pb, 22));
+	assert_int_equal(c->nlost, 1);
 	assert_int_equal(pb->chunks_used, 1);
+	assert_int_equal(registry_client_missing(r, c, NULL, 0), 0);
+	/* Still lost after another registration; removal undoes the books. */
+	registry_poold_disconnect(r, pb);
+	assert_int_equal(reg(r, "b:1", 64 * MB, b, 1, &pb, NULL), 0);
+	assert_true(registry_slot(c, 3)->lost);
+	assert_int_equal(pb->chunks_used, 1);
+	registry_client_remove(r, c);
+	assert_int_equal(pb->chunks_used, 0);
+	assert_int_equal(pa->chunks_used, 1);
 	registry_free(r);
 }
 
@@ -194,17 +207,19 @@ static void bad_reports_refused(void **state)
 }
 
 /*
- * Two poolds report one slot (after a restart, one holds a copy whose
- * free was lost; or an impostor came first): nobody is refused, the newer
- * chunk is the client's and the older copy is freed wherever it is.
+ * Two poolds report one slot (after a restart, one holds a move's target
+ * or a copy whose free was lost; or an impostor came first): nobody is
+ * refused and nothing is freed: the newer chunk is mapped, every other
+ * copy kept (unresolved) until the client says which one it runs on.
+ * A pool of another size: the newer pool stays, the older is freed.
  */
-static void conflicts_resolved_by_age(void **state)
+static void conflicts_keep_every_copy(void **state)
 {
 	struct registry *r = registry_new(CHUNK);
 	struct held_chunk a[] = { { 11, "vm1", 0, 32 * MB, 0 } };
-	/* Ages unknown on both sides: the first stays, the copy is freed. */
+	/* Ages unknown on both sides: the first stays mapped. */
 	struct held_chunk b[] = { { 99, "vm1", 0, 32 * MB, 0 }, { 98, "vm1", 1, 32 * MB, 0 } };
-	/* 5 ms old: newer than a's (unknown) copy. */
+	/* 5 ms old: newer than a's (unknown) copy: mapped. */
 	struct held_chunk c[] = { { 77, "vm1", 0, 32 * MB, 6 } };
 	/* 1000 s old: older than c's. */
 	struct held_chunk d[] = { { 66, "vm1", 0, 32 * MB, 1000001 } };
@@ -213,38 +228,61 @@ static void conflicts_resolved_by_age(void **state)
 	/* An older one is freed. */
 	struct held_chunk f[] = { { 44, "vm1", 0, 64 * MB, 900001 } };
 	struct held_chunk g[] = { { 33, "vm1", 1, 48 * MB, 1 } };
-	struct poold *pa, *pc;
+	struct poold *pa, *pb, *pc;
 	struct client *cl;
+	struct copy old;
 	size_t nfree;
 
 	assert_int_equal(reg(r, "a:1", 64 * MB, a, 1, &pa, NULL), 0);
 	cl = registry_client_find(r, "vm1");
 	assert_int_equal(registry_slot(cl, 0)->born_ms, 0);
 
-	assert_int_equal(reg(r, "b:1", 64 * MB, b, 2, NULL, &nfree), 0);
-	assert_int_equal(nfree, 1);
-	assert_int_equal(b[last.to_free[0]].handle, 99);
+	assert_int_equal(reg(r, "b:1", 64 * MB, b, 2, &pb, &nfree), 0);
+	assert_int_equal(nfree, 0);
 	assert_int_equal(last.ndisplaced, 0);
 	assert_ptr_equal(registry_slot(cl, 0)->poold, pa);
 	assert_int_equal(registry_slot(cl, 1)->handle, 98);
+	assert_int_equal(registry_unresolved(cl), 1);
+	assert_non_null(registry_extra_find(cl, 0, 99));
+	assert_int_equal(pb->chunks_used, 2);
+	assert_true(registry_handle_in_use(pb, 99));
 
 	assert_int_equal(reg(r, "c:1", 64 * MB, c, 1, &pc, &nfree), 0);
 	assert_int_equal(nfree, 0);
-	assert_int_equal(last.ndisplaced, 1);
-	assert_ptr_equal(last.displaced[0].poold, pa);
-	assert_string_equal(last.displaced[0].client_id, "vm1");
-	assert_int_equal(last.displaced[0].slot, 0);
-	assert_int_equal(last.displaced[0].handle, 11);
-	assert_ptr_equal(registry_slot(cl, 0)->poold, pc);
-	assert_int_equal(registry_slot(cl, 0)->born_ms, now - 5);
-	assert_int_equal(pa->chunks_used, 0);
-	assert_false(registry_handle_in_use(pa, 11));
-	assert_true(registry_handle_in_use(pc, 77));
-
-	assert_int_equal(reg(r, "d:1", 64 * MB, d, 1, NULL, &nfree), 0);
-	assert_int_equal(nfree, 1);
 	assert_int_equal(last.ndisplaced, 0);
 	assert_ptr_equal(registry_slot(cl, 0)->poold, pc);
+	assert_int_equal(registry_slot(cl, 0)->born_ms, now - 5);
+	assert_int_equal(registry_unresolved(cl), 2);
+	assert_non_null(registry_extra_find(cl, 0, 11));
+	assert_int_equal(pa->chunks_used, 1);
+	assert_true(registry_handle_in_use(pa, 11));
+	assert_true(registry_handle_in_use(pc, 77));
+	assert_int_equal(cl->nheld, 2);
+
+	assert_int_equal(reg(r, "d:1", 64 * MB, d, 1, NULL, &nfree), 0);
+	assert_int_equal(nfree, 0);
+	assert_int_equal(last.ndisplaced, 0);
+	assert_ptr_equal(registry_slot(cl, 0)->poold, pc);
+	assert_int_equal(registry_unresolved(cl), 3);
+
+	/* a registers again with the same copy: still one extra, not two. */
+	registry_poold_disconnect(r, pa);
+	assert_int_equal(reg(r, "a:1", 64 * MB, a, 1, &pa, &nfree), 0);
+	assert_int_equal(registry_unresolved(cl), 3);
+	assert_int_equal(pa->chunks_used, 1);
+
+	/* The client runs on a's copy: it is switched in, c's comes out. */
+	assert_int_equal(registry_slot_switch(cl, registry_extra_find(cl, 0, 11), &old), 0);
+	assert_ptr_equal(old.poold, pc);
+	assert_int_equal(old.handle, 77);
+	assert_ptr_equal(registry_slot(cl, 0)->poold, pa);
+	assert_int_equal(pc->chunks_used, 0);
+	assert_false(registry_handle_in_use(pc, 77));
+	assert_int_equal(pa->chunks_used, 1);
+	assert_int_equal(registry_unresolved(cl), 2);
+	registry_extra_del(cl, registry_extra_find(cl, 0, 99));
+	assert_int_equal(pb->chunks_used, 1);
+	assert_false(registry_handle_in_use(pb, 99));
 
 	/* Busy: transient refusal, nothing changed. */
 	cl->busy = true;
@@ -253,15 +291,18 @@ static void conflicts_resolved_by_age(void **state)
 	assert_null(registry_poold_find(r, "e:1"));
 	cl->busy = false;
 
+	/* The older pool goes: slots 0 (a) and 1 (b), and d's extra copy. */
 	assert_int_equal(reg(r, "e:1", 64 * MB, e, 1, NULL, &nfree), 0);
 	assert_int_equal(nfree, 0);
-	assert_int_equal(last.ndisplaced, 2);	/* b's slot 1, c's slot 0 */
+	assert_int_equal(last.ndisplaced, 3);
 	cl = registry_client_find(r, "vm1");
 	assert_int_equal(cl->size, 48 * MB);
 	assert_int_equal(cl->nused, 1);
+	assert_int_equal(cl->nextra, 0);
 	assert_int_equal(registry_slot(cl, 2)->handle, 55);
-	assert_int_equal(pc->chunks_used, 0);
-	assert_int_equal(registry_poold_find(r, "b:1")->chunks_used, 0);
+	assert_int_equal(pa->chunks_used, 0);
+	assert_int_equal(pb->chunks_used, 0);
+	assert_int_equal(registry_poold_find(r, "d:1")->chunks_used, 0);
 
 	assert_int_equal(reg(r, "f:1", 64 * MB, f, 1, NULL, &nfree), 0);
 	assert_int_equal(nfree, 1);
@@ -270,6 +311,68 @@ static void conflicts_resolved_by_age(void **state)
 	assert_int_equal(reg(r, "g:1", 64 * MB, g, 1, NULL, &nfree), 0);
 	assert_int_equal(nfree, 0);
 	assert_int_equal(cl->nheld, 2);
+	registry_free(r);
+}
+
+/*
+ * A poold that comes back as a new incarnation without a slot: lost.  A
+ * move's target it no longer holds is forgotten.  A lost slot is never
+ * counted, and a copy switched in over it frees nothing.
+ */
+static void incarnation_and_lost(void **state)
+{
+	struct registry *r = registry_new(CHUNK);
+	struct held_chunk a[] = { { 11, "vm1", 0, 32 * MB, 0 }, { 12, "vm1", 1, 32 * MB, 0 } };
+	struct poold_report rep = { .addr = "a:1", .capacity = 64 * MB,
+				    .chunk_size = CHUNK, .chunks = a, .nchunks = 2,
+				    .incarnation = 7 };
+	struct poold *pa, *pb;
+	struct client *cl;
+	struct reg_result res;
+	struct copy old;
+
+	assert_int_equal(registry_poold_register(r, &rep, now, &res, why, sizeof(why)), 0);
+	pa = res.poold;
+	registry_reg_result_free(&res);
+	assert_int_equal(pa->incarnation, 7);
+	assert_int_equal(reg(r, "b:1", 64 * MB, NULL, 0, &pb, NULL), 0);
+	cl = registry_client_find(r, "vm1");
+	/* A move of slot 1 to b has its target allocated. */
+	assert_int_equal(registry_extra_add(cl, pb, 1, 500, now, true), 0);
+	assert_int_equal(pb->chunks_used, 1);
+	assert_int_equal(registry_unresolved(cl), 0);
+
+	/* a restarts as incarnation 8 holding only slot 1. */
+	registry_poold_disconnect(r, pa);
+	rep.chunks = &a[1];
+	rep.nchunks = 1;
+	rep.incarnation = 8;
+	assert_int_equal(registry_poold_register(r, &rep, now, &res, why, sizeof(why)), 0);
+	registry_reg_result_free(&res);
+	assert_true(registry_slot(cl, 0)->lost);
+	assert_false(registry_slot(cl, 1)->lost);
+	assert_int_equal(pa->chunks_used, 1);
+	assert_int_equal(cl->nlost, 1);
+	assert_false(registry_slot_set_lost(cl, 5));
+
+	/* b comes back without the target: forgotten. */
+	registry_poold_disconnect(r, pb);
+	assert_int_equal(reg(r, "b:1", 64 * MB, NULL, 0, &pb, NULL), 0);
+	assert_int_equal(cl->nextra, 0);
+	assert_int_equal(pb->chunks_used, 0);
+
+	/* A copy switched in over a lost slot: nothing to free. */
+	assert_int_equal(registry_extra_add(cl, pb, 0, 600, now, true), 0);
+	assert_int_equal(registry_slot_switch(cl, registry_extra_find(cl, 0, 600), &old), 0);
+	assert_null(old.poold);
+	assert_false(registry_slot(cl, 0)->lost);
+	assert_int_equal(cl->nlost, 0);
+	assert_int_equal(pb->chunks_used, 1);
+	assert_true(registry_handle_in_use(pb, 600));
+	/* The client reports slot 1 lost. */
+	assert_true(registry_slot_set_lost(cl, 1));
+	assert_int_equal(pa->chunks_used, 0);
+	assert_false(registry_handle_in_use(pa, 12));
 	registry_free(r);
 }
 
@@ -486,18 +589,21 @@ static void adopted_client_is_sparse(void **state)
 		report_chunk_map_free(&m);
 	}
 
-	/* b comes back without its first ten: found by handle and dropped. */
+	/* b comes back without its first ten: found by handle, marked lost. */
 	registry_poold_disconnect(r, pb);
 	assert_int_equal(reg(r, "b:1", 1ull << 40, many + 10, 54, &pb, NULL), 0);
 	for (i = 0; i < 64; i++) {
-		if (i < 10)
+		if (i < 10 && i % 3 == 0)
 			assert_null(registry_slot(c, i * 256));
+		else if (i < 10)
+			assert_true(registry_slot(c, i * 256)->lost);
 		else
 			assert_int_equal(registry_slot(c, i * 256)->handle, 1000 + i);
 	}
 	assert_int_equal(pb->chunks_used, 54);
 	assert_int_equal(pb->handle_used, 54);
-	assert_int_equal(c->nheld, 55);
+	assert_int_equal(c->nheld - c->nlost, 55);
+	assert_int_equal(c->nlost, 6);
 	registry_client_remove(r, c);
 	assert_int_equal(pa->chunks_used, 0);
 	assert_int_equal(pb->chunks_used, 0);
@@ -577,7 +683,8 @@ int main(void)
 		cmocka_unit_test(chunk_size_mismatch),
 		cmocka_unit_test(rebuild_after_restart),
 		cmocka_unit_test(bad_reports_refused),
-		cmocka_unit_test(conflicts_resolved_by_age),
+		cmocka_unit_test(conflicts_keep_every_copy),
+		cmocka_unit_test(incarnation_and_lost),
 		cmocka_unit_test(tombstones_and_released),
 		cmocka_unit_test(liveness),
 		cmocka_unit_test(tombstone_ring_is_bounded),
