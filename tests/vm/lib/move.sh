@@ -84,8 +84,7 @@ hog_loop_start() { work_loop hog_pass "$1"; }
 maps_agree() {
 	admin --json status "$1" > /tmp/status.json || { note "status $1 failed"; return 1; }
 	rsysfs chunk_map | while read -r _s _p _h _rest; do
-		grep -q "\"index\":$_s,\"poold_addr\":\"$_p\",\"handle\":$_h[,}]" /tmp/status.json ||
-			grep -q "\"poold_addr\":\"$_p\",\"handle\":$_h[,}]" /tmp/status.json ||
+		grep -q "{\"index\":$_s,\"poold\":\"$_p\",\"handle\":$_h," /tmp/status.json ||
 			{ note "slot $_s: the client uses $_p handle $_h; coordinator: $(cat /tmp/status.json)"; return 1; }
 	done
 }
