@@ -195,7 +195,8 @@ bool rswap_slot_mark_lost(struct rswap_sess *sess, struct rswap_slot *slot)
 
 /*
  * Process context.  Mark every slot whose chunk is on this poold lost,
- * and fail a move to it (the target copy is gone); how many were new.
+ * and fail a move to it whose target copy was there before (it is gone);
+ * how many were new.
  */
 u32 rswap_sess_lose_all(struct rswap_sess *sess)
 {
@@ -211,7 +212,9 @@ u32 rswap_sess_lose_all(struct rswap_sess *sess)
 		if (place->rep[0].sess == sess)
 			n += rswap_slot_mark_lost(sess, &core->slots[i]);
 	}
-	if (dev->rdma->move && dev->rdma->move->to == sess)
+	/* A target chunk allocated by the new incarnation is fine. */
+	if (dev->rdma->move && dev->rdma->move->to == sess &&
+	    dev->rdma->move->to_found)
 		rswap_move_fail(dev->rdma->move, -EIO,
 				"the target poold restarted");
 	mutex_unlock(&dev->rdma->map_lock);

@@ -2,8 +2,10 @@
 # Live chunk moves, 2: faults in the middle of a move, while fio writes
 # and verifies (crc32c) /dev/rswap0 pass after pass.  The copy is slowed
 # down (debugfs move_window_delay_ms) so that each fault lands mid-copy.
-#  - Target dies: the poold a chunk is being copied to is killed with -9.
-#    The move aborts, the chunk stays where it was, no I/O error.
+#  - Target dies: a poold added after the client loaded (so it holds none
+#    of its chunks) is the target of a drain's first move and is killed
+#    with -9 mid-copy.  The move aborts, the chunk stays where it was, no
+#    I/O error.
 #  - Coordinator dies: rswap-coord is killed with -9 mid-move; swap I/O
 #    goes on while it is down and the client finishes the move on its
 #    own.  The restarted coordinator learns from the client which copy is
@@ -36,12 +38,13 @@ P1=$(poold_addr 1)
 rswap_insmod coord="$RSWAP_IP:9400" size=64M name=faulty timeout_ms=2000 \
 	fail_io_tmo=30 || fail "insmod: $(cat $RSWAP_INSMOD_OUT)"
 [ -n "$(slots_on "$P1")" ] || fail "no chunk on poold 1: $(rsysfs chunk_map | tr '\n' ' ')"
+# An empty poold: the least used, so the drain's moves go there first.
+start_poold 4 64M
+wait_registered 4
+P4=$(poold_addr 4)
 # 16 windows of 1 MiB per chunk at 300 ms: about 5 s per move.
 move_delay 300
 fio_loop_start faults 64M
-
-# poold_of ADDR: the test's number of the poold listening on ADDR.
-poold_of() { echo $((${1##*:} - POOLD_BASE_PORT)); }
 
 # ---- the target dies ---------------------------------------------------------
 before=$(slots_on "$P1" | tr '\n' ' ')
@@ -50,7 +53,8 @@ admin drain "$P1" > /dev/null || fail "drain $P1"
 wait_moving 30 || fail "no move started: $(rsysfs moves)"
 T=$(move_field to)
 slot=$(move_field moving)
-kill -9 "$(poold_pid "$(poold_of "$T")")"
+[ "$T" = "$P4" ] || fail "the first move goes to $T, not to the empty poold $P4"
+kill -9 "$(poold_pid 4)"
 note "target $T of slot $slot killed mid-copy: $(rsysfs moves)"
 wait_moves_idle 60 || fail "the move did not end after its target died: $(rsysfs moves)"
 [ "$(move_field failed)" -gt "$failed0" ] || fail "the move did not abort: $(rsysfs moves)"
@@ -61,14 +65,13 @@ sleep 2
 wait_moves_idle 60 || fail "moves did not settle: $(rsysfs moves)"
 [ "$(slots_on "$P1" | tr '\n' ' ')" = "$before" ] ||
 	note "slots on poold 1 now: $(slots_on "$P1" | tr '\n' ' ') (were: $before)"
-n=$(poold_of "$T")
-start_poold "$n" 64M
-wait_registered "$n" 2
+sess_line "$P4" | grep -q "state=idle" || fail "the dead target's session is not idle: $(sess_line "$P4")"
 note "target dies: move aborted, slot $slot stayed on $P1"
 
 # ---- the coordinator dies ------------------------------------------------------
 done0=$(move_field done)
 src=$(rsysfs chunk_map | awk '{ print $2 }' | sort | uniq -c | sort -rn | awk 'NR == 1 { print $2 }')
+[ "$src" != "$P4" ] || fail "slots on the dead poold: $(rsysfs chunk_map | tr '\n' ' ')"
 admin drain "$src" > /dev/null || fail "drain $src"
 wait_moving 30 || fail "no move started: $(rsysfs moves)"
 slot=$(move_field moving)
