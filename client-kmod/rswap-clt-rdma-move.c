@@ -470,9 +470,11 @@ static void rswap_move_work(struct work_struct *work)
 		switched = true;
 	}
 	rswap_move_end(mv, slot, next);
-	/* The last chunk of ours left that poold: let the session go idle. */
+	/* Nothing of ours left on a poold: let its session go idle. */
 	if (switched && !rswap_sess_chunks(from))
 		rswap_sess_error_recovery(from);
+	if (!switched && !rswap_sess_chunks(mv->to))
+		rswap_sess_error_recovery(mv->to);
 
 out_done:
 	if (switched) {

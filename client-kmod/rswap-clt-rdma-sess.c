@@ -339,6 +339,14 @@ static void rswap_sess_reconnect_work(struct work_struct *work)
 
 	if (state != RSWAP_SESS_RECONNECTING && state != RSWAP_SESS_DEAD)
 		return;
+	/* Its last chunk of ours moved away (or a move to it aborted). */
+	if (!rswap_sess_chunks(sess)) {
+		cancel_delayed_work(&sess->failfast_work);
+		sess->idle = true;
+		if (rswap_sess_change_state(sess, RSWAP_SESS_DEAD))
+			rswap_sess_info(sess, "holds no chunk of ours any more: not reconnecting\n");
+		return;
+	}
 	noio = memalloc_noio_save();
 	sess->no_chunks = false;
 	ret = rswap_sess_connect(sess);
