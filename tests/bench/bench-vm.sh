@@ -437,7 +437,7 @@ live_run() {
 	_j=$(moves_json "$_tag")
 	_ms=$(echo "$_j" | sed -n 's/.*"move_ms_sum":\([0-9]*\).*/\1/p')
 	# Copy rate: the bytes moved over the summed time of the moves.
-	_rate=$(awk -v b="$_bytes" -v ms="${_ms:-0}" 'BEGIN { printf "%.1f", ms > 0 ? b / 1048576 / (ms / 1000) : -1 }')
+	_rate=$(awk -v b="$_bytes" -v ms="${_ms:-0}" 'BEGIN { printf "%.1f", (ms > 0 ? b / 1048576 / (ms / 1000) : -1) }')
 	say move-copy "$4" "{\"during\":\"$1\",\"moves\":$_n,\"bytes\":$_bytes,\"chunk_bytes\":$((_bytes / _n)),\"copy_MiBps\":$_rate,$_j,\"moves_done_during_run\":$((_wd1 - _wd0)),\"drains\":$(cat /tmp/bench.move.drains),\"failed\":$((_f1 - _f0))}"
 }
 
