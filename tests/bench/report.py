@@ -334,7 +334,7 @@ def markdown_move(res):
          "no move, computed per repetition, median over repetitions (below 1 "
          "for a rate, above 1 for a latency, means slower while moving).\n"]
     m = mig["metrics"]
-    L.append("| metric | no move | during moves | ratio | target |")
+    L.append("| metric | no move | during moves | ratio (during / no move) | target |")
     L.append("|---|---|---|---|---|")
     rows = [("swapout_pages_per_s", "swap-out pages/s", True),
             ("swapin_pages_per_s", "swap-in pages/s (sequential)", True),
@@ -351,7 +351,7 @@ def markdown_move(res):
             tgt = f"≥ {MOVE_TPUT_TARGET:.2f}×" + ("" if r is None else
                                                   (" (met)" if r >= MOVE_TPUT_TARGET else " (**not met**)"))
         L.append(f"| {title} | {fmt_stats(m[k]['baseline'])} | {fmt_stats(m[k]['during_move'])} | "
-                 f"{fmt_stats(m[k]['ratio'], 2)} | {tgt} |")
+                 f"{fmt_stats(m[k]['ratio'], 2)}× | {tgt} |")
     L.append("")
     c = mig["copy"]
     wbw = raw(res, "ib_write_bw", "bw_avg_MBps")
@@ -363,7 +363,7 @@ def markdown_move(res):
              "workload; against `ib_write_bw` 4 KiB average bandwidth on the same device "
              "(the `raw` system; perftest's MB are 2^20 bytes).\n")
     L.append("| copy MiB/s | per-move MiB/s | ib_write_bw MiB/s | copy / ib_write_bw | target | "
-             "moves per run | share of the workload's time a move ran | failed moves | data |")
+             "moves per live run (whole loop) | share of the workload's time a move ran | failed moves | data |")
     L.append("|---|---|---|---|---|---|---|---|---|")
     L.append(f"| {fmt_stats(c['copy_MiBps'])} | {fmt_stats(c['per_move_MiBps'])} | {fmt(wbw)} | "
              f"{fmt_ratio(cr)} | {tgt} | {fmt_stats(c['moves'], 0)} | {fmt_stats(c['busy_share'], 2)} | "
