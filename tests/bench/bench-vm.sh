@@ -390,7 +390,8 @@ kmark() { echo "rswap-bench: $*" > /dev/kmsg; }
 # moves_json TAG: the moves the kernel logged ("slot N moved to poold ADDR
 # in MS ms (epoch E)") after the marker "TAG loop", and the share of the
 # time between the markers "TAG run start" and "TAG run end" that some
-# move was under way (a move ends at its line, began MS ms before).
+# move was under way (a move ends at its line, began MS ms before), and
+# which moves overlapped that run (the loop's last drain ends after it).
 moves_json() {
 	dmesg | awk -v tag="rswap-bench: $1" '
 		{ t = $0; sub(/^\[ */, "", t); sub(/\].*/, "", t); t = t * 1000 }
@@ -407,10 +408,13 @@ moves_json() {
 				ms += d[i]; s0 = e[i] - d[i]; s1 = e[i]
 				if (s0 < w0) s0 = w0
 				if (s1 > w1) s1 = w1
+				in_run[i] = s1 > s0
 				if (s1 > s0) busy += s1 - s0
 			}
 			printf "\"logged_moves\":%d,\"move_ms_sum\":%d,\"per_move_ms\":[", n, ms
 			for (i = 1; i <= n; i++) printf "%s%d", (i > 1 ? "," : ""), d[i]
+			printf "],\"per_move_in_run\":["
+			for (i = 1; i <= n; i++) printf "%s%d", (i > 1 ? "," : ""), in_run[i]
 			printf "],\"run_ms\":%d,\"busy_share\":%.3f", w1 - w0, (w1 > w0 ? busy / (w1 - w0) : 0) }'
 }
 
