@@ -3,7 +3,7 @@
 # the VM).  tests/bench/run boots the VM and runs this once per system; on
 # a real RDMA host run it directly as root (see docs/BENCHMARKS.md).
 #
-#   BENCH_SYSTEMS="raw rswap-rdma rswap-dram nvmeof brd zram" bench-vm.sh
+#   BENCH_SYSTEMS="raw rswap-rdma rswap-move rswap-dram nvmeof brd zram" bench-vm.sh
 #
 # For each system it makes that system the only swap device and runs the
 # workloads, printing one line per measurement:
@@ -13,7 +13,7 @@
 # cannot be set up), after measuring the rest.
 #
 # Environment (defaults in brackets):
-#   BENCH_SYSTEMS   systems to measure, in order [raw rswap-rdma rswap-dram nvmeof brd zram]
+#   BENCH_SYSTEMS   systems to measure, in order [raw rswap-rdma rswap-move rswap-dram nvmeof brd zram]
 #   BENCH_REPS      repetitions of every measurement [3]
 #   BENCH_SWAP_MIB  size of each swap device [192]
 #   BENCH_FL_MIB    region of the fault-latency test [32]
@@ -34,7 +34,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 RSWAP_TESTLIB=${RSWAP_TESTLIB:-$HERE/../vm/lib}
 . "$RSWAP_TESTLIB/cluster.sh"
 
-BENCH_SYSTEMS=${BENCH_SYSTEMS:-raw rswap-rdma rswap-dram nvmeof brd zram}
+BENCH_SYSTEMS=${BENCH_SYSTEMS:-raw rswap-rdma rswap-move rswap-dram nvmeof brd zram}
 REPS=${BENCH_REPS:-3}
 SWAP_MIB=${BENCH_SWAP_MIB:-192}
 FL_MIB=${BENCH_FL_MIB:-32}
@@ -44,6 +44,7 @@ AWK_KEYS=${BENCH_AWK_KEYS:-20000}
 APP_LIMITS=${BENCH_APP_LIMITS:-100 50 25}
 RDMADEV=${RSWAP_RDMADEV:-rxe0}
 COORD_PORT_BENCH=9460
+COORD_PORT_MOVE=9461
 NVMF_NQN=${BENCH_NVMF_NQN:-nqn.2026-11.io.remoteswap:bench}
 NVMF_PORT=4420
 CG=/sys/fs/cgroup
@@ -144,6 +145,23 @@ teardown_rswap() {
 	CLUSTER_PIDS=
 }
 
+# rswap-move: one coordinator and two poolds, each big enough for the whole
+# device; the client's chunks start spread over both.
+MOVE_A= MOVE_B= MOVE_PID=
+setup_rswap_move() {
+	modprobe rdma_cm || return 1
+	start_coord $COORD_PORT_MOVE 16M
+	start_poold 1 $((SWAP_MIB + 32))M
+	start_poold 2 $((SWAP_MIB + 32))M
+	wait_registered 1
+	wait_registered 2
+	MOVE_A=$(poold_addr 1) MOVE_B=$(poold_addr 2)
+	${RSWAP_INSMOD:-insmod} "$RSWAP_KO" coord="$RSWAP_IP:$COORD_PORT_MOVE" size="${SWAP_MIB}M" name=benchmove > /tmp/bench.insmod 2>&1 ||
+		{ cat /tmp/bench.insmod; dmesg | grep rswap | tail -n 5; return 1; }
+	[ -r /sys/block/rswap0/rswap/moves ] || { echo "no /sys/block/rswap0/rswap/moves"; return 1; }
+	SWAPDEV=/dev/rswap0
+}
+
 setup_rswap_dram() {
 	insmod "$RSWAP_KO" backend=dram size="${SWAP_MIB}M" > /tmp/bench.insmod 2>&1 ||
 		{ cat /tmp/bench.insmod; return 1; }
@@ -238,7 +256,8 @@ diskstat_delta() {
 		printf "{\"read_ios\":%d,\"read_merges\":%d,\"read_sectors\":%d,\"read_ms\":%d,\"write_ios\":%d,\"write_merges\":%d,\"write_sectors\":%d,\"write_ms\":%d}", d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8] }'
 }
 
-# faultlat_run MODE MIB PAGE_CLUSTER REP
+# faultlat_run MODE MIB PAGE_CLUSTER REP [WORKLOAD]: WORKLOAD names the
+# record [faultlat-MODE].
 faultlat_run() {
 	mkdir -p "$CG/bench-fl"
 	echo "$3" > /proc/sys/vm/page-cluster
@@ -251,7 +270,7 @@ faultlat_run() {
 	echo "$PAGE_CLUSTER0" > /proc/sys/vm/page-cluster
 	[ $_rc -eq 0 ] || { cat /tmp/bench.fl.err; broken "faultlat $1 $2 MiB failed (exit $_rc)"; }
 	case "$_out" in
-	"{"*"}") say "faultlat-$1" "$4" "{\"page_cluster\":$3,\"diskstat\":$(diskstat_delta "$_s0" "$_s1"),\"result\":$_out}" ;;
+	"{"*"}") say "${5:-faultlat-$1}" "$4" "{\"page_cluster\":$3,\"diskstat\":$(diskstat_delta "$_s0" "$_s1"),\"result\":$_out}" ;;
 	*) broken "faultlat $1 printed no result" ;;
 	esac
 }
@@ -315,6 +334,139 @@ bench_app() {
 	done
 }
 
+# ---- live chunk migration (rswap-move) -----------------------------------------
+
+# move_field KEY: a field of the client's moves file (epoch, done, failed,
+# bytes, moving, to, copied); empty if absent.
+move_field() { tr ' ' '\n' < /sys/block/rswap0/rswap/moves | sed -n "s/^$1=//p"; }
+
+# move_loop_start: keep chunks moving until move_loop_stop: drain A --wait,
+# undrain A, drain B --wait, undrain B, ...  Each drain moves every chunk
+# on that poold to the other one.
+move_loop_start() {
+	rm -f /tmp/bench.move.stop
+	echo 0 > /tmp/bench.move.drains
+	(
+		_d=0
+		while :; do
+			for _p in "$MOVE_A" "$MOVE_B"; do
+				[ -e /tmp/bench.move.stop ] && exit 0
+				admin drain "$_p" --wait > /tmp/bench.move.out 2>&1 ||
+					{ echo "drain $_p --wait failed: $(cat /tmp/bench.move.out)"; admin undrain "$_p" > /dev/null 2>&1; exit 1; }
+				admin undrain "$_p" > /tmp/bench.move.out 2>&1 ||
+					{ echo "undrain $_p failed: $(cat /tmp/bench.move.out)"; exit 1; }
+				_d=$((_d + 1))
+				echo $_d > /tmp/bench.move.drains
+			done
+		done
+	) &
+	MOVE_PID=$!
+}
+
+# move_loop_stop: the loop ends after the drain under way; fails if a drain
+# or undrain failed.
+move_loop_stop() {
+	[ -n "$MOVE_PID" ] || return 0
+	touch /tmp/bench.move.stop
+	wait "$MOVE_PID"
+	_rc=$?
+	MOVE_PID=
+	return $_rc
+}
+
+# wait_move_busy SEC: a move is under way (the loop has started copying).
+wait_move_busy() {
+	_i=0
+	while [ -z "$(move_field moving)" ]; do
+		_i=$((_i + 1))
+		[ $_i -gt $(($1 * 10)) ] && return 1
+		sleep 0.1
+	done
+}
+
+# kmark TEXT: a marker in the kernel log, on the clock of its move lines.
+kmark() { echo "rswap-bench: $*" > /dev/kmsg; }
+
+# moves_json TAG: the moves the kernel logged ("slot N moved to poold ADDR
+# in MS ms (epoch E)") after the marker "TAG loop", and the share of the
+# time between the markers "TAG run start" and "TAG run end" that some
+# move was under way (a move ends at its line, began MS ms before), and
+# which moves overlapped that run (the loop's last drain ends after it).
+moves_json() {
+	dmesg | awk -v tag="rswap-bench: $1" '
+		{ t = $0; sub(/^\[ */, "", t); sub(/\].*/, "", t); t = t * 1000 }
+		index($0, tag " loop") { on = 1; n = 0; next }
+		!on { next }
+		index($0, tag " run start") { w0 = t; next }
+		index($0, tag " run end") { w1 = t; next }
+		/ slot [0-9]+ moved to poold .* in [0-9]+ ms / {
+			m = $0; sub(/.* in /, "", m); sub(/ ms.*/, "", m)
+			n++; d[n] = m + 0; e[n] = t }
+		END {
+			busy = 0; ms = 0
+			for (i = 1; i <= n; i++) {
+				ms += d[i]; s0 = e[i] - d[i]; s1 = e[i]
+				if (s0 < w0) s0 = w0
+				if (s1 > w1) s1 = w1
+				in_run[i] = s1 > s0
+				if (s1 > s0) busy += s1 - s0
+			}
+			printf "\"logged_moves\":%d,\"move_ms_sum\":%d,\"per_move_ms\":[", n, ms
+			for (i = 1; i <= n; i++) printf "%s%d", (i > 1 ? "," : ""), d[i]
+			printf "],\"per_move_in_run\":["
+			for (i = 1; i <= n; i++) printf "%s%d", (i > 1 ? "," : ""), in_run[i]
+			printf "],\"run_ms\":%d,\"busy_share\":%.3f", w1 - w0, (w1 > w0 ? busy / (w1 - w0) : 0) }'
+}
+
+# live_run MODE MIB PAGE_CLUSTER REP: faultlat MODE while the loop moves
+# chunks; records move-live-MODE (faultlat's result) and move-copy (the
+# moves of this run: count, bytes, copy rate, share of the workload's time
+# a move was under way).
+live_run() {
+	_tag="$1 rep $4"
+	_d0=$(move_field "done") _f0=$(move_field failed) _b0=$(move_field bytes)
+	kmark "$_tag loop"
+	move_loop_start
+	wait_move_busy 30 || { move_loop_stop; broken "no move started: $(cat /sys/block/rswap0/rswap/moves)"; return; }
+	_wd0=$(move_field "done")
+	kmark "$_tag run start"
+	faultlat_run "$1" "$2" "$3" "$4" "move-live-$1"
+	kmark "$_tag run end"
+	_wd1=$(move_field "done")
+	move_loop_stop || broken "the move loop failed (during faultlat $1): $(cat /sys/block/rswap0/rswap/moves)"
+	_d1=$(move_field "done") _f1=$(move_field failed) _b1=$(move_field bytes)
+	[ "$_f1" = "$_f0" ] || broken "$((_f1 - _f0)) move(s) failed during faultlat $1: $(cat /sys/block/rswap0/rswap/moves); $(dmesg | grep 'rswap_client: .*abort' | tail -n 3)"
+	_n=$((_d1 - _d0)) _bytes=$((_b1 - _b0))
+	[ "$_n" -gt 0 ] || { broken "no move finished during faultlat $1"; return; }
+	_j=$(moves_json "$_tag")
+	_ms=$(echo "$_j" | sed -n 's/.*"move_ms_sum":\([0-9]*\).*/\1/p')
+	# Copy rate: the bytes moved over the summed time of the moves.
+	_rate=$(awk -v b="$_bytes" -v ms="${_ms:-0}" 'BEGIN { printf "%.1f", (ms > 0 ? b / 1048576 / (ms / 1000) : -1) }')
+	say move-copy "$4" "{\"during\":\"$1\",\"moves\":$_n,\"bytes\":$_bytes,\"chunk_bytes\":$((_bytes / _n)),\"copy_MiBps\":$_rate,$_j,\"moves_done_during_run\":$((_wd1 - _wd0)),\"drains\":$(cat /tmp/bench.move.drains),\"failed\":$((_f1 - _f0))}"
+}
+
+# The same workload with no move and while chunks move, interleaved per
+# repetition: baseline, then during-move, for throughput and for latency.
+bench_move() {
+	mkswap "$SWAPDEV" > /dev/null && swapon "$SWAPDEV" || { broken "mkswap/swapon $SWAPDEV"; return; }
+	[ "$(awk 'NR > 1' /proc/swaps | wc -l)" = 1 ] || broken "more than one swap device active"
+	_b=/sys/block/rswap0/queue
+	say device 0 "{\"dev\":\"$SWAPDEV\",\"stat_dev\":\"rswap0\",\"size_mib\":$SWAP_MIB,\"rotational\":$(cat $_b/rotational),\"nr_requests\":$(cat $_b/nr_requests),\"max_sectors_kb\":$(cat $_b/max_sectors_kb),\"max_segments\":$(cat $_b/max_segments),\"poolds\":[\"$MOVE_A\",\"$MOVE_B\"]}"
+	note "swap on $SWAPDEV; chunks: $(awk '{ print $2 }' /sys/block/rswap0/rswap/chunk_map | sort | uniq -c | tr '\n' ' ')"
+	r=1
+	while [ $r -le "$REPS" ]; do
+		faultlat_run tput "$TP_MIB" "$PAGE_CLUSTER0" $r move-base-tput
+		live_run tput "$TP_MIB" "$PAGE_CLUSTER0" $r
+		note "throughput rep $r done: $(cat /sys/block/rswap0/rswap/moves)"
+		faultlat_run lat "$FL_MIB" 0 $r move-base-lat
+		live_run lat "$FL_MIB" 0 $r
+		note "fault latency rep $r done: $(cat /sys/block/rswap0/rswap/moves)"
+		r=$((r + 1))
+	done
+	[ "$(move_field failed)" = 0 ] || broken "moves failed: $(cat /sys/block/rswap0/rswap/moves)"
+	swapoff "$SWAPDEV" || broken "swapoff $SWAPDEV"
+}
+
 bench_swap_system() {
 	_name=$1
 	SWAPDEV= STATDEV=
@@ -347,6 +499,7 @@ bench_swap_system() {
 teardown() {
 	case "$1" in
 	rswap-rdma|rswap-dram) teardown_rswap ;;
+	rswap-move) move_loop_stop; teardown_rswap ;;
 	nvmeof) teardown_nvmeof ;;
 	zram) teardown_zram ;;
 	esac
@@ -366,7 +519,15 @@ for SYS in $BENCH_SYSTEMS; do
 	case "$SYS" in
 	raw) bench_raw ;;
 	rswap-rdma|rswap-dram|nvmeof|brd|zram) bench_swap_system "$SYS" ;;
-	*) broken "unknown system (raw rswap-rdma rswap-dram nvmeof brd zram)" ;;
+	rswap-move)
+		if setup_rswap_move > /tmp/bench.setup 2>&1; then
+			bench_move
+		else
+			cat /tmp/bench.setup
+			broken "cannot set up rswap-move"
+		fi
+		;;
+	*) broken "unknown system (raw rswap-rdma rswap-move rswap-dram nvmeof brd zram)" ;;
 	esac
 	teardown "$SYS"
 	_sys=$SYS

@@ -14,9 +14,10 @@ import os
 import statistics
 import sys
 
-SYSTEM_ORDER = ["rswap-rdma", "nvmeof", "rswap-dram", "brd", "zram"]
+SYSTEM_ORDER = ["rswap-rdma", "rswap-move", "nvmeof", "rswap-dram", "brd", "zram"]
 SYSTEM_LABEL = {
     "rswap-rdma": "rswap (RDMA)",
+    "rswap-move": "rswap (RDMA, 2 poolds, chunks moving)",
     "nvmeof": "NVMe-oF (RDMA)",
     "rswap-dram": "rswap (DRAM backend)",
     "brd": "brd (local)",
@@ -133,6 +134,70 @@ def summarize_app(unlimited, reps):
     return {"unlimited": unlimited, "base_pct": base, "by_limit": by_limit}
 
 
+# Targets of the live-migration work (issue "A live cluster"), shown next
+# to the figures; the benchmark never fails on them.
+MOVE_TPUT_TARGET = 0.70   # workload keeps >= 70% of its throughput
+MOVE_COPY_TARGET = 0.50   # copy at >= 50% of ib_write_bw
+
+
+def tput_rates(res):
+    po, si = res["pageout"], res["swapin"]
+    return {"swapout_pages_per_s": po["pages_per_s"] if po["pswpout"] > 0 else None,
+            "swapin_pages_per_s": si["pages"] / si["secs"] if si["secs"] > 0 else None}
+
+
+def lat_values(res):
+    return {f"fault_{m}_{k}": valid_us(res[m].get(k))
+            for m in ("rand", "seq") for k in ("p50_us", "p99_us")}
+
+
+def split_rate(c, in_run):
+    """MiB/s of the moves of one live run that did (1) or did not (0)
+    overlap the workload's run."""
+    flags = c.get("per_move_in_run")
+    if not flags or not c.get("chunk_bytes"):
+        return None
+    ms = [m for m, f in zip(c["per_move_ms"], flags) if f == in_run]
+    return ratio(len(ms) * c["chunk_bytes"] / 1048576, sum(ms) / 1000) if ms else None
+
+
+def summarize_move(ws):
+    """rswap-move: the same faultlat workload with no move (move-base-*)
+    and while chunks move (move-live-*), paired by repetition; each
+    repetition's own during/baseline ratio, then the median of those."""
+    out = {"metrics": {}, "ok": True}
+    for mode, fn in (("tput", tput_rates), ("lat", lat_values)):
+        base = {r["rep"]: r["data"] for r in ws.get(f"move-base-{mode}", [])}
+        live = {r["rep"]: r["data"] for r in ws.get(f"move-live-{mode}", [])}
+        for d in list(base.values()) + list(live.values()):
+            out["ok"] = out["ok"] and bool(d["result"].get("ok"))
+        reps = sorted(set(base) & set(live))
+        keys = list(fn(base[reps[0]]["result"])) if reps else []
+        for k in keys:
+            b = [fn(base[r]["result"])[k] for r in reps]
+            v = [fn(live[r]["result"])[k] for r in reps]
+            out["metrics"][k] = {"baseline": stats(b), "during_move": stats(v),
+                                 "ratio": stats([ratio(y, x) for x, y in zip(b, v)]),
+                                 "reps": reps}
+    copies = [r["data"] for r in ws.get("move-copy", [])]
+    out["copy"] = {
+        "copy_MiBps": stats([c["copy_MiBps"] if c.get("copy_MiBps", -1) > 0 else None for c in copies]),
+        "per_move_MiBps": stats([c["chunk_bytes"] / 1048576 / (ms / 1000)
+                                 for c in copies for ms in c.get("per_move_ms", []) if ms > 0]),
+        # Moves that overlapped the workload's run, and those that did
+        # not (the loop finishing its drain after the run: no workload).
+        "in_run_MiBps": stats([split_rate(c, 1) for c in copies]),
+        "idle_MiBps": stats([split_rate(c, 0) for c in copies]),
+        "moves": stats([c["moves"] for c in copies]),
+        "busy_share": stats([c.get("busy_share") for c in copies]),
+        "chunk_bytes": copies[0]["chunk_bytes"] if copies else None,
+        "failed": sum(c.get("failed", 0) for c in copies),
+        "by_run": copies,
+    }
+    out["ok"] = out["ok"] and out["copy"]["failed"] == 0
+    return out
+
+
 def build(recs, host):
     res = {"host": host, "vm": {}, "raw": {}, "systems": {}, "records": recs}
     raw_reps = {}
@@ -169,6 +234,8 @@ def build(recs, host):
                 apps[app] = summarize_app(unl, rs)
         if apps:
             e["apps"] = apps
+        if any(w.startswith("move-") for w in ws):
+            e["migration"] = summarize_move(ws)
         res["systems"][s] = e
     res["ratios"] = ratios(res)
     return res
@@ -232,6 +299,12 @@ def ratios(res):
     out["rswap-dram/brd"] = pair("rswap-dram", "brd")
     out["rswap-rdma/rswap-dram"] = pair("rswap-rdma", "rswap-dram")
     out["rswap-rdma/raw"] = to_raw("rswap-rdma")
+    mig = res["systems"].get("rswap-move", {}).get("migration")
+    if mig:
+        # perftest's MB are 2^20 bytes, the same unit as the copy's MiB.
+        out["rswap-move/raw"] = {
+            "copy_MiBps_over_ib_write_bw": ratio(med(mig["copy"]["copy_MiBps"]),
+                                                 raw(res, "ib_write_bw", "bw_avg_MBps"))}
     out["nvmeof/raw"] = to_raw("nvmeof")
     return out
 
@@ -261,6 +334,59 @@ def fmt_ratio(v):
 def systems_present(res):
     return [s for s in SYSTEM_ORDER if s in res["systems"]] + \
         sorted(s for s in res["systems"] if s not in SYSTEM_ORDER)
+
+
+def markdown_move(res):
+    mig = res["systems"].get("rswap-move", {}).get("migration")
+    if not mig:
+        return []
+    L = ["## Live migration (rswap-move)\n",
+         "The same faultlat workload on `/dev/rswap0` (one coordinator, two poolds "
+         "each big enough for the whole device) with no move, then while a loop "
+         "drains one poold and then the other (`rswap-admin drain --wait`, `undrain`) "
+         "so chunks keep moving; interleaved per repetition. Ratio: during / "
+         "no move, computed per repetition, median over repetitions (below 1 "
+         "for a rate, above 1 for a latency, means slower while moving).\n"]
+    m = mig["metrics"]
+    L.append("| metric | no move | during moves | ratio (during / no move) | target |")
+    L.append("|---|---|---|---|---|")
+    rows = [("swapout_pages_per_s", "swap-out pages/s", True),
+            ("swapin_pages_per_s", "swap-in pages/s (sequential)", True),
+            ("fault_rand_p50_us", "random fault p50 µs", False),
+            ("fault_rand_p99_us", "random fault p99 µs", False),
+            ("fault_seq_p50_us", "sequential fault p50 µs", False),
+            ("fault_seq_p99_us", "sequential fault p99 µs", False)]
+    for k, title, is_rate in rows:
+        if k not in m:
+            continue
+        r = med(m[k]["ratio"])
+        tgt = ""
+        if is_rate:
+            tgt = f"≥ {MOVE_TPUT_TARGET:.2f}×" + ("" if r is None else
+                                                  (" (met)" if r >= MOVE_TPUT_TARGET else " (**not met**)"))
+        L.append(f"| {title} | {fmt_stats(m[k]['baseline'])} | {fmt_stats(m[k]['during_move'])} | "
+                 f"{fmt_stats(m[k]['ratio'], 2)}× | {tgt} |")
+    L.append("")
+    c = mig["copy"]
+    wbw = raw(res, "ib_write_bw", "bw_avg_MBps")
+    cr = res["ratios"].get("rswap-move/raw", {}).get("copy_MiBps_over_ib_write_bw")
+    tgt = f"≥ {MOVE_COPY_TARGET:.2f}×" + ("" if cr is None else
+                                          (" (met)" if cr >= MOVE_COPY_TARGET else " (**not met**)"))
+    L.append("Copy rate: bytes moved over the summed time of the moves (the kernel's "
+             "per-move time, from the move command to the switch) of each live run's loop, "
+             "split into the moves that overlapped the workload and those after it (the "
+             "loop finishing its drain, no workload); against `ib_write_bw` 4 KiB average "
+             "bandwidth on the same device (the `raw` system; perftest's MB are 2^20 bytes).\n")
+    L.append("| copy MiB/s (all moves) | with the workload | without | per-move MiB/s | ib_write_bw MiB/s | "
+             "copy / ib_write_bw | target | moves per live run (whole loop) | share of the workload's "
+             "time a move ran | failed moves | data |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    L.append(f"| {fmt_stats(c['copy_MiBps'])} | {fmt_stats(c['in_run_MiBps'])} | {fmt_stats(c['idle_MiBps'])} | "
+             f"{fmt_stats(c['per_move_MiBps'])} | {fmt(wbw)} | "
+             f"{fmt_ratio(cr)} | {tgt} | {fmt_stats(c['moves'], 0)} | {fmt_stats(c['busy_share'], 2)} | "
+             f"{c['failed']} | {'verified' if mig['ok'] else '**BROKEN**'} |")
+    L.append("")
+    return L
 
 
 def markdown(res):
@@ -393,6 +519,8 @@ def markdown(res):
             row.append("correct" if ok else "**WRONG**")
             L.append("| " + " | ".join(row) + " |")
         L.append("")
+
+    L += markdown_move(res)
 
     L.append("## Ratios\n")
     L.append("Each column divides the first system's median by the second's. Latency and "
