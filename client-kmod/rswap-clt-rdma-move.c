@@ -14,9 +14,10 @@
  *      in flight: no write can reach the old copy alone any more.
  *   3. Copy window by window (RSWAP_MOVE_WRS operations of up to
  *      max_segments pages): hold new writes to the window, wait for the
- *      writes to it in flight, READ it from the old copy, WRITE it to the
- *      new one, release the held writes (they go to both).  So a window's
- *      copy never overwrites a newer write on the target.
+ *      writes to it in flight, READ it from the old copy and WRITE it to
+ *      the new one (each operation's WRITE posted as its READ completes),
+ *      release the held writes (they go to both).  So a window's copy
+ *      never overwrites a newer write on the target.
  *   4. Switch: publish the placement {new} at the move's epoch, wait until
  *      nothing posted under the moving one is in flight, and tell the
  *      coordinator (MoveDone, switched): only then may it free the old
@@ -205,38 +206,68 @@ static bool rswap_move_win_idle(struct rswap_move *mv, u32 win)
 
 /* ---- copying ------------------------------------------------------------------- */
 
-/* Softirq (CQ): one copy operation ended. */
+/*
+ * Softirq (CQ): the READ of an operation succeeded; WRITE the same pages
+ * to the new copy now, so that reads and writes of a window overlap.  0,
+ * or -errno (nothing posted).
+ */
+static int rswap_move_op_write(struct rswap_move_op *op)
+{
+	struct rswap_move *mv = op->move;
+	struct rswap_slot *slot = &mv->dev->core.slots[mv->slot];
+	struct rswap_place *place;
+	int ret;
+
+	op->req.write = true;
+	rcu_read_lock();
+	place = rcu_dereference(slot->place);
+	ret = rswap_rdma_post_rep(mv->dev, &op->req, &place->rep[1], op->off,
+				  0);
+	rcu_read_unlock();
+	return ret;
+}
+
+/* Softirq (CQ): one step (READ or WRITE) of a copy operation ended. */
 static void rswap_move_op_done(struct ib_cq *cq, struct ib_wc *wc)
 {
 	struct rswap_move_op *op = container_of(wc->wr_cqe,
 						struct rswap_move_op, req.cqe);
 	struct rswap_move *mv = op->move;
+	bool write = op->req.write;
 
 	rswap_rdma_unmap(&op->req);
 	if (wc->status != IB_WC_SUCCESS) {
 		if (wc->status != IB_WC_WR_FLUSH_ERR) {
 			atomic64_inc(&op->req.sess->errors);
 			rswap_sess_err_rl(op->req.sess, "move of slot %u: %s failed: %s\n",
-					  mv->slot,
-					  op->req.write ? "WRITE" : "READ",
+					  mv->slot, write ? "WRITE" : "READ",
 					  ib_wc_status_msg(wc->status));
 			rswap_sess_error_recovery(op->req.sess);
 		}
 		WRITE_ONCE(mv->op_error, -EIO);
-		WRITE_ONCE(mv->op_target, op->req.write);
+		WRITE_ONCE(mv->op_target, write);
+		WRITE_ONCE(mv->ops_stop, true);
+	} else if (!write && !READ_ONCE(mv->ops_stop) &&
+		   rswap_move_op_write(op)) {
+		WRITE_ONCE(mv->op_error, -EIO);
+		WRITE_ONCE(mv->op_target, true);
+		WRITE_ONCE(mv->ops_stop, true);
+	} else if (!write && !READ_ONCE(mv->ops_stop)) {
+		return;		/* the WRITE is posted: it ends the op */
 	}
 	if (atomic_dec_and_test(&mv->ops_left))
 		wake_up_all(&mv->wq);
 }
 
 /*
- * Sleeps.  One batch: READ the window from the old copy (!write) or
- * WRITE it to the new one.  0, -EAGAIN (the old copy's session is
- * reconnecting, or a READ failed: try the window again once it is back),
- * or another -errno with the move failed.
+ * Sleeps.  Copy one window: every operation READs its pages from the old
+ * copy and, from that READ's completion, WRITEs them to the new one.  0,
+ * -EAGAIN (the old copy's session is reconnecting, or a READ failed: try
+ * the window again once it is back), or another -errno with the move
+ * failed.
  */
-static int rswap_move_batch(struct rswap_move *mv, struct rswap_slot *slot,
-			    u32 win, bool write)
+static int rswap_move_copy(struct rswap_move *mv, struct rswap_slot *slot,
+			   u32 win)
 {
 	struct rswap_dev *dev = mv->dev;
 	unsigned int op_pages = mv->nr_pages / RSWAP_MOVE_WRS;
@@ -245,12 +276,13 @@ static int rswap_move_batch(struct rswap_move *mv, struct rswap_slot *slot,
 	int ret = 0;
 
 	mv->op_error = 0;
+	mv->ops_stop = false;
 	atomic_set(&mv->ops_left, 1);	/* ours, until all are posted */
 	for (k = 0; k < RSWAP_MOVE_WRS; k++) {
 		struct rswap_move_op *op = &mv->ops[k];
-		u64 off = ((u64)win << mv->win_shift) +
-			  (u64)k * op_pages * PAGE_SIZE;
 
+		op->off = ((u64)win << mv->win_shift) +
+			  (u64)k * op_pages * PAGE_SIZE;
 		sg_init_table(op->sg, op_pages);
 		for (p = 0; p < op_pages; p++)
 			sg_set_page(&op->sg[p], mv->pages[k * op_pages + p],
@@ -260,13 +292,13 @@ static int rswap_move_batch(struct rswap_move *mv, struct rswap_slot *slot,
 		op->req.sg = op->sg;
 		op->req.sge = op->sge;
 		op->req.nents = op_pages;
-		op->req.write = write;
+		op->req.write = false;
 		for (;;) {
 			atomic_inc(&mv->ops_left);
 			rcu_read_lock();
 			place = rcu_dereference(slot->place);
-			ret = rswap_rdma_post_rep(dev, &op->req,
-						  &place->rep[write], off, 0);
+			ret = rswap_rdma_post_rep(dev, &op->req, &place->rep[0],
+						  op->off, 0);
 			rcu_read_unlock();
 			if (!ret)
 				break;
@@ -275,20 +307,18 @@ static int rswap_move_batch(struct rswap_move *mv, struct rswap_slot *slot,
 				break;
 			usleep_range(200, 400);	/* send queue full */
 		}
-		if (ret)
+		if (ret) {
+			WRITE_ONCE(mv->ops_stop, true);
 			break;
+		}
 	}
 	if (!atomic_dec_and_test(&mv->ops_left))
 		wait_event(mv->wq, !atomic_read(&mv->ops_left));
 	if (!ret && READ_ONCE(mv->op_error))
 		ret = READ_ONCE(mv->op_target) ? -EIO : -EAGAIN;
-	else if (ret && write)
-		ret = -ENOTCONN;
-	if (ret && write)
-		rswap_move_fail(mv, ret, ret == -EIO ?
-				"a copy write to the target failed" :
-				"the target is not connected");
-	if (ret == -ENOTCONN && !write)
+	if (ret == -EIO)
+		rswap_move_fail(mv, -EIO, "a copy write to the target failed");
+	if (ret == -ENOTCONN)
 		rswap_move_fail(mv, -ENOTCONN,
 				"the old copy's poold is down past fail_io_tmo");
 	return ret;
@@ -311,7 +341,7 @@ static int rswap_move_window(struct rswap_move *mv, struct rswap_slot *slot,
 			rswap_move_fail(mv, -EIO, "the old copy was lost");
 			break;
 		}
-		ret = rswap_move_batch(mv, slot, win, false);
+		ret = rswap_move_copy(mv, slot, win);
 		if (ret == -EAGAIN) {
 			rcu_read_lock();
 			from = rcu_dereference(slot->place)->rep[0].sess;
@@ -321,10 +351,7 @@ static int rswap_move_window(struct rswap_move *mv, struct rswap_slot *slot,
 						"the old copy's poold is down past fail_io_tmo");
 			continue;
 		}
-		if (ret)
-			break;
-		if (!rswap_move_batch(mv, slot, win, true))
-			break;
+		break;
 	}
 	if (tries == RSWAP_MOVE_TRIES)
 		rswap_move_fail(mv, -EIO, "reading the old copy kept failing");
@@ -342,7 +369,7 @@ static void rswap_move_free(struct rswap_move *mv)
 		if (mv->pages[i])
 			__free_page(mv->pages[i]);
 	kfree(mv->pages);
-	kfree(mv->ops);
+	kvfree(mv->ops);
 	kvfree(mv->writes);
 	kfree(mv);
 }
@@ -525,7 +552,7 @@ static int rswap_move_alloc_buffers(struct rswap_move *mv)
 	mv->nr_pages = op_pages * RSWAP_MOVE_WRS;
 	mv->writes = kvcalloc(mv->nwin, sizeof(*mv->writes), GFP_KERNEL);
 	mv->pages = kcalloc(mv->nr_pages, sizeof(*mv->pages), GFP_KERNEL);
-	mv->ops = kcalloc(RSWAP_MOVE_WRS, sizeof(*mv->ops), GFP_KERNEL);
+	mv->ops = kvcalloc(RSWAP_MOVE_WRS, sizeof(*mv->ops), GFP_KERNEL);
 	if (!mv->writes || !mv->pages || !mv->ops)
 		return -ENOMEM;
 	for (i = 0; i < mv->nr_pages; i++) {

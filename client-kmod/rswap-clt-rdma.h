@@ -149,16 +149,20 @@ struct rswap_sess {
 };
 
 /* Writes of one window in flight are counted; a window is copied alone. */
-#define RSWAP_MOVE_WRS		8u	/* RDMA ops of a window in flight */
+#define RSWAP_MOVE_WRS		16u	/* RDMA ops of a window in flight */
 /* Chunks a poold may list for us beyond those in our map, for a while. */
 #define RSWAP_TABLE_SLACK	16u
 #define RSWAP_MOVE_NO_WIN	U32_MAX
 #define RSWAP_MOVE_ALL_WIN	(U32_MAX - 1)	/* hold every write: switching */
 
-/* One copy operation of a move: up to max_segments pages. */
+/*
+ * One copy operation of a move: up to max_segments pages, READ from the
+ * old copy, then (posted from the READ's completion) WRITTEN to the new.
+ */
 struct rswap_move_op {
 	struct rswap_rdma_req req;
 	struct rswap_move *move;
+	u64 off;			/* in the chunk */
 	struct scatterlist sg[RSWAP_MAX_SEGMENTS];
 	struct ib_sge sge[RSWAP_MAX_SEGMENTS];
 };
@@ -198,9 +202,10 @@ struct rswap_move {
 	atomic64_t copied;		/* bytes copied */
 	unsigned long started;		/* jiffies */
 
-	atomic_t ops_left;		/* of the batch in flight */
-	int op_error;			/* a failed op of the batch */
+	atomic_t ops_left;		/* of the window in flight */
+	int op_error;			/* a failed op of the window */
 	bool op_target;			/* ... failed on the target */
+	bool ops_stop;			/* an op failed: chain no more WRITEs */
 	unsigned int nr_pages;
 	struct page **pages;		/* one window's worth */
 	struct rswap_move_op *ops;	/* RSWAP_MOVE_WRS */

@@ -43,8 +43,8 @@ rswap_insmod coord="$RSWAP_IP:9400" size=64M name=faulty timeout_ms=2000 \
 start_poold 4 64M
 wait_registered 4
 P4=$(poold_addr 4)
-# 16 windows of 1 MiB per chunk at 300 ms: about 5 s per move.
-move_delay 300
+# 8 windows of 2 MiB per chunk at 600 ms: about 5 s per move.
+move_delay 600
 fio_loop_start faults 64M
 
 # ---- the target dies ---------------------------------------------------------
