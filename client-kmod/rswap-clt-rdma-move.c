@@ -455,6 +455,7 @@ static void rswap_move_work(struct work_struct *work)
 	moving->rep[1].addr = mv->to_addr;
 	moving->rep[1].rkey = mv->to_rkey;
 	moving->move = mv;
+	mv->copy_started = jiffies;
 	rswap_place_replace(dev, slot, moving);
 
 	/* 3. Copy. */
@@ -500,9 +501,10 @@ out_done:
 	if (switched) {
 		atomic64_inc(&rdma->moves_done);
 		atomic64_add(dev->core.chunk_size, &rdma->bytes_moved);
-		rswap_info(dev, "slot %u moved to poold %s in %u ms (epoch %llu)\n",
+		rswap_info(dev, "slot %u moved to poold %s in %u ms (copy %u ms, epoch %llu)\n",
 			   mv->slot, mv->to->addr_str,
-			   jiffies_to_msecs(jiffies - mv->started), mv->epoch);
+			   jiffies_to_msecs(jiffies - mv->started),
+			   jiffies_to_msecs(jiffies - mv->copy_started), mv->epoch);
 	} else {
 		atomic64_inc(&rdma->moves_failed);
 		rswap_warn(dev, "move of slot %u to poold %s aborted after %llu bytes: %s; it stays where it was\n",

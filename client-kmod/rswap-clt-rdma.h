@@ -201,6 +201,7 @@ struct rswap_move {
 	char reason[96];		/* ... in words */
 	atomic64_t copied;		/* bytes copied */
 	unsigned long started;		/* jiffies */
+	unsigned long copy_started;	/* jiffies: the placement {old, new} */
 
 	atomic_t ops_left;		/* of the window in flight */
 	int op_error;			/* a failed op of the window */

@@ -388,7 +388,7 @@ wait_move_busy() {
 kmark() { echo "rswap-bench: $*" > /dev/kmsg; }
 
 # moves_json TAG: the moves the kernel logged ("slot N moved to poold ADDR
-# in MS ms (epoch E)") after the marker "TAG loop", and the share of the
+# in MS ms (copy C ms, epoch E)") after the marker "TAG loop", and the share of the
 # time between the markers "TAG run start" and "TAG run end" that some
 # move was under way (a move ends at its line, began MS ms before), and
 # which moves overlapped that run (the loop's last drain ends after it).
@@ -401,7 +401,8 @@ moves_json() {
 		index($0, tag " run end") { w1 = t; next }
 		/ slot [0-9]+ moved to poold .* in [0-9]+ ms / {
 			m = $0; sub(/.* in /, "", m); sub(/ ms.*/, "", m)
-			n++; d[n] = m + 0; e[n] = t }
+			c = $0; if (sub(/.*\(copy /, "", c)) sub(/ ms.*/, "", c); else c = 0
+			n++; d[n] = m + 0; cp[n] = c + 0; e[n] = t }
 		END {
 			busy = 0; ms = 0
 			for (i = 1; i <= n; i++) {
@@ -413,6 +414,8 @@ moves_json() {
 			}
 			printf "\"logged_moves\":%d,\"move_ms_sum\":%d,\"per_move_ms\":[", n, ms
 			for (i = 1; i <= n; i++) printf "%s%d", (i > 1 ? "," : ""), d[i]
+			printf "],\"per_copy_ms\":["
+			for (i = 1; i <= n; i++) printf "%s%d", (i > 1 ? "," : ""), cp[i]
 			printf "],\"per_move_in_run\":["
 			for (i = 1; i <= n; i++) printf "%s%d", (i > 1 ? "," : ""), in_run[i]
 			printf "],\"run_ms\":%d,\"busy_share\":%.3f", w1 - w0, (w1 > w0 ? busy / (w1 - w0) : 0) }'

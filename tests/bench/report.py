@@ -184,6 +184,10 @@ def summarize_move(ws):
         "copy_MiBps": stats([c["copy_MiBps"] if c.get("copy_MiBps", -1) > 0 else None for c in copies]),
         "per_move_MiBps": stats([c["chunk_bytes"] / 1048576 / (ms / 1000)
                                  for c in copies for ms in c.get("per_move_ms", []) if ms > 0]),
+        # The copy phase alone (windows copied, switch), without reaching
+        # the target (a session connect or reconnect) before it.
+        "copy_phase_MiBps": stats([c["chunk_bytes"] / 1048576 / (ms / 1000)
+                                   for c in copies for ms in c.get("per_copy_ms", []) if ms > 0]),
         # Moves that overlapped the workload's run, and those that did
         # not (the loop finishing its drain after the run: no workload).
         "in_run_MiBps": stats([split_rate(c, 1) for c in copies]),
@@ -377,14 +381,19 @@ def markdown_move(res):
              "split into the moves that overlapped the workload and those after it (the "
              "loop finishing its drain, no workload); against `ib_write_bw` 4 KiB average "
              "bandwidth on the same device (the `raw` system; perftest's MB are 2^20 bytes).\n")
-    L.append("| copy MiB/s (all moves) | with the workload | without | per-move MiB/s | ib_write_bw MiB/s | "
-             "copy / ib_write_bw | target | moves per live run (whole loop) | share of the workload's "
-             "time a move ran | failed moves | data |")
-    L.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    cp = c.get("copy_phase_MiBps") or {}
+    cpr = ratio(cp.get("median"), wbw) if cp.get("median") and wbw else None
+    L.append("| copy MiB/s (all moves) | with the workload | without | per-move MiB/s | copy phase MiB/s | "
+             "ib_write_bw MiB/s | copy / ib_write_bw | copy phase / ib_write_bw | target | moves per live "
+             "run (whole loop) | share of the workload's time a move ran | failed moves | data |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     L.append(f"| {fmt_stats(c['copy_MiBps'])} | {fmt_stats(c['in_run_MiBps'])} | {fmt_stats(c['idle_MiBps'])} | "
-             f"{fmt_stats(c['per_move_MiBps'])} | {fmt(wbw)} | "
-             f"{fmt_ratio(cr)} | {tgt} | {fmt_stats(c['moves'], 0)} | {fmt_stats(c['busy_share'], 2)} | "
-             f"{c['failed']} | {'verified' if mig['ok'] else '**BROKEN**'} |")
+             f"{fmt_stats(c['per_move_MiBps'])} | {fmt_stats(cp) if cp else 'n/a'} | {fmt(wbw)} | "
+             f"{fmt_ratio(cr)} | {fmt_ratio(cpr)} | {tgt} | {fmt_stats(c['moves'], 0)} | "
+             f"{fmt_stats(c['busy_share'], 2)} | {c['failed']} | {'verified' if mig['ok'] else '**BROKEN**'} |")
+    L.append("\nThe copy phase is a move's time from publishing {old, new} to the switch: the "
+             "windows copied, without reaching the target before it (connecting, or "
+             "reconnecting so that the poold registers the new chunk).\n")
     L.append("")
     return L
 
