@@ -156,6 +156,22 @@ static struct rswap_place *rswap_rdma_route(struct rswap_dev *dev,
 	return place;
 }
 
+/* Any context.  The session of the copy that serves off now. */
+static struct rswap_sess *rswap_rdma_first_sess(struct rswap_dev *dev, u64 off)
+{
+	struct rswap_slot *slot;
+	struct rswap_sess *sess;
+	u64 chunk_off;
+
+	slot = rswap_core_route(&dev->core, off, PAGE_SIZE, &chunk_off);
+	if (!slot)
+		return NULL;
+	rcu_read_lock();
+	sess = rcu_dereference(slot->place)->rep[0].sess;
+	rcu_read_unlock();
+	return sess;
+}
+
 /* Count why a request was not posted; -EAGAIN is not a failure. */
 static void rswap_rdma_count_refusal(struct rswap_dev *dev,
 				     struct rswap_rdma_req *req, int err,
@@ -476,7 +492,8 @@ static int rswap_rdma_rw_page(struct rswap_dev *dev, u64 off,
 			if (write)
 				return -ENOTCONN;
 			ret = rswap_sess_wait_ready(io.req.sess);
-			if (!ret)
+			/* Back, or the chunk is elsewhere now (moved, idle). */
+			if (!ret || rswap_rdma_first_sess(dev, off) != io.req.sess)
 				continue;
 		}
 		if (ret) {

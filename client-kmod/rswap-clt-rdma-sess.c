@@ -265,6 +265,8 @@ static void rswap_sess_idle(struct rswap_sess *sess)
 	sess->idle = true;
 	if (rswap_sess_change_state(sess, RSWAP_SESS_DEAD))
 		rswap_sess_info(sess, "holds no chunk of ours any more: disconnected\n");
+	/* What waited routes again: to a lost slot's error, or elsewhere. */
+	rswap_sess_unpark(sess, BLK_STS_OK);
 	memalloc_noio_restore(noio);
 }
 
@@ -346,6 +348,7 @@ static void rswap_sess_reconnect_work(struct work_struct *work)
 		sess->idle = true;
 		if (rswap_sess_change_state(sess, RSWAP_SESS_DEAD))
 			rswap_sess_info(sess, "holds no chunk of ours any more: not reconnecting\n");
+		rswap_sess_unpark(sess, BLK_STS_OK);
 		return;
 	}
 	noio = memalloc_noio_save();
