@@ -448,19 +448,13 @@ static void rswap_move_work(struct work_struct *work)
 	rswap_move_set_win(mv, RSWAP_MOVE_ALL_WIN);
 	wait_event(mv->wq, rswap_move_win_idle(mv, RSWAP_MOVE_ALL_WIN));
 	mutex_lock(&rdma->map_lock);
-	moving = rswap_slot_place(dev, slot);
-	next = rswap_place_alloc(moving);
-	if (!next) {
-		/* Keep writing both until memory is back: nothing is lost. */
+	/* Keep writing both copies until memory is back: nothing is lost. */
+	while (!(next = rswap_place_alloc(rswap_slot_place(dev, slot)))) {
 		mutex_unlock(&rdma->map_lock);
-		while (!(next = kmalloc(sizeof(*next), GFP_NOIO)))
-			msleep(20);
+		msleep(20);
 		mutex_lock(&rdma->map_lock);
-		moving = rswap_slot_place(dev, slot);
-		*next = *moving;
-		next->move = NULL;
-		atomic_set(&next->inflight, 0);
 	}
+	moving = rswap_slot_place(dev, slot);
 	next->nr = 1;
 	if (!rswap_move_error(mv)) {
 		from = moving->rep[0].sess;

@@ -21,6 +21,7 @@
 #include <linux/debugfs.h>
 #include <linux/delay.h>
 #include <linux/random.h>
+#include <linux/seq_file.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
 
@@ -642,12 +643,40 @@ static const struct file_operations rswap_inject_fault_fops = {
 	.llseek = noop_llseek,
 };
 
+/*
+ * /sys/kernel/debug/rswap_client/chunk_keys (root only): one line per
+ * slot, "SLOT POOLD HANDLE ADDR RKEY" (hex), the remote address and rkey
+ * of the chunk in use.  Tests hand them to a rogue client to show that
+ * another session cannot use them.
+ */
+static int rswap_chunk_keys_show(struct seq_file *m, void *unused)
+{
+	struct rswap_rdma *rdma = m->private;
+	struct rswap_dev *dev = rdma->dev;
+	u32 i;
+
+	mutex_lock(&rdma->map_lock);
+	for (i = 0; i < dev->core.nslots; i++) {
+		const struct rswap_replica *rep =
+			&rswap_slot_place(dev, &dev->core.slots[i])->rep[0];
+
+		seq_printf(m, "%u %s %llu %#llx %#x\n", i,
+			   rswap_sess_name(rep->sess), rep->handle, rep->addr,
+			   rep->rkey);
+	}
+	mutex_unlock(&rdma->map_lock);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(rswap_chunk_keys);
+
 /* Debugging aids only: a failure here is not worth failing the load. */
 static void rswap_rdma_debugfs_add(struct rswap_rdma *rdma)
 {
 	rswap_rdma_debugfs = debugfs_create_dir(KBUILD_MODNAME, NULL);
 	debugfs_create_file("inject_fault", 0200, rswap_rdma_debugfs, rdma,
 			    &rswap_inject_fault_fops);
+	debugfs_create_file("chunk_keys", 0400, rswap_rdma_debugfs, rdma,
+			    &rswap_chunk_keys_fops);
 	/* Slows a move's copy down, so that tests can fault it midway. */
 	debugfs_create_u32("move_window_delay_ms", 0600, rswap_rdma_debugfs,
 			   &rdma->move_delay_ms);

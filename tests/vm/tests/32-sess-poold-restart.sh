@@ -6,7 +6,8 @@
 # chunks, and marks exactly those slots lost: every read and write of them
 # fails with an I/O error and returns no data, never zeroes or the old
 # bytes; every other slot still reads back the pattern.  The chunk map and
-# the poolds file show the lost chunks; rmmod is clean afterwards.
+# the poolds file show the lost chunks, and so does the coordinator
+# (rswap-admin status); rmmod is clean afterwards.
 set -u
 . "$RSWAP_TESTLIB/swap.sh"
 . "$RSWAP_TESTLIB/cluster.sh"
@@ -72,6 +73,25 @@ done
 [ "$(err_count lost)" -gt 0 ] || fail "no 'lost' errors counted: $(rsysfs errors | tr '\n' ' ')"
 [ "$(err_count io)" = 0 ] || fail "$(err_count io) 'io' errors counted"
 [ "$(sess_field "$P2" reconnects)" = 0 ] || fail "poold 2's session reconnected though nothing happened to it"
+# The coordinator shows exactly those slots lost (the restarted poold's
+# registration and the client's heartbeat both say so).
+i=0
+while :; do
+	admin --json status restart > /tmp/status.json || fail "rswap-admin status failed"
+	n=0
+	for s in $lost_slots; do
+		grep -q "{\"index\":$s,[^}]*\"lost\":true" /tmp/status.json && n=$((n + 1))
+	done
+	[ $n = "$(echo $lost_slots | wc -w)" ] && break
+	i=$((i + 1))
+	[ $i -gt 40 ] && fail "the coordinator does not show slots $(echo $lost_slots) lost: $(cat /tmp/status.json)"
+	sleep 0.5
+done
+for s in $kept_slots; do
+	grep -q "{\"index\":$s,[^}]*\"lost\":false" /tmp/status.json ||
+		fail "the coordinator shows kept slot $s lost: $(cat /tmp/status.json)"
+done
+admin status restart
 dmesg | grep "rswap_client: poold $P1" | grep -i "lost" | head -n 3
 
 rswap_rmmod || fail "rmmod after the restart"
