@@ -48,14 +48,17 @@ run_tc() {
 	return $_rc
 }
 
-# (a) A forged proof as the victim: the poold disconnects, no table.
-run_tc forge.log --poold "$P1" --id victim --forge-proof --expect-refusal AUTH connect ||
-	fail "(a) a forged proof was not refused"
-grep -q "disconnected the session .* after a forged proof, no chunk table" \
-	"$CLUSTER_LOG/forge.log" || fail "(a) the testclient did not see the disconnect"
-wait_log "$PLOG" "client victim .*: authentication failed \(wrong cluster key\?\); disconnecting session" 1 5 ||
-	fail "(a) the poold did not log the failed proof"
-echo "(a) forged proof: disconnected, no table"
+# (a) A forged proof as the victim: the poold disconnects, no table.  A
+# few times: the proof can overtake the connection's RTU at the poold.
+for i in 1 2 3; do
+	run_tc forge$i.log --poold "$P1" --id victim --forge-proof --expect-refusal AUTH connect ||
+		fail "(a) forged proof #$i was not refused"
+	grep -q "disconnected the session .* after a forged proof, no chunk table" \
+		"$CLUSTER_LOG/forge$i.log" || fail "(a) #$i: the testclient did not see the disconnect"
+done
+wait_log "$PLOG" "client victim .*: authentication failed \(wrong cluster key\?\); disconnecting session" 3 5 ||
+	fail "(a) the poold did not log the 3 failed proofs"
+echo "(a) forged proof (3 times): disconnected, no table"
 
 # (b) No proof at all: disconnected after RSWAP_AUTH_TIMEOUT_MS (10 s).
 run_tc noproof.log --poold "$P1" --id victim --no-proof --expect-refusal AUTH connect ||
@@ -115,7 +118,7 @@ dd if=/dev/rswap0 of="$CLUSTER_LOG/victim.back" bs=1M count=32 iflag=direct 2> /
 	fail "(f) read from /dev/rswap0"
 cmp -s "$DATA" "$CLUSTER_LOG/victim.back" || fail "(f) the victim's data changed"
 nref=$(grep -cE "authentication failed|no authentication within|older than version 3" "$PLOG")
-[ "$nref" -ge 3 ] || fail "(f) the poold logged $nref refusals, want at least 3"
+[ "$nref" -ge 5 ] || fail "(f) the poold logged $nref refusals, want at least 5"
 grep -E "authentication failed|no authentication within|older than version 3|work request failed" "$PLOG"
 [ "$(rsysfs errors | awk '$2 != 0' | wc -l)" -eq 0 ] ||
 	{ rsysfs errors; fail "(f) the victim saw errors"; }
