@@ -29,6 +29,12 @@
 #define PROOF_TAG	(1ull << 62)
 #define STEAL_TAG	(1ull << 61)
 #define AUTH_DROP_MS	15000		/* poold: RSWAP_AUTH_TIMEOUT_MS + slack */
+/*
+ * A refused access can also end in transport retries (Soft-RoCE may drop
+ * the NAK as its responder moves to the error state): 8 tries of several
+ * seconds each.
+ */
+#define STEAL_WAIT_MS	90000
 
 static int cm_wait(struct tc_poold *po, struct rdma_event_channel *ch,
 		   struct rdma_cm_event **e)
@@ -288,8 +294,11 @@ static int connect_qp(const struct tc_opts *o, struct tc_dev *dev,
 	return ret;
 }
 
-/* Wait for at least one completion; returns how many are in wc, or -errno. */
-static int cq_wait(struct tc_poold *po, struct ibv_wc *wc, int max)
+/*
+ * Wait up to ms for at least one completion; returns how many are in wc,
+ * or -errno.
+ */
+static int cq_wait_ms(struct tc_poold *po, struct ibv_wc *wc, int max, int ms)
 {
 	struct pollfd pfd = { .fd = po->cch->fd, .events = POLLIN };
 	struct ibv_cq *cq;
@@ -305,15 +314,20 @@ static int cq_wait(struct tc_poold *po, struct ibv_wc *wc, int max)
 		n = ibv_poll_cq(po->cq, max, wc);
 		if (n)
 			return n < 0 ? -EIO : n;
-		n = poll(&pfd, 1, WAIT_MS);
+		n = poll(&pfd, 1, ms);
 		if (n == 0) {
-			log_err("poold %s: no completion within %d ms", po->addr, WAIT_MS);
+			log_err("poold %s: no completion within %d ms", po->addr, ms);
 			return -ETIMEDOUT;
 		}
 		if (n < 0 || ibv_get_cq_event(po->cch, &cq, &ctx))
 			return -errno;
 		ibv_ack_cq_events(cq, 1);
 	}
+}
+
+static int cq_wait(struct tc_poold *po, struct ibv_wc *wc, int max)
+{
+	return cq_wait_ms(po, wc, max, WAIT_MS);
 }
 
 /* The most descriptors the receive buffers hold. */
@@ -405,8 +419,12 @@ static int receive_table(struct tc_poold *po)
 	}
 	while (!table_done(po)) {
 		n = cq_wait(po, wc, 8);
-		if (n < 0)
+		if (n < 0) {
+			log_err("poold %s: waiting for the chunk table: %u of %u "
+				"descriptors received", po->addr, po->tbl_got,
+				po->descs ? po->ndescs : 0);
 			return n;
+		}
 		for (i = 0; i < n; i++) {
 			if (!(wc[i].wr_id & RECV_TAG)) {
 				if (wc[i].status != IBV_WC_SUCCESS) {
@@ -437,7 +455,8 @@ static int send_proof(struct tc_poold *po, struct tc_dev *dev,
 	struct ibv_send_wr wr = { 0 }, *bad;
 	struct ibv_sge sge;
 	struct ibv_wc wc[8];
-	int n, i, ret;
+	bool sent = false;
+	int n, i, ret = 0;
 
 	po->proof = calloc(1, sizeof(*po->proof));
 	if (!po->proof)
@@ -465,34 +484,42 @@ static int send_proof(struct tc_poold *po, struct tc_dev *dev,
 			po->addr, strerror(errno));
 		return -EIO;
 	}
-	for (;;) {
+	/* Every completion of a batch counts: the table may come with ours. */
+	while (!sent) {
 		n = cq_wait(po, wc, 8);
-		if (n < 0)
+		if (n < 0) {
+			log_err("poold %s: the authentication proof's SEND did not "
+				"complete", po->addr);
 			return n;
+		}
 		for (i = 0; i < n; i++) {
 			if (wc[i].wr_id == PROOF_TAG) {
+				sent = true;
 				if (wc[i].status == IBV_WC_SUCCESS)
-					return 0;
+					continue;
 				if (forged) {
 					log_info("poold %s: the forged proof was not "
 						 "delivered: %s", po->addr,
 						 ibv_wc_status_str(wc[i].status));
-					return 0;
+					continue;
 				}
 				log_err("poold %s: sending the authentication proof "
 					"failed: %s", po->addr,
 					ibv_wc_status_str(wc[i].status));
-				return -EIO;
+				ret = ret ? ret : -EIO;
+				continue;
 			}
 			if (!(wc[i].wr_id & RECV_TAG))
 				continue;
 			if (forged && wc[i].status != IBV_WC_SUCCESS)
 				continue;	/* flushed: the poold dropped us */
-			ret = table_msg(po, &wc[i]);
-			if (ret)
-				return ret;
+			if (!ret)
+				ret = table_msg(po, &wc[i]);
 		}
+		if (ret)
+			return ret;
 	}
+	return 0;
 }
 
 static double mono_s(void)
@@ -715,6 +742,8 @@ static const char *steal_status(enum ibv_wc_status st)
 		return "remote access error";
 	case IBV_WC_WR_FLUSH_ERR:
 		return "flushed after the queue pair failed";
+	case IBV_WC_RETRY_EXC_ERR:
+		return "no answer, transport retries exceeded";
 	default:
 		return ibv_wc_status_str(st);
 	}
@@ -763,9 +792,13 @@ int tc_poold_steal(const struct tc_opts *o, struct tc_dev *dev,
 			  k < po->nqps ? k : 0);
 	}
 	while (ndone < 2) {
-		n = cq_wait(po, wc, 8);
-		if (n < 0)
+		n = cq_wait_ms(po, wc, 8, STEAL_WAIT_MS);
+		if (n < 0) {
+			for (k = 0; k < 2; k++)
+				log_err("steal: %s %s", op[k], done[k] ?
+					ibv_wc_status_str(st[k]) : "never completed");
 			return n;
+		}
 		for (j = 0; j < n; j++) {
 			if ((wc[j].wr_id & ~1ull) != STEAL_TAG)
 				continue;

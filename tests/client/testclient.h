@@ -141,8 +141,10 @@ void tc_dev_free(struct tc_dev *dev);
 /*
  * Steal mode: on an authenticated session, one RDMA READ (qp 0) and one
  * RDMA WRITE (qp 1, or qp 0 if there is only one) of len bytes at another
- * session's (addr, rkey).  0 if both were refused, -EPERM if either
- * succeeded, another -errno if the test could not run.
+ * session's (addr, rkey).  0 if both completed in error (a remote access
+ * error, a flush after it, or no answer at all: none of these returned
+ * data, and the victim checks that the WRITE did not land); -EPERM if
+ * either succeeded, another -errno if the test could not run.
  */
 int tc_poold_steal(const struct tc_opts *o, struct tc_dev *dev,
 		   struct tc_poold *po, uint64_t len);
