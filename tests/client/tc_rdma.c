@@ -30,9 +30,8 @@
 #define STEAL_TAG	(1ull << 61)
 #define AUTH_DROP_MS	15000		/* poold: RSWAP_AUTH_TIMEOUT_MS + slack */
 /*
- * A refused access can also end in transport retries (Soft-RoCE may drop
- * the NAK as its responder moves to the error state): 8 tries of several
- * seconds each.
+ * A refused access normally ends in a NAK at once; should the answer be
+ * lost, it ends in transport retries: 8 tries of up to seconds each.
  */
 #define STEAL_WAIT_MS	90000
 
