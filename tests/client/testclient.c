@@ -97,6 +97,12 @@ static void usage(FILE *f)
 		"  --session-mismatch   second queue pair claims another qp_count\n"
 		"  --expect-refusal R   succeed only if refused with R (BAD_REQUEST,\n"
 		"                       VERSION, NO_CHUNKS, TOO_MANY_QPS, SESSION, AUTH, ...)\n"
+		"  --expect-coord-error succeed only if the coordinator refuses\n"
+		"  --hold SEC           after write/verify stay connected up to SEC seconds\n"
+		"                       (until a poold disconnects), then read again\n"
+		"  --expect-revoked     with --hold: succeed only if access ended\n"
+		"  --hold-coord SEC     keep the coordinator session (and so the client\n"
+		"                       id) for SEC seconds after the work, with heartbeats\n"
 		"attacks on the RDMA authentication (wire version 3):\n"
 		"  --forge-proof        send a proof of random bytes, unchecked poold proof;\n"
 		"                       with --expect-refusal AUTH succeed only if the poold\n"
@@ -104,13 +110,7 @@ static void usage(FILE *f)
 		"  --no-proof           send no proof (same expectation, within 15 s)\n"
 		"  --steal-addr ADDR --steal-rkey RKEY   (steal mode, hex or decimal)\n"
 		"                       READ (qp 0) and WRITE (qp 1) another session's\n"
-		"                       memory; succeed only if both are refused\n"
-		"  --expect-coord-error succeed only if the coordinator refuses\n"
-		"  --hold SEC           after write/verify stay connected up to SEC seconds\n"
-		"                       (until a poold disconnects), then read again\n"
-		"  --expect-revoked     with --hold: succeed only if access ended\n"
-		"  --hold-coord SEC     keep the coordinator session (and so the client\n"
-		"                       id) for SEC seconds after the work, with heartbeats\n",
+		"                       memory; succeed only if both are refused\n",
 		DEFAULT_QPS);
 }
 
