@@ -115,6 +115,12 @@ struct poold_conn {
 	unsigned int tbl_sent;
 	struct rswap_auth_proof *proof;	/* receive buffer (qp_index 0, keyed) */
 	struct ibv_mr *proof_mr;
+	/*
+	 * rdma_cm said ESTABLISHED.  The client's proof can overtake the RTU:
+	 * until then the table waits, and a disconnect would be lost (the CM
+	 * sends no DREQ before it is established), so it is repeated then.
+	 */
+	bool established;
 };
 
 static void peer_str(struct rdma_cm_id *id, char *buf, size_t len)
@@ -580,7 +586,9 @@ static void conn_on_proof(struct poold_conn *c, uint32_t len)
 		session_disconnect(p, s);
 		return;
 	}
-	conn_send_table(c);
+	/* Else ESTABLISHED sends it. */
+	if (c->established)
+		conn_send_table(c);
 }
 
 static void conn_poll_cq(struct poold_conn *c)
@@ -944,8 +952,16 @@ static void on_cm_event(struct poold *p, const struct rdma_cm_event *ev,
 				   ev->param.conn.responder_resources);
 		return;
 	case RDMA_CM_EVENT_ESTABLISHED:
+		if (!c)
+			return;
+		c->established = true;
+		/* A proof that overtook the RTU failed: disconnect now. */
+		if (c->s->failed) {
+			rdma_disconnect(c->id);
+			return;
+		}
 		/* Keyed, the table goes out once the client's proof checks. */
-		if (c && c->qp_index == 0 && c->s->authed)
+		if (c->qp_index == 0 && c->s->authed)
 			conn_send_table(c);
 		return;
 	case RDMA_CM_EVENT_DISCONNECTED:

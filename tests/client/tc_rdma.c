@@ -14,9 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 #include <infiniband/verbs.h>
 #include <rdma/rdma_cma.h>
 
+#include "auth.h"
 #include "rswap_frame.h"
 #include "rswap_util.h"
 
@@ -24,6 +26,14 @@
 #define TABLE_MSGS_MAX	64		/* up to 64 * 127 chunks per poold */
 #define WAIT_MS		30000		/* emulated RDMA is slow */
 #define RECV_TAG	(1ull << 63)
+#define PROOF_TAG	(1ull << 62)
+#define STEAL_TAG	(1ull << 61)
+#define AUTH_DROP_MS	15000		/* poold: RSWAP_AUTH_TIMEOUT_MS + slack */
+/*
+ * A refused access normally ends in a NAK at once; should the answer be
+ * lost, it ends in transport retries: 8 tries of up to seconds each.
+ */
+#define STEAL_WAIT_MS	90000
 
 static int cm_wait(struct tc_poold *po, struct rdma_event_channel *ch,
 		   struct rdma_cm_event **e)
@@ -81,18 +91,25 @@ static void report_reject(struct tc_poold *po, const struct rdma_cm_event *e)
 		"(status %d): is a poold listening there?", po->addr, e->status);
 }
 
+/*
+ * A version-1 or -2 poold sends the first 32 bytes of struct rswap_conn_acc;
+ * what it leaves out reads as zero.
+ */
 static int parse_acc(struct tc_poold *po, const struct rdma_cm_event *e,
 		     unsigned int qpi)
 {
-	struct rswap_conn_acc acc;
+	const size_t min = offsetof(struct rswap_conn_acc, nonce);
+	uint32_t len = e->param.conn.private_data_len;
+	struct rswap_conn_acc acc = { 0 };
 
-	if (e->param.conn.private_data_len < sizeof(acc) ||
-	    !e->param.conn.private_data) {
+	if (len < min || !e->param.conn.private_data) {
 		log_err("poold %s: accept carries %u bytes of private data, need %zu",
-			po->addr, e->param.conn.private_data_len, sizeof(acc));
+			po->addr, len, min);
 		return -EPROTO;
 	}
-	memcpy(&acc, e->param.conn.private_data, sizeof(acc));
+	if (len > sizeof(acc))
+		len = sizeof(acc);
+	memcpy(&acc, e->param.conn.private_data, len);
 	if (le32toh(acc.magic) != RSWAP_WIRE_MAGIC ||
 	    le16toh(acc.version) < RSWAP_WIRE_VERSION_MIN ||
 	    le16toh(acc.version) > RSWAP_WIRE_VERSION) {
@@ -102,10 +119,17 @@ static int parse_acc(struct tc_poold *po, const struct rdma_cm_event *e,
 		return -EPROTO;
 	}
 	if (qpi == 0) {
+		po->acc = acc;
+		po->acc_len = len;
 		po->version = le16toh(acc.version);
 		po->ndescs = le32toh(acc.chunk_count);
 		po->max_qps = le32toh(acc.max_qps);
-	} else if (le32toh(acc.chunk_count) != po->ndescs) {
+	} else if (le16toh(acc.version) != po->version) {
+		log_err("poold %s: queue pairs disagree on the protocol version",
+			po->addr);
+		return -EPROTO;
+	} else if (po->version < 3 && le32toh(acc.chunk_count) != po->ndescs) {
+		/* Version 3: the table's total has the last word. */
 		log_err("poold %s: queue pairs disagree on the chunk count", po->addr);
 		return -EPROTO;
 	}
@@ -269,8 +293,11 @@ static int connect_qp(const struct tc_opts *o, struct tc_dev *dev,
 	return ret;
 }
 
-/* Wait for at least one completion; returns how many are in wc, or -errno. */
-static int cq_wait(struct tc_poold *po, struct ibv_wc *wc, int max)
+/*
+ * Wait up to ms for at least one completion; returns how many are in wc,
+ * or -errno.
+ */
+static int cq_wait_ms(struct tc_poold *po, struct ibv_wc *wc, int max, int ms)
 {
 	struct pollfd pfd = { .fd = po->cch->fd, .events = POLLIN };
 	struct ibv_cq *cq;
@@ -286,9 +313,9 @@ static int cq_wait(struct tc_poold *po, struct ibv_wc *wc, int max)
 		n = ibv_poll_cq(po->cq, max, wc);
 		if (n)
 			return n < 0 ? -EIO : n;
-		n = poll(&pfd, 1, WAIT_MS);
+		n = poll(&pfd, 1, ms);
 		if (n == 0) {
-			log_err("poold %s: no completion within %d ms", po->addr, WAIT_MS);
+			log_err("poold %s: no completion within %d ms", po->addr, ms);
 			return -ETIMEDOUT;
 		}
 		if (n < 0 || ibv_get_cq_event(po->cch, &cq, &ctx))
@@ -297,13 +324,30 @@ static int cq_wait(struct tc_poold *po, struct ibv_wc *wc, int max)
 	}
 }
 
-static int table_msg(struct tc_poold *po, const struct ibv_wc *wc,
-		     unsigned int *got)
+static int cq_wait(struct tc_poold *po, struct ibv_wc *wc, int max)
+{
+	return cq_wait_ms(po, wc, max, WAIT_MS);
+}
+
+/* The most descriptors the receive buffers hold. */
+#define TABLE_DESCS_MAX	(TABLE_MSGS_MAX * RSWAP_DESCS_PER_MSG)
+
+/*
+ * One chunk table message.  Before version 3 the accept announced the
+ * count; from version 3 on the first message's total does (chunks may
+ * have come or gone between the accept and our proof).
+ */
+static int table_msg(struct tc_poold *po, const struct ibv_wc *wc)
 {
 	const uint8_t *buf = po->rbufs + (wc->wr_id & ~RECV_TAG) * RSWAP_MSG_MAX;
 	struct rswap_msg_hdr h;
-	uint32_t first, count, i;
+	uint32_t first, count, total, i;
 
+	if (wc->status != IBV_WC_SUCCESS) {
+		log_err("poold %s: receiving the chunk table failed: %s",
+			po->addr, ibv_wc_status_str(wc->status));
+		return -EIO;
+	}
 	if (wc->byte_len < sizeof(h)) {
 		log_err("poold %s: %u-byte message is shorter than its header",
 			po->addr, wc->byte_len);
@@ -312,14 +356,28 @@ static int table_msg(struct tc_poold *po, const struct ibv_wc *wc,
 	memcpy(&h, buf, sizeof(h));
 	first = le32toh(h.first);
 	count = le32toh(h.count);
+	total = le32toh(h.total);
+	if (!po->descs && le32toh(h.magic) == RSWAP_WIRE_MAGIC &&
+	    le16toh(h.type) == RSWAP_MSG_CHUNK_TABLE) {
+		if (po->version >= 3)
+			po->ndescs = total;
+		if (po->ndescs > TABLE_DESCS_MAX) {
+			log_err("poold %s: %u chunks exceed this client's table limit "
+				"(%zu)", po->addr, po->ndescs, (size_t)TABLE_DESCS_MAX);
+			return -E2BIG;
+		}
+		po->descs = calloc(po->ndescs ? po->ndescs : 1, sizeof(*po->descs));
+		if (!po->descs)
+			return -ENOMEM;
+	}
 	if (le32toh(h.magic) != RSWAP_WIRE_MAGIC ||
 	    le16toh(h.type) != RSWAP_MSG_CHUNK_TABLE ||
-	    le32toh(h.total) != po->ndescs || first != *got ||
+	    total != po->ndescs || first != po->tbl_got ||
 	    count > RSWAP_DESCS_PER_MSG || count > po->ndescs - first ||
 	    wc->byte_len < sizeof(h) + count * sizeof(struct rswap_chunk_desc)) {
 		log_err("poold %s: malformed chunk table message (type %u, first %u, "
 			"count %u, total %u, %u bytes)", po->addr, le16toh(h.type),
-			first, count, le32toh(h.total), wc->byte_len);
+			first, count, total, wc->byte_len);
 		return -EPROTO;
 	}
 	for (i = 0; i < count; i++) {
@@ -331,42 +389,251 @@ static int table_msg(struct tc_poold *po, const struct ibv_wc *wc,
 		po->descs[first + i].len = le64toh(d.len);
 		po->descs[first + i].rkey = le32toh(d.rkey);
 	}
-	*got += count;
+	po->tbl_got += count;
 	return 0;
+}
+
+static bool table_done(const struct tc_poold *po)
+{
+	return po->descs && po->tbl_got >= po->ndescs;
 }
 
 static int receive_table(struct tc_poold *po)
 {
 	struct ibv_wc wc[8];
-	unsigned int got = 0;
 	int n, i, ret;
 
-	if (po->ndescs > TABLE_MSGS_MAX * RSWAP_DESCS_PER_MSG) {
-		log_err("poold %s: %u chunks exceed this client's table limit",
-			po->addr, po->ndescs);
-		return -E2BIG;
+	if (po->version < 3) {
+		if (po->ndescs > TABLE_DESCS_MAX) {
+			log_err("poold %s: %u chunks exceed this client's table limit",
+				po->addr, po->ndescs);
+			return -E2BIG;
+		}
+		/* Nothing will come for an empty table. */
+		if (!po->ndescs && !po->descs) {
+			po->descs = calloc(1, sizeof(*po->descs));
+			if (!po->descs)
+				return -ENOMEM;
+		}
 	}
-	po->descs = calloc(po->ndescs ? po->ndescs : 1, sizeof(*po->descs));
-	if (!po->descs)
-		return -ENOMEM;
-	while (got < po->ndescs) {
+	while (!table_done(po)) {
 		n = cq_wait(po, wc, 8);
-		if (n < 0)
+		if (n < 0) {
+			log_err("poold %s: waiting for the chunk table: %u of %u "
+				"descriptors received", po->addr, po->tbl_got,
+				po->descs ? po->ndescs : 0);
 			return n;
+		}
 		for (i = 0; i < n; i++) {
-			if (wc[i].status != IBV_WC_SUCCESS) {
-				log_err("poold %s: receiving the chunk table failed: %s",
-					po->addr, ibv_wc_status_str(wc[i].status));
-				return -EIO;
-			}
-			if (!(wc[i].wr_id & RECV_TAG))
+			if (!(wc[i].wr_id & RECV_TAG)) {
+				if (wc[i].status != IBV_WC_SUCCESS) {
+					log_err("poold %s: a send failed while waiting for "
+						"the chunk table: %s", po->addr,
+						ibv_wc_status_str(wc[i].status));
+					return -EIO;
+				}
 				continue;
-			ret = table_msg(po, &wc[i], &got);
+			}
+			ret = table_msg(po, &wc[i]);
 			if (ret)
 				return ret;
 		}
 	}
 	return 0;
+}
+
+/*
+ * SEND our proof (mac) on qp_index 0 from a buffer registered in the PD
+ * and wait for its completion.  A table message that overtakes the
+ * completion is taken in.  forged: a failure is only reported (the
+ * poold is expected to drop us), not an error.
+ */
+static int send_proof(struct tc_poold *po, struct tc_dev *dev,
+		      const uint8_t mac[RSWAP_MAC_LEN], bool forged)
+{
+	struct ibv_send_wr wr = { 0 }, *bad;
+	struct ibv_sge sge;
+	struct ibv_wc wc[8];
+	bool sent = false;
+	int n, i, ret = 0;
+
+	po->proof = calloc(1, sizeof(*po->proof));
+	if (!po->proof)
+		return -ENOMEM;
+	po->proof->hdr.magic = htole32(RSWAP_WIRE_MAGIC);
+	po->proof->hdr.version = htole16(3);
+	po->proof->hdr.type = htole16(RSWAP_MSG_AUTH_PROOF);
+	memcpy(po->proof->mac, mac, RSWAP_MAC_LEN);
+	po->proof_mr = ibv_reg_mr(dev->pd, po->proof, sizeof(*po->proof), 0);
+	if (!po->proof_mr) {
+		log_err("poold %s: cannot register the proof buffer: %s", po->addr,
+			strerror(errno));
+		return -errno;
+	}
+	sge.addr = (uintptr_t)po->proof;
+	sge.length = sizeof(*po->proof);
+	sge.lkey = po->proof_mr->lkey;
+	wr.wr_id = PROOF_TAG;
+	wr.sg_list = &sge;
+	wr.num_sge = 1;
+	wr.opcode = IBV_WR_SEND;
+	wr.send_flags = IBV_SEND_SIGNALED;
+	if (ibv_post_send(po->qps[0].id->qp, &wr, &bad)) {
+		log_err("poold %s: cannot post the authentication proof: %s",
+			po->addr, strerror(errno));
+		return -EIO;
+	}
+	/* Every completion of a batch counts: the table may come with ours. */
+	while (!sent) {
+		n = cq_wait(po, wc, 8);
+		if (n < 0) {
+			log_err("poold %s: the authentication proof's SEND did not "
+				"complete", po->addr);
+			return n;
+		}
+		for (i = 0; i < n; i++) {
+			if (wc[i].wr_id == PROOF_TAG) {
+				sent = true;
+				if (wc[i].status == IBV_WC_SUCCESS)
+					continue;
+				if (forged) {
+					log_info("poold %s: the forged proof was not "
+						 "delivered: %s", po->addr,
+						 ibv_wc_status_str(wc[i].status));
+					continue;
+				}
+				log_err("poold %s: sending the authentication proof "
+					"failed: %s", po->addr,
+					ibv_wc_status_str(wc[i].status));
+				ret = ret ? ret : -EIO;
+				continue;
+			}
+			if (!(wc[i].wr_id & RECV_TAG))
+				continue;
+			if (forged && wc[i].status != IBV_WC_SUCCESS)
+				continue;	/* flushed: the poold dropped us */
+			if (!ret)
+				ret = table_msg(po, &wc[i]);
+		}
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static double mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/*
+ * --forge-proof, --no-proof: the poold must disconnect the session within
+ * AUTH_DROP_MS and send no chunk table.  Then po->refused is
+ * RSWAP_REJ_AUTH and the result -ECONNREFUSED, as for a refused connect.
+ */
+static int expect_auth_drop(struct tc_poold *po, const char *after)
+{
+	struct tc_qp *q = &po->qps[0];
+	double t0 = mono_s(), end = t0 + AUTH_DROP_MS / 1000.0;
+	struct rdma_cm_event *e;
+	struct ibv_wc wc[8];
+	bool gone = false;
+	int n, i;
+
+	while (!gone && mono_s() < end) {
+		struct pollfd pfd = { .fd = q->ch->fd, .events = POLLIN };
+
+		/* Anything that arrives on qp 0 could only be the table. */
+		while ((n = ibv_poll_cq(po->cq, 8, wc)) > 0)
+			for (i = 0; i < n; i++)
+				if ((wc[i].wr_id & RECV_TAG) &&
+				    wc[i].status == IBV_WC_SUCCESS)
+					table_msg(po, &wc[i]);
+		if (po->descs) {
+			log_err("poold %s: sent its chunk table (%u of %u descriptors) "
+				"after %s: authentication broken", po->addr,
+				po->tbl_got, po->ndescs, after);
+			return -EPERM;
+		}
+		if (poll(&pfd, 1, 100) != 1 || rdma_get_cm_event(q->ch, &e))
+			continue;
+		if (e->event == RDMA_CM_EVENT_DISCONNECTED ||
+		    e->event == RDMA_CM_EVENT_DEVICE_REMOVAL)
+			gone = true;
+		else
+			log_debug("poold %s: %s while waiting to be dropped", po->addr,
+				  rdma_event_str(e->event));
+		rdma_ack_cm_event(e);
+	}
+	if (!gone) {
+		log_err("poold %s: still connected %d s after %s", po->addr,
+			AUTH_DROP_MS / 1000, after);
+		return -ETIMEDOUT;
+	}
+	po->refused = RSWAP_REJ_AUTH;
+	log_info("poold %s disconnected the session %.1f s after %s, no chunk "
+		 "table: refused (AUTH)", po->addr, mono_s() - t0, after);
+	return -ECONNREFUSED;
+}
+
+/*
+ * Queue pair 0 is up: authenticate (rswap_wire.h step 3) before any other
+ * queue pair connects.  The poold must prove the key exactly when we hold
+ * one; then we send our proof.  --forge-proof and --no-proof attack it.
+ */
+static int session_auth(const struct tc_opts *o, struct tc_dev *dev,
+			struct tc_poold *po)
+{
+	uint8_t id[RSWAP_CLIENT_ID_LEN + 8], zero[RSWAP_NONCE_LEN] = { 0 };
+	uint8_t mac[RSWAP_MAC_LEN];
+	size_t id_len;
+	bool keyed;
+	int ret;
+
+	keyed = po->version >= 3 && (le16toh(po->acc.flags) & RSWAP_ACC_F_AUTH) &&
+		po->acc_len >= sizeof(po->acc);
+	if (o->forge_proof || o->no_proof) {
+		if (!keyed) {
+			log_err("poold %s does not authenticate (no key in its accept): "
+				"nothing to attack", po->addr);
+			return -EPROTO;
+		}
+		if (o->no_proof)
+			return expect_auth_drop(po, "no proof");
+		if (getrandom(mac, sizeof(mac), 0) != sizeof(mac))
+			return -EIO;
+		ret = send_proof(po, dev, mac, true);
+		return ret ? ret : expect_auth_drop(po, "a forged proof");
+	}
+	if (!keyed && !o->have_key)
+		return 0;
+	if (!keyed) {
+		log_err("poold %s runs without a cluster key (or an old protocol) but "
+			"this client has one: refusing it", po->addr);
+		return -EACCES;
+	}
+	if (!o->have_key) {
+		log_err("poold %s requires the cluster key: give --key-file", po->addr);
+		return -EACCES;
+	}
+	id_len = rswap_auth_rdma_id(id, o->id, po->session);
+	if (!rswap_auth_check(o->key, RSWAP_AUTH_LABEL_R, RSWAP_AUTH_ROLE_RDMA,
+			      id, id_len, zero, po->acc.nonce, po->acc.mac,
+			      sizeof(po->acc.mac))) {
+		log_err("poold %s: authentication failed: the poold did not prove "
+			"our cluster key (wrong key?); refusing it", po->addr);
+		return -EACCES;
+	}
+	if (rswap_auth_mac(o->key, RSWAP_AUTH_LABEL_I, RSWAP_AUTH_ROLE_RDMA, id,
+			   id_len, po->acc.nonce, zero, mac))
+		return -EINVAL;
+	ret = send_proof(po, dev, mac, false);
+	if (!ret)
+		log_debug("poold %s: authenticated, proof sent", po->addr);
+	return ret;
 }
 
 int tc_poold_connect(const struct tc_opts *o, struct tc_dev *dev,
@@ -390,6 +657,8 @@ int tc_poold_connect(const struct tc_opts *o, struct tc_dev *dev,
 		return -ENOMEM;
 	for (i = 0; i < po->nqps; i++) {
 		ret = connect_qp(o, dev, po, i, (struct sockaddr *)&ss);
+		if (!ret && i == 0)
+			ret = session_auth(o, dev, po);
 		if (ret)
 			return ret;
 	}
@@ -465,6 +734,95 @@ int tc_poold_io(const struct tc_opts *o, struct tc_dev *dev, struct tc_poold *po
 	return 0;
 }
 
+static const char *steal_status(enum ibv_wc_status st)
+{
+	switch (st) {
+	case IBV_WC_REM_ACCESS_ERR:
+		return "remote access error";
+	case IBV_WC_WR_FLUSH_ERR:
+		return "flushed after the queue pair failed";
+	case IBV_WC_RETRY_EXC_ERR:
+		return "no answer, transport retries exceeded";
+	default:
+		return ibv_wc_status_str(st);
+	}
+}
+
+int tc_poold_steal(const struct tc_opts *o, struct tc_dev *dev,
+		   struct tc_poold *po, uint64_t len)
+{
+	static const char *const op[2] = { "READ", "WRITE" };
+	enum ibv_wc_status st[2];
+	bool done[2] = { false, false };
+	struct ibv_wc wc[8];
+	unsigned int k, ndone = 0;
+	uint64_t i;
+	int n, j;
+
+	if (len > dev->buflen)
+		len = dev->buflen;
+	/* Our own bytes, unlike anything the victim wrote. */
+	for (i = 0; i < len; i++)
+		dev->wbuf[i] = (uint8_t)(0xa5 ^ i ^ (i >> 8));
+	memset(dev->rbuf, 0, len);
+	for (k = 0; k < 2; k++) {
+		struct tc_qp *q = &po->qps[k < po->nqps ? k : 0];
+		struct ibv_send_wr wr = { 0 }, *bad;
+		struct ibv_sge sge;
+
+		sge.addr = (uintptr_t)(k ? dev->wbuf : dev->rbuf);
+		sge.length = (uint32_t)len;
+		sge.lkey = k ? dev->wmr->lkey : dev->rmr->lkey;
+		wr.wr_id = STEAL_TAG | k;
+		wr.sg_list = &sge;
+		wr.num_sge = 1;
+		wr.opcode = k ? IBV_WR_RDMA_WRITE : IBV_WR_RDMA_READ;
+		wr.send_flags = IBV_SEND_SIGNALED;
+		wr.wr.rdma.remote_addr = o->steal_addr;
+		wr.wr.rdma.rkey = o->steal_rkey;
+		if (ibv_post_send(q->id->qp, &wr, &bad)) {
+			log_err("poold %s: cannot post the RDMA %s: %s", po->addr,
+				op[k], strerror(errno));
+			return -EIO;
+		}
+		log_debug("steal: posted %s of %llu bytes at %#llx rkey %#x on qp %u",
+			  op[k], (unsigned long long)len,
+			  (unsigned long long)o->steal_addr, o->steal_rkey,
+			  k < po->nqps ? k : 0);
+	}
+	while (ndone < 2) {
+		n = cq_wait_ms(po, wc, 8, STEAL_WAIT_MS);
+		if (n < 0) {
+			for (k = 0; k < 2; k++)
+				log_err("steal: %s %s", op[k], done[k] ?
+					ibv_wc_status_str(st[k]) : "never completed");
+			return n;
+		}
+		for (j = 0; j < n; j++) {
+			if ((wc[j].wr_id & ~1ull) != STEAL_TAG)
+				continue;
+			k = wc[j].wr_id & 1;
+			if (!done[k]) {
+				done[k] = true;
+				st[k] = wc[j].status;
+				ndone++;
+			}
+		}
+	}
+	for (k = 0; k < 2; k++)
+		if (st[k] == IBV_WC_SUCCESS)
+			log_err("steal: %s at %#llx rkey %#x on poold %s succeeded: "
+				"isolation broken", op[k],
+				(unsigned long long)o->steal_addr, o->steal_rkey,
+				po->addr);
+	if (st[0] == IBV_WC_SUCCESS || st[1] == IBV_WC_SUCCESS)
+		return -EPERM;
+	log_info("steal: READ refused (%s), WRITE refused (%s) at %#llx rkey %#x "
+		 "on poold %s", steal_status(st[0]), steal_status(st[1]),
+		 (unsigned long long)o->steal_addr, o->steal_rkey, po->addr);
+	return 0;
+}
+
 bool tc_poold_disconnected(struct tc_poold *po)
 {
 	struct rdma_cm_event *e;
@@ -512,6 +870,11 @@ void tc_poold_close(struct tc_poold *po)
 		ibv_dereg_mr(po->rbufs_mr);
 	free(po->rbufs);
 	free(po->descs);
+	if (po->proof_mr)
+		ibv_dereg_mr(po->proof_mr);
+	free(po->proof);
+	po->proof_mr = NULL;
+	po->proof = NULL;
 	po->cq = NULL;
 	po->cch = NULL;
 	po->rbufs_mr = NULL;

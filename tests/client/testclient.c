@@ -11,13 +11,17 @@
  *   verify   connect, READ and compare only: proves data survived whatever
  *            happened since the last write (e.g. a coordinator restart).
  *   release  ClientRelease: the coordinator frees every chunk of the id.
+ *   steal    connect (an authenticated session of our own), then RDMA READ
+ *            and WRITE another session's --steal-addr/--steal-rkey: both
+ *            must be refused.
  *   register pose as a poold: PooldRegister --as ADDR:PORT with capacity
  *            --size, to check the coordinator's refusals.
  *   fake-coord  pose as the coordinator on --as ADDR:PORT for one poold and
  *            check its answers to commands a real coordinator rarely sends.
  *
  * Exit 0 on success, 1 on failure, 2 on bad usage.  With --expect-refusal
- * REASON, success means every poold refused with exactly that reason; with
+ * REASON, success means every poold refused with exactly that reason (for
+ * AUTH after --forge-proof or --no-proof: disconnected us, no table); with
  * --expect-coord-error, that the coordinator refused the ClientHello.
  */
 #include "testclient.h"
@@ -53,6 +57,7 @@ static const struct {
 	[RSWAP_REJ_NO_RESOURCES] = { "NO_RESOURCES", "PD, MR or QP could not be created" },
 	[RSWAP_REJ_SHUTTING_DOWN] = { "SHUTTING_DOWN", "poold is shutting down" },
 	[RSWAP_REJ_SESSION] = { "SESSION", "qp_count differs within a session" },
+	[RSWAP_REJ_AUTH] = { "AUTH", "this poold requires authentication" },
 };
 
 #define NREJ ((int)(sizeof(rej_names) / sizeof(rej_names[0])))
@@ -73,7 +78,8 @@ const char *rswap_rej_reason_name(int reason)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: rswap-testclient [options] write|verify|release|connect|map|register|fake-coord\n"
+		"usage: rswap-testclient [options] write|verify|release|connect|map|steal|\n"
+		"                                  register|fake-coord\n"
 		"  --coord HOST:PORT    coordinator\n"
 		"  --id ID              client id (1..32 printable characters)\n"
 		"  --size SIZE          pool size to ask for, e.g. 96M\n"
@@ -81,21 +87,30 @@ static void usage(FILE *f)
 		"  --block SIZE         RDMA transfer size (default 64K)\n"
 		"  --sample N           test N evenly spread blocks per chunk; 0 = all\n"
 		"                       (default: all up to 64M chunks, else 1024)\n"
-		"  --poold ADDR:PORT    connect to this poold directly (connect mode)\n"
+		"  --poold ADDR:PORT    connect to this poold directly (connect, steal)\n"
 		"  --key-file FILE      the cluster key, to authenticate to the coordinator\n"
+		"                       and to every poold\n"
 		"  --as ADDR:PORT       listen address to register as (register mode),\n"
 		"                       or to listen on as a coordinator (fake-coord)\n"
 		"bad input, to check refusals:\n"
 		"  --bad-magic  --bad-version  --version N  --bad-flags  --qp-count N\n"
 		"  --session-mismatch   second queue pair claims another qp_count\n"
 		"  --expect-refusal R   succeed only if refused with R (BAD_REQUEST,\n"
-		"                       VERSION, NO_CHUNKS, TOO_MANY_QPS, SESSION, ...)\n"
+		"                       VERSION, NO_CHUNKS, TOO_MANY_QPS, SESSION, AUTH, ...)\n"
 		"  --expect-coord-error succeed only if the coordinator refuses\n"
 		"  --hold SEC           after write/verify stay connected up to SEC seconds\n"
 		"                       (until a poold disconnects), then read again\n"
 		"  --expect-revoked     with --hold: succeed only if access ended\n"
 		"  --hold-coord SEC     keep the coordinator session (and so the client\n"
-		"                       id) for SEC seconds after the work, with heartbeats\n",
+		"                       id) for SEC seconds after the work, with heartbeats\n"
+		"attacks on the RDMA authentication (wire version 3):\n"
+		"  --forge-proof        send a proof of random bytes, unchecked poold proof;\n"
+		"                       with --expect-refusal AUTH succeed only if the poold\n"
+		"                       disconnects and sends no chunk table\n"
+		"  --no-proof           send no proof (same expectation, within 15 s)\n"
+		"  --steal-addr ADDR --steal-rkey RKEY   (steal mode, hex or decimal)\n"
+		"                       READ (qp 0) and WRITE (qp 1) another session's\n"
+		"                       memory; succeed only if both are refused\n",
 		DEFAULT_QPS);
 }
 
@@ -125,6 +140,22 @@ static unsigned long parse_num(const char *opt, const char *s, unsigned long max
 	return v;
 }
 
+/* Hex with 0x, else decimal. */
+static uint64_t parse_u64(const char *opt, const char *s, uint64_t max)
+{
+	bool hex = s[0] == '0' && (s[1] == 'x' || s[1] == 'X');
+	const char *d = hex ? s + 2 : s;
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(d, &end, hex ? 16 : 10);
+	if (!*d || *d == '-' || *d == '+' || *end || errno || v > max)
+		usage_error("%s %s: expected a number (0x... for hex) up to %#llx",
+			    opt, s, (unsigned long long)max);
+	return v;
+}
+
 static int parse_reason(const char *s)
 {
 	int i;
@@ -140,7 +171,9 @@ static const char *parse_args(int argc, char **argv, struct tc_opts *o)
 	enum { O_COORD = 256, O_POOLD, O_ID, O_SIZE, O_QPS, O_BLOCK, O_SAMPLE,
 	       O_BAD_MAGIC, O_BAD_VERSION, O_VERSION, O_BAD_FLAGS, O_QP_COUNT,
 	       O_SESSION_MISMATCH, O_EXPECT_REFUSAL, O_EXPECT_COORD_ERROR, O_AS,
-	       O_HOLD, O_EXPECT_REVOKED, O_HOLD_COORD, O_KEY_FILE };
+	       O_HOLD, O_EXPECT_REVOKED, O_HOLD_COORD, O_KEY_FILE, O_FORGE_PROOF,
+	       O_NO_PROOF, O_STEAL_ADDR, O_STEAL_RKEY };
+	bool have_addr = false, have_rkey = false;
 	static const struct option opts[] = {
 		{ "coord", required_argument, NULL, O_COORD },
 		{ "poold", required_argument, NULL, O_POOLD },
@@ -162,6 +195,10 @@ static const char *parse_args(int argc, char **argv, struct tc_opts *o)
 		{ "expect-revoked", no_argument, NULL, O_EXPECT_REVOKED },
 		{ "hold-coord", required_argument, NULL, O_HOLD_COORD },
 		{ "key-file", required_argument, NULL, O_KEY_FILE },
+		{ "forge-proof", no_argument, NULL, O_FORGE_PROOF },
+		{ "no-proof", no_argument, NULL, O_NO_PROOF },
+		{ "steal-addr", required_argument, NULL, O_STEAL_ADDR },
+		{ "steal-rkey", required_argument, NULL, O_STEAL_RKEY },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -193,6 +230,16 @@ static const char *parse_args(int argc, char **argv, struct tc_opts *o)
 		}
 		case O_HOLD: o->hold_s = (unsigned int)parse_num("--hold", optarg, 3600); break;
 		case O_EXPECT_REVOKED: o->expect_revoked = true; break;
+		case O_FORGE_PROOF: o->forge_proof = true; break;
+		case O_NO_PROOF: o->no_proof = true; break;
+		case O_STEAL_ADDR:
+			o->steal_addr = parse_u64("--steal-addr", optarg, UINT64_MAX);
+			have_addr = true;
+			break;
+		case O_STEAL_RKEY:
+			o->steal_rkey = (uint32_t)parse_u64("--steal-rkey", optarg, UINT32_MAX);
+			have_rkey = true;
+			break;
 		case O_HOLD_COORD:
 			o->hold_coord_s = (unsigned int)parse_num("--hold-coord", optarg, 3600);
 			break;
@@ -228,11 +275,11 @@ static const char *parse_args(int argc, char **argv, struct tc_opts *o)
 	}
 	if (optind != argc - 1)
 		usage_error("expected exactly one mode: write, verify, release, connect, map, "
-			    "register or fake-coord");
+			    "steal, register or fake-coord");
 	mode = argv[optind];
 	if (strcmp(mode, "write") && strcmp(mode, "verify") && strcmp(mode, "release") &&
 	    strcmp(mode, "connect") && strcmp(mode, "map") && strcmp(mode, "register") &&
-	    strcmp(mode, "fake-coord"))
+	    strcmp(mode, "fake-coord") && strcmp(mode, "steal"))
 		usage_error("unknown mode '%s'", mode);
 	if (!strcmp(mode, "fake-coord")) {
 		if (!o->as)
@@ -248,12 +295,22 @@ static const char *parse_args(int argc, char **argv, struct tc_opts *o)
 		usage_error("--id ID (1..%d characters) is required", RSWAP_CLIENT_ID_LEN);
 	if (o->expect_revoked && !o->hold_s)
 		usage_error("--expect-revoked needs --hold SEC");
-	if (o->poold && strcmp(mode, "connect"))
-		usage_error("--poold only goes with the connect mode");
+	o->steal = !strcmp(mode, "steal");
+	if (o->steal != (have_addr && have_rkey) || (!o->steal && (have_addr || have_rkey)))
+		usage_error("the steal mode needs --steal-addr and --steal-rkey, and only it");
+	if (o->forge_proof && o->no_proof)
+		usage_error("--forge-proof and --no-proof exclude each other");
+	if ((o->forge_proof || o->no_proof) && strcmp(mode, "connect"))
+		usage_error("--forge-proof and --no-proof go with the connect mode");
+	if (o->poold && strcmp(mode, "connect") && !o->steal)
+		usage_error("--poold only goes with the connect and steal modes");
 	if (!o->poold && !o->coord)
 		usage_error("--coord HOST:PORT is required");
 	if (!o->poold && strcmp(mode, "release") && !o->size)
 		usage_error("--size SIZE is required");
+	/* A READ on queue pair 0, a WRITE on queue pair 1. */
+	if (o->steal && o->qps < 2)
+		o->qps = 2;
 	/* A forged count still opens one queue pair: the first is what is refused. */
 	if (o->qp_count >= 0 && !o->session_mismatch)
 		o->qps = 1;
@@ -539,15 +596,8 @@ static int run_data(const struct tc_opts *o, const char *mode)
 	double t0;
 	int ret;
 
-	if (o->poold) {
-		map.chunk_size = 0;
-		pos = calloc(1, sizeof(*pos));
-		if (!pos)
-			return -ENOMEM;
-		snprintf(pos->addr, sizeof(pos->addr), "%s", o->poold);
-		pos->nqps = o->qps;
-		npoolds = 1;
-	} else {
+	/* steal --poold with --coord and --size: get chunks there first. */
+	if (!o->poold || (o->steal && o->coord && o->size)) {
 		ret = tc_coord_hello(o, &map);
 		if (o->expect_coord_error) {
 			free(map.slots);
@@ -567,6 +617,17 @@ static int run_data(const struct tc_opts *o, const char *mode)
 			free(map.slots);
 			return o->hold_coord_s ? tc_coord_hold(o) : 0;
 		}
+	}
+	if (o->poold) {
+		pos = calloc(1, sizeof(*pos));
+		if (!pos) {
+			free(map.slots);
+			return -ENOMEM;
+		}
+		snprintf(pos->addr, sizeof(pos->addr), "%s", o->poold);
+		pos->nqps = o->qps;
+		npoolds = 1;
+	} else {
 		pos = group_poolds(o, &map, &npoolds);
 		if (!pos) {
 			free(map.slots);
@@ -586,6 +647,15 @@ static int run_data(const struct tc_opts *o, const char *mode)
 	ret = connect_all(o, &dev, pos, npoolds);
 	if (ret)
 		goto out_close;
+	if (o->steal) {
+		for (i = 0; i < npoolds; i++) {
+			int r = tc_poold_steal(o, &dev, &pos[i], o->block);
+
+			if (r && !ret)
+				ret = r;
+		}
+		goto out_close;
+	}
 	if (o->poold || !strcmp(mode, "connect")) {
 		ret = o->poold ? 0 : match_slots(&map, pos, npoolds);
 		if (!ret)

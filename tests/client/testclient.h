@@ -44,6 +44,12 @@ struct tc_opts {
 	unsigned int hold_coord_s;	/* --hold-coord SEC: keep the id owned */
 	bool have_key;			/* --key-file: authenticate with it */
 	uint8_t key[32];
+	/* attacks on the RDMA authentication (version 3) */
+	bool forge_proof;		/* --forge-proof: random bytes as proof */
+	bool no_proof;			/* --no-proof: never send a proof */
+	bool steal;			/* steal mode: --steal-addr/--steal-rkey */
+	uint64_t steal_addr;
+	uint32_t steal_rkey;
 	int verbose;
 };
 
@@ -85,9 +91,14 @@ struct tc_poold {
 	uint64_t session;
 	uint16_t version;		/* negotiated */
 	uint32_t max_qps;
+	struct rswap_conn_acc acc;	/* qp_index 0's, zero beyond acc_len */
+	uint32_t acc_len;
+	struct rswap_auth_proof *proof;	/* our proof, registered in the PD */
+	struct ibv_mr *proof_mr;
 	unsigned int slots_here;	/* map slots on this poold */
 	struct tc_desc *descs;		/* chunk table as received */
-	unsigned int ndescs;
+	unsigned int ndescs;		/* version 3: known with the first message */
+	unsigned int tbl_got;		/* descriptors received so far */
 	uint8_t *rbufs;			/* receive buffers for the table */
 	struct ibv_mr *rbufs_mr;
 	unsigned int nrecv;
@@ -127,5 +138,15 @@ int tc_poold_io(const struct tc_opts *o, struct tc_dev *dev, struct tc_poold *po
 		const struct tc_slot *s, const uint64_t *rofs, unsigned int n,
 		bool write);
 void tc_dev_free(struct tc_dev *dev);
+/*
+ * Steal mode: on an authenticated session, one RDMA READ (qp 0) and one
+ * RDMA WRITE (qp 1, or qp 0 if there is only one) of len bytes at another
+ * session's (addr, rkey).  0 if both completed in error (a remote access
+ * error, a flush after it, or no answer at all: none of these returned
+ * data, and the victim checks that the WRITE did not land); -EPERM if
+ * either succeeded, another -errno if the test could not run.
+ */
+int tc_poold_steal(const struct tc_opts *o, struct tc_dev *dev,
+		   struct tc_poold *po, uint64_t len);
 
 #endif /* TESTCLIENT_H */
