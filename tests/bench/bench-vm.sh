@@ -33,6 +33,7 @@ set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 RSWAP_TESTLIB=${RSWAP_TESTLIB:-$HERE/../vm/lib}
 . "$RSWAP_TESTLIB/cluster.sh"
+. "$RSWAP_TESTLIB/move.sh"	# move_field
 
 BENCH_SYSTEMS=${BENCH_SYSTEMS:-raw rswap-rdma rswap-move rswap-dram nvmeof brd zram}
 REPS=${BENCH_REPS:-3}
@@ -335,10 +336,6 @@ bench_app() {
 }
 
 # ---- live chunk migration (rswap-move) -----------------------------------------
-
-# move_field KEY: a field of the client's moves file (epoch, done, failed,
-# bytes, moving, to, copied); empty if absent.
-move_field() { tr ' ' '\n' < /sys/block/rswap0/rswap/moves | sed -n "s/^$1=//p"; }
 
 # move_loop_start: keep chunks moving until move_loop_stop: drain A --wait,
 # undrain A, drain B --wait, undrain B, ...  Each drain moves every chunk

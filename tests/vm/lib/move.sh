@@ -1,9 +1,10 @@
-# Helpers of the chunk-move VM tests (busybox ash).  Source after swap.sh,
-# cluster.sh and session.sh.
+# Helpers of the chunk-move VM tests and the rswap-move benchmark (busybox
+# ash).  Source after cluster.sh (and swap.sh and session.sh for the
+# workloads and maps_agree).
 
 # move_field KEY: a field of the client's moves file (epoch, done, failed,
 # bytes, moving, to, copied); empty if absent.
-move_field() { rsysfs moves | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+move_field() { tr ' ' '\n' < /sys/block/rswap0/rswap/moves | sed -n "s/^$1=//p"; }
 
 # wait_moves_idle SEC: no move under way on the client.
 wait_moves_idle() {
