@@ -207,22 +207,21 @@ static bool rswap_move_win_idle(struct rswap_move *mv, u32 win)
 /* ---- copying ------------------------------------------------------------------- */
 
 /*
- * Softirq (CQ): the READ of an operation succeeded; WRITE the same pages
- * to the new copy now, so that reads and writes of a window overlap.  0,
- * or -errno (nothing posted).
+ * Any context.  Post an operation's READ (from the old copy, rep 0) or
+ * WRITE (to the new one, rep 1) at its offset.  0 or -errno (nothing
+ * posted), as rswap_rdma_post_rep().
  */
-static int rswap_move_op_write(struct rswap_move_op *op)
+static int rswap_move_post(struct rswap_move_op *op, unsigned int r)
 {
 	struct rswap_move *mv = op->move;
 	struct rswap_slot *slot = &mv->dev->core.slots[mv->slot];
-	struct rswap_place *place;
 	int ret;
 
-	op->req.write = true;
+	op->req.write = r == 1;
 	rcu_read_lock();
-	place = rcu_dereference(slot->place);
-	ret = rswap_rdma_post_rep(mv->dev, &op->req, &place->rep[1], op->off,
-				  0);
+	ret = rswap_rdma_post_rep(mv->dev, &op->req,
+				  &rcu_dereference(slot->place)->rep[r],
+				  op->off, 0);
 	rcu_read_unlock();
 	return ret;
 }
@@ -248,7 +247,8 @@ static void rswap_move_op_done(struct ib_cq *cq, struct ib_wc *wc)
 		WRITE_ONCE(mv->op_target, write);
 		WRITE_ONCE(mv->ops_stop, true);
 	} else if (!write && !READ_ONCE(mv->ops_stop) &&
-		   rswap_move_op_write(op)) {
+		   rswap_move_post(op, 1)) {
+		/* The READ succeeded: WRITE the same pages to the new copy. */
 		WRITE_ONCE(mv->op_error, -EIO);
 		WRITE_ONCE(mv->op_target, true);
 		WRITE_ONCE(mv->ops_stop, true);
@@ -266,12 +266,9 @@ static void rswap_move_op_done(struct ib_cq *cq, struct ib_wc *wc)
  * the window again once it is back), or another -errno with the move
  * failed.
  */
-static int rswap_move_copy(struct rswap_move *mv, struct rswap_slot *slot,
-			   u32 win)
+static int rswap_move_copy(struct rswap_move *mv, u32 win)
 {
-	struct rswap_dev *dev = mv->dev;
 	unsigned int op_pages = mv->nr_pages / RSWAP_MOVE_WRS;
-	struct rswap_place *place;
 	unsigned int k, p;
 	int ret = 0;
 
@@ -292,14 +289,9 @@ static int rswap_move_copy(struct rswap_move *mv, struct rswap_slot *slot,
 		op->req.sg = op->sg;
 		op->req.sge = op->sge;
 		op->req.nents = op_pages;
-		op->req.write = false;
 		for (;;) {
 			atomic_inc(&mv->ops_left);
-			rcu_read_lock();
-			place = rcu_dereference(slot->place);
-			ret = rswap_rdma_post_rep(dev, &op->req, &place->rep[0],
-						  op->off, 0);
-			rcu_read_unlock();
+			ret = rswap_move_post(op, 0);
 			if (!ret)
 				break;
 			atomic_dec(&mv->ops_left);
@@ -341,7 +333,7 @@ static int rswap_move_window(struct rswap_move *mv, struct rswap_slot *slot,
 			rswap_move_fail(mv, -EIO, "the old copy was lost");
 			break;
 		}
-		ret = rswap_move_copy(mv, slot, win);
+		ret = rswap_move_copy(mv, win);
 		if (ret == -EAGAIN) {
 			rcu_read_lock();
 			from = rcu_dereference(slot->place)->rep[0].sess;
