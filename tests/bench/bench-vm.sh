@@ -1,20 +1,25 @@
 #!/bin/sh
 # The measuring half of the Remoteswap benchmark (POSIX sh; busybox ash in
-# the VM).  tests/bench/run boots the VM and runs this once per system; on
-# a real RDMA host run it directly as root (see docs/BENCHMARKS.md).
+# the VM).  tests/bench/run boots the VM and runs this once for all the
+# systems; on a real RDMA host run it directly as root (see
+# docs/BENCHMARKS.md).
 #
 #   BENCH_SYSTEMS="raw rswap-rdma rswap-move rswap-dram nvmeof brd zram" bench-vm.sh
 #
-# For each system it makes that system the only swap device and runs the
-# workloads, printing one line per measurement:
+# It sets every system up once, then in every repetition runs each
+# workload on each system in turn, in an order that rotates from one
+# repetition to the next (printed as an "order" record), making that
+# system the only swap device with swapon/swapoff: drift in the host's
+# load then reaches all systems alike, and the report pairs the systems'
+# figures within a repetition.  One line per measurement:
 #   @@BENCH {"system":S,"workload":W,"rep":N,"data":{...}}
 # It never fails on a time; it exits 1 only when something is broken (a
 # result differs from the unlimited run, data read back is wrong, a system
 # cannot be set up), after measuring the rest.
 #
 # Environment (defaults in brackets):
-#   BENCH_SYSTEMS   systems to measure, in order [raw rswap-rdma rswap-move rswap-dram nvmeof brd zram]
-#   BENCH_REPS      repetitions of every measurement [3]
+#   BENCH_SYSTEMS   systems to measure [raw rswap-rdma rswap-move rswap-dram nvmeof brd zram]
+#   BENCH_REPS      repetitions of every measurement [5]
 #   BENCH_SWAP_MIB  size of each swap device [192]
 #   BENCH_FL_MIB    region of the fault-latency test [32]
 #   BENCH_TP_MIB    region of the throughput test [64]
@@ -36,7 +41,7 @@ RSWAP_TESTLIB=${RSWAP_TESTLIB:-$HERE/../vm/lib}
 . "$RSWAP_TESTLIB/move.sh"	# move_field
 
 BENCH_SYSTEMS=${BENCH_SYSTEMS:-raw rswap-rdma rswap-move rswap-dram nvmeof brd zram}
-REPS=${BENCH_REPS:-3}
+REPS=${BENCH_REPS:-5}
 SWAP_MIB=${BENCH_SWAP_MIB:-192}
 FL_MIB=${BENCH_FL_MIB:-32}
 TP_MIB=${BENCH_TP_MIB:-64}
@@ -44,8 +49,6 @@ SORT_LINES=${BENCH_SORT_LINES:-40000}
 AWK_KEYS=${BENCH_AWK_KEYS:-20000}
 APP_LIMITS=${BENCH_APP_LIMITS:-100 50 25}
 RDMADEV=${RSWAP_RDMADEV:-rxe0}
-COORD_PORT_BENCH=9460
-COORD_PORT_MOVE=9461
 NVMF_NQN=${BENCH_NVMF_NQN:-nqn.2026-11.io.remoteswap:bench}
 NVMF_PORT=4420
 CG=/sys/fs/cgroup
@@ -99,19 +102,16 @@ bw_json() {
 	echo "$1" | awk '{ printf "{\"iters\":%d,\"bw_peak_MBps\":%s,\"bw_avg_MBps\":%s,\"msg_rate_Mpps\":%s}", $2, $3, $4, $5 }'
 }
 
-bench_raw() {
+# raw_rep REP: the four perftest figures of one repetition.
+raw_rep() {
 	[ -n "${RSWAP_IP:-}" ] || { broken "RSWAP_IP is not set"; return; }
-	r=1
-	while [ $r -le "$REPS" ]; do
-		for t in ib_read_lat ib_write_lat; do
-			line=$(perf $t 2000 $((18515 + r))) || { broken "$t failed"; continue; }
-			say "$t" $r "$(lat_json "$line")"
-		done
-		for t in ib_write_bw ib_read_bw; do
-			line=$(perf $t 5000 $((18525 + r))) || { broken "$t failed"; continue; }
-			say "$t" $r "$(bw_json "$line")"
-		done
-		r=$((r + 1))
+	for t in ib_read_lat ib_write_lat; do
+		line=$(perf $t 2000 $((18515 + $1))) || { broken "$t failed"; continue; }
+		say "$t" "$1" "$(lat_json "$line")"
+	done
+	for t in ib_write_bw ib_read_bw; do
+		line=$(perf $t 5000 $((18525 + $1))) || { broken "$t failed"; continue; }
+		say "$t" "$1" "$(bw_json "$line")"
 	done
 }
 
@@ -124,49 +124,79 @@ modprobe_brd() {
 	[ -e /dev/ram1 ]
 }
 
-setup_rswap_rdma() {
-	modprobe rdma_cm || return 1
-	_coord=${BENCH_COORD:-}
-	if [ -z "$_coord" ]; then
-		start_coord $COORD_PORT_BENCH 16M
-		start_poold 1 $((SWAP_MIB + 32))M
-		wait_registered 1
-		_coord="$RSWAP_IP:$COORD_PORT_BENCH"
+# The rswap variants, one line each: name, port of its own coordinator
+# ("-": none), number of poolds, module parameters beyond coord= and size=
+# (comma-separated, "-": none).  Every variant gets its own coordinator and poolds, set up
+# once; the module (one device per load) is reloaded only when the next
+# measurement is on another variant.  A new variant is one more line.
+RSWAP_VARIANTS='
+rswap-rdma 9460 1 -
+rswap-move 9461 2 -
+rswap-dram - 0 backend=dram
+'
+
+# rswap_variant NAME: its line of RSWAP_VARIANTS, or nothing.
+rswap_variant() { echo "$RSWAP_VARIANTS" | awk -v s="$1" '$1 == s'; }
+
+# Per-system settings (device, block counters, ...) in variables named
+# after the system: sys_set SYS KEY VALUE, sys_get SYS KEY.
+sys_var() { echo "SYSV_$(echo "$1_$2" | tr -c 'A-Za-z0-9\n' _)"; }
+sys_set() { eval "$(sys_var "$1" "$2")=\$3"; }
+sys_get() { eval "echo \"\${$(sys_var "$1" "$2"):-}\""; }
+
+# setup_rswap SYS: the variant's coordinator and poolds (each big enough
+# for the whole device); the module is loaded by load_rswap.
+NEXT_POOLD=0
+setup_rswap() {
+	set -- $(rswap_variant "$1")
+	[ $# -eq 4 ] || { echo "no line for it in RSWAP_VARIANTS"; return 1; }
+	# cluster.sh's helpers use _i, _n, _p...: these names are this one's.
+	sr_sys=$1 sr_port=$2 sr_n=$3 sr_args=$4
+	sr_coord=- sr_poolds=
+	if [ "$sr_sys" = rswap-rdma ] && [ -n "${BENCH_COORD:-}" ]; then
+		sr_coord=$BENCH_COORD
+	elif [ "$sr_port" != - ]; then
+		start_coord "$sr_port" 16M || return 1
+		sr_i=0
+		while [ $sr_i -lt "$sr_n" ]; do
+			NEXT_POOLD=$((NEXT_POOLD + 1))
+			start_poold $NEXT_POOLD $((SWAP_MIB + 32))M || return 1
+			wait_registered $NEXT_POOLD || return 1
+			sr_poolds="$sr_poolds $(poold_addr $NEXT_POOLD)"
+			sr_i=$((sr_i + 1))
+		done
+		sr_coord=$RSWAP_IP:$sr_port
 	fi
-	${RSWAP_INSMOD:-insmod} "$RSWAP_KO" coord="$_coord" size="${SWAP_MIB}M" name=bench > /tmp/bench.insmod 2>&1 ||
-		{ cat /tmp/bench.insmod; dmesg | grep rswap | tail -n 5; return 1; }
-	SWAPDEV=/dev/rswap0
+	[ "$sr_coord" = - ] || modprobe rdma_cm || return 1
+	sys_set "$sr_sys" coord "$sr_coord"
+	sys_set "$sr_sys" port "$sr_port"
+	sys_set "$sr_sys" poolds "${sr_poolds# }"
+	sys_set "$sr_sys" args "$([ "$sr_args" = - ] || echo "$sr_args" | tr , ' ')"
+	sys_set "$sr_sys" dev /dev/rswap0
 }
 
-teardown_rswap() {
-	grep -q '^rswap_client ' /proc/modules && rmmod rswap_client
-	# Not stop_all: it runs CLUSTER_ON_EXIT, which calls us.
-	for _p in $CLUSTER_PIDS; do kill -TERM "$_p" 2> /dev/null; done
-	for _p in $CLUSTER_PIDS; do wait "$_p" 2> /dev/null; done
-	CLUSTER_PIDS=
-}
-
-# rswap-move: one coordinator and two poolds, each big enough for the whole
-# device; the client's chunks start spread over both.
-MOVE_A= MOVE_B= MOVE_PID=
-setup_rswap_move() {
-	modprobe rdma_cm || return 1
-	start_coord $COORD_PORT_MOVE 16M
-	start_poold 1 $((SWAP_MIB + 32))M
-	start_poold 2 $((SWAP_MIB + 32))M
-	wait_registered 1
-	wait_registered 2
-	MOVE_A=$(poold_addr 1) MOVE_B=$(poold_addr 2)
-	${RSWAP_INSMOD:-insmod} "$RSWAP_KO" coord="$RSWAP_IP:$COORD_PORT_MOVE" size="${SWAP_MIB}M" name=benchmove > /tmp/bench.insmod 2>&1 ||
-		{ cat /tmp/bench.insmod; dmesg | grep rswap | tail -n 5; return 1; }
-	[ -r /sys/block/rswap0/rswap/moves ] || { echo "no /sys/block/rswap0/rswap/moves"; return 1; }
-	SWAPDEV=/dev/rswap0
-}
-
-setup_rswap_dram() {
-	insmod "$RSWAP_KO" backend=dram size="${SWAP_MIB}M" > /tmp/bench.insmod 2>&1 ||
-		{ cat /tmp/bench.insmod; return 1; }
-	SWAPDEV=/dev/rswap0
+# load_rswap SYS: rswap-client.ko loaded as SYS's variant, /dev/rswap0
+# made a swap area; nothing to do if it already is.  Swap must be off.
+RSWAP_LOADED=
+load_rswap() {
+	[ "$RSWAP_LOADED" = "$1" ] && return 0
+	if grep -q '^rswap_client ' /proc/modules; then
+		rmmod rswap_client || { echo "rmmod rswap_client failed"; return 1; }
+	fi
+	RSWAP_LOADED=
+	_coord=$(sys_get "$1" coord)
+	if [ "$_coord" = - ]; then
+		# shellcheck disable=SC2046 # the variant's parameters, one word each
+		insmod "$RSWAP_KO" size="${SWAP_MIB}M" $(sys_get "$1" args) > /tmp/bench.insmod 2>&1
+	else
+		# shellcheck disable=SC2046
+		${RSWAP_INSMOD:-insmod} "$RSWAP_KO" coord="$_coord" size="${SWAP_MIB}M" name=bench \
+			$(sys_get "$1" args) > /tmp/bench.insmod 2>&1
+	fi || { cat /tmp/bench.insmod; dmesg | grep rswap | tail -n 5; return 1; }
+	# admin (cluster.sh) talks to the loaded variant's coordinator.
+	[ "$(sys_get "$1" port)" = - ] || COORD_PORT=$(sys_get "$1" port)
+	mkswap /dev/rswap0 > /dev/null || { echo "mkswap /dev/rswap0 failed"; return 1; }
+	RSWAP_LOADED=$1
 }
 
 NVMF_CFG=/sys/kernel/config/nvmet
@@ -257,6 +287,24 @@ diskstat_delta() {
 		printf "{\"read_ios\":%d,\"read_merges\":%d,\"read_sectors\":%d,\"read_ms\":%d,\"write_ios\":%d,\"write_merges\":%d,\"write_sectors\":%d,\"write_ms\":%d}", d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8] }'
 }
 
+# cpu_snap: the guest's CPU time (all CPUs, in USER_HZ ticks) busy and in
+# all (busy = user nice system irq softirq steal; the rest is idle and
+# iowait), then pswpin and pswpout.  Busy time counts every CPU cycle the
+# swap costs in this guest: the faulting task, the block layer, the RDMA
+# stack (Soft-RoCE runs in the guest's softirqs and work queues) and the
+# server side (poold, nvmet), which lives in the same guest here.
+cpu_snap() {
+	awk '$1 == "cpu" { b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 + $6 }' /proc/stat
+	vmstat_get pswpin
+	vmstat_get pswpout
+}
+
+# cpu_json BEFORE AFTER: cpu_snap's deltas as JSON.
+cpu_json() {
+	echo $1 $2 | awk -v hz="$USER_HZ" '{ printf "{\"busy_ticks\":%d,\"total_ticks\":%d,\"user_hz\":%d,\"pswpin\":%d,\"pswpout\":%d}", $5 - $1, $6 - $2, hz, $7 - $3, $8 - $4 }'
+}
+USER_HZ=$(getconf CLK_TCK 2> /dev/null || echo 100)
+
 # faultlat_run MODE MIB PAGE_CLUSTER REP [WORKLOAD]: WORKLOAD names the
 # record [faultlat-MODE].
 faultlat_run() {
@@ -264,14 +312,16 @@ faultlat_run() {
 	echo "$3" > /proc/sys/vm/page-cluster
 	_st=/sys/block/${STATDEV:-$(basename "$SWAPDEV")}/stat
 	_s0=$(cut -c1-200 "$_st" | awk '{ print $1, $2, $3, $4, $5, $6, $7, $8 }')
+	_c0=$(cpu_snap)
 	_out=$(in_cgroup bench-fl faultlat "$1" "$2" "$4" 2> /tmp/bench.fl.err)
 	_rc=$?
+	_c1=$(cpu_snap)
 	_s1=$(cut -c1-200 "$_st" | awk '{ print $1, $2, $3, $4, $5, $6, $7, $8 }')
 	rmdir "$CG/bench-fl"
 	echo "$PAGE_CLUSTER0" > /proc/sys/vm/page-cluster
 	[ $_rc -eq 0 ] || { cat /tmp/bench.fl.err; broken "faultlat $1 $2 MiB failed (exit $_rc)"; }
 	case "$_out" in
-	"{"*"}") say "${5:-faultlat-$1}" "$4" "{\"page_cluster\":$3,\"diskstat\":$(diskstat_delta "$_s0" "$_s1"),\"result\":$_out}" ;;
+	"{"*"}") say "${5:-faultlat-$1}" "$4" "{\"page_cluster\":$3,\"diskstat\":$(diskstat_delta "$_s0" "$_s1"),\"cpu\":$(cpu_json "$_c0" "$_c1"),\"result\":$_out}" ;;
 	*) broken "faultlat $1 printed no result" ;;
 	esac
 }
@@ -292,46 +342,52 @@ APP_AWK="awk -v n=$AWK_KEYS 'BEGIN { x = 12345; for (i = 0; i < n; i++) { x = (x
 
 # app_once APP LIMIT_BYTES|max: run APP in a fresh cgroup; sets RUN_MS,
 # RUN_SUM (md5 of the output), RUN_PEAK, RUN_OUT, RUN_IN,
-# RUN_EVENTS (oom kills).
+# RUN_EVENTS (oom kills), RUN_CPU (cpu_json).
 app_once() {
 	rmdir "$CG/bench-app" 2> /dev/null
 	mkdir "$CG/bench-app" || {
-		RUN_SUM=none RUN_MS=0 RUN_PEAK=0 RUN_OUT=0 RUN_IN=0 RUN_EVENTS=0
+		RUN_SUM=none RUN_MS=0 RUN_PEAK=0 RUN_OUT=0 RUN_IN=0 RUN_EVENTS=0 RUN_CPU=null
 		return
 	}
 	echo "$2" > "$CG/bench-app/memory.max"
-	_o0=$(vmstat_get pswpout) _i0=$(vmstat_get pswpin) _t0=$(now_ms)
 	case "$1" in
 	sort) _cmd=$APP_SORT ;;
 	awk) _cmd=$APP_AWK ;;
 	esac
+	_c0=$(cpu_snap) _t0=$(now_ms)
 	RUN_SUM=$(in_cgroup bench-app sh -c "$_cmd" | md5sum | cut -d' ' -f1)
 	RUN_MS=$(($(now_ms) - _t0))
-	RUN_OUT=$(($(vmstat_get pswpout) - _o0)) RUN_IN=$(($(vmstat_get pswpin) - _i0))
+	_c1=$(cpu_snap)
+	RUN_CPU=$(cpu_json "$_c0" "$_c1")
+	RUN_IN=$(echo $_c0 $_c1 | awk '{ print $7 - $3 }') RUN_OUT=$(echo $_c0 $_c1 | awk '{ print $8 - $4 }')
 	RUN_PEAK=$(cat "$CG/bench-app/memory.peak" 2> /dev/null || echo 0)
 	RUN_EVENTS=$(awk '$1 == "oom_kill" { print $2 }' "$CG/bench-app/memory.events")
 	rmdir "$CG/bench-app"
 }
 
-bench_app() {
-	_app=$1
-	app_once "$_app" max
-	_ref=$RUN_SUM _peak=$RUN_PEAK
-	[ "$_peak" -gt 0 ] || { broken "$_app: no memory.peak"; return; }
-	say "app-$_app-unlimited" 0 "{\"ms\":$RUN_MS,\"peak_bytes\":$_peak,\"md5\":\"$_ref\",\"pswpout\":$RUN_OUT,\"pswpin\":$RUN_IN}"
-	r=1
-	while [ $r -le "$REPS" ]; do
-		for pct in $APP_LIMITS; do
-			_lim=$((_peak * pct / 100))
-			app_once "$_app" "$_lim"
-			_ok=true
-			if [ "$RUN_SUM" != "$_ref" ]; then
-				_ok=false
-				broken "$_app at $pct% of its peak: result $RUN_SUM differs from the unlimited run's $_ref (oom_kill $RUN_EVENTS)"
-			fi
-			say "app-$_app" $r "{\"limit_pct\":$pct,\"limit_bytes\":$_lim,\"peak_bytes\":$_peak,\"ms\":$RUN_MS,\"pswpout\":$RUN_OUT,\"pswpin\":$RUN_IN,\"oom_kill\":${RUN_EVENTS:-0},\"result_ok\":$_ok}"
-		done
-		r=$((r + 1))
+# app_reference APP: APP without a limit, once for all systems (it does
+# not swap): its peak, which sets the limits, and its output's md5, which
+# every limited run must match.  Sets APP_PEAK_<app>, APP_REF_<app>.
+app_reference() {
+	app_once "$1" max
+	[ "$RUN_PEAK" -gt 0 ] || { broken "$1: no memory.peak"; return 1; }
+	eval "APP_PEAK_$1=\$RUN_PEAK APP_REF_$1=\$RUN_SUM"
+	say "app-$1-unlimited" 0 "{\"ms\":$RUN_MS,\"peak_bytes\":$RUN_PEAK,\"md5\":\"$RUN_SUM\",\"pswpout\":$RUN_OUT,\"pswpin\":$RUN_IN}"
+}
+
+# app_rep APP REP: APP at each of APP_LIMITS on the active swap device.
+app_rep() {
+	eval "_peak=\${APP_PEAK_$1:-} _ref=\${APP_REF_$1:-}"
+	[ -n "$_peak" ] || return 0	# app_reference said why
+	for pct in $APP_LIMITS; do
+		_lim=$((_peak * pct / 100))
+		app_once "$1" "$_lim"
+		_ok=true
+		if [ "$RUN_SUM" != "$_ref" ]; then
+			_ok=false
+			broken "$1 at $pct% of its peak: result $RUN_SUM differs from the unlimited run's $_ref (oom_kill $RUN_EVENTS)"
+		fi
+		say "app-$1" "$2" "{\"limit_pct\":$pct,\"limit_bytes\":$_lim,\"peak_bytes\":$_peak,\"ms\":$RUN_MS,\"pswpout\":$RUN_OUT,\"pswpin\":$RUN_IN,\"oom_kill\":${RUN_EVENTS:-0},\"cpu\":$RUN_CPU,\"result_ok\":$_ok}"
 	done
 }
 
@@ -340,6 +396,7 @@ bench_app() {
 # move_loop_start: keep chunks moving until move_loop_stop: drain A --wait,
 # undrain A, drain B --wait, undrain B, ...  Each drain moves every chunk
 # on that poold to the other one.
+MOVE_A= MOVE_B= MOVE_PID=
 move_loop_start() {
 	rm -f /tmp/bench.move.stop
 	echo 0 > /tmp/bench.move.drains
@@ -445,93 +502,171 @@ live_run() {
 	say move-copy "$4" "{\"during\":\"$1\",\"moves\":$_n,\"bytes\":$_bytes,\"chunk_bytes\":$((_bytes / _n)),\"copy_MiBps\":$_rate,$_j,\"moves_done_during_run\":$((_wd1 - _wd0)),\"drains\":$(cat /tmp/bench.move.drains),\"failed\":$((_f1 - _f0))}"
 }
 
-# The same workload with no move and while chunks move, interleaved per
-# repetition: baseline, then during-move, for throughput and for latency.
-bench_move() {
-	mkswap "$SWAPDEV" > /dev/null && swapon "$SWAPDEV" || { broken "mkswap/swapon $SWAPDEV"; return; }
-	[ "$(awk 'NR > 1' /proc/swaps | wc -l)" = 1 ] || broken "more than one swap device active"
-	_b=/sys/block/rswap0/queue
-	say device 0 "{\"dev\":\"$SWAPDEV\",\"stat_dev\":\"rswap0\",\"size_mib\":$SWAP_MIB,\"rotational\":$(cat $_b/rotational),\"nr_requests\":$(cat $_b/nr_requests),\"max_sectors_kb\":$(cat $_b/max_sectors_kb),\"max_segments\":$(cat $_b/max_segments),\"poolds\":[\"$MOVE_A\",\"$MOVE_B\"]}"
-	note "swap on $SWAPDEV; chunks: $(awk '{ print $2 }' /sys/block/rswap0/rswap/chunk_map | sort | uniq -c | tr '\n' ' ')"
-	r=1
-	while [ $r -le "$REPS" ]; do
-		faultlat_run tput "$TP_MIB" "$PAGE_CLUSTER0" $r move-base-tput
-		live_run tput "$TP_MIB" "$PAGE_CLUSTER0" $r
-		note "throughput rep $r done: $(cat /sys/block/rswap0/rswap/moves)"
-		faultlat_run lat "$FL_MIB" 0 $r move-base-lat
-		live_run lat "$FL_MIB" 0 $r
-		note "fault latency rep $r done: $(cat /sys/block/rswap0/rswap/moves)"
-		r=$((r + 1))
-	done
+# move_rep REP: the same workload with no move and while chunks move,
+# paired within the repetition: baseline, then during-move, for throughput
+# and for latency.
+move_rep() {
+	set -- "$1" $(sys_get rswap-move poolds)
+	[ $# -eq 3 ] || { broken "rswap-move needs two poolds, has: $(sys_get rswap-move poolds)"; return; }
+	MOVE_A=$2 MOVE_B=$3
+	set -- "$1"
+	faultlat_run tput "$TP_MIB" "$PAGE_CLUSTER0" "$3" move-base-tput
+	live_run tput "$TP_MIB" "$PAGE_CLUSTER0" "$3"
+	note "throughput rep $3 done: $(cat /sys/block/rswap0/rswap/moves)"
+	faultlat_run lat "$FL_MIB" 0 "$3" move-base-lat
+	live_run lat "$FL_MIB" 0 "$3"
+	note "fault latency rep $3 done: $(cat /sys/block/rswap0/rswap/moves)"
 	[ "$(move_field failed)" = 0 ] || broken "moves failed: $(cat /sys/block/rswap0/rswap/moves)"
-	swapoff "$SWAPDEV" || broken "swapoff $SWAPDEV"
 }
 
-bench_swap_system() {
-	_name=$1
-	SWAPDEV= STATDEV=
-	if ! "setup_$(echo "$_name" | tr - _)" > /tmp/bench.setup 2>&1; then
-		cat /tmp/bench.setup
-		broken "cannot set up $_name"
-		return
-	fi
-	mkswap "$SWAPDEV" > /dev/null && swapon "$SWAPDEV" || { broken "mkswap/swapon $SWAPDEV"; return; }
-	[ "$(awk 'NR > 1' /proc/swaps | wc -l)" = 1 ] || broken "more than one swap device active"
-	_b=/sys/block/$(basename "$SWAPDEV")/queue
-	say device 0 "{\"dev\":\"$SWAPDEV\",\"stat_dev\":\"${STATDEV:-$(basename "$SWAPDEV")}\",\"size_mib\":$SWAP_MIB,\"rotational\":$(cat $_b/rotational),\"nr_requests\":$(cat $_b/nr_requests),\"max_sectors_kb\":$(cat $_b/max_sectors_kb),\"max_segments\":$(cat $_b/max_segments)}"
-	note "swap on $SWAPDEV"
-	r=1
-	while [ $r -le "$REPS" ]; do
-		faultlat_run lat "$FL_MIB" 0 $r
-		note "fault latency rep $r done"
-		faultlat_run tput "$TP_MIB" "$PAGE_CLUSTER0" $r
-		note "throughput rep $r done"
-		r=$((r + 1))
-	done
-	gen_inputs
-	bench_app sort
-	note "sort done"
-	bench_app awk
-	note "awk done"
-	swapoff "$SWAPDEV" || broken "swapoff $SWAPDEV"
-}
+# ---- the systems, set up once and measured in turn --------------------------------
 
-teardown() {
-	case "$1" in
-	rswap-rdma|rswap-dram) teardown_rswap ;;
-	rswap-move) move_loop_stop; teardown_rswap ;;
-	nvmeof) teardown_nvmeof ;;
-	zram) teardown_zram ;;
+# The workloads, in the order a repetition runs them; each system runs
+# those that apply to it (sys_runs).
+WORKLOADS="raw lat tput sort awk move"
+
+sys_runs() {
+	case "$1:$2" in
+	raw:raw|rswap-move:move) return 0 ;;
+	raw:*|rswap-move:*|*:raw|*:move) return 1 ;;
+	*) return 0 ;;
 	esac
 }
 
+# setup_system SYS: whatever SYS needs for the whole run; a swap device
+# other than rswap's gets its swap area here (rswap's in load_rswap).
+SETUP_DONE=
+setup_system() {
+	SWAPDEV= STATDEV=
+	case "$1" in
+	raw) [ -n "${RSWAP_IP:-}" ] || { echo "RSWAP_IP is not set"; return 1; } ;;
+	rswap-*) setup_rswap "$1" || return 1 ;;
+	nvmeof|brd|zram) "setup_$1" || return 1 ;;
+	*) echo "unknown system (raw nvmeof brd zram and the rswap variants:$(echo "$RSWAP_VARIANTS" | awk 'NF { printf " %s", $1 }'))"; return 1 ;;
+	esac
+	SETUP_DONE="$SETUP_DONE $1"
+	case "$1" in raw|rswap-*) return 0 ;; esac
+	sys_set "$1" dev "$SWAPDEV"
+	sys_set "$1" statdev "$STATDEV"
+	mkswap "$SWAPDEV" > /dev/null || { echo "mkswap $SWAPDEV failed"; return 1; }
+}
+
+# activate SYS: SYS's device the only active swap; SWAPDEV and STATDEV
+# name it.  The first activation records the device's limits.
+activate() {
+	case "$1" in
+	rswap-*) load_rswap "$1" > /tmp/bench.setup 2>&1 || { cat /tmp/bench.setup; return 1; } ;;
+	esac
+	SWAPDEV=$(sys_get "$1" dev) STATDEV=$(sys_get "$1" statdev)
+	swapon "$SWAPDEV" || { echo "swapon $SWAPDEV failed"; return 1; }
+	[ "$(awk 'NR > 1' /proc/swaps | wc -l)" = 1 ] || { echo "more than one swap device active: $(awk 'NR > 1 { print $1 }' /proc/swaps | tr '\n' ' ')"; return 1; }
+	[ -n "$(sys_get "$1" described)" ] && return 0
+	sys_set "$1" described 1
+	_q=/sys/block/$(basename "$SWAPDEV")/queue
+	_extra=
+	case "$1" in
+	rswap-*) _extra=",\"module_args\":\"$(sys_get "$1" args)\",\"poolds\":\"$(sys_get "$1" poolds)\"" ;;
+	esac
+	say device 0 "{\"dev\":\"$SWAPDEV\",\"stat_dev\":\"${STATDEV:-$(basename "$SWAPDEV")}\",\"size_mib\":$SWAP_MIB,\"rotational\":$(cat "$_q/rotational"),\"nr_requests\":$(cat "$_q/nr_requests"),\"max_sectors_kb\":$(cat "$_q/max_sectors_kb"),\"max_segments\":$(cat "$_q/max_segments")$_extra}"
+	note "swap on $SWAPDEV"
+}
+
+deactivate() { swapoff "$SWAPDEV" || broken "swapoff $SWAPDEV"; }
+
+run_workload() {
+	case "$1" in
+	raw) raw_rep "$2" ;;
+	lat) faultlat_run lat "$FL_MIB" 0 "$2" ;;
+	tput) faultlat_run tput "$TP_MIB" "$PAGE_CLUSTER0" "$2" ;;
+	sort|awk) app_rep "$1" "$2" ;;
+	move) move_rep "$2" ;;
+	esac
+}
+
+# rotate N LIST: LIST started at its Nth word (1-based, wrapping), so
+# that over as many repetitions as systems each runs in every position.
+rotate() {
+	_k=$1
+	shift
+	_k=$(((_k - 1) % $# ))
+	_i=0 _head= _tail=
+	for _w; do
+		if [ $_i -lt $_k ]; then _tail="$_tail $_w"; else _head="$_head $_w"; fi
+		_i=$((_i + 1))
+	done
+	echo $_head $_tail
+}
+
+teardown_all() {
+	move_loop_stop
+	swapoff -a 2> /dev/null
+	grep -q '^rswap_client ' /proc/modules && rmmod rswap_client
+	case "$SETUP_DONE " in *" nvmeof "*) teardown_nvmeof ;; esac
+	case "$SETUP_DONE " in *" zram "*) teardown_zram ;; esac
+	true
+}
+
+# cluster.sh's fail exits; here a cluster that does not start is one
+# system that cannot be set up, not the end of the others' measurements.
+fail() {
+	echo "$*"
+	dump_logs
+	return 1
+}
+
 cluster_init
-CLUSTER_ON_EXIT='swapoff -a 2> /dev/null; echo $PAGE_CLUSTER0 > /proc/sys/vm/page-cluster; teardown "$SYS"'
+CLUSTER_ON_EXIT='echo $PAGE_CLUSTER0 > /proc/sys/vm/page-cluster; teardown_all'
 PAGE_CLUSTER0=$(cat /proc/sys/vm/page-cluster)
 swapoff -a 2> /dev/null
 command -v faultlat > /dev/null || { echo "faultlat is not on PATH (build tests/bench)"; exit 1; }
 
 SYS=env
-say host 0 "{\"kernel\":\"$(uname -r)\",\"cpus\":$(grep -c ^processor /proc/cpuinfo),\"mem_kib\":$(awk '$1 == "MemTotal:" { print $2 }' /proc/meminfo),\"cpu_model\":\"$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)\",\"rdma_dev\":\"$RDMADEV\",\"clocksource\":\"$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource 2> /dev/null)\",\"page_cluster\":$PAGE_CLUSTER0,\"reps\":$REPS,\"fl_mib\":$FL_MIB,\"tp_mib\":$TP_MIB,\"sort_lines\":$SORT_LINES,\"awk_keys\":$AWK_KEYS}"
+say host 0 "{\"kernel\":\"$(uname -r)\",\"cpus\":$(grep -c ^processor /proc/cpuinfo),\"mem_kib\":$(awk '$1 == "MemTotal:" { print $2 }' /proc/meminfo),\"cpu_model\":\"$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)\",\"rdma_dev\":\"$RDMADEV\",\"clocksource\":\"$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource 2> /dev/null)\",\"page_cluster\":$PAGE_CLUSTER0,\"reps\":$REPS,\"fl_mib\":$FL_MIB,\"tp_mib\":$TP_MIB,\"sort_lines\":$SORT_LINES,\"awk_keys\":$AWK_KEYS,\"systems\":\"$BENCH_SYSTEMS\"}"
 
+SYSTEMS=
 for SYS in $BENCH_SYSTEMS; do
-	sys_t0=$(now_ms)
-	case "$SYS" in
-	raw) bench_raw ;;
-	rswap-rdma|rswap-dram|nvmeof|brd|zram) bench_swap_system "$SYS" ;;
-	rswap-move)
-		if setup_rswap_move > /tmp/bench.setup 2>&1; then
-			bench_move
-		else
-			cat /tmp/bench.setup
-			broken "cannot set up rswap-move"
-		fi
-		;;
-	*) broken "unknown system (raw rswap-rdma rswap-move rswap-dram nvmeof brd zram)" ;;
-	esac
-	teardown "$SYS"
-	_sys=$SYS
-	SYS=
-	echo "-- [$_sys] done in $((($(now_ms) - sys_t0) / 1000)) s"
+	if setup_system "$SYS" > /tmp/bench.setup 2>&1; then
+		SYSTEMS="$SYSTEMS $SYS"
+	else
+		cat /tmp/bench.setup
+		broken "cannot set up $SYS"
+	fi
+done
+
+SYS=env
+if [ -n "$SYSTEMS" ]; then
+	gen_inputs
+	app_reference sort
+	app_reference awk
+fi
+
+REP=1
+while [ $REP -le "$REPS" ] && [ -n "$SYSTEMS" ]; do
+	rep_t0=$(now_ms)
+	order=$(rotate $REP $SYSTEMS)
+	SYS=env
+	say order $REP "{\"order\":\"$order\"}"
+	note "repetition $REP of $REPS, order: $order"
+	for W in $WORKLOADS; do
+		for SYS in $order; do
+			sys_runs "$SYS" "$W" || continue
+			case " $SYSTEMS " in *" $SYS "*) ;; *) continue ;; esac
+			if [ "$W" = raw ]; then
+				run_workload "$W" $REP
+				continue
+			fi
+			if ! activate "$SYS"; then
+				broken "cannot make $SYS the only swap device; it is left out from here on"
+				swapoff -a 2> /dev/null
+				SYSTEMS=$(echo " $SYSTEMS " | sed "s/ $SYS / /")
+				continue
+			fi
+			run_workload "$W" $REP
+			deactivate
+		done
+	done
+	SYS=env
+	note "repetition $REP done in $((($(now_ms) - rep_t0) / 1000)) s"
+	REP=$((REP + 1))
 done
 exit $BAD
