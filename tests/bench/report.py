@@ -14,6 +14,8 @@ import os
 import statistics
 import sys
 
+import verdict
+
 SYSTEM_ORDER = ["rswap-rdma", "rswap-move", "nvmeof", "rswap-dram", "brd", "zram"]
 SYSTEM_LABEL = {
     "rswap-rdma": "rswap (RDMA)",
@@ -203,13 +205,19 @@ def summarize_move(ws):
 
 
 def build(recs, host):
-    res = {"host": host, "vm": {}, "raw": {}, "systems": {}, "records": recs}
+    res = {"host": host, "vm": {}, "raw": {}, "systems": {}, "orders": {}, "records": recs}
     raw_reps = {}
     sysrecs = {}
+    # Apps' unlimited runs: once for all systems (older runs: per system).
+    unlimited = {}
     for r in recs:
         s, w = r["system"], r["workload"]
-        if s == "env":
+        if s == "env" and w == "host":
             res["vm"] = r["data"]
+        elif s == "env" and w == "order":
+            res["orders"][str(r["rep"])] = r["data"]["order"]
+        elif s == "env" and w.startswith("app-"):
+            unlimited[w] = r["data"]
         elif s == "raw":
             raw_reps.setdefault(w, []).append(r["data"])
         else:
@@ -234,7 +242,8 @@ def build(recs, host):
         for w, rs in ws.items():
             if w.startswith("app-") and not w.endswith("-unlimited"):
                 app = w[4:]
-                unl = ws.get(f"app-{app}-unlimited", [{}])[0].get("data")
+                unl = ws.get(f"app-{app}-unlimited", [{}])[0].get("data") or \
+                    unlimited.get(f"app-{app}-unlimited")
                 apps[app] = summarize_app(unl, rs)
         if apps:
             e["apps"] = apps
@@ -242,6 +251,8 @@ def build(recs, host):
             e["migration"] = summarize_move(ws)
         res["systems"][s] = e
     res["ratios"] = ratios(res)
+    res["verdicts"] = verdict.build(recs)
+    res["raw_distance"] = verdict.raw_distance(recs)
     return res
 
 
@@ -418,8 +429,16 @@ def markdown(res):
         L.append(f"- guest clock check: scripts took {h['guest_s']} s by the guest's clock, the whole VM "
                  f"{h['host_s']} s by the host's (ratio {h['guest_over_host_clock']}; above 1 the guest clock ran fast)")
     L.append(f"- repetitions: {vm.get('reps', '?')}; figures are the median, the range (min–max) in brackets")
+    if res["orders"]:
+        L.append("- order of the systems in each repetition (every workload runs on each system "
+                 "in this order): " + "; ".join(f"{k}: {v}" for k, v in sorted(res["orders"].items(), key=lambda x: int(x[0]))))
+    if h.get("host_s"):
+        L.append(f"- wall time of the VM (boot, set-up, every measurement): {h['host_s']} s")
     L.append(f"- sizes: fault latency {vm.get('fl_mib')} MiB, throughput {vm.get('tp_mib')} MiB, "
              f"sort {vm.get('sort_lines')} lines, awk {vm.get('awk_keys')} keys\n")
+    label = lambda s: SYSTEM_LABEL.get(s, s)  # noqa: E731
+    L += verdict.markdown(res["verdicts"], label)
+    L += verdict.markdown_raw(res["raw_distance"], label)
 
     if res["raw"]:
         L.append("## Raw transport (perftest, 4 KiB, same RDMA device)\n")
@@ -531,8 +550,9 @@ def markdown(res):
 
     L += markdown_move(res)
 
-    L.append("## Ratios\n")
-    L.append("Each column divides the first system's median by the second's. Latency and "
+    L.append("## Ratios of medians\n")
+    L.append("Each column divides the first system's median by the second's (not paired by "
+             "repetition: the verdicts above are). Latency and "
              "time ratios above 1, and rate ratios below 1, mean the first system is slower. "
              "Against the raw transport: fault latency / `ib_read_lat` (typical for p50, p99 "
              "for p99), swap-out pages/s / `ib_write_bw` 4 KiB messages/s, swap-in pages/s / "
