@@ -509,13 +509,12 @@ move_rep() {
 	set -- "$1" $(sys_get rswap-move poolds)
 	[ $# -eq 3 ] || { broken "rswap-move needs two poolds, has: $(sys_get rswap-move poolds)"; return; }
 	MOVE_A=$2 MOVE_B=$3
-	set -- "$1"
-	faultlat_run tput "$TP_MIB" "$PAGE_CLUSTER0" "$3" move-base-tput
-	live_run tput "$TP_MIB" "$PAGE_CLUSTER0" "$3"
-	note "throughput rep $3 done: $(cat /sys/block/rswap0/rswap/moves)"
-	faultlat_run lat "$FL_MIB" 0 "$3" move-base-lat
-	live_run lat "$FL_MIB" 0 "$3"
-	note "fault latency rep $3 done: $(cat /sys/block/rswap0/rswap/moves)"
+	faultlat_run tput "$TP_MIB" "$PAGE_CLUSTER0" "$1" move-base-tput
+	live_run tput "$TP_MIB" "$PAGE_CLUSTER0" "$1"
+	note "throughput rep $1 done: $(cat /sys/block/rswap0/rswap/moves)"
+	faultlat_run lat "$FL_MIB" 0 "$1" move-base-lat
+	live_run lat "$FL_MIB" 0 "$1"
+	note "fault latency rep $1 done: $(cat /sys/block/rswap0/rswap/moves)"
 	[ "$(move_field failed)" = 0 ] || broken "moves failed: $(cat /sys/block/rswap0/rswap/moves)"
 }
 
