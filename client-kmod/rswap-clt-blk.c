@@ -143,7 +143,8 @@ int rswap_blk_add(struct rswap_dev *dev)
 	set->nr_hw_queues = dev->nr_queues;
 	set->queue_depth = dev->cfg.queue_depth;
 	set->numa_node = NUMA_NO_NODE;
-	set->cmd_size = sizeof(struct rswap_cmd);
+	set->cmd_size = struct_size((struct rswap_cmd *)NULL, half,
+				    dev->cfg.replicas + 1);
 	set->timeout = RSWAP_RQ_TIMEOUT_SECS * HZ;
 	set->flags = RSWAP_MQ_F_SHOULD_MERGE;
 	if (dev->ops->blocking)

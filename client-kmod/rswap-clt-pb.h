@@ -183,6 +183,17 @@ void rswap_pb_map_free(struct rswap_pb_map *map);
  */
 int rswap_pb_check_map(struct rswap_pb_map *map, u64 size, const char **why);
 
+/* Is handle one of the slot's copies (after rswap_pb_check_map())? */
+static inline bool rswap_pb_slot_has(const struct rswap_pb_slot *s, u64 handle)
+{
+	u32 c;
+
+	for (c = 0; c < s->ncopies; c++)
+		if (s->copies[c].handle == handle)
+			return true;
+	return false;
+}
+
 /*
  * Frame length prefix: 4 bytes big-endian.  0 with *len set if it is
  * 1..max, else -EBADMSG.
