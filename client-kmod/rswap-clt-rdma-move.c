@@ -338,11 +338,12 @@ static unsigned int rswap_move_op_span(struct rswap_move *mv,
 	lo = find_next_bit(slot->dirty, base + op_pages, base);
 	if (lo >= base + op_pages)
 		return 0;
-	for (hi = lo, p = lo; p < base + op_pages; p++)
-		if (test_bit(p, slot->dirty))
+	for (hi = lo, p = lo; p < base + op_pages; p++) {
+		if (test_bit(p, slot->dirty)) {
 			hi = p;
-	mv->dirty_pages += bitmap_weight(slot->dirty, base + op_pages) -
-			   bitmap_weight(slot->dirty, base);
+			mv->dirty_pages++;
+		}
+	}
 	*first += lo - base;
 	return hi - lo + 1;
 }
@@ -414,11 +415,20 @@ static int rswap_move_copy(struct rswap_move *mv, struct rswap_slot *slot,
 static int rswap_move_window(struct rswap_move *mv, struct rswap_slot *slot,
 			     u32 win)
 {
+	unsigned long first = (unsigned long)win << mv->win_shift >> PAGE_SHIFT;
 	struct rswap_place *place;
 	struct rswap_sess *from;
 	unsigned int tries;
 	int ret, src;
 
+	/*
+	 * A resync skips a window nothing was written to while its copy was
+	 * stale: every write since went to the copy too.
+	 */
+	if (mv->resync &&
+	    find_next_bit(slot->dirty, first + mv->nr_pages, first) >=
+	    first + mv->nr_pages)
+		return rswap_move_error(mv);
 	rswap_move_set_win(mv, win);
 	wait_event(mv->wq, rswap_move_win_idle(mv, win));
 	for (tries = 0; tries < RSWAP_MOVE_TRIES; tries++) {

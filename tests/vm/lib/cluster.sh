@@ -115,10 +115,13 @@ alive() {
 
 # A test's cluster is new: no client to re-learn, so no restart grace
 # (rswap-coord waits 10 s by default); COORD_GRACE_MS=N to test it.
+# Poolds beat every COORD_HEARTBEAT_MS (200: dead after 2 s silent);
+# COORD_ARGS adds options.
 start_coord() {
 	COORD_PORT=$1
 	# shellcheck disable=SC2086 # CLUSTER_AUTH is one or two words
-	rswap-coord --listen "$RSWAP_IP:$1" --chunk-size "$2" --heartbeat-ms 200 \
+	rswap-coord --listen "$RSWAP_IP:$1" --chunk-size "$2" \
+		--heartbeat-ms "${COORD_HEARTBEAT_MS:-200}" ${COORD_ARGS:-} \
 		--restart-grace-ms "${COORD_GRACE_MS:-0}" $CLUSTER_AUTH >> "$CLUSTER_LOG/coord.log" 2>&1 &
 	COORD_PID=$!
 	CLUSTER_PIDS="$CLUSTER_PIDS $COORD_PID"
