@@ -24,6 +24,7 @@ set -u
 . "$RSWAP_TESTLIB/cluster.sh"
 . "$RSWAP_TESTLIB/session.sh"
 . "$RSWAP_TESTLIB/move.sh"
+. "$RSWAP_TESTLIB/replicas.sh"
 
 [ "${RSWAP_RXE:-}" = up ] || fail "Soft-RoCE is not up in this VM"
 command -v fio > /dev/null || skip "fio not in the VM (--extra-bin /usr/bin/fio)"
@@ -41,33 +42,6 @@ cleanup() {
 trap cleanup EXIT
 modprobe rdma_cm || fail "modprobe rdma_cm"
 
-# repl_field KEY: a field of the client's replicas file.
-repl_field() { tr ' ' '\n' < /sys/block/rswap0/rswap/replicas | sed -n "s/^$1=//p"; }
-# copies_on ADDR: the slots with a copy on that poold.
-copies_on() {
-	rsysfs chunk_map | awk -v p="$1" '{ for (i = 2; i + 2 <= NF && $i != "moving" && $i != "resync"; i += 3) if ($i == p) { print $1; break } }'
-}
-# coord_health CLIENT: "DEGRADED LOST STALE" as rswap-admin status says.
-coord_health() {
-	admin --json status "$1" > /tmp/status.json || { echo "? ? ?"; return; }
-	for k in degraded_chunks lost_chunks stale_copies; do
-		v=$(sed -n "s/.*\"$k\":\([0-9]*\).*/\1/p" /tmp/status.json)
-		printf '%s ' "${v:-0}"
-	done
-	echo
-}
-# wait_healthy CLIENT SEC: every copy in sync on the client, no move or
-# resync running, and the coordinator shows no degraded slot or stale copy.
-wait_healthy() {
-	_i=0
-	while [ "$(repl_field degraded)" != 0 ] || [ "$(repl_field stale_copies)" != 0 ] ||
-	      [ -n "$(move_field moving)" ] || [ "$(coord_health "$1")" != "0 0 0 " ]; do
-		_i=$((_i + 1))
-		[ $_i -gt $(($2 * 5)) ] && return 1
-		sleep 0.2
-	done
-	return 0
-}
 # wait_replaced ADDR SEC: no copy left on that (dead) poold, all healthy.
 wait_replaced() {
 	_i=0
@@ -82,12 +56,6 @@ no_errors() {
 	for k in io lost down post; do
 		[ "$(err_count $k)" = 0 ] || fail "$1: $(err_count $k) '$k' errors: $(rsysfs errors | tr '\n' ' ')"
 	done
-}
-# kill_poold N: -9, as a crash would.
-kill_poold() {
-	kill -9 "$(poold_pid "$1")"
-	wait "$(poold_pid "$1")" 2> /dev/null
-	eval POOLD_PID_$1=
 }
 
 # ---- zones -----------------------------------------------------------------
