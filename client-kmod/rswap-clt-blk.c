@@ -20,6 +20,8 @@
 void rswap_blk_end(struct rswap_dev *dev, struct request *rq,
 		   blk_status_t status)
 {
+	/* The next request on this tag starts afresh. */
+	((struct rswap_cmd *)blk_mq_rq_to_pdu(rq))->failover = false;
 	if (status == BLK_STS_OK)
 		rswap_stats_account(&dev->stats, rq_data_dir(rq) == WRITE,
 				    blk_rq_bytes(rq));

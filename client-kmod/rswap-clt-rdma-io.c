@@ -28,6 +28,9 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/ktime.h>
+#include <linux/log2.h>
+#include <linux/math64.h>
 #include <linux/scatterlist.h>
 
 #include "rswap-clt-rdma.h"
@@ -196,6 +199,17 @@ static int rswap_read_pick(struct rswap_slot *slot, struct rswap_place *place,
 	return ret;
 }
 
+/* Any context.  A read served by another copy ended, t0 ns after it began. */
+static void rswap_failover_done(struct rswap_dev *dev, u64 t0)
+{
+	u64 us = div_u64(ktime_get_ns() - t0, NSEC_PER_USEC);
+
+	atomic64_inc(&dev->rdma->failover_reads);
+	atomic64_inc(&dev->rdma->failover_us[min_t(unsigned int,
+						   us ? ilog2(us) + 1 : 0,
+						   RSWAP_LAT_BUCKETS - 1)]);
+}
+
 /* Any context.  Copy r of the slot missed a write: stale, pages dirty. */
 void rswap_copy_stale(struct rswap_dev *dev, struct rswap_slot *slot,
 		      unsigned int r)
@@ -330,7 +344,7 @@ static void rswap_cmd_finish(struct rswap_cmd *cmd)
 		}
 	}
 	if (cmd->failover)
-		atomic64_inc(&dev->rdma->failover_reads);
+		rswap_failover_done(dev, cmd->t0);
 	rswap_blk_end(dev, rq, BLK_STS_OK);
 }
 
@@ -431,7 +445,8 @@ static int rswap_rdma_write(struct rswap_dev *dev, struct rswap_cmd *cmd,
 	if (!cmd->posted)
 		return first;
 	cmd->sess = place->rep[__ffs(cmd->posted)].sess;
-	if (missed)
+	/* A copy that does not get this write must get these pages later. */
+	if (missed || (stale & rswap_copies_mask(place->nr)))
 		rswap_slot_dirty(&dev->core, slot, chunk_off, len);
 	for_each_set_bit(r, &missed, place->nr)
 		rswap_copy_stale(dev, slot, r);
@@ -459,6 +474,9 @@ static blk_status_t rswap_rdma_queue_rq(struct rswap_dev *dev,
 	int ret, r;
 
 	cmd->write = rq_data_dir(rq) == WRITE;
+	/* A failover's latency counts from its first dispatch. */
+	if (dev->core.replicas > 1 && !cmd->failover)
+		cmd->t0 = ktime_get_ns();
 	cmd->parked = false;
 	cmd->counted = false;
 	cmd->posted = 0;
@@ -631,6 +649,7 @@ static int rswap_rdma_store_page(struct rswap_dev *dev, u64 off,
 	struct rswap_page_io io[RSWAP_MAX_COPIES];
 	unsigned long posted = 0, ok = 0, missed = 0;
 	int first = -ENOTCONN;
+	bool skipped = false;
 	struct rswap_sess *sess = NULL;
 	struct rswap_place *place;
 	struct rswap_slot *slot;
@@ -650,10 +669,17 @@ static int rswap_rdma_store_page(struct rswap_dev *dev, u64 off,
 		rswap_rdma_count_refusal(dev, sess, true, ret, off, PAGE_SIZE);
 		return ret;
 	}
+	/*
+	 * Ours until the stale marks and dirty pages are set: a resync
+	 * waits for every request of the placement before it looks.
+	 */
+	atomic_inc(&place->inflight);
 	nr = place->nr;
 	for (r = 0; r < nr; r++) {
-		if (test_bit(r, &slot->stale))
+		if (test_bit(r, &slot->stale)) {
+			skipped = true;
 			continue;
+		}
 		rswap_page_post(dev, &io[r], page, true, place, r, chunk_off);
 		if (!io[r].ret) {
 			posted |= BIT(r);
@@ -666,9 +692,10 @@ static int rswap_rdma_store_page(struct rswap_dev *dev, u64 off,
 	}
 	rcu_read_unlock();
 	/* No copy reachable now: the page goes to the swap device. */
-	if (!posted)
-		return first;
-	/* The placement stays while anything posted under it is in flight. */
+	if (!posted) {
+		ret = first;
+		goto out_put;
+	}
 	for_each_set_bit(r, &posted, nr) {
 		if (rswap_page_wait(dev, &io[r], place, off))
 			ok |= BIT(r);
@@ -677,9 +704,10 @@ static int rswap_rdma_store_page(struct rswap_dev *dev, u64 off,
 	}
 	if (!ok) {
 		rswap_count_err(dev, RSWAP_ERR_IO);
-		return -EIO;
+		ret = -EIO;
+		goto out_put;
 	}
-	if (missed)
+	if (missed || skipped)
 		rswap_slot_dirty(&dev->core, slot, chunk_off, PAGE_SIZE);
 	for_each_set_bit(r, &missed, nr)
 		rswap_copy_stale(dev, slot, r);
@@ -687,7 +715,10 @@ static int rswap_rdma_store_page(struct rswap_dev *dev, u64 off,
 		atomic64_inc(&io[r].req.sess->writes);
 		atomic64_add(PAGE_SIZE, &io[r].req.sess->bytes_written);
 	}
-	return 0;
+	ret = 0;
+out_put:
+	rswap_place_put(dev, place);
+	return ret;
 }
 
 /*
@@ -704,10 +735,11 @@ static int rswap_rdma_load_page(struct rswap_dev *dev, u64 off,
 	struct rswap_slot *slot;
 	unsigned int tries;
 	bool failed = false;
-	u64 chunk_off;
+	u64 chunk_off, t0;
 	int ret, r;
 
 	io.status = IB_WC_WR_FLUSH_ERR;
+	t0 = ktime_get_ns();
 	for (tries = 0; tries < RSWAP_PAGE_TRIES * RSWAP_MAX_COPIES; tries++) {
 		rcu_read_lock();
 		place = rswap_rdma_route(dev, off, PAGE_SIZE, &chunk_off, &slot,
@@ -740,7 +772,7 @@ static int rswap_rdma_load_page(struct rswap_dev *dev, u64 off,
 		return -EIO;
 	}
 	if (failed)
-		atomic64_inc(&dev->rdma->failover_reads);
+		rswap_failover_done(dev, t0);
 	atomic64_inc(&io.req.sess->reads);
 	atomic64_add(PAGE_SIZE, &io.req.sess->bytes_read);
 	return 0;

@@ -1045,6 +1045,26 @@ u64 rswap_move_copied(const struct rswap_move *mv)
 	return atomic64_read(&mv->copied);
 }
 
+/*
+ * Failover reads by latency, from their first dispatch to their end: one
+ * "LE_US COUNT" line per bucket that counted any (LE_US: the bucket's
+ * upper bound in microseconds, powers of two).
+ */
+ssize_t rswap_rdma_show_failover_latency(struct rswap_dev *dev, char *buf)
+{
+	unsigned int b;
+	int len = 0;
+	s64 n;
+
+	for (b = 0; dev->rdma && b < RSWAP_LAT_BUCKETS; b++) {
+		n = atomic64_read(&dev->rdma->failover_us[b]);
+		if (n)
+			len += sysfs_emit_at(buf, len, "%llu %lld\n", 1ull << b,
+					     (long long)n);
+	}
+	return len;
+}
+
 bool rswap_move_is_resync(const struct rswap_move *mv)
 {
 	return mv->resync;

@@ -148,6 +148,8 @@ struct rswap_sess {
 	struct rswap_qp qps[];
 };
 
+#define RSWAP_LAT_BUCKETS	32
+
 /* Writes of one window in flight are counted; a window is copied alone. */
 #define RSWAP_MOVE_WRS		16u	/* RDMA ops of a window in flight */
 /* Chunks a poold may list for us beyond those in our map, for a while. */
@@ -241,6 +243,8 @@ struct rswap_rdma {
 	atomic64_t resyncs;		/* stale copies brought back in place */
 	atomic64_t resync_pages;	/* ... dirty pages they took */
 	atomic64_t resync_bytes;	/* ... bytes copied for them */
+	/* Failover reads by latency: bucket b counts < 2^b us, to 2^31. */
+	atomic64_t failover_us[RSWAP_LAT_BUCKETS];
 	/* Sessions are added (a move to a new poold), never removed. */
 	unsigned int nr_sess;		/* smp_store_release() after sess[] */
 	struct rswap_sess *sess[RSWAP_MAX_POOLDS];

@@ -169,6 +169,13 @@ static ssize_t replicas_show(struct device *d, struct device_attribute *attr,
 }
 static DEVICE_ATTR_RO(replicas);
 
+static ssize_t failover_latency_show(struct device *d,
+				     struct device_attribute *attr, char *buf)
+{
+	return rswap_rdma_show_failover_latency(rswap_from_device(d), buf);
+}
+static DEVICE_ATTR_RO(failover_latency);
+
 static ssize_t poolds_show(struct device *d, struct device_attribute *attr,
 			   char *buf)
 {
@@ -256,6 +263,7 @@ static struct attribute *rswap_attrs[] = {
 	&dev_attr_chunk_map.attr,
 	&dev_attr_moves.attr,
 	&dev_attr_replicas.attr,
+	&dev_attr_failover_latency.attr,
 	&dev_attr_poolds.attr,
 	&dev_attr_fail_reads.attr,
 	&dev_attr_coord_state.attr,

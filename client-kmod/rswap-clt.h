@@ -150,6 +150,7 @@ struct rswap_cmd {
 	struct rswap_sess *sess;	/* waited for, or blamed by a timeout */
 	bool write;
 	bool failover;			/* a read re-issued on another copy */
+	u64 t0;				/* ns, first dispatch (replicas > 1) */
 	atomic_t pending;		/* halves posted and not ended, + 1 */
 	unsigned long posted;		/* halves posted, by replica index */
 	unsigned long failed;		/* ... whose completion failed */
@@ -253,6 +254,7 @@ u64 rswap_move_copied(const struct rswap_move *mv);
 void rswap_resync_kick(struct rswap_dev *dev);
 bool rswap_move_is_resync(const struct rswap_move *mv);
 ssize_t rswap_rdma_show_replicas(struct rswap_dev *dev, char *buf);
+ssize_t rswap_rdma_show_failover_latency(struct rswap_dev *dev, char *buf);
 ssize_t rswap_rdma_show_moves(struct rswap_dev *dev, char *buf);
 
 /* rswap-clt-coord.c */
