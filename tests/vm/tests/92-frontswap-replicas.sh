@@ -22,8 +22,9 @@ cluster_init
 CLUSTER_ON_EXIT='work_stop 2> /dev/null; swapoff -a 2> /dev/null; rmmod brd 2> /dev/null'
 modprobe rdma_cm || fail "modprobe rdma_cm"
 
+# 96M twice is 12 chunks of 16M; two poolds of 7 take them all again.
 start_coord 9400 16M
-for n in 1 2 3; do start_poold "$n" 80M; done
+for n in 1 2 3; do start_poold "$n" 112M; done
 for n in 1 2 3; do wait_registered "$n"; done
 P1=$(poold_addr 1)
 
