@@ -6,19 +6,27 @@
  * frontswap page: one SGE) and for a move's copy; the completions; the
  * blk-mq timeout.
  *
- * What a request meets, by the state of its slot and session:
- *   slot lost            I/O error at once (its poold lost the memory)
+ * What a request meets, by the state of its slot and sessions (with one
+ * copy; with several, see below):
+ *   slot lost            I/O error at once (no copy left: its poold lost
+ *                        the memory)
  *   session LIVE         posted; a failed completion (a flush included)
  *                        enters error recovery and the request waits
  *   CONNECTING or
  *   RECONNECTING         waits (blk: parked on the session; frontswap: a
  *                        load sleeps, a store goes to the swap device)
  *   DEAD, DELETING       I/O error (down for longer than fail_io_tmo)
- *   chunk moving         reads go to the old copy; a block write goes to
- *                        both copies (held while its window is copied),
- *                        a frontswap store goes to the swap device
+ *   chunk moving         reads go to the copies; a block write also goes
+ *                        to the target (held while its window is
+ *                        copied), a frontswap store goes to the swap
+ *                        device
+ * With several copies (replicas=N) a read goes to one copy in sync whose
+ * session is LIVE and, if it fails, to another (failover); a write goes
+ * to every copy in sync whose session is LIVE and stands when one took
+ * it, the others turning stale (pages dirty) before it completes.  A
+ * request waits or fails as above only when no copy in sync is LIVE.
  * Data is never reported read unless its READ completed successfully.
- *
+
  * Every request counts itself in the placement it was posted under
  * (place->inflight) until it ends or waits, so that a move can tell when
  * no request uses an old placement any more.
