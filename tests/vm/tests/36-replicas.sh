@@ -140,7 +140,7 @@ note "blip: $(repl_field resyncs) copies resynced with $pages dirty pages of $al
 fio_loop_start kill1 48M
 sleep 2
 t0=$(date +%s)
-kill_poold "$NO"
+crash_poold "$NO"
 note "poold $NO killed"
 slot_expect 3 /tmp/pattern
 wait_replaced "$(poold_addr "$NO")" 180 || fail "not healthy again after poold $NO died: $(rsysfs replicas); coordinator: $(coord_health repl); $(rsysfs chunk_map | tr '\n' ' ')"
@@ -159,7 +159,7 @@ swapon /dev/rswap0 || fail "swapon"
 hog_loop_start 64
 sleep 3
 t0=$(date +%s)
-kill_poold "$NB"
+crash_poold "$NB"
 note "poold $NB killed"
 wait_replaced "$PB" 180 || fail "not healthy again after poold $NB died: $(rsysfs replicas); coordinator: $(coord_health repl); $(rsysfs chunk_map | tr '\n' ' ')"
 t1=$(date +%s)

@@ -11,6 +11,7 @@ set -u
 . "$RSWAP_TESTLIB/swap.sh"
 . "$RSWAP_TESTLIB/cluster.sh"
 . "$RSWAP_TESTLIB/frontswap.sh"
+. "$RSWAP_TESTLIB/session.sh"
 . "$RSWAP_TESTLIB/move.sh"
 REPL_FILE=$FS_SYS/replicas
 . "$RSWAP_TESTLIB/replicas.sh"
@@ -40,7 +41,7 @@ sleep 4
 [ "$(fs_stat stores)" -gt 0 ] || fail "no page stored through frontswap before the kill"
 s0=$(fs_stat stores) l0=$(fs_stat loads)
 t0=$(date +%s)
-kill_poold 1
+crash_poold 1
 note "poold 1 killed after $s0 stores and $l0 loads"
 i=0
 until fs_stat poolds | grep "^$P1 " | grep -q "state=idle"; do
