@@ -1959,6 +1959,7 @@ static void handle_register(struct coord *c, struct peer *p, uint64_t seq,
 		.chunk_size = m->chunk_size,
 		.nchunks = m->n_chunks,
 		.incarnation = m->incarnation,
+		.zone = m->zone,
 	};
 	struct held_chunk *held = NULL;
 	struct reg_result res;

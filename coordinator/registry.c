@@ -1363,6 +1363,12 @@ int registry_poold_register(struct registry *r, const struct poold_report *rep,
 			 RSWAP_ADDR_MAX);
 		return -EINVAL;
 	}
+	if (rep->zone && rep->zone[0] && !rswap_zone_valid(rep->zone)) {
+		snprintf(why, whylen,
+			 "poold %s: zone must be 1 to %d printable characters without spaces",
+			 rep->addr, RSWAP_ZONE_MAX);
+		return -EINVAL;
+	}
 	p = registry_poold_find(r, rep->addr);
 	if (p && p->connected) {
 		snprintf(why, whylen,
@@ -1506,6 +1512,7 @@ int registry_poold_register(struct registry *r, const struct poold_report *rep,
 		apply_group(r, p, keep, &plan.groups[i], plan.v, now_ms, res);
 	p->capacity = rep->capacity;
 	p->incarnation = rep->incarnation;
+	snprintf(p->zone, sizeof(p->zone), "%s", rep->zone ? rep->zone : "");
 	p->chunks_total = (rep->capacity >> r->chunk_shift) > UINT32_MAX ?
 			  UINT32_MAX : (uint32_t)(rep->capacity >> r->chunk_shift);
 	p->connected = true;

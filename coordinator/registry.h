@@ -25,6 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rswap_util.h"
+
 #define RSWAP_ID_MAX		31	/* client id: 1..31 printable, no spaces */
 #define RSWAP_ADDR_MAX		127	/* poold listen address "HOST:PORT" */
 #define RSWAP_MAX_SLOTS		16384	/* a client's map must fit one frame */
@@ -74,6 +76,7 @@ struct poold {
 	bool draining;			/* keeps its chunks, gets no new ones */
 	bool connected;
 	uint64_t incarnation;		/* as last registered; 0 unknown */
+	char zone[RSWAP_ZONE_MAX + 1];	/* as last registered; "" none */
 	uint64_t last_heartbeat_ms;
 	uint32_t clients_connected;	/* as last reported */
 	uint32_t chunks_reported;	/* as last reported */
@@ -185,6 +188,7 @@ struct poold_report {
 	const struct held_chunk *chunks;
 	size_t nchunks;
 	uint64_t incarnation;		/* 0 unknown */
+	const char *zone;		/* NULL or "": none */
 };
 
 /* chunk_size: a power of two >= RSWAP_MIN_CHUNK.  NULL on bad size/ENOMEM. */

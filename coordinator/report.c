@@ -214,6 +214,7 @@ int report_cluster_state(const struct registry *r, uint64_t now_ms,
 		pi->ms_since_heartbeat = age > UINT32_MAX ? UINT32_MAX : (uint32_t)age;
 		pi->clients_connected = p->clients_connected;
 		pi->incarnation = p->incarnation;
+		pi->zone = (char *)p->zone;
 		cs->poolds[cs->n_poolds++] = pi;
 		cs->capacity_total += (uint64_t)p->chunks_total * r->chunk_size;
 		cs->used_total += (uint64_t)p->chunks_used * r->chunk_size;

@@ -462,10 +462,12 @@ static void json_cluster(const Rswap__ClusterState *cs)
 		       ",\"chunks_used\":%" PRIu32 ",\"state\":\"%s\",\"draining\":%s"
 		       ",\"ms_since_heartbeat\":%" PRIu32 ",\"clients_connected\":%" PRIu32
 		       ",\"incarnation\":\"%016" PRIx64 "\",\"moves_out\":%" PRIu32
-		       ",\"moves_in\":%" PRIu32 "}",
+		       ",\"moves_in\":%" PRIu32 ",\"zone\":",
 		       p->capacity, p->chunks_total, p->chunks_used, state_name(p->state),
 		       p->draining ? "true" : "false", p->ms_since_heartbeat,
 		       p->clients_connected, p->incarnation, p->moves_out, p->moves_in);
+		json_str(p->zone ? p->zone : "");
+		putchar('}');
 	}
 	printf("],\"clients\":[");
 	for (i = 0; i < cs->n_clients; i++) {
@@ -609,9 +611,9 @@ static void print_cluster(const Rswap__ClusterState *cs)
 	char a[16], b[16], c[16];
 	size_t i;
 
-	printf("%-24s %-8s %-9s %6s %6s %-18s %10s %7s %-16s\n", "POOLD", "STATE",
+	printf("%-24s %-8s %-9s %6s %6s %-18s %10s %7s %-16s %s\n", "POOLD", "STATE",
 	       "CAPACITY", "CHUNKS", "USED", "LOAD", "HEARTBEAT", "CLIENTS",
-	       "INCARNATION");
+	       "INCARNATION", "ZONE");
 	for (i = 0; i < cs->n_poolds; i++) {
 		const Rswap__PooldInfo *p = cs->poolds[i];
 		unsigned int pct = p->chunks_total ?
@@ -626,11 +628,13 @@ static void print_cluster(const Rswap__ClusterState *cs)
 			 p->draining ? ",drain" : "");
 		alive += p->state == RSWAP__POOLD_STATE__POOLD_ALIVE;
 		printf("%-24.*s %-8s %-9s %6" PRIu32 " %6" PRIu32 " [%s] %3u%% %8.1fs %7" PRIu32
-		       " %016" PRIx64 "\n",
+		       " %016" PRIx64 " %.*s\n",
 		       printable_len(p->listen_addr), p->listen_addr, state,
 		       rswap_fmt_size(p->capacity, a, sizeof(a)), p->chunks_total,
 		       p->chunks_used, bar, pct, p->ms_since_heartbeat / 1000.0,
-		       p->clients_connected, p->incarnation);
+		       p->clients_connected, p->incarnation,
+		       p->zone && *p->zone ? printable_len(p->zone) : 1,
+		       p->zone && *p->zone ? p->zone : "-");
 	}
 	if (!cs->n_poolds)
 		printf("(no poold registered)\n");
