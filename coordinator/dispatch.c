@@ -43,6 +43,8 @@ struct preq {
 	enum preq_kind kind;
 	struct op *op;		/* NULL once nobody waits: a late reply */
 	struct move *move;	/* a move's target allocation, or NULL */
+	uint32_t op_idx;	/* op: its index in op->preqs */
+	bool replica;		/* OP_HELLO: a replica's allocation */
 	char client_id[RSWAP_ID_MAX + 1];
 	uint32_t slot;
 	uint64_t handle;	/* PREQ_FREE */
@@ -59,8 +61,10 @@ struct op {
 	struct peer *client_peer;	/* NULL if the client went away */
 	uint64_t client_seq;
 	struct client *client;
-	struct preq **preqs;		/* per slot, while outstanding */
-	uint32_t nslots;
+	/* While outstanding, npreqs entries: per slot, and for a replicated
+	 * hello then one per replica (preq.op_idx is the index). */
+	struct preq **preqs;
+	uint32_t npreqs;
 	uint32_t outstanding;
 	uint32_t freed, dropped;	/* OP_RELEASE */
 };
@@ -106,6 +110,7 @@ struct move {
 #define MOVES_LISTED		1024	/* ClusterState.moves at most (~120 KiB) */
 #define MOVES_MAX		65536	/* queued and running at most */
 #define LOST_SLOTS_MAX		1024	/* per ClientHello / ClientHeartbeat */
+#define STALE_HANDLES_MAX	1024	/* ... and stale copies */
 
 /* The moves one drain or rebalance request queued. */
 struct move_job {
@@ -879,11 +884,13 @@ static void free_extra_copies(struct coord *c, struct client *cl, bool moves_too
 	while (i--) {
 		struct copy *x = &cl->extra[i];
 
-		if (x->move && !moves_too)
+		if ((x->move || x->replica) && !moves_too)
 			continue;
-		log_info("client %s: freeing copy %" PRIu64 " of slot %" PRIu32
-			 " on poold %s", cl->id, x->handle, x->slot, x->poold->addr);
-		chunk_free(c, x->poold, cl->id, x->slot, x->handle);
+		if (!x->lost && !x->reserved) {
+			log_info("client %s: freeing copy %" PRIu64 " of slot %" PRIu32
+				 " on poold %s", cl->id, x->handle, x->slot, x->poold->addr);
+			chunk_free(c, x->poold, cl->id, x->slot, x->handle);
+		}
 		registry_extra_del(cl, x);
 	}
 }
@@ -958,10 +965,33 @@ static int check_client_report(const struct client *cl, size_t nhandles,
 	return 0;
 }
 
+/* The copies part of a hello (or, ncopy 0, a heartbeat).  0 or -EINVAL. */
+static int check_copy_report(const struct client *cl, uint32_t replicas,
+			     size_t ncopy, size_t nstale, char *why, size_t whylen)
+{
+	if (ncopy && (replicas < 2 || ncopy != (size_t)cl->nslots * replicas)) {
+		snprintf(why, whylen, "client %s reports %zu copy handles for %" PRIu32
+			 " slots of %" PRIu32 " cop%s", cl->id, ncopy, cl->nslots,
+			 replicas, replicas == 1 ? "y" : "ies");
+		return -EINVAL;
+	}
+	if (nstale > STALE_HANDLES_MAX) {
+		snprintf(why, whylen, "client %s reports %zu stale copies; at most %d",
+			 cl->id, nstale, STALE_HANDLES_MAX);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * The client found these slots lost: every copy of each (a replicated
+ * client reports a slot only when no copy is left).
+ */
 static void mark_lost(struct client *cl, const uint32_t *lost, size_t n)
 {
 	struct slot *s;
 	size_t i;
+	uint32_t k;
 
 	for (i = 0; i < n; i++) {
 		s = registry_slot(cl, lost[i]);
@@ -970,7 +1000,114 @@ static void mark_lost(struct client *cl, const uint32_t *lost, size_t n)
 		log_warn("client %s: reports slot %" PRIu32 " (poold %s, handle %" PRIu64
 			 ") lost", cl->id, lost[i], s->poold->addr, s->handle);
 		registry_slot_set_lost(cl, lost[i]);
+		for (k = 0; cl->replicas > 1 && k < cl->nextra; k++)
+			if (cl->extra[k].replica && cl->extra[k].slot == lost[i] &&
+			    !cl->extra[k].reserved)
+				registry_copy_set_lost(&cl->extra[k]);
 	}
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* One copy's stale mark from the client's latest list (sorted). */
+static void copy_stale_update(struct coord *c, const struct client *cl,
+			      uint32_t slot, const struct poold *pd, uint64_t handle,
+			      uint64_t *since, const uint64_t *sorted, size_t n)
+{
+	bool listed = n && bsearch(&handle, sorted, n, sizeof(*sorted), cmp_u64);
+
+	if (listed && !*since) {
+		*since = c->now_ms ? c->now_ms : 1;
+		log_warn("client %s: copy of slot %" PRIu32 " on poold %s (handle %" PRIu64
+			 ") is stale", cl->id, slot, pd->addr, handle);
+	} else if (!listed && *since) {
+		*since = 0;
+		log_info("client %s: copy of slot %" PRIu32 " on poold %s (handle %" PRIu64
+			 ") is in sync again", cl->id, slot, pd->addr, handle);
+	}
+}
+
+/*
+ * The client's stale copies (hello, heartbeat): the listed ones are
+ * stale from now on (their first report), every other one is in sync
+ * again (the client resynced it).  Replicated clients only.
+ */
+static void mark_stale(struct coord *c, struct client *cl, const uint64_t *stale,
+		       size_t n)
+{
+	uint64_t *sorted = NULL;
+	uint32_t b;
+
+	if (cl->replicas < 2)
+		return;
+	if (n) {
+		sorted = malloc(n * sizeof(*sorted));
+		if (!sorted) {
+			log_err("out of memory: client %s's stale copies not recorded", cl->id);
+			return;
+		}
+		memcpy(sorted, stale, n * sizeof(*sorted));
+		qsort(sorted, n, sizeof(*sorted), cmp_u64);
+	}
+	for (b = 0; b < cl->cap; b++) {
+		struct slot *s = &cl->slots[b];
+
+		if (s->state == SLOT_HELD && !s->lost)
+			copy_stale_update(c, cl, s->index, s->poold, s->handle,
+					  &s->stale_since_ms, sorted, n);
+	}
+	for (b = 0; b < cl->nextra; b++) {
+		struct copy *x = &cl->extra[b];
+
+		if (x->replica && !x->lost && !x->reserved)
+			copy_stale_update(c, cl, x->slot, x->poold, x->handle,
+					  &x->stale_since_ms, sorted, n);
+	}
+	free(sorted);
+}
+
+/* Does the hello say the client runs slot on handle? */
+static bool runs_on(const struct client *cl, const Rswap__ClientHello *h,
+		    uint32_t slot, uint64_t handle)
+{
+	size_t j, r = cl->replicas;
+
+	if (h->n_handles && h->handles[slot] == handle)
+		return true;
+	for (j = 0; h->n_copy_handles && handle && j < r; j++)
+		if (h->copy_handles[slot * r + j] == handle)
+			return true;
+	return false;
+}
+
+/* Has slot a copy (itself or a replica) on pd, other than `but`? */
+static bool slot_has_copy_on(const struct client *cl, uint32_t slot,
+			     const struct poold *pd, const struct copy *but)
+{
+	const struct slot *s = registry_slot(cl, slot);
+	uint32_t i;
+
+	if (s && s->state != SLOT_EMPTY && s->poold == pd)
+		return true;
+	for (i = 0; i < cl->nextra; i++)
+		if (&cl->extra[i] != but && cl->extra[i].slot == slot &&
+		    cl->extra[i].replica && cl->extra[i].poold == pd)
+			return true;
+	return false;
+}
+
+static uint32_t slot_ncopies(const struct client *cl, uint32_t slot)
+{
+	uint32_t i, n = 1;
+
+	for (i = 0; i < cl->nextra; i++)
+		n += cl->extra[i].slot == slot && cl->extra[i].replica;
+	return n;
 }
 
 static bool is_moving(const Rswap__MoveState *mv, uint32_t slot, uint64_t handle)
@@ -979,8 +1116,27 @@ static bool is_moving(const Rswap__MoveState *mv, uint32_t slot, uint64_t handle
 }
 
 /*
+ * A replica the reconnect hello does not list (copy_handles) is no copy
+ * of the client's: freed (a lost one is only forgotten, its handle may
+ * be handed out again).
+ */
+static void reconcile_replica(struct coord *c, struct client *cl,
+			      const Rswap__ClientHello *h, struct copy *x)
+{
+	if (!h->n_copy_handles || x->reserved || runs_on(cl, h, x->slot, x->handle))
+		return;
+	log_info("client %s: does not run slot %" PRIu32 " on its copy on poold %s handle %"
+		 PRIu64 "; %s", cl->id, x->slot, x->poold->addr, x->handle,
+		 x->lost ? "forgotten (lost)" : "freed");
+	if (!x->lost)
+		chunk_free(c, x->poold, cl->id, x->slot, x->handle);
+	registry_extra_del(cl, x);
+}
+
+/*
  * A reconnecting client says what it runs on (validated): its handles
- * decide every move that waited for it and every unresolved copy.
+ * (and a replicated client's copy_handles) decide every move that
+ * waited for it and every unresolved copy.
  */
 static void client_reconcile(struct coord *c, struct client *cl,
 			     const Rswap__ClientHello *h)
@@ -994,7 +1150,7 @@ static void client_reconcile(struct coord *c, struct client *cl,
 	if (h->epoch > cl->epoch)
 		cl->epoch = h->epoch;
 	if (m && (m->step == MOVE_COPYING || m->step == MOVE_WAITING)) {
-		if (h->n_handles && h->handles[m->slot] == m->to_handle) {
+		if (runs_on(cl, h, m->slot, m->to_handle)) {
 			move_commit(c, m, mv ? mv->copied : 0);
 		} else if (is_moving(mv, m->slot, m->to_handle)) {
 			m->step = MOVE_COPYING;
@@ -1020,7 +1176,7 @@ static void client_reconcile(struct coord *c, struct client *cl,
 		struct poold *xp = x->poold;
 		uint32_t slot = x->slot;
 
-		if (x->move || h->handles[slot] != x->handle)
+		if (x->move || x->replica || h->handles[slot] != x->handle)
 			continue;
 		if (registry_slot_switch(cl, x, &old)) {
 			log_err("client %s: cannot switch slot %" PRIu32
@@ -1045,7 +1201,22 @@ static void client_reconcile(struct coord *c, struct client *cl,
 
 		if (x->move)
 			continue;
-		if (!s || s->state != SLOT_HELD || s->handle != want) {
+		if (x->replica) {
+			reconcile_replica(c, cl, h, x);
+			continue;
+		}
+		if (h->n_copy_handles && s && s->state == SLOT_HELD &&
+		    runs_on(cl, h, x->slot, x->handle) &&
+		    slot_ncopies(cl, x->slot) < cl->replicas &&
+		    !slot_has_copy_on(cl, x->slot, x->poold, x)) {
+			x->replica = true;
+			log_info("client %s: runs slot %" PRIu32 " on poold %s handle %" PRIu64
+				 " too; a copy of the map again", cl->id, x->slot,
+				 x->poold->addr, x->handle);
+			continue;
+		}
+		if (!s || s->state != SLOT_HELD ||
+		    (s->handle != want && !runs_on(cl, h, x->slot, s->handle))) {
 			log_warn("client %s: runs slot %" PRIu32 " on handle %" PRIu64
 				 ", which no copy has; its copies stay unresolved",
 				 cl->id, x->slot, want);
@@ -1088,12 +1259,12 @@ static struct op *op_new(struct coord *c, enum op_kind kind, struct peer *cp,
 
 	if (!op)
 		return NULL;
-	op->preqs = calloc(cl->nslots, sizeof(*op->preqs));
+	op->npreqs = cl->nslots * (kind == OP_HELLO && cl->replicas > 1 ? cl->replicas : 1);
+	op->preqs = calloc(op->npreqs, sizeof(*op->preqs));
 	if (!op->preqs) {
 		free(op);
 		return NULL;
 	}
-	op->nslots = cl->nslots;
 	op->next = c->inflight;
 	if (c->inflight)
 		c->inflight->pprev = &op->next;
@@ -1115,7 +1286,7 @@ static void op_free(struct op *op)
 	if (op->next)
 		op->next->pprev = op->pprev;
 	*op->pprev = op->next;
-	for (i = 0; i < op->nslots; i++)
+	for (i = 0; i < op->npreqs; i++)
 		if (op->preqs[i])
 			op->preqs[i]->op = NULL;
 	if (op->client_peer)
@@ -1177,17 +1348,23 @@ static void hello_fail(struct coord *c, struct op *op, int code,
 	struct client *cl = op->client;
 	uint32_t i;
 
-	for (i = 0; i < cl->nslots; i++) {
-		struct slot *s = registry_slot(cl, i);
-
-		/* Outstanding: the late reply is freed when it comes. */
+	/* Outstanding: the late reply is freed when it comes. */
+	for (i = 0; i < op->npreqs; i++) {
 		if (op->preqs[i]) {
 			op->preqs[i]->op = NULL;
 			op->preqs[i] = NULL;
-		} else if (s && s->state == SLOT_HELD) {
-			chunk_free(c, s->poold, cl->id, i, s->handle);
 		}
 	}
+	for (i = 0; i < cl->nslots; i++) {
+		struct slot *s = registry_slot(cl, i);
+
+		if (s && s->state == SLOT_HELD)
+			chunk_free(c, s->poold, cl->id, i, s->handle);
+	}
+	for (i = 0; i < cl->nextra; i++)
+		if (!cl->extra[i].reserved && !cl->extra[i].lost)
+			chunk_free(c, cl->extra[i].poold, cl->id, cl->extra[i].slot,
+				   cl->extra[i].handle);
 	log_warn("client %s: allocation rolled back: %s", cl->id, reason);
 	if (op->client_peer)
 		send_error(c, op->client_peer, op->client_seq, code, reason);
@@ -1255,7 +1432,7 @@ static void preq_failed(struct coord *c, struct preq *q, int code,
 		return;
 	cl = op->client;
 	q->op = NULL;
-	op->preqs[q->slot] = NULL;
+	op->preqs[q->op_idx] = NULL;
 	op->outstanding--;
 	if (op->kind == OP_HELLO) {
 		hello_fail(c, op, code, reason);
@@ -1293,10 +1470,11 @@ static bool client_id_usable(struct coord *c, struct peer *p, uint64_t seq,
 static void handle_hello(struct coord *c, struct peer *p, uint64_t seq,
 			 const Rswap__ClientHello *m)
 {
+	uint32_t replicas = m->replicas ? m->replicas : 1;
 	struct client *cl;
 	struct op *op;
 	char why[512], a[16], b[16];
-	uint32_t i;
+	uint32_t i, k;
 	int ret;
 
 	if (!registry_valid_client_id(m->client_id)) {
@@ -1310,14 +1488,28 @@ static void handle_hello(struct coord *c, struct peer *p, uint64_t seq,
 		       m->client_id);
 		return;
 	}
+	if (replicas > RSWAP_MAX_REPLICAS) {
+		refuse(c, p, seq, EINVAL,
+		       "client %s asks for replicas=%" PRIu32 "; 1 to %d copies of a chunk are supported",
+		       m->client_id, m->replicas, RSWAP_MAX_REPLICAS);
+		return;
+	}
 	if (!client_id_usable(c, p, seq, "ClientHello", m->client_id))
 		return;
 	cl = registry_client_find(c->reg, m->client_id);
 	if (cl) {
 		if (cl->owner && cl->owner != p) {
 			refuse_in_use(c, p, seq, cl);
+		} else if (cl->replicas && cl->replicas != replicas) {
+			refuse(c, p, seq, EINVAL,
+			       "client %s has a map of %" PRIu32 " cop%s per chunk, the hello asks for replicas=%" PRIu32
+			       "; load it with replicas=%" PRIu32 " or release it first",
+			       cl->id, cl->replicas, cl->replicas == 1 ? "y" : "ies", replicas,
+			       cl->replicas);
 		} else if (check_client_report(cl, m->n_handles, m->moving, m->lost_slots,
-					       m->n_lost_slots, why, sizeof(why))) {
+					       m->n_lost_slots, why, sizeof(why)) ||
+			   check_copy_report(cl, replicas, m->n_copy_handles,
+					     m->n_stale_handles, why, sizeof(why))) {
 			refuse(c, p, seq, EINVAL, "%s", why);
 		} else if (cl->busy) {
 			refuse(c, p, seq, EBUSY,
@@ -1334,10 +1526,13 @@ static void handle_hello(struct coord *c, struct peer *p, uint64_t seq,
 			if (cl->owner != p)
 				log_info("client %s: session from %s, existing map returned",
 					 cl->id, p->name);
+			if (!cl->replicas)
+				cl->replicas = replicas;	/* adopted: now known */
 			if (m->reconnect)
 				client_reconcile(c, cl, m);
 			else if (cl->owner != p)
 				client_fresh(c, cl, m);
+			mark_stale(c, cl, m->stale_handles, m->n_stale_handles);
 			client_bind(p, cl);
 			send_chunk_map(c, p, seq, cl);
 			moves_pump(c);
@@ -1365,7 +1560,8 @@ static void handle_hello(struct coord *c, struct peer *p, uint64_t seq,
 		       m->client_id, c->reg->nclients);
 		return;
 	}
-	ret = placement_reserve(c->reg, m->client_id, m->size, &cl, why, sizeof(why));
+	ret = placement_reserve(c->reg, m->client_id, m->size, replicas, &cl, why,
+				sizeof(why));
 	if (ret) {
 		refuse(c, p, seq, -ret, "client %s: %s", m->client_id, why);
 		return;
@@ -1395,6 +1591,21 @@ static void handle_hello(struct coord *c, struct peer *p, uint64_t seq,
 			hello_fail(c, op, EIO, "could not reach a poold");
 			return;
 		}
+		op->preqs[i]->op_idx = i;
+		op->outstanding++;
+	}
+	/* The replicas' allocations follow the slots' in op->preqs. */
+	for (i = 0, k = cl->nslots; i < cl->nextra && k < op->npreqs; i++, k++) {
+		struct copy *x = &cl->extra[i];
+
+		op->preqs[k] = preq_send(c, x->poold, PREQ_ALLOC, op, cl->id, x->slot,
+					 cl->size, 0);
+		if (!op->preqs[k]) {
+			hello_fail(c, op, EIO, "could not reach a poold");
+			return;
+		}
+		op->preqs[k]->op_idx = k;
+		op->preqs[k]->replica = true;
 		op->outstanding++;
 	}
 }
@@ -1452,6 +1663,7 @@ static void handle_release(struct coord *c, struct peer *p, uint64_t seq,
 			op->preqs[i] = preq_send(c, s->poold, PREQ_FREE, op,
 						 cl->id, i, 0, s->handle);
 			if (op->preqs[i]) {
+				op->preqs[i]->op_idx = i;
 				op->outstanding++;
 				continue;
 			}
@@ -2062,8 +2274,17 @@ static void handle_alloc_done(struct coord *c, struct peer *p, uint64_t seq,
 		free(q);
 		return;
 	}
-	op->preqs[q->slot] = NULL;
-	registry_slot_set_handle(op->client, q->slot, m->handle, c->now_ms);
+	op->preqs[q->op_idx] = NULL;
+	if (q->replica) {
+		struct copy *x = registry_replica_reserved(op->client, q->slot, p->poold);
+
+		if (x)
+			registry_replica_set_handle(op->client, x, m->handle, c->now_ms);
+		else
+			chunk_free(c, p->poold, q->client_id, q->slot, m->handle);
+	} else {
+		registry_slot_set_handle(op->client, q->slot, m->handle, c->now_ms);
+	}
 	free(q);
 	if (!--op->outstanding)
 		hello_done(c, op);
@@ -2087,7 +2308,7 @@ static void handle_free_done(struct coord *c, struct peer *p, uint64_t seq,
 			 m->handle, q->handle);
 	op = q->op;
 	if (op) {
-		op->preqs[q->slot] = NULL;
+		op->preqs[q->op_idx] = NULL;
 		registry_slot_clear(op->client, q->slot);
 		op->freed++;
 		if (!--op->outstanding)
@@ -2340,11 +2561,13 @@ static void handle_client_heartbeat(struct coord *c, struct peer *p,
 		return;
 	}
 	if (check_client_report(cl, 0, m->moving, m->lost_slots, m->n_lost_slots,
-				why, sizeof(why))) {
+				why, sizeof(why)) ||
+	    check_copy_report(cl, cl->replicas, 0, m->n_stale_handles, why, sizeof(why))) {
 		violation(c, p, seq, EINVAL, "ClientHeartbeat: %s", why);
 		return;
 	}
 	mark_lost(cl, m->lost_slots, m->n_lost_slots);
+	mark_stale(c, cl, m->stale_handles, m->n_stale_handles);
 	if (m->epoch > cl->epoch)
 		cl->epoch = m->epoch;
 	if (m->moving) {

@@ -785,6 +785,233 @@ static void restart_three_copies(void **state)
 	tp_free(c);
 }
 
+/* ---- replicas ----------------------------------------------------------- */
+
+static void hello_r(struct tpeer *tp, const char *id, uint64_t size, uint32_t replicas,
+		    bool reconnect, const uint64_t *copy_handles, size_t ncopy,
+		    const uint64_t *stale, size_t nstale)
+{
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT;
+	Rswap__ClientHello h = RSWAP__CLIENT_HELLO__INIT;
+	uint64_t handles[64];
+	size_t i;
+
+	h.client_id = (char *)id;
+	h.size = size;
+	h.replicas = replicas;
+	h.reconnect = reconnect;
+	if (ncopy) {
+		/* handles: each slot's first copy in the list. */
+		for (i = 0; i * replicas < ncopy; i++)
+			handles[i] = copy_handles[i * replicas];
+		h.handles = handles;
+		h.n_handles = i;
+		h.copy_handles = (uint64_t *)copy_handles;
+		h.n_copy_handles = ncopy;
+	}
+	h.stale_handles = (uint64_t *)stale;
+	h.n_stale_handles = nstale;
+	e.seq = 1;
+	e.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HELLO;
+	e.client_hello = &h;
+	tp_send(tp, &e);
+}
+
+/* Answer every ChunkAlloc pd has pending, handles from *next on. */
+static unsigned int allocs_done(struct tpeer *pd, uint64_t *next)
+{
+	unsigned int n = 0;
+
+	while (evbuffer_get_length(pd->out)) {
+		alloc_done(pd, (*next)++);
+		n++;
+	}
+	return n;
+}
+
+static void client_hb_stale(struct tpeer *tp, const uint64_t *stale, size_t n)
+{
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT, *r;
+	Rswap__ClientHeartbeat hb = RSWAP__CLIENT_HEARTBEAT__INIT;
+
+	hb.stale_handles = (uint64_t *)stale;
+	hb.n_stale_handles = n;
+	e.seq = 3;
+	e.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HEARTBEAT;
+	e.client_heartbeat = &hb;
+	tp_send(tp, &e);
+	r = expect(tp, RSWAP__ENVELOPE__BODY_CLIENT_HEARTBEAT);
+	rswap__envelope__free_unpacked(r, NULL);
+}
+
+/* AdminStatus of id: its ClientInfo (free the envelope *env). */
+static Rswap__ClientInfo *status(const char *id, Rswap__Envelope **env)
+{
+	struct tpeer *ad = tp_new();
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT;
+	Rswap__AdminStatus st = RSWAP__ADMIN_STATUS__INIT;
+
+	st.client_id = (char *)id;
+	e.body_case = RSWAP__ENVELOPE__BODY_ADMIN_STATUS;
+	e.admin_status = &st;
+	tp_send(ad, &e);
+	*env = expect(ad, RSWAP__ENVELOPE__BODY_CLIENT_INFO);
+	tp_free(ad);
+	return (*env)->client_info;
+}
+
+/* Every slot of a replicated map: copies[0] is the slot, copies on distinct poolds. */
+static void check_map_copies(const Rswap__ChunkMap *m, uint32_t replicas)
+{
+	size_t i, j, k;
+
+	assert_int_equal(m->replicas, replicas);
+	for (i = 0; i < m->n_slots; i++) {
+		const Rswap__Slot *s = m->slots[i];
+
+		assert_int_equal(s->n_copies, replicas);
+		assert_string_equal(s->copies[0]->poold_addr, s->poold_addr);
+		assert_int_equal(s->copies[0]->handle, s->handle);
+		for (j = 0; j < s->n_copies; j++)
+			for (k = j + 1; k < s->n_copies; k++)
+				assert_string_not_equal(s->copies[j]->poold_addr,
+							s->copies[k]->poold_addr);
+	}
+}
+
+/*
+ * A replicated hello: every copy allocated on distinct poolds, the map
+ * lists them; the client's stale reports make slots degraded and back;
+ * its replicas cannot change; a reconnect's copy_handles decide.
+ */
+static void replicated_hello(void **state)
+{
+	struct tpeer *a = poold("a:1", 64 * MB), *b = poold("b:1", 64 * MB);
+	struct tpeer *c = poold("c:1", 64 * MB), *c1 = tp_new(), *c2 = tp_new();
+	struct registry *reg = coord_registry(C);
+	Rswap__Envelope *r;
+	Rswap__ClientInfo *ci;
+	uint64_t next = 100, copies[4], stale[1];
+	struct client *cl;
+	size_t i;
+
+	hello_r(c1, "vm1", 32 * MB, 4, false, NULL, 0, NULL, 0);
+	expect_error(c1, EINVAL, "replicas=4; 1 to 3 copies");
+	hello_r(c1, "vm1", 32 * MB, 2, false, NULL, 0, NULL, 0);
+	assert_int_equal(allocs_done(a, &next) + allocs_done(b, &next) +
+			 allocs_done(c, &next), 4);
+	r = expect(c1, RSWAP__ENVELOPE__BODY_CHUNK_MAP);
+	check_map_copies(r->chunk_map, 2);
+	assert_int_equal(r->chunk_map->n_slots, 2);
+	for (i = 0; i < 2; i++) {
+		copies[i * 2] = r->chunk_map->slots[i]->copies[0]->handle;
+		copies[i * 2 + 1] = r->chunk_map->slots[i]->copies[1]->handle;
+		assert_false(r->chunk_map->slots[i]->copies[1]->lost);
+	}
+	rswap__envelope__free_unpacked(r, NULL);
+	cl = registry_client_find(reg, "vm1");
+	assert_int_equal(cl->replicas, 2);
+	assert_int_equal(registry_poold_find(reg, "a:1")->chunks_used +
+			 registry_poold_find(reg, "b:1")->chunks_used +
+			 registry_poold_find(reg, "c:1")->chunks_used, 4);
+
+	/* Healthy; one copy reported stale: degraded; no longer listed: healthy. */
+	ci = status("vm1", &r);
+	assert_int_equal(ci->replicas, 2);
+	assert_int_equal(ci->degraded_chunks, 0);
+	assert_int_equal(ci->map->slots[0]->health, RSWAP__SLOT_HEALTH__SLOT_HEALTHY);
+	rswap__envelope__free_unpacked(r, NULL);
+	stale[0] = copies[1];
+	client_hb_stale(c1, stale, 1);
+	ci = status("vm1", &r);
+	assert_int_equal(ci->degraded_chunks, 1);
+	assert_int_equal(ci->stale_copies, 1);
+	assert_int_equal(ci->map->slots[0]->health, RSWAP__SLOT_HEALTH__SLOT_DEGRADED);
+	assert_true(ci->map->slots[0]->copies[1]->stale);
+	assert_int_equal(ci->map->slots[1]->health, RSWAP__SLOT_HEALTH__SLOT_HEALTHY);
+	rswap__envelope__free_unpacked(r, NULL);
+	client_hb_stale(c1, NULL, 0);
+	ci = status("vm1", &r);
+	assert_int_equal(ci->degraded_chunks, 0);
+	assert_int_equal(ci->stale_copies, 0);
+	rswap__envelope__free_unpacked(r, NULL);
+
+	/* Another number of copies for the same client: refused. */
+	tp_free(c1);
+	hello_r(c2, "vm1", 32 * MB, 3, true, NULL, 0, NULL, 0);
+	expect_error(c2, EINVAL, "has a map of 2 copies per chunk");
+	hello_r(c2, "vm1", 32 * MB, 2, true, copies, 3, NULL, 0);
+	expect_error(c2, EINVAL, "3 copy handles for 2 slots of 2 copies");
+
+	/* Reconnect: slot 1 runs on one copy only (0 there): the other is freed. */
+	copies[3] = 0;
+	hello_r(c2, "vm1", 32 * MB, 2, true, copies, 4, NULL, 0);
+	r = expect(c2, RSWAP__ENVELOPE__BODY_CHUNK_MAP);
+	assert_int_equal(r->chunk_map->slots[1]->n_copies, 1);
+	assert_int_equal(r->chunk_map->slots[0]->n_copies, 2);
+	rswap__envelope__free_unpacked(r, NULL);
+	assert_int_equal(cl->nextra, 1);
+	assert_int_equal(registry_poold_find(reg, "a:1")->chunks_used +
+			 registry_poold_find(reg, "b:1")->chunks_used +
+			 registry_poold_find(reg, "c:1")->chunks_used, 3);
+	/* Its ChunkFree went to one of the poolds. */
+	assert_int_equal(!!evbuffer_get_length(a->out) + !!evbuffer_get_length(b->out) +
+			 !!evbuffer_get_length(c->out), 1);
+	ci = status("vm1", &r);
+	assert_int_equal(ci->degraded_chunks, 1);
+	assert_int_equal(ci->map->slots[1]->health, RSWAP__SLOT_HEALTH__SLOT_DEGRADED);
+	rswap__envelope__free_unpacked(r, NULL);
+	tp_free(c2);
+	tp_free(a);
+	tp_free(b);
+	tp_free(c);
+}
+
+/* Too few poolds for the copies: ENOSPC naming both numbers, nothing sent. */
+static void replicated_hello_enospc(void **state)
+{
+	struct tpeer *a = poold("a:1", 64 * MB), *c1 = tp_new();
+	struct registry *reg = coord_registry(C);
+
+	hello_r(c1, "vm1", 32 * MB, 2, false, NULL, 0, NULL, 0);
+	expect_error(c1, ENOSPC, "replicas=2 asked for, only 1 placement possible (1 live poold, 1 zone)");
+	assert_null(tp_recv(a));
+	assert_null(registry_client_find(reg, "vm1"));
+	assert_int_equal(registry_poold_find(reg, "a:1")->chunks_used, 0);
+	tp_free(c1);
+	tp_free(a);
+}
+
+/* A replica's poold refuses: the whole hello rolls back, every copy freed. */
+static void replicated_hello_rollback(void **state)
+{
+	struct tpeer *a = poold("a:1", 64 * MB), *b = poold("b:1", 64 * MB);
+	struct tpeer *c1 = tp_new();
+	struct registry *reg = coord_registry(C);
+	Rswap__Envelope *q, er = RSWAP__ENVELOPE__INIT;
+	Rswap__Error err = RSWAP__ERROR__INIT;
+	uint64_t next = 100;
+
+	hello_r(c1, "vm1", 16 * MB, 2, false, NULL, 0, NULL, 0);
+	allocs_done(a, &next);
+	q = expect(b, RSWAP__ENVELOPE__BODY_CHUNK_ALLOC);
+	err.code = ENOSPC;
+	err.reason = "full";
+	er.seq = q->seq;
+	er.body_case = RSWAP__ENVELOPE__BODY_ERROR;
+	er.error = &err;
+	rswap__envelope__free_unpacked(q, NULL);
+	tp_send(b, &er);
+	expect_error(c1, ENOSPC, "full");
+	free_done(a, 100);
+	assert_null(registry_client_find(reg, "vm1"));
+	assert_int_equal(registry_poold_find(reg, "a:1")->chunks_used, 0);
+	assert_int_equal(registry_poold_find(reg, "b:1")->chunks_used, 0);
+	tp_free(c1);
+	tp_free(a);
+	tp_free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -800,6 +1027,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(stray_replies, setup, teardown),
 		cmocka_unit_test_setup_teardown(move_state_machine, setup, teardown),
 		cmocka_unit_test_setup_teardown(restart_three_copies, setup, teardown),
+		cmocka_unit_test_setup_teardown(replicated_hello, setup, teardown),
+		cmocka_unit_test_setup_teardown(replicated_hello_enospc, setup, teardown),
+		cmocka_unit_test_setup_teardown(replicated_hello_rollback, setup, teardown),
 		cmocka_unit_test_setup_teardown(hello_pending_client_leaves_then_poold_refuses,
 						setup, teardown),
 	};
