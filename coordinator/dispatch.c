@@ -104,6 +104,14 @@ struct move {
 	uint64_t started_ms;		/* left the queue; 0 queued */
 	struct preq *q;			/* ALLOCATING: the ChunkAlloc */
 	uint64_t job;
+	/*
+	 * replace: a replicated client's move; (from, from_handle) is the
+	 * copy replaced (the slot's own or a replica) and the target takes
+	 * its place.  resync: a re-replication (that copy is lost, on a dead
+	 * poold or long stale; the client copies from an in-sync copy).
+	 */
+	bool replace;
+	bool resync;
 };
 
 #define MOVE_JOBS		16	/* jobs listed, the latest */
@@ -165,6 +173,8 @@ struct coord {
 	struct move *moves, **moves_tail;
 	uint32_t nmoves, nactive;	/* all, and past the queue */
 	uint64_t moves_done, moves_failed, bytes_moved;
+	uint64_t rerep_done, rerep_failed;	/* resync moves that ended */
+	uint64_t last_rerep_ms;			/* the reconciler's last look */
 	struct move_job jobs[MOVE_JOBS];	/* ring, newest at jobs_head - 1 */
 	size_t jobs_head;
 	uint64_t next_job;
@@ -528,6 +538,49 @@ static struct slot *move_source(struct coord *c, const struct move *m,
 	return s;
 }
 
+/*
+ * The copy a resync move replaces, if it is still one of the slot's:
+ * *own says whether it is the slot's own copy (else *rx is the replica).
+ */
+static bool resync_source(struct coord *c, const struct move *m,
+			  struct client **clp, bool *own, struct copy **rx)
+{
+	struct client *cl = registry_client_find(c->reg, m->client_id);
+	struct slot *s = cl ? registry_slot(cl, m->slot) : NULL;
+	uint32_t i;
+
+	*clp = cl;
+	*rx = NULL;
+	*own = false;
+	if (!s || s->state != SLOT_HELD)
+		return false;
+	if (s->poold == m->from && s->handle == m->from_handle) {
+		*own = true;
+		return true;
+	}
+	for (i = 0; i < cl->nextra; i++) {
+		struct copy *x = &cl->extra[i];
+
+		if (x->replica && x->slot == m->slot && x->poold == m->from &&
+		    x->handle == m->from_handle && !x->reserved) {
+			*rx = x;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Is what m moves still there (and, resync, a copy to copy from)? */
+static bool move_valid(struct coord *c, const struct move *m, struct client **clp)
+{
+	struct copy *rx;
+	bool own;
+
+	if (!m->replace)
+		return move_source(c, m, clp) != NULL;
+	return resync_source(c, m, clp, &own, &rx);
+}
+
 static void move_unlink(struct coord *c, struct move *m)
 {
 	struct move **mm;
@@ -545,6 +598,26 @@ static void move_unlink(struct coord *c, struct move *m)
 		c->nactive--;
 }
 
+/*
+ * After a resync move: success clears the client's backoff; a failure
+ * (the client refused, EBUSY while it resyncs itself, a poold gone) waits
+ * 2 s, doubling up to 64 s, before the reconciler tries that client again.
+ */
+static void rerep_backoff(struct coord *c, struct client *cl, bool ok)
+{
+	uint64_t wait;
+
+	if (ok) {
+		cl->rerep_fails = 0;
+		cl->rerep_after_ms = 0;
+		return;
+	}
+	wait = RSWAP_REREP_BACKOFF_MS << (cl->rerep_fails < 5 ? cl->rerep_fails : 5);
+	if (cl->rerep_fails < 255)
+		cl->rerep_fails++;
+	cl->rerep_after_ms = c->now_ms + wait;
+}
+
 /* m is over, either way: forget it and let the next ones run. */
 static void move_end(struct coord *c, struct move *m, bool ok, const char *reason)
 {
@@ -559,6 +632,12 @@ static void move_end(struct coord *c, struct move *m, bool ok, const char *reaso
 		s->moving = false;
 	if (cl && cl->move == m)
 		cl->move = NULL;
+	if (m->resync && cl) {
+		cl->rerep_queued = false;
+		rerep_backoff(c, cl, ok);
+	}
+	if (m->resync)
+		ok ? c->rerep_done++ : c->rerep_failed++;
 	if (ok) {
 		c->moves_done++;
 		c->bytes_moved += c->s.chunk_size;
@@ -644,14 +723,61 @@ static void send_move_chunk(struct coord *c, struct peer *p, const struct move *
 	peer_send(c, p, &env);
 }
 
+/* Do poolds a and b share a failure domain (see placement_domains())? */
+static bool same_zone(const struct poold *a, const struct poold *b)
+{
+	return a == b || (a->zone[0] && !strcmp(a->zone, b->zone));
+}
+
+/*
+ * May `to` take a copy of cl's slot in place of the copy (from,
+ * from_handle)?  Not if it holds another copy of the slot, or shares a
+ * zone with one; a lost copy holds nothing and binds nothing (it is
+ * replaced in turn), so its own poold (a new incarnation) may take its
+ * replacement, while a copy that lives keeps its poold out.
+ */
+static bool target_fits(const struct client *cl, uint32_t slot, const struct poold *to,
+			const struct poold *from, uint64_t from_handle, bool from_lost)
+{
+	const struct slot *s = registry_slot(cl, slot);
+	uint32_t i;
+
+	if (to == from && !from_lost)
+		return false;
+	if (s && s->state != SLOT_EMPTY && !s->lost &&
+	    !(s->poold == from && s->handle == from_handle) && same_zone(s->poold, to))
+		return false;
+	for (i = 0; i < cl->nextra; i++) {
+		const struct copy *x = &cl->extra[i];
+
+		if (x->slot != slot || !x->replica || x->lost ||
+		    (x->poold == from && x->handle == from_handle))
+			continue;
+		if (same_zone(x->poold, to))
+			return false;
+	}
+	return true;
+}
+
+/* Is the copy m replaces lost (its poold holds nothing of it)? */
+static bool move_from_lost(struct coord *c, const struct move *m)
+{
+	struct client *cl;
+	struct copy *rx;
+	bool own;
+
+	if (!m->replace || !resync_source(c, m, &cl, &own, &rx))
+		return false;
+	return own ? registry_slot(cl, m->slot)->lost : rx->lost;
+}
+
 /* Take m out of the queue: allocate its target.  May end m. */
 static void move_start(struct coord *c, struct move *m)
 {
 	struct client *cl;
-	struct slot *s = move_source(c, m, &cl);
 	struct preq *q;
 
-	if (!s) {
+	if (!move_valid(c, m, &cl)) {
 		move_fail(c, m, "the slot is no longer held by handle %" PRIu64
 			  " on poold %s (released, moved or lost meanwhile)",
 			  m->from_handle, m->from->addr);
@@ -667,9 +793,15 @@ static void move_start(struct coord *c, struct move *m)
 			  cl->id);
 		return;
 	}
-	if (!poold_reachable(m->from) || m->from->state != POOLD_ALIVE) {
+	if (!m->resync && (!poold_reachable(m->from) || m->from->state != POOLD_ALIVE)) {
 		move_fail(c, m, "source poold %s is %s", m->from->addr,
 			  registry_state_name(m->from->state));
+		return;
+	}
+	if (cl->replicas > 1 &&
+	    !target_fits(cl, m->slot, m->to, m->from, m->from_handle, move_from_lost(c, m))) {
+		move_fail(c, m, "target poold %s holds another copy of the slot, or one in its zone",
+			  m->to->addr);
 		return;
 	}
 	if (!poold_reachable(m->to) || !registry_poold_placeable(m->to)) {
@@ -694,6 +826,188 @@ static void move_start(struct coord *c, struct move *m)
 	}
 	q->move = m;
 	m->q = q;
+}
+
+/* ---- re-replication ------------------------------------------------------ */
+
+/* How often the reconciler looks (it runs on the tick). */
+#define REREP_PERIOD_MS		1000
+
+/* Must this copy be replaced: lost, on a dead poold, or stale too long? */
+static bool copy_needs_replacing(const struct coord *c, const struct poold *pd,
+				 bool lost, uint64_t stale_since_ms)
+{
+	return lost || pd->state == POOLD_DEAD ||
+	       (c->s.stale_replace_ms && stale_since_ms &&
+		c->now_ms - stale_since_ms >= c->s.stale_replace_ms);
+}
+
+/* Has the slot an in-sync copy other than (pd, handle) to copy from? */
+static bool slot_has_source(const struct client *cl, const struct slot *s,
+			    const struct poold *pd, uint64_t handle)
+{
+	uint32_t i;
+
+	if (!(s->poold == pd && s->handle == handle) &&
+	    registry_copy_in_sync(s->poold, s->lost, s->stale_since_ms))
+		return true;
+	for (i = 0; i < cl->nextra; i++) {
+		const struct copy *x = &cl->extra[i];
+
+		if (x->slot == s->index && x->replica && !x->reserved &&
+		    !(x->poold == pd && x->handle == handle) &&
+		    registry_copy_in_sync(x->poold, x->lost, x->stale_since_ms))
+			return true;
+	}
+	return false;
+}
+
+/* The least loaded live poold that may take the replacement, or NULL. */
+static struct poold *rerep_target(struct coord *c, const struct client *cl,
+				  uint32_t slot, const struct poold *from,
+				  uint64_t from_handle, bool from_lost)
+{
+	struct poold *p, *best = NULL;
+
+	for (p = c->reg->poolds; p; p = p->next) {
+		if (!registry_poold_placeable(p) || !poold_reachable(p) ||
+		    p->chunks_used >= p->chunks_total ||
+		    !target_fits(cl, slot, p, from, from_handle, from_lost))
+			continue;
+		if (!best || (uint64_t)p->chunks_used * best->chunks_total <
+			     (uint64_t)best->chunks_used * p->chunks_total ||
+		    ((uint64_t)p->chunks_used * best->chunks_total ==
+		     (uint64_t)best->chunks_used * p->chunks_total &&
+		     strcmp(p->addr, best->addr) < 0))
+			best = p;
+	}
+	return best;
+}
+
+/*
+ * Queue a move replacing copy (from, from_handle) of replicated cl's slot
+ * s by a new one on `to`, for job j.  0, -E2BIG or -ENOMEM.
+ */
+static int copy_move_queue(struct coord *c, struct client *cl, struct slot *s,
+			   struct poold *from, uint64_t from_handle,
+			   struct poold *to, struct move_job *j, bool resync)
+{
+	struct move *m;
+
+	if (c->nmoves >= MOVES_MAX)
+		return -E2BIG;
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	snprintf(m->client_id, sizeof(m->client_id), "%s", cl->id);
+	m->slot = s->index;
+	m->step = MOVE_QUEUED;
+	m->from = from;
+	m->from_handle = from_handle;
+	m->to = to;
+	m->replace = true;
+	m->resync = resync;
+	m->job = j->id;
+	j->total++;
+	s->moving = true;
+	*c->moves_tail = m;
+	c->moves_tail = &m->next;
+	c->nmoves++;
+	return 0;
+}
+
+/* A re-replication of that copy, in the reconciler's job *jp. */
+static int rerep_queue(struct coord *c, struct client *cl, struct slot *s,
+		       struct poold *from, uint64_t from_handle, struct poold *to,
+		       struct move_job **jp)
+{
+	int ret;
+
+	if (!*jp)
+		*jp = job_new(c, "rereplicate", NULL);
+	ret = copy_move_queue(c, cl, s, from, from_handle, to, *jp, true);
+	if (ret)
+		return ret;
+	cl->rerep_queued = true;
+	cl->rerep_stuck_logged = false;
+	log_info("client %s: slot %" PRIu32 " copy on poold %s (handle %" PRIu64
+		 ") is %s; a new copy goes to poold %s", cl->id, s->index, from->addr,
+		 from_handle, from->state == POOLD_DEAD ? "on a dead poold" : "lost or long stale",
+		 to->addr);
+	return 0;
+}
+
+/*
+ * Consider one copy of cl's slot s for replacement: queued (true), or
+ * nothing to do / nowhere to go (false; the latter logged once).
+ */
+static bool rerep_consider(struct coord *c, struct client *cl, struct slot *s,
+			   struct poold *pd, uint64_t handle, bool lost,
+			   uint64_t stale_since_ms, struct move_job **jp)
+{
+	struct poold *to;
+
+	if (!copy_needs_replacing(c, pd, lost, stale_since_ms) ||
+	    !slot_has_source(cl, s, pd, handle))
+		return false;
+	to = rerep_target(c, cl, s->index, pd, handle, lost);
+	if (!to) {
+		if (!cl->rerep_stuck_logged)
+			log_warn("client %s: slot %" PRIu32 " stays degraded: no live poold with room outside the zones of its other copies for the copy on poold %s; retrying",
+				 cl->id, s->index, pd->addr);
+		cl->rerep_stuck_logged = true;
+		return false;
+	}
+	return !rerep_queue(c, cl, s, pd, handle, to, jp);
+}
+
+/* One resync move for cl if a copy needs replacing.  O(slots + extras). */
+static void rerep_client(struct coord *c, struct client *cl, struct move_job **jp)
+{
+	uint32_t b;
+
+	for (b = 0; b < cl->cap; b++) {
+		struct slot *s = &cl->slots[b];
+
+		if (s->state == SLOT_HELD && !s->moving &&
+		    rerep_consider(c, cl, s, s->poold, s->handle, s->lost,
+				   s->stale_since_ms, jp))
+			return;
+	}
+	for (b = 0; b < cl->nextra; b++) {
+		struct copy *x = &cl->extra[b];
+		struct slot *s = registry_slot(cl, x->slot);
+
+		if (!x->replica || x->reserved || !s || s->state != SLOT_HELD || s->moving)
+			continue;
+		/* rerep_queue does not change the extras: x stays valid. */
+		if (rerep_consider(c, cl, s, x->poold, x->handle, x->lost,
+				   x->stale_since_ms, jp))
+			return;
+	}
+}
+
+/*
+ * The reconciler: for every replicated client with a live session and
+ * nothing else in progress, queue the replacement of one copy that is
+ * lost, on a dead poold or stale beyond --stale-replace-ms.  The move
+ * executor runs it like any move (one per client, --max-moves).
+ */
+static void rereplicate(struct coord *c)
+{
+	struct move_job *j = NULL;
+	struct client *cl;
+
+	if (c->now_ms - c->last_rerep_ms < REREP_PERIOD_MS && c->last_rerep_ms)
+		return;
+	c->last_rerep_ms = c->now_ms;
+	for (cl = c->reg->clients; cl; cl = cl->next) {
+		if (cl->replicas < 2 || cl->busy || !cl->owner || cl->move ||
+		    cl->rerep_queued || c->now_ms < cl->rerep_after_ms ||
+		    registry_unresolved(cl))
+			continue;
+		rerep_client(c, cl, &j);
+	}
 }
 
 /*
@@ -726,14 +1040,14 @@ static void moves_pump(struct coord *c)
 static void move_alloc_done(struct coord *c, struct move *m, uint64_t handle)
 {
 	struct client *cl;
-	struct slot *s = move_source(c, m, &cl);
+	bool valid = move_valid(c, m, &cl);
 
 	m->q = NULL;
 	m->to_handle = handle;
-	if (!s || !cl->owner) {
+	if (!valid || !cl->owner) {
 		chunk_free(c, m->to, m->client_id, m->slot, handle);
 		move_fail(c, m, "%s before the copy began; target freed",
-			  !s ? "the slot changed" : "the client's session ended");
+			  !valid ? "the slot changed" : "the client's session ended");
 		return;
 	}
 	if (registry_extra_add(cl, m->to, m->slot, handle, c->now_ms, true)) {
@@ -743,10 +1057,57 @@ static void move_alloc_done(struct coord *c, struct move *m, uint64_t handle)
 	}
 	m->epoch = cl->epoch + 1;
 	m->step = MOVE_COPYING;
-	log_info("client %s: moving slot %" PRIu32 " from poold %s (handle %" PRIu64
-		 ") to %s (handle %" PRIu64 "), epoch %" PRIu64, cl->id, m->slot,
+	log_info("client %s: %s slot %" PRIu32 " from poold %s (handle %" PRIu64
+		 ") to %s (handle %" PRIu64 "), epoch %" PRIu64, cl->id,
+		 m->resync ? "replacing the copy of" : "moving", m->slot,
 		 m->from->addr, m->from_handle, m->to->addr, handle, m->epoch);
 	send_move_chunk(c, cl->owner, m);
+}
+
+/*
+ * A re-replication switched: the target takes the replaced copy's place,
+ * in sync; the replaced chunk is freed (on a poold that is away, a
+ * tombstone frees it when it registers again; a lost one is not freed).
+ */
+static void resync_commit(struct coord *c, struct move *m, struct client *cl,
+			  struct copy *x, uint64_t copied)
+{
+	struct copy *rx, old;
+	struct client *cl2;
+	bool own;
+	int ret = 0;
+
+	if (!x || !x->move) {
+		move_fail(c, m, "the target chunk is gone");
+		return;
+	}
+	if (!resync_source(c, m, &cl2, &own, &rx)) {
+		/* The replaced copy went meanwhile (the slot was reconciled):
+		 * the target stays as an unresolved copy for the client to settle. */
+		x->move = false;
+		move_fail(c, m, "the copy it replaces is no longer the slot's; target kept unresolved");
+		return;
+	}
+	if (own)
+		ret = registry_slot_switch(cl, x, &old);
+	else
+		registry_replica_switch(cl, rx, x, &old);
+	if (ret) {
+		x->move = false;
+		move_fail(c, m, "cannot record the switch (%s); both copies kept",
+			  strerror(-ret));
+		return;
+	}
+	if (m->epoch > cl->epoch)
+		cl->epoch = m->epoch;
+	m->copied = copied;
+	if (old.poold) {
+		log_info("client %s: slot %" PRIu32 " replaced copy %" PRIu64
+			 " on poold %s (%s) is freed", cl->id, m->slot, old.handle,
+			 old.poold->addr, registry_state_name(old.poold->state));
+		chunk_free(c, old.poold, cl->id, m->slot, old.handle);
+	}
+	move_end(c, m, true, NULL);
 }
 
 /* The client runs on the target now: it becomes the slot, the source goes. */
@@ -757,6 +1118,10 @@ static void move_commit(struct coord *c, struct move *m, uint64_t copied)
 	struct copy old;
 	int ret;
 
+	if (m->replace) {
+		resync_commit(c, m, cl, x, copied);
+		return;
+	}
 	if (!x) {
 		struct slot *s = cl ? registry_slot(cl, m->slot) : NULL;
 
@@ -1715,6 +2080,7 @@ static void move_info(const struct coord *c, const struct move *m, Rswap__MoveIn
 	mi->chunk_size = c->s.chunk_size;
 	mi->running_ms = m->started_ms ? c->now_ms - m->started_ms : 0;
 	mi->job = m->job;
+	mi->resync = m->resync;
 }
 
 /* The moves, jobs and counters, into cs (its poolds sorted by address). */
@@ -1883,6 +2249,71 @@ out:
  * *jp; if they do not fit, nothing is queued and the job failed at once.
  * 0, -E2BIG or -ENOMEM (no job).
  */
+/*
+ * The candidate (cand[k] counts chunks already promised) with the lowest
+ * fill that may take a copy of cl's slot in place of (from, handle): the
+ * distinct-poold and zone rules.  ncand if none.
+ */
+static size_t copy_target(const struct client *cl, uint32_t slot,
+			  const struct poold *from, uint64_t handle,
+			  const struct place_cand *cand, struct poold *const *cp,
+			  size_t ncand)
+{
+	size_t k, best = ncand;
+
+	for (k = 0; k < ncand; k++) {
+		if (cand[k].used >= cand[k].total ||
+		    !target_fits(cl, slot, cp[k], from, handle, false))
+			continue;
+		if (best == ncand ||
+		    (uint64_t)cand[k].used * cand[best].total <
+		    (uint64_t)cand[best].used * cand[k].total)
+			best = k;
+	}
+	return best;
+}
+
+/* Queue (or fail in j) the move of one copy of a replicated client off pd. */
+static void drain_copy(struct coord *c, struct client *cl, struct slot *s,
+		       struct poold *pd, uint64_t handle, struct place_cand *cand,
+		       struct poold *const *cp, size_t ncand, struct move_job *j)
+{
+	size_t k = copy_target(cl, s->index, pd, handle, cand, cp, ncand);
+
+	if (k < ncand && !copy_move_queue(c, cl, s, pd, handle, cp[k], j, false)) {
+		cand[k].used++;
+		return;
+	}
+	j->total++;
+	j->failed++;
+	snprintf(j->last_error, sizeof(j->last_error), "client %s slot %" PRIu32
+		 ": %s", cl->id, s->index, k < ncand ? "coordinator out of memory" :
+		 "no live poold with room outside the zones of its other copies");
+}
+
+/* Every copy of replicated cl on pd. */
+static void drain_copies(struct coord *c, struct client *cl, struct poold *pd,
+			 struct place_cand *cand, struct poold *const *cp,
+			 size_t ncand, struct move_job *j)
+{
+	uint32_t b;
+
+	for (b = 0; b < cl->cap; b++) {
+		struct slot *s = &cl->slots[b];
+
+		if (s->state == SLOT_HELD && !s->lost && !s->moving && s->poold == pd)
+			drain_copy(c, cl, s, pd, s->handle, cand, cp, ncand, j);
+	}
+	for (b = 0; b < cl->nextra; b++) {
+		struct copy *x = &cl->extra[b];
+		struct slot *s = registry_slot(cl, x->slot);
+
+		if (x->replica && !x->lost && !x->reserved && x->poold == pd && s &&
+		    s->state == SLOT_HELD && !s->moving)
+			drain_copy(c, cl, s, pd, x->handle, cand, cp, ncand, j);
+	}
+}
+
 static int drain_queue(struct coord *c, struct poold *pd, struct move_job **jp,
 		       char *why, size_t whylen)
 {
@@ -1897,8 +2328,9 @@ static int drain_queue(struct coord *c, struct poold *pd, struct move_job **jp,
 	uint64_t free_total;
 	int ret = -ENOMEM;
 
+	/* Replicated clients' copies are placed one by one afterwards. */
 	for (cl = r->clients; cl; cl = cl->next)
-		for (b = 0; b < cl->cap; b++)
+		for (b = 0; cl->replicas <= 1 && b < cl->cap; b++)
 			need += cl->slots[b].state == SLOT_HELD && !cl->slots[b].lost &&
 				!cl->slots[b].moving && cl->slots[b].poold == pd;
 	cand = calloc(r->npoolds + 1, sizeof(*cand));
@@ -1940,6 +2372,10 @@ static int drain_queue(struct coord *c, struct poold *pd, struct move_job **jp,
 	}
 	k = 0;
 	for (cl = r->clients; cl; cl = cl->next) {
+		if (cl->replicas > 1) {
+			drain_copies(c, cl, pd, cand, cp, ncand, j);
+			continue;
+		}
 		for (b = 0; b < cl->cap && k < need; b++) {
 			struct slot *s = &cl->slots[b];
 
@@ -2114,6 +2550,11 @@ static void handle_admin_rebalance(struct coord *c, struct peer *p,
 			/* first[from] counts up to first[from + 1] as moves
 			 * are given a chunk; the rest stays in place. */
 			if (from == n || first[from] == first[from + 1])
+				continue;
+			/* A replicated slot's copy goes nowhere near its others. */
+			if (cl->replicas > 1 &&
+			    !target_fits(cl, sl->index, by_addr[mv[first[from]].to],
+					 sl->poold, sl->handle, false))
 				continue;
 			k = first[from]++;
 			out = &moves[plan.n_moves];
@@ -2887,6 +3328,7 @@ void coord_tick(struct coord *c, uint64_t now_ms)
 		else if (p->role != ROLE_NEW)
 			check_idle(c, p);
 	}
+	rereplicate(c);
 	moves_pump(c);
 	reap(c);
 }

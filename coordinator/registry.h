@@ -31,6 +31,7 @@
 #define RSWAP_ADDR_MAX		127	/* poold listen address "HOST:PORT" */
 #define RSWAP_MAX_SLOTS		16384	/* a client's map must fit one frame */
 #define RSWAP_MAX_REPLICAS	3	/* copies of a slot a client may ask for */
+#define RSWAP_REREP_BACKOFF_MS	2000	/* first wait after a failed re-replication */
 #define RSWAP_MIN_CHUNK		(16ull << 20)
 #define RSWAP_SUSPECT_BEATS	3	/* missed heartbeats before suspect */
 #define RSWAP_DEAD_BEATS	10	/* ... and before dead */
@@ -176,6 +177,12 @@ struct client {
 	 * extras of slot i marked replica.
 	 */
 	uint32_t replicas;
+	/* Re-replication (dispatch.c): a resync move of it is queued or
+	 * running; after a failed one, not before rerep_after_ms. */
+	bool rerep_queued;
+	bool rerep_stuck_logged;	/* "no target" said once until it works */
+	uint8_t rerep_fails;
+	uint64_t rerep_after_ms;
 	struct copy *extra;		/* see struct copy; unordered */
 	uint32_t nextra, extra_cap;
 };

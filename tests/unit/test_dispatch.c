@@ -1012,6 +1012,316 @@ static void replicated_hello_rollback(void **state)
 	tp_free(b);
 }
 
+/* Time passes by ms in half-second steps; the live poolds beat. */
+static void tick_beating(struct tpeer *const *pds, size_t n, uint64_t ms)
+{
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT;
+	Rswap__Heartbeat hb = RSWAP__HEARTBEAT__INIT;
+	uint64_t end = T + ms;
+	size_t i;
+
+	e.body_case = RSWAP__ENVELOPE__BODY_HEARTBEAT;
+	e.heartbeat = &hb;
+	while (T < end) {
+		T = T + 500 < end ? T + 500 : end;
+		for (i = 0; i < n; i++)
+			if (pds[i] && pds[i]->p)
+				tp_send(pds[i], &e);
+		coord_tick(C, T);
+	}
+}
+
+/* ClusterState by AdminList (free the envelope *env). */
+static Rswap__ClusterState *cluster(Rswap__Envelope **env)
+{
+	struct tpeer *ad = tp_new();
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT;
+	Rswap__AdminList al = RSWAP__ADMIN_LIST__INIT;
+
+	e.body_case = RSWAP__ENVELOPE__BODY_ADMIN_LIST;
+	e.admin_list = &al;
+	tp_send(ad, &e);
+	*env = expect(ad, RSWAP__ENVELOPE__BODY_CLUSTER_STATE);
+	tp_free(ad);
+	return (*env)->cluster_state;
+}
+
+static void move_done_code(struct tpeer *tp, uint32_t slot, uint64_t to, int code)
+{
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT;
+	Rswap__MoveDone d = RSWAP__MOVE_DONE__INIT;
+
+	d.slot = slot;
+	d.to_handle = to;
+	d.code = code;
+	d.reason = "resyncing itself";
+	e.body_case = RSWAP__ENVELOPE__BODY_MOVE_DONE;
+	e.move_done = &d;
+	tp_send(tp, &e);
+}
+
+/*
+ * Re-replication: a copy's poold dies; the reconciler allocates a new
+ * copy on the poold that holds none of the slot and sends MoveChunk from
+ * the dead copy.  A refusal (EBUSY) frees the target and waits (>= 2 s)
+ * before the next try; a switch puts the target in the dead copy's place
+ * and the dead chunk is remembered for freeing when its poold returns.
+ */
+static void rereplicate_dead_poold(void **state)
+{
+	struct tpeer *pd[3] = { poold("a:1", 64 * MB), poold("b:1", 64 * MB),
+				poold("c:1", 64 * MB) };
+	const char *addr[3] = { "a:1", "b:1", "c:1" };
+	struct tpeer *c1 = tp_new(), *dead, *spare = NULL;
+	struct registry *reg = coord_registry(C);
+	Rswap__Envelope *r;
+	Rswap__ClusterState *cs;
+	Rswap__ClientInfo *ci;
+	uint64_t next = 100, dead_handle, to;
+	struct poold *deadp;
+	struct client *cl;
+	int i, d = -1;
+
+	hello_r(c1, "vm1", 16 * MB, 2, false, NULL, 0, NULL, 0);
+	for (i = 0; i < 3; i++)
+		allocs_done(pd[i], &next);
+	r = expect(c1, RSWAP__ENVELOPE__BODY_CHUNK_MAP);
+	check_map_copies(r->chunk_map, 2);
+	dead_handle = r->chunk_map->slots[0]->copies[1]->handle;
+	for (i = 0; i < 3; i++) {
+		if (!strcmp(addr[i], r->chunk_map->slots[0]->copies[1]->poold_addr))
+			d = i;
+		else if (strcmp(addr[i], r->chunk_map->slots[0]->copies[0]->poold_addr))
+			spare = pd[i];
+	}
+	rswap__envelope__free_unpacked(r, NULL);
+	assert_true(d >= 0);
+	assert_non_null(spare);
+	dead = pd[d];
+	deadp = registry_poold_find(reg, addr[d]);
+	cl = registry_client_find(reg, "vm1");
+
+	/* Nothing to do while every copy is fine. */
+	tick_beating(pd, 3, 1500);
+	assert_null(tp_recv(spare));
+
+	/* The poold of copy 1 goes away: dead at once; degraded. */
+	tp_free(dead);
+	pd[d] = NULL;
+	ci = status("vm1", &r);
+	assert_int_equal(ci->degraded_chunks, 1);
+	assert_true(ci->map->slots[0]->copies[1]->lost);
+	rswap__envelope__free_unpacked(r, NULL);
+	tick_beating(pd, 3, 1500);
+	to = next;
+	alloc_done(spare, next++);
+	r = expect(c1, RSWAP__ENVELOPE__BODY_MOVE_CHUNK);
+	assert_int_equal(r->move_chunk->from_handle, dead_handle);
+	assert_int_equal(r->move_chunk->to_handle, to);
+	assert_int_equal(r->move_chunk->epoch, 1);
+	rswap__envelope__free_unpacked(r, NULL);
+	cs = cluster(&r);
+	assert_int_equal(cs->n_moves, 1);
+	assert_true(cs->moves[0]->resync);
+	assert_int_equal(cs->n_jobs, 1);
+	assert_string_equal(cs->jobs[0]->kind, "rereplicate");
+	rswap__envelope__free_unpacked(r, NULL);
+
+	/* The client is busy resyncing: target freed, no retry right away. */
+	move_done_code(c1, 0, to, EBUSY);
+	free_done(spare, to);
+	tick_beating(pd, 3, 1000);
+	assert_null(tp_recv(spare));
+	tick_beating(pd, 3, 1500);
+	to = next;
+	alloc_done(spare, next++);
+	r = expect(c1, RSWAP__ENVELOPE__BODY_MOVE_CHUNK);
+	assert_int_equal(r->move_chunk->from_handle, dead_handle);
+	rswap__envelope__free_unpacked(r, NULL);
+
+	/* Switched: the target takes the dead copy's place, in sync. */
+	move_done(c1, 0, to, true);
+	assert_int_equal(cl->epoch, 1);
+	ci = status("vm1", &r);
+	assert_int_equal(ci->degraded_chunks, 0);
+	assert_int_equal(ci->map->slots[0]->n_copies, 2);
+	assert_int_equal(ci->map->slots[0]->copies[1]->handle, to);
+	assert_false(ci->map->slots[0]->copies[1]->lost);
+	assert_int_equal(ci->map->slots[0]->health, RSWAP__SLOT_HEALTH__SLOT_HEALTHY);
+	rswap__envelope__free_unpacked(r, NULL);
+	/* The dead poold's chunk: out of its books, freed when it returns. */
+	assert_int_equal(deadp->chunks_used, 0);
+	assert_non_null(registry_tomb(deadp, 0));
+	assert_int_equal(registry_tomb(deadp, 0)->handle, dead_handle);
+	/* Each pass of the reconciler that queues is a job: failed, then done. */
+	cs = cluster(&r);
+	assert_int_equal(cs->n_jobs, 2);
+	assert_int_equal(cs->jobs[0]->failed, 1);
+	assert_non_null(strstr(cs->jobs[0]->last_error, "resyncing itself"));
+	assert_int_equal(cs->jobs[1]->done, 1);
+	rswap__envelope__free_unpacked(r, NULL);
+	tick_beating(pd, 3, 3000);
+	assert_null(tp_recv(spare));
+	tp_free(c1);
+	for (i = 0; i < 3; i++)
+		if (pd[i])
+			tp_free(pd[i]);
+}
+
+/*
+ * A poold back as a new incarnation without its copy: the copy is lost
+ * (the slot goes on from the other), and is replaced; with nowhere to put
+ * it (every other poold holds a copy) the slot stays degraded.
+ */
+static void rereplicate_new_incarnation(void **state)
+{
+	struct tpeer *pd[3] = { poold("a:1", 64 * MB), poold("b:1", 64 * MB), NULL };
+	struct tpeer *c1 = tp_new();
+	struct registry *reg = coord_registry(C);
+	Rswap__Envelope *r;
+	Rswap__ClientInfo *ci;
+	uint64_t next = 100, own;
+	struct client *cl;
+	int o;
+
+	hello_r(c1, "vm1", 16 * MB, 2, false, NULL, 0, NULL, 0);
+	allocs_done(pd[0], &next);
+	allocs_done(pd[1], &next);
+	r = expect(c1, RSWAP__ENVELOPE__BODY_CHUNK_MAP);
+	o = strcmp(r->chunk_map->slots[0]->poold_addr, "a:1") ? 1 : 0;
+	own = r->chunk_map->slots[0]->handle;
+	rswap__envelope__free_unpacked(r, NULL);
+	cl = registry_client_find(reg, "vm1");
+
+	/* The slot's own poold restarts empty: lost; the other copy goes on. */
+	tp_free(pd[o]);
+	pd[o] = poold(o ? "b:1" : "a:1", 64 * MB);
+	assert_false(registry_slot(cl, 0)->lost);
+	assert_string_equal(registry_slot(cl, 0)->poold->addr, o ? "a:1" : "b:1");
+	assert_true(cl->extra[0].lost);
+	ci = status("vm1", &r);
+	assert_int_equal(ci->lost_chunks, 0);
+	assert_int_equal(ci->degraded_chunks, 1);
+	assert_true(ci->map->slots[0]->copies[1]->lost);
+	rswap__envelope__free_unpacked(r, NULL);
+
+	/* That poold holds nothing of the slot now: it takes the new copy. */
+	tick_beating(pd, 3, 1500);
+	alloc_done(pd[o], 300);
+	r = expect(c1, RSWAP__ENVELOPE__BODY_MOVE_CHUNK);
+	assert_int_equal(r->move_chunk->from_handle, own);
+	assert_string_equal(r->move_chunk->to_poold, o ? "b:1" : "a:1");
+	rswap__envelope__free_unpacked(r, NULL);
+	move_done(c1, 0, 300, true);
+	assert_null(tp_recv(pd[o]));	/* a lost copy is never freed */
+	ci = status("vm1", &r);
+	assert_int_equal(ci->degraded_chunks, 0);
+	rswap__envelope__free_unpacked(r, NULL);
+
+	/* The other dies with 2 poolds only: nowhere to go; stays degraded. */
+	tp_free(pd[!o]);
+	pd[!o] = NULL;
+	tick_beating(pd, 3, 1500);
+	assert_null(tp_recv(pd[o]));
+	assert_int_equal(cl->nextra, 1);
+	/* A third poold: the copy goes there. */
+	pd[2] = poold("c:1", 64 * MB);
+	tick_beating(pd, 3, 1500);
+	alloc_done(pd[2], 400);
+	r = expect(c1, RSWAP__ENVELOPE__BODY_MOVE_CHUNK);
+	assert_string_equal(r->move_chunk->to_poold, "c:1");
+	rswap__envelope__free_unpacked(r, NULL);
+	tp_free(c1);
+	tp_free(pd[o]);
+	tp_free(pd[2]);
+}
+
+/* A copy reported stale beyond --stale-replace-ms is replaced. */
+static int setup_stale(void **state)
+{
+	static const struct coord_ops ops = { .close_peer = close_cb };
+	struct coord_settings s = {
+		.chunk_size = CHUNK, .heartbeat_ms = 1000, .timeout_ms = 5000,
+		.out_limit = 64 * 1024, .stale_replace_ms = 5000,
+	};
+
+	rswap_log_init("test_dispatch", 0);
+	C = coord_new(&s, &ops);
+	return C ? 0 : -1;
+}
+
+static void rereplicate_long_stale(void **state)
+{
+	struct tpeer *pds[3] = { poold("a:1", 64 * MB), poold("b:1", 64 * MB),
+				 poold("c:1", 64 * MB) };
+	const char *addr[3] = { "a:1", "b:1", "c:1" };
+	struct tpeer *c1 = tp_new(), *holder = NULL, *spare = NULL;
+	Rswap__Envelope *r;
+	uint64_t next = 100, stale[1];
+	int i;
+
+	hello_r(c1, "vm1", 16 * MB, 2, false, NULL, 0, NULL, 0);
+	for (i = 0; i < 3; i++)
+		allocs_done(pds[i], &next);
+	r = expect(c1, RSWAP__ENVELOPE__BODY_CHUNK_MAP);
+	stale[0] = r->chunk_map->slots[0]->copies[1]->handle;
+	for (i = 0; i < 3; i++) {
+		if (!strcmp(addr[i], r->chunk_map->slots[0]->copies[1]->poold_addr))
+			holder = pds[i];
+		else if (strcmp(addr[i], r->chunk_map->slots[0]->poold_addr))
+			spare = pds[i];
+	}
+	rswap__envelope__free_unpacked(r, NULL);
+	client_hb_stale(c1, stale, 1);
+	tick_beating(pds, 3, 3000);
+	assert_null(tp_recv(spare));
+	client_hb_stale(c1, stale, 1);	/* still stale: since the first report */
+	tick_beating(pds, 3, 2500);
+	alloc_done(spare, 500);
+	r = expect(c1, RSWAP__ENVELOPE__BODY_MOVE_CHUNK);
+	assert_int_equal(r->move_chunk->from_handle, stale[0]);
+	rswap__envelope__free_unpacked(r, NULL);
+	/* Switched: the stale chunk, on a live poold, is freed there. */
+	move_done(c1, 0, 500, true);
+	free_done(holder, stale[0]);
+	tp_free(c1);
+	for (i = 0; i < 3; i++)
+		tp_free(pds[i]);
+}
+
+/* A drain moves a replicated client's copies only where the rules allow. */
+static void drain_replicated(void **state)
+{
+	struct tpeer *a = poold("a:1", 64 * MB), *b = poold("b:1", 64 * MB);
+	struct tpeer *c = poold("c:1", 64 * MB), *c1 = tp_new();
+	Rswap__Envelope *r;
+	uint64_t next = 100;
+
+	hello_r(c1, "vm1", 16 * MB, 3, false, NULL, 0, NULL, 0);
+	allocs_done(a, &next);
+	allocs_done(b, &next);
+	allocs_done(c, &next);
+	r = expect(c1, RSWAP__ENVELOPE__BODY_CHUNK_MAP);
+	check_map_copies(r->chunk_map, 3);
+	rswap__envelope__free_unpacked(r, NULL);
+	/* Every other poold holds a copy: nothing may move. */
+	admin_drain("b:1");
+	assert_null(tp_recv(a));
+	assert_null(tp_recv(c));
+	{
+		Rswap__ClusterState *cs = cluster(&r);
+
+		assert_int_equal(cs->moves_total, 0);
+		assert_int_equal(cs->jobs[0]->failed, 1);
+		assert_non_null(strstr(cs->jobs[0]->last_error, "outside the zones"));
+		rswap__envelope__free_unpacked(r, NULL);
+	}
+	tp_free(c1);
+	tp_free(a);
+	tp_free(b);
+	tp_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1030,6 +1340,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(replicated_hello, setup, teardown),
 		cmocka_unit_test_setup_teardown(replicated_hello_enospc, setup, teardown),
 		cmocka_unit_test_setup_teardown(replicated_hello_rollback, setup, teardown),
+		cmocka_unit_test_setup_teardown(rereplicate_dead_poold, setup, teardown),
+		cmocka_unit_test_setup_teardown(rereplicate_new_incarnation, setup, teardown),
+		cmocka_unit_test_setup_teardown(rereplicate_long_stale, setup_stale, teardown),
+		cmocka_unit_test_setup_teardown(drain_replicated, setup, teardown),
 		cmocka_unit_test_setup_teardown(hello_pending_client_leaves_then_poold_refuses,
 						setup, teardown),
 	};
