@@ -486,6 +486,8 @@ void coord_move_stats(const struct coord *c, struct coord_move_stats *s)
 	s->done = c->moves_done;
 	s->failed = c->moves_failed;
 	s->bytes = c->bytes_moved;
+	s->rerep_done = c->rerep_done;
+	s->rerep_failed = c->rerep_failed;
 }
 
 static const char *move_step_name(enum move_step st)

@@ -593,6 +593,41 @@ bool registry_copy_in_sync(const struct poold *p, bool lost,
 	return !lost && !stale_since_ms && p->state != POOLD_DEAD;
 }
 
+int registry_client_health(const struct client *c, uint32_t *degraded,
+			   uint32_t *stale)
+{
+	uint8_t *insync;
+	uint32_t i;
+
+	*degraded = *stale = 0;
+	if (c->replicas < 2 || !c->nslots)
+		return 0;
+	insync = calloc(c->nslots, 1);
+	if (!insync)
+		return -ENOMEM;
+	for (i = 0; i < c->nextra; i++) {
+		const struct copy *x = &c->extra[i];
+
+		if (!x->replica || x->reserved || x->slot >= c->nslots)
+			continue;
+		insync[x->slot] += registry_copy_in_sync(x->poold, x->lost, x->stale_since_ms);
+		*stale += x->stale_since_ms && !x->lost;
+	}
+	for (i = 0; i < c->cap; i++) {
+		const struct slot *s = &c->slots[i];
+		uint32_t n;
+
+		if (s->state != SLOT_HELD || s->index >= c->nslots)
+			continue;
+		*stale += s->stale_since_ms && !s->lost;
+		n = insync[s->index] + registry_copy_in_sync(s->poold, s->lost,
+							      s->stale_since_ms);
+		*degraded += n && n < c->replicas;
+	}
+	free(insync);
+	return 0;
+}
+
 struct copy *registry_replica_reserve(struct client *c, struct poold *p,
 				      uint32_t slot)
 {

@@ -342,6 +342,13 @@ void registry_extra_del(struct client *c, struct copy *x);
  */
 bool registry_copy_in_sync(const struct poold *p, bool lost,
 			   uint64_t stale_since_ms);
+/*
+ * A replicated client's slots with fewer in-sync copies than it asked
+ * for but at least one (*degraded), and its copies reported stale
+ * (*stale).  0 or -ENOMEM.  O(slots + extras).
+ */
+int registry_client_health(const struct client *c, uint32_t *degraded,
+			   uint32_t *stale);
 /* Extras neither a move's nor a replica. */
 uint32_t registry_unresolved(const struct client *c);
 
