@@ -357,6 +357,32 @@ static const char *state_name(Rswap__PooldState s)
 
 static void json_move(size_t i, const Rswap__MoveInfo *m);
 
+static const char *health_name(Rswap__SlotHealth h)
+{
+	switch (h) {
+	case RSWAP__SLOT_HEALTH__SLOT_HEALTHY: return "healthy";
+	case RSWAP__SLOT_HEALTH__SLOT_DEGRADED: return "degraded";
+	case RSWAP__SLOT_HEALTH__SLOT_LOST: return "lost";
+	default: return "unknown";
+	}
+}
+
+/* ",\"health\":...,\"copies\":[...]" of a slot. */
+static void json_copies(const Rswap__Slot *sl)
+{
+	size_t j;
+
+	printf(",\"health\":\"%s\",\"copies\":[", health_name(sl->health));
+	for (j = 0; j < sl->n_copies; j++) {
+		printf("%s{\"poold\":", j ? "," : "");
+		json_str(sl->copies[j]->poold_addr);
+		printf(",\"handle\":%" PRIu64 ",\"stale\":%s,\"lost\":%s}",
+		       sl->copies[j]->handle, sl->copies[j]->stale ? "true" : "false",
+		       sl->copies[j]->lost ? "true" : "false");
+	}
+	putchar(']');
+}
+
 static void json_client(const Rswap__ClientInfo *ci)
 {
 	const Rswap__ChunkMap *m = ci->map;
@@ -367,14 +393,18 @@ static void json_client(const Rswap__ClientInfo *ci)
 	printf(",\"session\":");
 	json_str(ci->session ? ci->session : "");
 	printf(",\"size\":%" PRIu64 ",\"chunk_size\":%" PRIu64 ",\"epoch\":%" PRIu64
-	       ",\"lost_chunks\":%" PRIu32 ",\"slots\":[",
-	       m ? m->size : 0, m ? m->chunk_size : 0, ci->epoch, ci->lost_chunks);
+	       ",\"lost_chunks\":%" PRIu32 ",\"replicas\":%" PRIu32
+	       ",\"degraded_chunks\":%" PRIu32 ",\"stale_copies\":%" PRIu32 ",\"slots\":[",
+	       m ? m->size : 0, m ? m->chunk_size : 0, ci->epoch, ci->lost_chunks,
+	       ci->replicas ? ci->replicas : 1, ci->degraded_chunks, ci->stale_copies);
 	for (i = 0; m && i < m->n_slots; i++) {
 		printf("%s{\"index\":%" PRIu32 ",\"poold\":", i ? "," : "",
 		       m->slots[i]->index);
 		json_str(m->slots[i]->poold_addr);
-		printf(",\"handle\":%" PRIu64 ",\"lost\":%s}", m->slots[i]->handle,
+		printf(",\"handle\":%" PRIu64 ",\"lost\":%s", m->slots[i]->handle,
 		       m->slots[i]->lost ? "true" : "false");
+		json_copies(m->slots[i]);
+		putchar('}');
 	}
 	printf("],\"unresolved\":[");
 	for (i = 0; i < ci->n_unresolved; i++) {
@@ -416,8 +446,9 @@ static void json_move(size_t i, const Rswap__MoveInfo *m)
 {
 	json_move_head(i, m->client_id, m->slot, m->from_poold, m->to_poold);
 	printf(",\"state\":\"%s\",\"copied\":%" PRIu64 ",\"chunk_size\":%" PRIu64
-	       ",\"running_ms\":%" PRIu64 ",\"job\":%" PRIu64 "}",
-	       move_step_name(m->state), m->copied, m->chunk_size, m->running_ms, m->job);
+	       ",\"running_ms\":%" PRIu64 ",\"job\":%" PRIu64 ",\"resync\":%s}",
+	       move_step_name(m->state), m->copied, m->chunk_size, m->running_ms, m->job,
+	       m->resync ? "true" : "false");
 }
 
 static void json_moves(const Rswap__ClusterState *cs)
@@ -510,6 +541,22 @@ static void print_spread(const Rswap__ChunkMap *m)
 
 static void print_move(const Rswap__MoveInfo *m);
 
+/* "  slot 3     degraded  -> A handle 7, B handle 9 STALE" */
+static void print_copies(const Rswap__Slot *sl)
+{
+	size_t j;
+
+	printf("  slot %-5" PRIu32 " %-8s ->", sl->index, health_name(sl->health));
+	for (j = 0; j < sl->n_copies; j++) {
+		const Rswap__Copy *cp = sl->copies[j];
+
+		printf("%s %.*s handle %" PRIu64 "%s", j ? "," : "",
+		       printable_len(cp->poold_addr), cp->poold_addr, cp->handle,
+		       cp->lost ? " LOST" : cp->stale ? " STALE" : "");
+	}
+	printf("\n");
+}
+
 static void print_map(const Rswap__ClientInfo *ci)
 {
 	const Rswap__ChunkMap *m = ci->map;
@@ -531,16 +578,27 @@ static void print_map(const Rswap__ClientInfo *ci)
 	       ci->lost_chunks ? ", " : "\n");
 	if (ci->lost_chunks)
 		printf("%" PRIu32 " LOST\n", ci->lost_chunks);
+	if (ci->replicas > 1)
+		printf("  replicas: %" PRIu32 " copies per chunk, %" PRIu32 " degraded chunk%s, %"
+		       PRIu32 " stale cop%s\n", ci->replicas, ci->degraded_chunks,
+		       ci->degraded_chunks == 1 ? "" : "s", ci->stale_copies,
+		       ci->stale_copies == 1 ? "y" : "ies");
 	if (ci->session && *ci->session)
 		printf("  session: live, from %.*s\n", printable_len(ci->session),
 		       ci->session);
 	else
 		printf("  session: none (chunks kept for the host's return)\n");
-	for (i = 0; i < m->n_slots; i++)
+	for (i = 0; i < m->n_slots; i++) {
+		const Rswap__Slot *sl = m->slots[i];
+
+		if (sl->n_copies) {
+			print_copies(sl);
+			continue;
+		}
 		printf("  slot %-5" PRIu32 " -> %-24.*s handle %" PRIu64 "%s\n",
-		       m->slots[i]->index, printable_len(m->slots[i]->poold_addr),
-		       m->slots[i]->poold_addr, m->slots[i]->handle,
-		       m->slots[i]->lost ? "  LOST (its memory is gone)" : "");
+		       sl->index, printable_len(sl->poold_addr), sl->poold_addr,
+		       sl->handle, sl->lost ? "  LOST (its memory is gone)" : "");
+	}
 	for (i = 0; i < ci->n_unresolved; i++)
 		printf("  slot %-5" PRIu32 "    %-24.*s handle %" PRIu64
 		       "  UNRESOLVED copy (kept until the client reconnects)\n",
@@ -557,9 +615,9 @@ static void print_move(const Rswap__MoveInfo *m)
 {
 	char a[16], b[16];
 
-	printf("  move client %.*s slot %" PRIu32 ": %.*s -> %.*s %s",
-	       printable_len(m->client_id), m->client_id, m->slot,
-	       printable_len(m->from_poold), m->from_poold,
+	printf("  %s client %.*s slot %" PRIu32 ": %.*s -> %.*s %s",
+	       m->resync ? "resync" : "move", printable_len(m->client_id), m->client_id,
+	       m->slot, printable_len(m->from_poold), m->from_poold,
 	       printable_len(m->to_poold), m->to_poold, move_step_name(m->state));
 	if (m->state == RSWAP__MOVE_STEP__MOVE_COPYING ||
 	    m->state == RSWAP__MOVE_STEP__MOVE_WAITING)
