@@ -1289,6 +1289,45 @@ static void rereplicate_long_stale(void **state)
 		tp_free(pds[i]);
 }
 
+/*
+ * After a coordinator restart two poolds report one slot of a replicated
+ * client: one is mapped, the other unresolved until the reconnect hello's
+ * copy_handles name both: a replica again, nothing freed.  A copy it does
+ * not list is freed.
+ */
+static void restart_replicated(void **state)
+{
+	struct tpeer *a = poold_holding("a:1", 64 * MB, 1, 0, 16 * MB, 2001);
+	struct tpeer *b = poold_holding("b:1", 64 * MB, 2, 0, 16 * MB, 1001);
+	struct tpeer *c = poold_holding("c:1", 64 * MB, 3, 0, 16 * MB, 3001);
+	struct tpeer *c1 = tp_new();
+	struct registry *reg = coord_registry(C);
+	struct client *cl = registry_client_find(reg, "vm1");
+	uint64_t copies[2] = { 2, 1 };
+	Rswap__Envelope *r;
+
+	assert_non_null(cl);
+	assert_int_equal(cl->replicas, 0);
+	assert_int_equal(registry_unresolved(cl), 2);
+	hello_r(c1, "vm1", 16 * MB, 2, true, copies, 2, NULL, 0);
+	r = expect(c1, RSWAP__ENVELOPE__BODY_CHUNK_MAP);
+	assert_int_equal(r->chunk_map->replicas, 2);
+	check_map_copies(r->chunk_map, 2);
+	assert_int_equal(r->chunk_map->slots[0]->handle, 2);
+	assert_int_equal(r->chunk_map->slots[0]->copies[1]->handle, 1);
+	rswap__envelope__free_unpacked(r, NULL);
+	assert_int_equal(cl->replicas, 2);
+	assert_int_equal(registry_unresolved(cl), 0);
+	/* c's copy (3) is none of the client's: freed. */
+	free_done(c, 3);
+	assert_null(tp_recv(a));
+	assert_null(tp_recv(b));
+	tp_free(c1);
+	tp_free(a);
+	tp_free(b);
+	tp_free(c);
+}
+
 /* A drain moves a replicated client's copies only where the rules allow. */
 static void drain_replicated(void **state)
 {
@@ -1344,6 +1383,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(rereplicate_new_incarnation, setup, teardown),
 		cmocka_unit_test_setup_teardown(rereplicate_long_stale, setup_stale, teardown),
 		cmocka_unit_test_setup_teardown(drain_replicated, setup, teardown),
+		cmocka_unit_test_setup_teardown(restart_replicated, setup, teardown),
 		cmocka_unit_test_setup_teardown(hello_pending_client_leaves_then_poold_refuses,
 						setup, teardown),
 	};
