@@ -680,11 +680,15 @@ static void move_fail(struct coord *c, struct move *m, const char *fmt, ...)
 }
 
 /*
- * Queue a move of cl's slot s to poold `to` for job j.  0, or -ENOMEM /
- * -E2BIG (too many moves queued).
+ * Queue a move of copy (from, from_handle) of cl's slot s to poold `to`
+ * for job j: the slot's own copy, or with replace any copy of a
+ * replicated client (see struct move).  0, or -ENOMEM / -E2BIG (too many
+ * moves queued).
  */
-static int move_queue(struct coord *c, struct client *cl, struct slot *s,
-		      struct poold *to, struct move_job *j)
+static int copy_move_queue(struct coord *c, struct client *cl, struct slot *s,
+			   struct poold *from, uint64_t from_handle,
+			   struct poold *to, struct move_job *j, bool replace,
+			   bool resync)
 {
 	struct move *m;
 
@@ -696,9 +700,11 @@ static int move_queue(struct coord *c, struct client *cl, struct slot *s,
 	snprintf(m->client_id, sizeof(m->client_id), "%s", cl->id);
 	m->slot = s->index;
 	m->step = MOVE_QUEUED;
-	m->from = s->poold;
-	m->from_handle = s->handle;
+	m->from = from;
+	m->from_handle = from_handle;
 	m->to = to;
+	m->replace = replace;
+	m->resync = resync;
 	m->job = j ? j->id : 0;
 	s->moving = true;
 	*c->moves_tail = m;
@@ -707,6 +713,13 @@ static int move_queue(struct coord *c, struct client *cl, struct slot *s,
 	if (j)
 		j->total++;
 	return 0;
+}
+
+/* Queue a move of cl's slot s (its own copy) to `to` for job j. */
+static int move_queue(struct coord *c, struct client *cl, struct slot *s,
+		      struct poold *to, struct move_job *j)
+{
+	return copy_move_queue(c, cl, s, s->poold, s->handle, to, j, false, false);
 }
 
 static void send_move_chunk(struct coord *c, struct peer *p, const struct move *m)
@@ -886,38 +899,6 @@ static struct poold *rerep_target(struct coord *c, const struct client *cl,
 	return best;
 }
 
-/*
- * Queue a move replacing copy (from, from_handle) of replicated cl's slot
- * s by a new one on `to`, for job j.  0, -E2BIG or -ENOMEM.
- */
-static int copy_move_queue(struct coord *c, struct client *cl, struct slot *s,
-			   struct poold *from, uint64_t from_handle,
-			   struct poold *to, struct move_job *j, bool resync)
-{
-	struct move *m;
-
-	if (c->nmoves >= MOVES_MAX)
-		return -E2BIG;
-	m = calloc(1, sizeof(*m));
-	if (!m)
-		return -ENOMEM;
-	snprintf(m->client_id, sizeof(m->client_id), "%s", cl->id);
-	m->slot = s->index;
-	m->step = MOVE_QUEUED;
-	m->from = from;
-	m->from_handle = from_handle;
-	m->to = to;
-	m->replace = true;
-	m->resync = resync;
-	m->job = j->id;
-	j->total++;
-	s->moving = true;
-	*c->moves_tail = m;
-	c->moves_tail = &m->next;
-	c->nmoves++;
-	return 0;
-}
-
 /* A re-replication of that copy, in the reconciler's job *jp. */
 static int rerep_queue(struct coord *c, struct client *cl, struct slot *s,
 		       struct poold *from, uint64_t from_handle, struct poold *to,
@@ -927,7 +908,7 @@ static int rerep_queue(struct coord *c, struct client *cl, struct slot *s,
 
 	if (!*jp)
 		*jp = job_new(c, "rereplicate", NULL);
-	ret = copy_move_queue(c, cl, s, from, from_handle, to, *jp, true);
+	ret = copy_move_queue(c, cl, s, from, from_handle, to, *jp, true, true);
 	if (ret)
 		return ret;
 	cl->rerep_queued = true;
@@ -1067,6 +1048,34 @@ static void move_alloc_done(struct coord *c, struct move *m, uint64_t handle)
 }
 
 /*
+ * The switch of m's slot to its target was recorded (ret 0): m commits,
+ * the copy it replaced (*old) is freed.  Else nothing is freed: both
+ * copies stay, the target as unresolved.
+ */
+static void move_switched(struct coord *c, struct move *m, struct client *cl,
+			  struct copy *x, int ret, const struct copy *old,
+			  uint64_t copied)
+{
+	if (ret) {
+		x->move = false;
+		move_fail(c, m, "cannot record the switch (%s); both copies kept",
+			  strerror(-ret));
+		return;
+	}
+	if (m->epoch > cl->epoch)
+		cl->epoch = m->epoch;
+	m->copied = copied;
+	if (old->poold) {
+		if (m->replace)
+			log_info("client %s: slot %" PRIu32 " replaced copy %" PRIu64
+				 " on poold %s (%s) is freed", cl->id, m->slot, old->handle,
+				 old->poold->addr, registry_state_name(old->poold->state));
+		chunk_free(c, old->poold, cl->id, m->slot, old->handle);
+	}
+	move_end(c, m, true, NULL);
+}
+
+/*
  * A re-replication switched: the target takes the replaced copy's place,
  * in sync; the replaced chunk is freed (on a poold that is away, a
  * tombstone frees it when it registers again; a lost one is not freed).
@@ -1094,22 +1103,8 @@ static void resync_commit(struct coord *c, struct move *m, struct client *cl,
 		ret = registry_slot_switch(cl, x, &old);
 	else
 		registry_replica_switch(cl, rx, x, &old);
-	if (ret) {
-		x->move = false;
-		move_fail(c, m, "cannot record the switch (%s); both copies kept",
-			  strerror(-ret));
-		return;
-	}
-	if (m->epoch > cl->epoch)
-		cl->epoch = m->epoch;
-	m->copied = copied;
-	if (old.poold) {
-		log_info("client %s: slot %" PRIu32 " replaced copy %" PRIu64
-			 " on poold %s (%s) is freed", cl->id, m->slot, old.handle,
-			 old.poold->addr, registry_state_name(old.poold->state));
-		chunk_free(c, old.poold, cl->id, m->slot, old.handle);
-	}
-	move_end(c, m, true, NULL);
+	/* After a replica switch x is gone, but ret is 0. */
+	move_switched(c, m, cl, x, ret, &old, copied);
 }
 
 /* The client runs on the target now: it becomes the slot, the source goes. */
@@ -1144,19 +1139,7 @@ static void move_commit(struct coord *c, struct move *m, uint64_t copied)
 		return;
 	}
 	ret = registry_slot_switch(cl, x, &old);
-	if (ret) {
-		/* Nothing freed: both copies stay, the target as unresolved. */
-		x->move = false;
-		move_fail(c, m, "cannot record the switch (%s); both copies kept",
-			  strerror(-ret));
-		return;
-	}
-	if (m->epoch > cl->epoch)
-		cl->epoch = m->epoch;
-	m->copied = copied;
-	if (old.poold)
-		chunk_free(c, old.poold, cl->id, m->slot, old.handle);
-	move_end(c, m, true, NULL);
+	move_switched(c, m, cl, x, ret, &old, copied);
 }
 
 /* The client stays on the source: the target is freed. */
@@ -2282,7 +2265,7 @@ static void drain_copy(struct coord *c, struct client *cl, struct slot *s,
 {
 	size_t k = copy_target(cl, s->index, pd, handle, cand, cp, ncand);
 
-	if (k < ncand && !copy_move_queue(c, cl, s, pd, handle, cp[k], j, false)) {
+	if (k < ncand && !copy_move_queue(c, cl, s, pd, handle, cp[k], j, true, false)) {
 		cand[k].used++;
 		return;
 	}

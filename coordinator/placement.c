@@ -168,6 +168,21 @@ static size_t placeable(struct registry *r, struct place_cand *cand,
 	return n;
 }
 
+/* The client placement creates; NULL (why set) on ENOMEM. */
+static struct client *client_new(struct registry *r, const char *id,
+				 uint64_t size, uint32_t replicas, char *why,
+				 size_t whylen)
+{
+	struct client *c = registry_client_add(r, id, size);
+
+	if (!c) {
+		snprintf(why, whylen, "out of memory");
+		return NULL;
+	}
+	c->replicas = replicas;
+	return c;
+}
+
 /* Reserve every copy of a replicated client.  As placement_reserve(). */
 static int reserve_copies(struct registry *r, const char *id, uint64_t size,
 			  uint32_t need, uint32_t replicas,
@@ -214,13 +229,11 @@ static int reserve_copies(struct registry *r, const char *id, uint64_t size,
 		snprintf(why, whylen, "out of memory");
 		goto out;
 	}
-	c = registry_client_add(r, id, size);
+	c = client_new(r, id, size, replicas, why, whylen);
 	if (!c) {
-		snprintf(why, whylen, "out of memory");
 		ret = -ENOMEM;
 		goto out;
 	}
-	c->replicas = replicas;
 	for (k = 0; k < need; k++) {
 		registry_slot_assign(c, k, who[pick[(size_t)k * replicas]]);
 		for (j = 1; j < replicas; j++) {
@@ -287,13 +300,11 @@ int placement_reserve(struct registry *r, const char *id, uint64_t size,
 		snprintf(why, whylen, "out of memory");
 		goto out;
 	}
-	c = registry_client_add(r, id, size);
+	c = client_new(r, id, size, 1, why, whylen);
 	if (!c) {
-		snprintf(why, whylen, "out of memory");
 		ret = -ENOMEM;
 		goto out;
 	}
-	c->replicas = 1;
 	for (i = 0; i < need; i++)
 		registry_slot_assign(c, i, who[pick[i]]);
 	*out = c;

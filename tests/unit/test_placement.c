@@ -127,9 +127,10 @@ static void full_and_zero_poolds_skipped(void **state)
 
 /* ---- on a registry ----------------------------------------------------- */
 
-static struct poold *add_poold(struct registry *r, const char *addr, uint64_t cap)
+static struct poold *add_zoned(struct registry *r, const char *addr,
+			       uint64_t cap, const char *zone)
 {
-	struct poold_report rep = { .addr = addr, .capacity = cap };
+	struct poold_report rep = { .addr = addr, .capacity = cap, .zone = zone };
 	struct reg_result res;
 	struct poold *p;
 	char why[256];
@@ -138,6 +139,11 @@ static struct poold *add_poold(struct registry *r, const char *addr, uint64_t ca
 	p = res.poold;
 	registry_reg_result_free(&res);
 	return p;
+}
+
+static struct poold *add_poold(struct registry *r, const char *addr, uint64_t cap)
+{
+	return add_zoned(r, addr, cap, NULL);
 }
 
 static void pool_bigger_than_any_poold(void **state)
@@ -214,20 +220,6 @@ static void too_many_slots_rejected(void **state)
 	assert_int_equal(placement_reserve(r, "vm1", (uint64_t)RSWAP_MAX_SLOTS * CHUNK,
 					   1, &cl, why, sizeof(why)), 0);
 	registry_free(r);
-}
-
-static struct poold *add_zoned(struct registry *r, const char *addr,
-			       uint64_t cap, const char *zone)
-{
-	struct poold_report rep = { .addr = addr, .capacity = cap, .zone = zone };
-	struct reg_result res;
-	struct poold *p;
-	char why[256];
-
-	assert_int_equal(registry_poold_register(r, &rep, 0, &res, why, sizeof(why)), 0);
-	p = res.poold;
-	registry_reg_result_free(&res);
-	return p;
 }
 
 /* Every copy of every slot of cl: on distinct poolds, in distinct zones. */
