@@ -848,11 +848,22 @@ static void move_start(struct coord *c, struct move *m)
 /* How often the reconciler looks (it runs on the tick). */
 #define REREP_PERIOD_MS		1000
 
-/* Must this copy be replaced: lost, on a dead poold, or stale too long? */
+/*
+ * Must this copy be replaced: lost, on a dead poold, or stale too long?
+ * A poold counts as dead here once it has been silent for RSWAP_DEAD_BEATS
+ * heartbeats, also when its connection dropped sooner: a blip of the
+ * coordinator link (memory intact, the same incarnation back within
+ * seconds) should cost no whole-chunk copies.
+ */
 static bool copy_needs_replacing(const struct coord *c, const struct poold *pd,
 				 bool lost, uint64_t stale_since_ms)
 {
-	return lost || pd->state == POOLD_DEAD ||
+	uint64_t silent = c->now_ms > pd->last_heartbeat_ms ?
+			  c->now_ms - pd->last_heartbeat_ms : 0;
+
+	return lost ||
+	       (pd->state == POOLD_DEAD &&
+		silent >= (uint64_t)c->s.heartbeat_ms * RSWAP_DEAD_BEATS) ||
 	       (c->s.stale_replace_ms && stale_since_ms &&
 		c->now_ms - stale_since_ms >= c->s.stale_replace_ms);
 }

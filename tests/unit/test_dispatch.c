@@ -1105,14 +1105,19 @@ static void rereplicate_dead_poold(void **state)
 	tick_beating(pd, 3, 1500);
 	assert_null(tp_recv(spare));
 
-	/* The poold of copy 1 goes away: dead at once; degraded. */
+	/*
+	 * The poold of copy 1 goes away: dead at once, the slot degraded,
+	 * but replaced only once it has been silent for 10 heartbeats.
+	 */
 	tp_free(dead);
 	pd[d] = NULL;
 	ci = status("vm1", &r);
 	assert_int_equal(ci->degraded_chunks, 1);
 	assert_true(ci->map->slots[0]->copies[1]->lost);
 	rswap__envelope__free_unpacked(r, NULL);
-	tick_beating(pd, 3, 1500);
+	tick_beating(pd, 3, 8000);
+	assert_null(tp_recv(spare));
+	tick_beating(pd, 3, 2500);
 	to = next;
 	alloc_done(spare, next++);
 	r = expect(c1, RSWAP__ENVELOPE__BODY_MOVE_CHUNK);
@@ -1221,7 +1226,7 @@ static void rereplicate_new_incarnation(void **state)
 	/* The other dies with 2 poolds only: nowhere to go; stays degraded. */
 	tp_free(pd[!o]);
 	pd[!o] = NULL;
-	tick_beating(pd, 3, 1500);
+	tick_beating(pd, 3, 11000);
 	assert_null(tp_recv(pd[o]));
 	assert_int_equal(cl->nextra, 1);
 	/* A third poold: the copy goes there. */
