@@ -931,53 +931,71 @@ static int rerep_queue(struct coord *c, struct client *cl, struct slot *s,
 	return 0;
 }
 
-/*
- * Consider one copy of cl's slot s for replacement: queued (true), or
- * nothing to do / nowhere to go (false; the latter logged once).
- */
-static bool rerep_consider(struct coord *c, struct client *cl, struct slot *s,
-			   struct poold *pd, uint64_t handle, bool lost,
-			   uint64_t stale_since_ms, struct move_job **jp)
+enum rerep_verdict { REREP_FINE, REREP_QUEUED, REREP_NOWHERE };
+
+/* Consider one copy of cl's slot s for replacement. */
+static enum rerep_verdict rerep_consider(struct coord *c, struct client *cl,
+					 struct slot *s, struct poold *pd,
+					 uint64_t handle, bool lost,
+					 uint64_t stale_since_ms, struct move_job **jp)
 {
 	struct poold *to;
 
 	if (!copy_needs_replacing(c, pd, lost, stale_since_ms) ||
 	    !slot_has_source(cl, s, pd, handle))
-		return false;
+		return REREP_FINE;
 	to = rerep_target(c, cl, s->index, pd, handle, lost);
 	if (!to) {
 		if (!cl->rerep_stuck_logged)
 			log_warn("client %s: slot %" PRIu32 " stays degraded: no live poold with room outside the zones of its other copies for the copy on poold %s; retrying",
 				 cl->id, s->index, pd->addr);
 		cl->rerep_stuck_logged = true;
-		return false;
+		return REREP_NOWHERE;
 	}
-	return !rerep_queue(c, cl, s, pd, handle, to, jp);
+	return rerep_queue(c, cl, s, pd, handle, to, jp) ? REREP_NOWHERE : REREP_QUEUED;
 }
 
-/* One resync move for cl if a copy needs replacing.  O(slots + extras). */
+/* Copies with nowhere to go a pass looks at per client, at most. */
+#define REREP_TRIES		16
+
+/*
+ * One resync move for cl if a copy needs replacing.  Position i of the
+ * scan is slot bucket i, then extra i - cap; a pass starts where the last
+ * one gave up, so copies with nowhere to go cannot hide the others, and
+ * looks at REREP_TRIES of those at most.  O(slots + extras) plus the
+ * target searches.
+ */
 static void rerep_client(struct coord *c, struct client *cl, struct move_job **jp)
 {
-	uint32_t b;
+	uint32_t n = cl->cap + cl->nextra, k, i, tries = 0;
+	enum rerep_verdict v;
 
-	for (b = 0; b < cl->cap; b++) {
-		struct slot *s = &cl->slots[b];
+	for (k = 0; k < n; k++) {
+		i = (cl->rerep_cursor + k) % n;
+		if (i < cl->cap) {
+			struct slot *s = &cl->slots[i];
 
-		if (s->state == SLOT_HELD && !s->moving &&
-		    rerep_consider(c, cl, s, s->poold, s->handle, s->lost,
-				   s->stale_since_ms, jp))
+			if (s->state != SLOT_HELD || s->moving)
+				continue;
+			v = rerep_consider(c, cl, s, s->poold, s->handle, s->lost,
+					   s->stale_since_ms, jp);
+		} else {
+			struct copy *x = &cl->extra[i - cl->cap];
+			struct slot *s = registry_slot(cl, x->slot);
+
+			if (!x->replica || x->reserved || !s || s->state != SLOT_HELD ||
+			    s->moving)
+				continue;
+			/* rerep_queue does not change the extras: x stays valid. */
+			v = rerep_consider(c, cl, s, x->poold, x->handle, x->lost,
+					   x->stale_since_ms, jp);
+		}
+		if (v == REREP_QUEUED)
 			return;
-	}
-	for (b = 0; b < cl->nextra; b++) {
-		struct copy *x = &cl->extra[b];
-		struct slot *s = registry_slot(cl, x->slot);
-
-		if (!x->replica || x->reserved || !s || s->state != SLOT_HELD || s->moving)
-			continue;
-		/* rerep_queue does not change the extras: x stays valid. */
-		if (rerep_consider(c, cl, s, x->poold, x->handle, x->lost,
-				   x->stale_since_ms, jp))
+		if (v == REREP_NOWHERE && ++tries == REREP_TRIES) {
+			cl->rerep_cursor = (i + 1) % n;
 			return;
+		}
 	}
 }
 

@@ -183,6 +183,7 @@ struct client {
 	bool rerep_stuck_logged;	/* "no target" said once until it works */
 	uint8_t rerep_fails;
 	uint64_t rerep_after_ms;
+	uint32_t rerep_cursor;		/* where the reconciler's next scan starts */
 	struct copy *extra;		/* see struct copy; unordered */
 	uint32_t nextra, extra_cap;
 };
