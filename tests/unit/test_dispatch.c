@@ -1333,6 +1333,70 @@ static void restart_replicated(void **state)
 	tp_free(c);
 }
 
+static struct tpeer *poold_zone(const char *addr, uint64_t cap, const char *zone)
+{
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT, *r;
+	Rswap__PooldRegister reg = RSWAP__POOLD_REGISTER__INIT;
+	struct tpeer *tp = tp_new();
+
+	reg.listen_addr = (char *)addr;
+	reg.capacity = cap;
+	reg.zone = (char *)zone;
+	e.body_case = RSWAP__ENVELOPE__BODY_POOLD_REGISTER;
+	e.poold_register = &reg;
+	tp_send(tp, &e);
+	r = expect(tp, RSWAP__ENVELOPE__BODY_POOLD_REGISTERED);
+	rswap__envelope__free_unpacked(r, NULL);
+	return tp;
+}
+
+/*
+ * Many stale copies with nowhere to go (no other poold in their zone)
+ * come first in the reconciler's scan; the one copy that has a target
+ * (another poold of its zone) is still replaced: a pass gives up after a
+ * bounded number and the next one starts where it stopped.
+ */
+static void rereplicate_nowhere_does_not_hide(void **state)
+{
+	struct tpeer *pds[3] = { poold_zone("a:1", 2048 * MB, "X"),
+				 poold_zone("b:1", 1024 * MB, "Y"), NULL };
+	struct tpeer *c1 = tp_new();
+	struct registry *reg = coord_registry(C);
+	uint64_t next = 100, stale[19];
+	Rswap__Envelope *r;
+	struct client *cl;
+	uint32_t i;
+
+	hello_r(c1, "vm1", 20 * 16 * MB, 2, false, NULL, 0, NULL, 0);
+	allocs_done(pds[0], &next);
+	allocs_done(pds[1], &next);
+	r = expect(c1, RSWAP__ENVELOPE__BODY_CHUNK_MAP);
+	check_map_copies(r->chunk_map, 2);
+	cl = registry_client_find(reg, "vm1");
+	/* Zone X has the most room: every slot's own copy is on a. */
+	for (i = 0; i < 20; i++)
+		assert_string_equal(r->chunk_map->slots[i]->poold_addr, "a:1");
+	for (i = 0; i < 18; i++)
+		stale[i] = r->chunk_map->slots[i]->handle;
+	stale[18] = r->chunk_map->slots[19]->copies[1]->handle;
+	rswap__envelope__free_unpacked(r, NULL);
+	/* c is a second poold of zone Y: only b's copies may go there. */
+	pds[2] = poold_zone("c:1", 1024 * MB, "Y");
+	client_hb_stale(c1, stale, 19);
+	tick_beating(pds, 3, 5500);
+	assert_null(tp_recv(pds[2]));
+	tick_beating(pds, 3, 2000);
+	alloc_done(pds[2], 900);
+	r = expect(c1, RSWAP__ENVELOPE__BODY_MOVE_CHUNK);
+	assert_int_equal(r->move_chunk->slot, 19);
+	assert_int_equal(r->move_chunk->from_handle, stale[18]);
+	rswap__envelope__free_unpacked(r, NULL);
+	assert_true(cl->rerep_queued);
+	tp_free(c1);
+	for (i = 0; i < 3; i++)
+		tp_free(pds[i]);
+}
+
 /* A drain moves a replicated client's copies only where the rules allow. */
 static void drain_replicated(void **state)
 {
@@ -1389,6 +1453,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(rereplicate_long_stale, setup_stale, teardown),
 		cmocka_unit_test_setup_teardown(drain_replicated, setup, teardown),
 		cmocka_unit_test_setup_teardown(restart_replicated, setup, teardown),
+		cmocka_unit_test_setup_teardown(rereplicate_nowhere_does_not_hide, setup_stale,
+						teardown),
 		cmocka_unit_test_setup_teardown(hello_pending_client_leaves_then_poold_refuses,
 						setup, teardown),
 	};
