@@ -135,8 +135,9 @@ static void expect_error(struct tpeer *tp, int code, const char *needle)
  * A poold that registers holding one chunk of vm1 (age_ms as on the wire),
  * or none if handle is 0.
  */
-static struct tpeer *poold_holding(const char *addr, uint64_t cap, uint64_t handle,
-				   uint32_t slot, uint64_t client_size, uint64_t age_ms)
+static struct tpeer *poold_register(const char *addr, uint64_t cap, const char *zone,
+				    uint64_t handle, uint32_t slot, uint64_t client_size,
+				    uint64_t age_ms)
 {
 	Rswap__Envelope e = RSWAP__ENVELOPE__INIT, *r;
 	Rswap__PooldRegister reg = RSWAP__POOLD_REGISTER__INIT;
@@ -150,6 +151,7 @@ static struct tpeer *poold_holding(const char *addr, uint64_t cap, uint64_t hand
 	hc.age_ms = age_ms;
 	reg.listen_addr = (char *)addr;
 	reg.capacity = cap;
+	reg.zone = (char *)zone;
 	if (handle) {
 		reg.chunk_size = CHUNK;
 		reg.n_chunks = 1;
@@ -161,6 +163,12 @@ static struct tpeer *poold_holding(const char *addr, uint64_t cap, uint64_t hand
 	r = expect(tp, RSWAP__ENVELOPE__BODY_POOLD_REGISTERED);
 	rswap__envelope__free_unpacked(r, NULL);
 	return tp;
+}
+
+static struct tpeer *poold_holding(const char *addr, uint64_t cap, uint64_t handle,
+				   uint32_t slot, uint64_t client_size, uint64_t age_ms)
+{
+	return poold_register(addr, cap, NULL, handle, slot, client_size, age_ms);
 }
 
 static struct tpeer *poold(const char *addr, uint64_t cap)
@@ -1335,19 +1343,7 @@ static void restart_replicated(void **state)
 
 static struct tpeer *poold_zone(const char *addr, uint64_t cap, const char *zone)
 {
-	Rswap__Envelope e = RSWAP__ENVELOPE__INIT, *r;
-	Rswap__PooldRegister reg = RSWAP__POOLD_REGISTER__INIT;
-	struct tpeer *tp = tp_new();
-
-	reg.listen_addr = (char *)addr;
-	reg.capacity = cap;
-	reg.zone = (char *)zone;
-	e.body_case = RSWAP__ENVELOPE__BODY_POOLD_REGISTER;
-	e.poold_register = &reg;
-	tp_send(tp, &e);
-	r = expect(tp, RSWAP__ENVELOPE__BODY_POOLD_REGISTERED);
-	rswap__envelope__free_unpacked(r, NULL);
-	return tp;
+	return poold_register(addr, cap, zone, 0, 0, 0, 0);
 }
 
 /*
