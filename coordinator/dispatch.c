@@ -2489,6 +2489,69 @@ static int move_by_source(const void *a, const void *b)
  * The plan, as chunks: each move names a held chunk of its source poold.
  * Cost: O(poolds + slots * log(poolds) + moves * log(moves)).
  */
+/*
+ * Rebalance: give the copy (slot, on poold pd as handle) of cl the next
+ * planned move out of pd, if any is left and its target fits the slot
+ * (a replicated slot's copies stay apart); a slot is named once in the
+ * plan.  plan's moves of cl start at cl_first.
+ */
+static void plan_copy(Rswap__RebalancePlan *plan, Rswap__ChunkMove *moves,
+		      const struct client *cl, size_t cl_first, uint32_t slot,
+		      struct poold *pd, uint64_t handle, struct poold **by_addr,
+		      size_t n, const struct rebal_move *mv, size_t *first)
+{
+	size_t from = poold_index(by_addr, n, pd), k;
+	Rswap__ChunkMove *out;
+
+	/* first[from] counts up to first[from + 1] as moves are given a
+	 * chunk; the rest stays in place. */
+	if (from == n || first[from] == first[from + 1])
+		return;
+	if (cl->replicas > 1 &&
+	    !target_fits(cl, slot, by_addr[mv[first[from]].to], pd, handle, false))
+		return;
+	for (k = cl_first; k < plan->n_moves; k++)
+		if (plan->moves[k]->slot == slot)
+			return;
+	k = first[from]++;
+	out = &moves[plan->n_moves];
+	rswap__chunk_move__init(out);
+	out->client_id = (char *)cl->id;
+	out->slot = slot;
+	out->from_poold = by_addr[from]->addr;
+	out->to_poold = by_addr[mv[k].to]->addr;
+	plan->moves[plan->n_moves++] = out;
+}
+
+/*
+ * Queue a planned rebalance move of whichever copy sits on from_poold; a
+ * replicated client's copy moves as drain moves it (in that copy's
+ * place).
+ */
+static int rebalance_queue(struct coord *c, struct client *cl,
+			   const Rswap__ChunkMove *cm, struct move_job *j)
+{
+	struct registry *r = c->reg;
+	struct slot *s = registry_slot(cl, cm->slot);
+	struct poold *to = registry_poold_find(r, cm->to_poold);
+	uint32_t i;
+
+	if (cl->replicas <= 1)
+		return move_queue(c, cl, s, to, j);
+	if (!strcmp(s->poold->addr, cm->from_poold))
+		return copy_move_queue(c, cl, s, s->poold, s->handle, to, j,
+				       true, false);
+	for (i = 0; i < cl->nextra; i++) {
+		const struct copy *x = &cl->extra[i];
+
+		if (x->slot == cm->slot && x->replica && !x->lost &&
+		    !x->reserved && !strcmp(x->poold->addr, cm->from_poold))
+			return copy_move_queue(c, cl, s, x->poold, x->handle,
+					       to, j, true, false);
+	}
+	return -ENOENT;
+}
+
 static void handle_admin_rebalance(struct coord *c, struct peer *p,
 				   uint64_t seq, const Rswap__AdminRebalance *m)
 {
@@ -2550,34 +2613,28 @@ static void handle_admin_rebalance(struct coord *c, struct peer *p,
 	for (i = 0; i < n; i++)
 		first[i + 1] += first[i];
 	for (cl = r->clients; cl; cl = cl->next) {
+		size_t cl_first = plan.n_moves;
 		uint32_t b;
 
 		/* Every bucket of the client's slot table, in no slot order. */
 		for (b = 0; b < cl->cap; b++) {
 			const struct slot *sl = &cl->slots[b];
-			Rswap__ChunkMove *out;
-			size_t from;
 
 			if (sl->state != SLOT_HELD || sl->lost || sl->moving)
 				continue;
-			from = poold_index(by_addr, n, sl->poold);
-			/* first[from] counts up to first[from + 1] as moves
-			 * are given a chunk; the rest stays in place. */
-			if (from == n || first[from] == first[from + 1])
+			plan_copy(&plan, moves, cl, cl_first, sl->index, sl->poold,
+				  sl->handle, by_addr, n, mv, first);
+		}
+		/* A replicated client's further copies move as well. */
+		for (i = 0; cl->replicas > 1 && i < cl->nextra; i++) {
+			const struct copy *x = &cl->extra[i];
+			const struct slot *sl = registry_slot(cl, x->slot);
+
+			if (!x->replica || x->reserved || x->lost || !sl ||
+			    sl->moving)
 				continue;
-			/* A replicated slot's copy goes nowhere near its others. */
-			if (cl->replicas > 1 &&
-			    !target_fits(cl, sl->index, by_addr[mv[first[from]].to],
-					 sl->poold, sl->handle, false))
-				continue;
-			k = first[from]++;
-			out = &moves[plan.n_moves];
-			rswap__chunk_move__init(out);
-			out->client_id = cl->id;
-			out->slot = sl->index;
-			out->from_poold = by_addr[from]->addr;
-			out->to_poold = by_addr[mv[k].to]->addr;
-			plan.moves[plan.n_moves++] = out;
+			plan_copy(&plan, moves, cl, cl_first, x->slot, x->poold,
+				  x->handle, by_addr, n, mv, first);
 		}
 	}
 	if (!m->dry_run) {
@@ -2589,8 +2646,7 @@ static void handle_admin_rebalance(struct coord *c, struct peer *p,
 			Rswap__ChunkMove *cm = plan.moves[k];
 			struct client *mc = registry_client_find(r, cm->client_id);
 
-			if (move_queue(c, mc, registry_slot(mc, cm->slot),
-				       registry_poold_find(r, cm->to_poold), j))
+			if (rebalance_queue(c, mc, cm, j))
 				break;
 		}
 		log_info("rebalance at the request of %s: %" PRIu32 " move%s queued (job %" PRIu64 ")",

@@ -1426,6 +1426,49 @@ static void drain_replicated(void **state)
 	tp_free(c);
 }
 
+/*
+ * Rebalance moves a replicated client's further copies too, not only each
+ * slot's own: poold b is above its share whichever copies it holds, and
+ * its chunk goes to the new poold c, which holds no copy of that slot.
+ */
+static void rebalance_replicated(void **state)
+{
+	struct tpeer *a = poold("a:1", 128 * MB), *b = poold("b:1", 64 * MB);
+	struct tpeer *c1 = tp_new(), *c, *ad = tp_new();
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT, *r;
+	Rswap__AdminRebalance rb = RSWAP__ADMIN_REBALANCE__INIT;
+	Rswap__RebalancePlan *plan;
+	uint64_t next = 100;
+
+	(void)state;
+	hello_r(c1, "vm1", 32 * MB, 2, false, NULL, 0, NULL, 0);
+	allocs_done(a, &next);
+	allocs_done(b, &next);
+	r = expect(c1, RSWAP__ENVELOPE__BODY_CHUNK_MAP);
+	check_map_copies(r->chunk_map, 2);
+	rswap__envelope__free_unpacked(r, NULL);
+	c = poold("c:1", 64 * MB);
+	e.body_case = RSWAP__ENVELOPE__BODY_ADMIN_REBALANCE;
+	e.admin_rebalance = &rb;
+	tp_send(ad, &e);
+	r = expect(ad, RSWAP__ENVELOPE__BODY_REBALANCE_PLAN);
+	plan = r->rebalance_plan;
+	assert_int_equal(plan->moves_total, 1);
+	assert_int_equal(plan->n_moves, 1);
+	assert_string_equal(plan->moves[0]->from_poold, "b:1");
+	assert_string_equal(plan->moves[0]->to_poold, "c:1");
+	assert_true(plan->job > 0);
+	rswap__envelope__free_unpacked(r, NULL);
+	/* It is under way: the target got its ChunkAlloc. */
+	r = expect(c, RSWAP__ENVELOPE__BODY_CHUNK_ALLOC);
+	rswap__envelope__free_unpacked(r, NULL);
+	tp_free(ad);
+	tp_free(c1);
+	tp_free(a);
+	tp_free(b);
+	tp_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1448,6 +1491,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(rereplicate_new_incarnation, setup, teardown),
 		cmocka_unit_test_setup_teardown(rereplicate_long_stale, setup_stale, teardown),
 		cmocka_unit_test_setup_teardown(drain_replicated, setup, teardown),
+		cmocka_unit_test_setup_teardown(rebalance_replicated, setup, teardown),
 		cmocka_unit_test_setup_teardown(restart_replicated, setup, teardown),
 		cmocka_unit_test_setup_teardown(rereplicate_nowhere_does_not_hide, setup_stale,
 						teardown),
