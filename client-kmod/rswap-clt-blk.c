@@ -20,6 +20,8 @@
 void rswap_blk_end(struct rswap_dev *dev, struct request *rq,
 		   blk_status_t status)
 {
+	/* The next request on this tag starts afresh. */
+	((struct rswap_cmd *)blk_mq_rq_to_pdu(rq))->failover = false;
 	if (status == BLK_STS_OK)
 		rswap_stats_account(&dev->stats, rq_data_dir(rq) == WRITE,
 				    blk_rq_bytes(rq));
@@ -143,7 +145,8 @@ int rswap_blk_add(struct rswap_dev *dev)
 	set->nr_hw_queues = dev->nr_queues;
 	set->queue_depth = dev->cfg.queue_depth;
 	set->numa_node = NUMA_NO_NODE;
-	set->cmd_size = sizeof(struct rswap_cmd);
+	set->cmd_size = struct_size((struct rswap_cmd *)NULL, half,
+				    dev->cfg.replicas + 1);
 	set->timeout = RSWAP_RQ_TIMEOUT_SECS * HZ;
 	set->flags = RSWAP_MQ_F_SHOULD_MERGE;
 	if (dev->ops->blocking)

@@ -655,6 +655,10 @@ static int rswap_coord_hello(struct rswap_coord *co, bool loud,
 		goto out_free_env;
 	}
 	ret = rswap_pb_check_map(&env.map, cfg->size, &why);
+	if (!ret && max(env.map.replicas, 1u) != cfg->replicas) {
+		why = "its copies per slot differ from replicas=";
+		ret = -EBADMSG;
+	}
 	if (ret) {
 		rswap_coord_set_error(co, "bad ChunkMap: %s", why);
 		if (loud)
@@ -763,7 +767,8 @@ static void rswap_coord_reconnect(struct rswap_coord *co)
 		u32 i, differ = 0;
 
 		for (i = 0; i < map.nslots && i < rep.nhandles; i++)
-			differ += map.slots[i].handle != rep.handles[i];
+			differ += !rswap_pb_slot_has(&map.slots[i],
+						     rep.handles[i]);
 		if (differ)
 			pr_err("coordinator %s names another chunk than the one in use for %u slots of client %s; swap goes on with ours, check rswap-admin --coord %s list\n",
 			       cfg->coord_str, differ, cfg->client_id,
@@ -911,6 +916,8 @@ static void rswap_coord_serve(struct rswap_coord *co)
 			return;
 		}
 		co->next_beat = jiffies + msecs_to_jiffies(cfg->heartbeat_ms);
+		/* A stale copy whose poold is back: bring it in sync. */
+		rswap_resync_kick(co->dev);
 	}
 	rswap_coord_rcvtimeo(co->sock, co->next_beat);
 	ret = rswap_coord_recv_frame(co, &env, &why);
@@ -964,6 +971,7 @@ static int rswap_coord_worker(void *arg)
 int rswap_coord_open(struct rswap_dev *dev, struct rswap_pb_map *map)
 {
 	const struct rswap_config *cfg = &dev->cfg;
+	struct rswap_pb_report first = {};
 	struct rswap_coord *co;
 	int ret;
 
@@ -980,7 +988,8 @@ int rswap_coord_open(struct rswap_dev *dev, struct rswap_pb_map *map)
 	ret = rswap_coord_connect_auth(co, true);
 	if (ret)
 		goto out_free_co;
-	ret = rswap_coord_hello(co, true, NULL, map);
+	first.replicas = cfg->replicas;
+	ret = rswap_coord_hello(co, true, &first, map);
 	if (ret)
 		goto out_drop;
 	co->next_beat = jiffies + msecs_to_jiffies(cfg->heartbeat_ms);

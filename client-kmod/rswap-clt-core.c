@@ -37,8 +37,26 @@ int rswap_core_init(struct rswap_core *core, u64 size, u64 chunk_size)
 	return 0;
 }
 
+int rswap_core_track_dirty(struct rswap_core *core)
+{
+	size_t longs = BITS_TO_LONGS(core->chunk_size >> PAGE_SHIFT);
+	u32 i;
+
+	for (i = 0; i < core->nslots; i++) {
+		core->slots[i].dirty = kvcalloc(longs, sizeof(long),
+						GFP_KERNEL);
+		if (!core->slots[i].dirty)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 void rswap_core_free(struct rswap_core *core)
 {
+	u32 i;
+
+	for (i = 0; core->slots && i < core->nslots; i++)
+		kvfree(core->slots[i].dirty);
 	kvfree(core->slots);
 	core->slots = NULL;
 	core->nslots = 0;

@@ -14,16 +14,31 @@
  * it.  A replica's addr and rkey are written in place only by a
  * (re)connect of its session, while that session is not LIVE and no
  * request can use them.  The DRAM backend has no placements.
+ *
+ * Copies (replicas=N).  A slot has N copies on distinct poolds, rep[0 ..
+ * nr - 1]; a copy keeps its index in every placement of the slot (a
+ * move's switch puts its target in the place of the copy it replaces),
+ * so per-copy state lives in the slot, by index: stale (the copy missed
+ * a write: reads avoid it, writes skip it and dirty the pages) and gone
+ * (its poold lost the memory).  A copy turns stale only when another
+ * copy took the write it missed, so some copy is always in sync until
+ * every copy is gone: then the slot is lost.  Stale bits are set from
+ * any context; they are cleared (and the dirty pages forgotten) only by
+ * a move's switch, under map_lock, while no write is in flight.
  */
 #ifndef RSWAP_CLT_CORE_H
 #define RSWAP_CLT_CORE_H
 
 #include <linux/types.h>
 #include <linux/atomic.h>
+#include <linux/bitops.h>
 #include <linux/rcupdate.h>
+#include <asm/page.h>
 
-/* Copies a placement can name: the chunk, and a move's target. */
-#define RSWAP_MAX_REPLICAS	2
+/* Copies of a chunk a host may ask for (replicas=). */
+#define RSWAP_MAX_COPIES	3
+/* Replicas a placement names: the copies, and a move's target. */
+#define RSWAP_MAX_REPLICAS	(RSWAP_MAX_COPIES + 1)
 
 struct rswap_sess;
 struct rswap_move;
@@ -37,12 +52,13 @@ struct rswap_replica {
 };
 
 /*
- * A slot's placement at one map epoch.  rep[0] serves reads and writes;
- * while a move fills rep[1] (nr == 2, move set), writes go to both.
+ * A slot's placement at one map epoch: its copies rep[0 .. nr - 1] and,
+ * while a move fills it (move set), the move's target rep[nr].  Reads go
+ * to one copy in sync; writes to every copy in sync and to the target.
  */
 struct rswap_place {
 	u64 epoch;
-	unsigned int nr;
+	unsigned int nr;		/* copies */
 	struct rswap_replica rep[RSWAP_MAX_REPLICAS];
 	struct rswap_move *move;
 	atomic_t inflight;		/* requests posted under it, not ended */
@@ -50,10 +66,17 @@ struct rswap_place {
 
 struct rswap_slot {
 	struct rswap_place __rcu *place;	/* NULL on the DRAM backend */
+	unsigned long stale;		/* bit r: copy r is not in sync */
+	unsigned long gone;		/* bit r: copy r's memory is gone */
 	/*
-	 * Its poold lost the chunk (restarted): every read and write of it
-	 * fails with an I/O error from then on, never zeroes or stale data.
-	 * Set once (WRITE_ONCE), never cleared.
+	 * replicas > 1: a bit per page written while a copy was stale, so
+	 * that a copy back from a blip gets only those pages again.
+	 */
+	unsigned long *dirty;
+	/*
+	 * No copy in sync (every poold holding it lost the memory): every
+	 * read and write of it fails with an I/O error from then on, never
+	 * zeroes or stale data.  Set once (WRITE_ONCE), never cleared.
 	 */
 	bool lost;
 };
@@ -63,6 +86,7 @@ struct rswap_core {
 	u64 chunk_size;		/* power of two */
 	unsigned int chunk_shift;
 	u32 nslots;		/* DIV_ROUND_UP(size, chunk_size) */
+	unsigned int replicas;	/* copies per slot */
 	struct rswap_slot *slots;
 };
 
@@ -92,7 +116,28 @@ extern const char *const rswap_err_names[RSWAP_ERR_KINDS];
 
 /* May sleep.  0 or -errno; chunk_size must be a power of two. */
 int rswap_core_init(struct rswap_core *core, u64 size, u64 chunk_size);
+/* May sleep.  Give every slot its dirty page bitmap; 0 or -ENOMEM. */
+int rswap_core_track_dirty(struct rswap_core *core);
 void rswap_core_free(struct rswap_core *core);
+
+/* Any context.  The pages of [off, off + len) of the slot were written. */
+static inline void rswap_slot_dirty(const struct rswap_core *core,
+				    struct rswap_slot *slot, u64 off, u32 len)
+{
+	unsigned long p, last;
+
+	if (!slot->dirty || !len)
+		return;
+	last = (off + len - 1) >> PAGE_SHIFT;
+	for (p = off >> PAGE_SHIFT; p <= last; p++)
+		set_bit(p, slot->dirty);
+}
+
+/* Copies 0 .. nr - 1 as a mask. */
+static inline unsigned long rswap_copies_mask(unsigned int nr)
+{
+	return (1ul << nr) - 1;
+}
 
 /*
  * The slot holding [off, off + len), or NULL if the range leaves the device

@@ -353,6 +353,15 @@ static ssize_t poolds_show(struct kobject *kobj, struct kobj_attribute *attr,
 
 static struct kobj_attribute rswap_fs_poolds = __ATTR_RO(poolds);
 
+/* The same line as /sys/block/rswapN/rswap/replicas. */
+static ssize_t replicas_show(struct kobject *kobj, struct kobj_attribute *attr,
+			     char *buf)
+{
+	return rswap_rdma_show_replicas(rswap_fs.dev, buf);
+}
+
+static struct kobj_attribute rswap_fs_replicas = __ATTR_RO(replicas);
+
 /* Debugging: fail the next N remote reads as a failed completion would. */
 static ssize_t fail_reads_show(struct kobject *kobj,
 			       struct kobj_attribute *attr, char *buf)
@@ -384,6 +393,7 @@ static struct attribute *rswap_fs_attrs[] = {
 	&rswap_fs_backend.attr,
 	&rswap_fs_errors.attr,
 	&rswap_fs_poolds.attr,
+	&rswap_fs_replicas.attr,
 	&rswap_fs_fail_reads.attr,
 	NULL,
 };

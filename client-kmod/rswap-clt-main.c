@@ -69,6 +69,10 @@ static unsigned int fail_io_tmo = 30;
 module_param(fail_io_tmo, uint, 0444);
 MODULE_PARM_DESC(fail_io_tmo, "Seconds I/O waits for a poold that went away (network down, poold restarting or stuck) before it fails with an I/O error, 1..3600; reconnect attempts go on after it. Default: 30");
 
+static unsigned int replicas = 1;
+module_param(replicas, uint, 0444);
+MODULE_PARM_DESC(replicas, "backend=rdma: copies of every chunk, each on a different poold (and zone), 1..3. A write goes to every copy; a read to one, re-issued on another if it fails; a dead poold's copies are rebuilt from the others. Default: 1");
+
 #define RSWAP_MAX_SIZE		BIT_ULL(50)
 
 static struct rswap_dev *rswap_the_dev;
@@ -184,12 +188,22 @@ static int rswap_parse_config(struct rswap_config *cfg)
 		return -EINVAL;
 	}
 	cfg->fail_io_tmo = fail_io_tmo;
+	if (replicas < 1 || replicas > RSWAP_MAX_COPIES) {
+		pr_err("replicas=%u is outside 1..%u\n", replicas,
+		       RSWAP_MAX_COPIES);
+		return -EINVAL;
+	}
+	cfg->replicas = 1;
 
 	if (cfg->backend == RSWAP_BACKEND_DRAM) {
 		if (coord)
 			pr_warn("coord= is ignored with backend=dram\n");
+		if (replicas > 1)
+			pr_warn("replicas=%u is ignored with backend=dram\n",
+				replicas);
 		return 0;
 	}
+	cfg->replicas = replicas;
 	if (!coord || !*coord) {
 		pr_err("coord=HOST:PORT is required with backend=rdma (or load with backend=dram)\n");
 		return -EINVAL;

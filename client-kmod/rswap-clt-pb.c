@@ -167,31 +167,53 @@ static size_t pb_move_state_len(const struct rswap_pb_report *rep)
 	       pb_varint_field_len(3, rep->move_copied);
 }
 
+/* A packed repeated fixed64 field, omitted when empty. */
+static size_t pb_fixed64s(struct pb_wr *w, u32 field, const u64 *v, u32 nr)
+{
+	size_t len = (size_t)nr * 8;
+	u32 i;
+
+	if (!nr)
+		return 0;
+	if (w) {
+		pb_put_tag(w, field, PB_WT_LEN);
+		pb_put_varint(w, len);
+		for (i = 0; i < nr; i++)
+			pb_put_fixed64(w, v[i]);
+	}
+	return pb_len_field_len(field, len);
+}
+
+/* Field numbers of a report's fields in one message; 0: not sent. */
+struct pb_report_fields {
+	u32 epoch, handles, moving, lost, replicas, copies, stale;
+};
+
+static const struct pb_report_fields pb_hello_fields = {
+	.epoch = 4, .handles = 5, .moving = 6, .lost = 7, .replicas = 8,
+	.copies = 9, .stale = 10,
+};
+
+static const struct pb_report_fields pb_beat_fields = {
+	.epoch = 1, .moving = 2, .lost = 3, .stale = 4,
+};
+
 /*
- * The report's fields as numbered in ClientHello (epoch 4, handles 5,
- * moving 6, lost 7) or ClientHeartbeat (epoch 1, moving 2, lost 3;
- * handles_field 0: not sent).  Returns the payload length; with w, writes it.
+ * The report's fields as numbered in ClientHello or ClientHeartbeat, in
+ * field order.  Returns the payload length; with w, writes it.
  */
 static size_t pb_report(struct pb_wr *w, const struct rswap_pb_report *rep,
-			u32 epoch_field, u32 handles_field, u32 moving_field,
-			u32 lost_field)
+			const struct pb_report_fields *f)
 {
+	u32 moving_field = f->moving, lost_field = f->lost;
 	size_t len, n = 0;
 	u32 i;
 
-	n += pb_varint_field_len(epoch_field, rep->epoch);
+	n += pb_varint_field_len(f->epoch, rep->epoch);
 	if (w)
-		pb_put_varint_field(w, epoch_field, rep->epoch);
-	if (handles_field && rep->nhandles) {
-		len = (size_t)rep->nhandles * 8;
-		n += pb_len_field_len(handles_field, len);
-		if (w) {
-			pb_put_tag(w, handles_field, PB_WT_LEN);
-			pb_put_varint(w, len);
-			for (i = 0; i < rep->nhandles; i++)
-				pb_put_fixed64(w, rep->handles[i]);
-		}
-	}
+		pb_put_varint_field(w, f->epoch, rep->epoch);
+	if (f->handles)
+		n += pb_fixed64s(w, f->handles, rep->handles, rep->nhandles);
 	if (rep->moving) {
 		len = pb_move_state_len(rep);
 		n += pb_len_field_len(moving_field, len);
@@ -213,13 +235,22 @@ static size_t pb_report(struct pb_wr *w, const struct rswap_pb_report *rep,
 				pb_put_varint(w, rep->lost[i]);
 		}
 	}
+	if (f->replicas) {
+		n += pb_varint_field_len(f->replicas, rep->replicas);
+		if (w)
+			pb_put_varint_field(w, f->replicas, rep->replicas);
+	}
+	if (f->copies)
+		n += pb_fixed64s(w, f->copies, rep->copy_handles,
+				 rep->ncopy_handles);
+	n += pb_fixed64s(w, f->stale, rep->stale, rep->nstale);
 	return n;
 }
 
 size_t rswap_pb_report_max(const struct rswap_pb_report *rep)
 {
 	/* Envelope head, id, size, reconnect, and the report's fields. */
-	return 96 + (rep ? pb_report(NULL, rep, 4, 5, 6, 7) : 0);
+	return 96 + (rep ? pb_report(NULL, rep, &pb_hello_fields) : 0);
 }
 
 int rswap_pb_encode_hello(u8 *buf, size_t cap, u32 version, u64 seq,
@@ -230,19 +261,20 @@ int rswap_pb_encode_hello(u8 *buf, size_t cap, u32 version, u64 seq,
 	size_t id_len, body;
 
 	if (pb_id_len(client_id, &id_len) ||
-	    (rep && rep->nlost > RSWAP_PB_MAX_LOST))
+	    (rep && (rep->nlost > RSWAP_PB_MAX_LOST ||
+		     rep->nstale > RSWAP_PB_MAX_LOST)))
 		return -EINVAL;
 	body = pb_string_field_len(1, id_len) + pb_varint_field_len(2, size) +
 	       pb_varint_field_len(3, reconnect);
 	if (rep)
-		body += pb_report(NULL, rep, 4, 5, 6, 7);
+		body += pb_report(NULL, rep, &pb_hello_fields);
 	pb_put_envelope_head(&w, version, seq, RSWAP_PB_BODY_CLIENT_HELLO,
 			     body);
 	pb_put_string_field(&w, 1, client_id, id_len);
 	pb_put_varint_field(&w, 2, size);
 	pb_put_varint_field(&w, 3, reconnect);
 	if (rep)
-		pb_report(&w, rep, 4, 5, 6, 7);
+		pb_report(&w, rep, &pb_hello_fields);
 	return pb_finish(&w, buf);
 }
 
@@ -265,12 +297,13 @@ int rswap_pb_encode_heartbeat(u8 *buf, size_t cap, u32 version, u64 seq,
 {
 	struct pb_wr w = { .p = buf, .end = buf + cap };
 
-	if (rep && rep->nlost > RSWAP_PB_MAX_LOST)
+	if (rep && (rep->nlost > RSWAP_PB_MAX_LOST ||
+		    rep->nstale > RSWAP_PB_MAX_LOST))
 		return -EINVAL;
 	pb_put_envelope_head(&w, version, seq, RSWAP_PB_BODY_CLIENT_HEARTBEAT,
-			     rep ? pb_report(NULL, rep, 1, 0, 2, 3) : 0);
+			     rep ? pb_report(NULL, rep, &pb_beat_fields) : 0);
 	if (rep)
-		pb_report(&w, rep, 1, 0, 2, 3);
+		pb_report(&w, rep, &pb_beat_fields);
 	return pb_finish(&w, buf);
 }
 
@@ -496,8 +529,45 @@ static int pb_decode_error(struct pb_rd *r, struct rswap_pb_env *env)
 	return 0;
 }
 
+/* Slot.copies[]: Copy{poold_addr, handle, stale (ignored), lost}. */
+static int pb_decode_copy(struct pb_rd *r, struct rswap_pb_copy *c)
+{
+	u32 field, wt;
+	u64 v = 0;
+	int ret;
+
+	while (r->p < r->end) {
+		ret = pb_get_tag(r, &field, &wt);
+		if (ret)
+			return ret;
+		switch (field) {
+		case 1:
+			ret = pb_expect(r, wt, PB_WT_LEN) ?:
+			      pb_get_string(r, c->poold_addr,
+					    sizeof(c->poold_addr));
+			break;
+		case 2:
+			ret = pb_expect(r, wt, PB_WT_VARINT) ?:
+			      pb_get_varint(r, &c->handle);
+			break;
+		case 4:
+			ret = pb_expect(r, wt, PB_WT_VARINT) ?:
+			      pb_get_varint(r, &v);
+			c->lost = v != 0;
+			break;
+		default:
+			ret = pb_skip(r, wt);
+			break;
+		}
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 static int pb_decode_slot(struct pb_rd *r, struct rswap_pb_slot *slot)
 {
+	struct pb_rd sub;
 	u32 field, wt;
 	u64 v = 0;
 	int ret;
@@ -528,6 +598,18 @@ static int pb_decode_slot(struct pb_rd *r, struct rswap_pb_slot *slot)
 			      pb_get_varint(r, &v);
 			slot->lost = v != 0;
 			break;
+		case 5:
+			if (slot->ncopies == RSWAP_PB_MAX_COPIES)
+				return pb_fail(r, "a slot with more than 3 copies");
+			ret = pb_expect(r, wt, PB_WT_LEN) ?:
+			      pb_get_len(r, &sub);
+			if (ret)
+				break;
+			ret = pb_decode_copy(&sub, &slot->copies[slot->ncopies]);
+			if (ret)
+				return pb_fail(r, sub.why);
+			slot->ncopies++;
+			break;
 		default:
 			ret = pb_skip(r, wt);
 			break;
@@ -543,6 +625,7 @@ static int pb_decode_map(struct pb_rd *r, struct rswap_pb_map *map)
 {
 	struct pb_rd scan = *r, sub;
 	u32 field, wt, n = 0, i = 0;
+	u64 v = 0;
 	int ret;
 
 	while (scan.p < scan.end) {
@@ -587,6 +670,13 @@ static int pb_decode_map(struct pb_rd *r, struct rswap_pb_map *map)
 		case 4:
 			ret = pb_expect(r, wt, PB_WT_VARINT) ?:
 			      pb_get_varint(r, &map->epoch);
+			break;
+		case 5:
+			ret = pb_expect(r, wt, PB_WT_VARINT) ?:
+			      pb_get_varint(r, &v);
+			if (!ret && v > RSWAP_PB_MAX_COPIES)
+				ret = pb_fail(r, "more than 3 copies per slot");
+			map->replicas = (u32)v;
 			break;
 		default:
 			ret = pb_skip(r, wt);
@@ -811,10 +901,57 @@ void rswap_pb_env_free(struct rswap_pb_env *env)
 	rswap_pb_map_free(&env->map);
 }
 
+/*
+ * A slot names `replicas` copies on distinct poolds, the first one being
+ * poold_addr/handle; a map of one copy per slot may list none, and gets
+ * that one as copies[0].
+ */
+static int pb_check_copies(const struct rswap_pb_map *map,
+			   struct rswap_pb_slot *s, const char **why)
+{
+	u32 a, b;
+
+	if (!s->poold_addr[0]) {
+		*why = "slot without a poold address";
+		return -EBADMSG;
+	}
+	if (!s->ncopies && map->replicas <= 1) {
+		memcpy(s->copies[0].poold_addr, s->poold_addr,
+		       sizeof(s->poold_addr));
+		s->copies[0].handle = s->handle;
+		s->copies[0].lost = s->lost;
+		s->ncopies = 1;
+	}
+	if (s->ncopies != (map->replicas ? map->replicas : 1)) {
+		*why = "a slot's copies differ from the map's replicas";
+		return -EBADMSG;
+	}
+	if (strcmp(s->copies[0].poold_addr, s->poold_addr) ||
+	    s->copies[0].handle != s->handle) {
+		*why = "a slot's first copy is not its poold and handle";
+		return -EBADMSG;
+	}
+	for (a = 0; a < s->ncopies; a++) {
+		if (!s->copies[a].poold_addr[0]) {
+			*why = "a copy without a poold address";
+			return -EBADMSG;
+		}
+		for (b = 0; b < a; b++) {
+			if (!strcmp(s->copies[a].poold_addr,
+				    s->copies[b].poold_addr)) {
+				*why = "two copies of a slot on one poold";
+				return -EBADMSG;
+			}
+		}
+	}
+	return 0;
+}
+
 int rswap_pb_check_map(struct rswap_pb_map *map, u64 size, const char **why)
 {
 	u64 want;
 	u32 i;
+	int ret;
 
 	if (!map->chunk_size || (map->chunk_size & (map->chunk_size - 1))) {
 		*why = "chunk size is not a power of two";
@@ -847,10 +984,9 @@ int rswap_pb_check_map(struct rswap_pb_map *map, u64 size, const char **why)
 			map->slots[j] = map->slots[i];
 			map->slots[i] = tmp;
 		}
-		if (!map->slots[i].poold_addr[0]) {
-			*why = "slot without a poold address";
-			return -EBADMSG;
-		}
+		ret = pb_check_copies(map, &map->slots[i], why);
+		if (ret)
+			return ret;
 	}
 	return 0;
 }

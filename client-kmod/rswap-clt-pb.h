@@ -41,17 +41,30 @@ enum rswap_pb_body {
 
 #define RSWAP_PB_NONCE_LEN	32	/* RSWAP_NONCE_LEN, RSWAP_MAC_LEN */
 
+/* Copies a slot may have (ClientHello.replicas). */
+#define RSWAP_PB_MAX_COPIES	3
+
+struct rswap_pb_copy {
+	char poold_addr[RSWAP_PB_ADDR_MAX];
+	u64 handle;
+	bool lost;
+};
+
 struct rswap_pb_slot {
 	u32 index;
 	u64 handle;
 	char poold_addr[RSWAP_PB_ADDR_MAX];
 	bool lost;
+	/* After rswap_pb_check_map(): 1..replicas, copies[0] as above. */
+	u32 ncopies;
+	struct rswap_pb_copy copies[RSWAP_PB_MAX_COPIES];
 };
 
 struct rswap_pb_map {
 	u64 chunk_size;
 	u64 size;
 	u64 epoch;
+	u32 replicas;			/* 0 means 1 */
 	u32 nslots;
 	struct rswap_pb_slot *slots;	/* rswap_pb_map_free() */
 };
@@ -94,7 +107,8 @@ struct rswap_pb_env {
 
 /*
  * What a client reports about the map it runs on: in a reconnecting
- * ClientHello (all of it) and in every ClientHeartbeat (no handles).
+ * ClientHello (all of it; a first hello only replicas) and in every
+ * ClientHeartbeat (no handles, replicas or copy handles).
  */
 struct rswap_pb_report {
 	u64 epoch;
@@ -106,6 +120,11 @@ struct rswap_pb_report {
 	u64 move_copied;
 	const u32 *lost;	/* lost slot indexes, at most RSWAP_PB_MAX_LOST */
 	u32 nlost;
+	u32 replicas;		/* copies per slot asked for */
+	const u64 *copy_handles;	/* slot-major, replicas per slot */
+	u32 ncopy_handles;
+	const u64 *stale;	/* stale copies, at most RSWAP_PB_MAX_LOST */
+	u32 nstale;
 };
 
 /* A move ended (MoveDone). */
@@ -157,10 +176,23 @@ void rswap_pb_map_free(struct rswap_pb_map *map);
 /*
  * Check a ChunkMap against the size asked for: chunk_size a power of two,
  * size equal, slot count == ceil(size / chunk_size), indexes 0..n-1 each
- * exactly once, every poold address set.  Sorts the slots by index.
+ * exactly once, every poold address set, replicas copies per slot on
+ * distinct poolds (a one-copy slot gets copies[0] filled in).  Sorts the
+ * slots by index.
  * 0 or -EBADMSG with *why set.
  */
 int rswap_pb_check_map(struct rswap_pb_map *map, u64 size, const char **why);
+
+/* Is handle one of the slot's copies (after rswap_pb_check_map())? */
+static inline bool rswap_pb_slot_has(const struct rswap_pb_slot *s, u64 handle)
+{
+	u32 c;
+
+	for (c = 0; c < s->ncopies; c++)
+		if (s->copies[c].handle == handle)
+			return true;
+	return false;
+}
 
 /*
  * Frame length prefix: 4 bytes big-endian.  0 with *len set if it is

@@ -731,8 +731,9 @@ static int rswap_sess_check_incarnation(struct rswap_sess *sess)
 		return 0;
 	lost = rswap_sess_lose_all(sess);
 	if (lost)
-		rswap_sess_err(sess, "restarted (incarnation %#llx, was %#llx): its %u chunks of ours are lost; their pages now fail with I/O errors\n",
-			       inc, sess->incarnation, lost);
+		rswap_sess_err(sess, "restarted (incarnation %#llx, was %#llx): its %u chunks of ours are lost; %s\n",
+			       inc, sess->incarnation, lost,
+			       rswap_lost_effect(sess->dev));
 	sess->incarnation = inc;
 	return 0;
 }
@@ -749,7 +750,7 @@ static const struct rswap_chunk_desc *rswap_sess_desc(struct rswap_sess *sess,
 }
 
 /*
- * Chunks of ours on this poold: every replica naming it that is not lost,
+ * Chunks of ours on this poold: every copy naming it that is not gone,
  * and a move's target.  Sizes the chunk table we take.
  */
 u32 rswap_sess_chunks(struct rswap_sess *sess)
@@ -763,9 +764,9 @@ u32 rswap_sess_chunks(struct rswap_sess *sess)
 		struct rswap_place *place = rswap_slot_place(dev,
 							     &core->slots[i]);
 
-		for (r = 0; r < place->nr; r++)
+		for (r = 0; r < place->nr + !!place->move; r++)
 			n += place->rep[r].sess == sess &&
-			     !(r == 0 && READ_ONCE(core->slots[i].lost));
+			     !test_bit(r, &core->slots[i].gone);
 	}
 	if (dev->rdma->move && dev->rdma->move->to == sess &&
 	    !dev->rdma->move->to_found)
@@ -778,8 +779,8 @@ u32 rswap_sess_chunks(struct rswap_sess *sess)
  * Sleeps.  Give every copy of ours on this poold its address and rkey
  * (new on every connect: the poold registers our chunks again per
  * session).  At load a chunk missing from the table fails the load; on a
- * reconnect it means the poold no longer holds it: the slot is lost (the
- * first copy) or the move filling it fails (a move's target).
+ * reconnect it means the poold no longer holds it: the copy is lost, or
+ * the move filling it fails (a move's target).
  */
 static int rswap_sess_match(struct rswap_sess *sess)
 {
@@ -814,11 +815,12 @@ static int rswap_sess_match(struct rswap_sess *sess)
 		struct rswap_slot *slot = &core->slots[i];
 		struct rswap_place *place = rswap_slot_place(dev, slot);
 
-		for (r = 0; r < place->nr; r++) {
+		for (r = 0; r < place->nr + !!place->move; r++) {
 			struct rswap_replica *rep = &place->rep[r];
 			const struct rswap_chunk_desc *d;
 
-			if (rep->sess != sess || (!r && READ_ONCE(slot->lost)))
+			if (rep->sess != sess ||
+			    (r < place->nr && test_bit(r, &slot->gone)))
 				continue;
 			d = rswap_sess_desc(sess, rep->handle);
 			if (!d && !sess->ever_live) {
@@ -827,13 +829,13 @@ static int rswap_sess_match(struct rswap_sess *sess)
 				ret = -EPROTO;
 				goto out_unlock;
 			}
-			if (!d && r) {
+			if (!d && r == place->nr) {
 				rswap_move_fail(place->move, -ENOENT,
 						"the target poold no longer lists the new chunk");
 				continue;
 			}
 			if (!d) {
-				missing += rswap_slot_mark_lost(sess, slot);
+				missing += rswap_copy_lost(sess, slot, r);
 				continue;
 			}
 			rep->addr = le64_to_cpu(d->addr);
@@ -852,8 +854,8 @@ static int rswap_sess_match(struct rswap_sess *sess)
 out_unlock:
 	mutex_unlock(&dev->rdma->map_lock);
 	if (missing)
-		rswap_sess_err(sess, "no longer holds %u chunks of ours: lost; their pages now fail with I/O errors\n",
-			       missing);
+		rswap_sess_err(sess, "no longer holds %u chunks of ours: lost; %s\n",
+			       missing, rswap_lost_effect(dev));
 	return ret;
 }
 

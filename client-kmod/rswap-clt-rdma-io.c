@@ -6,19 +6,27 @@
  * frontswap page: one SGE) and for a move's copy; the completions; the
  * blk-mq timeout.
  *
- * What a request meets, by the state of its slot and session:
- *   slot lost            I/O error at once (its poold lost the memory)
+ * What a request meets, by the state of its slot and sessions (with one
+ * copy; with several, see below):
+ *   slot lost            I/O error at once (no copy left: its poold lost
+ *                        the memory)
  *   session LIVE         posted; a failed completion (a flush included)
  *                        enters error recovery and the request waits
  *   CONNECTING or
  *   RECONNECTING         waits (blk: parked on the session; frontswap: a
  *                        load sleeps, a store goes to the swap device)
  *   DEAD, DELETING       I/O error (down for longer than fail_io_tmo)
- *   chunk moving         reads go to the old copy; a block write goes to
- *                        both copies (held while its window is copied),
- *                        a frontswap store goes to the swap device
+ *   chunk moving         reads go to the copies; a block write also goes
+ *                        to the target (held while its window is
+ *                        copied), a frontswap store goes to the swap
+ *                        device
+ * With several copies (replicas=N) a read goes to one copy in sync whose
+ * session is LIVE and, if it fails, to another (failover); a write goes
+ * to every copy in sync whose session is LIVE and stands when one took
+ * it, the others turning stale (pages dirty) before it completes.  A
+ * request waits or fails as above only when no copy in sync is LIVE.
  * Data is never reported read unless its READ completed successfully.
- *
+
  * Every request counts itself in the placement it was posted under
  * (place->inflight) until it ends or waits, so that a move can tell when
  * no request uses an old placement any more.
@@ -28,6 +36,9 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/ktime.h>
+#include <linux/log2.h>
+#include <linux/math64.h>
 #include <linux/scatterlist.h>
 
 #include "rswap-clt-rdma.h"
@@ -128,27 +139,28 @@ int rswap_rdma_post_rep(struct rswap_dev *dev, struct rswap_rdma_req *req,
 }
 
 /*
- * Under rcu_read_lock().  The placement of [off, off + len) with
- * *chunk_off set, or NULL with *err: -ERANGE (outside the pool or across
- * a chunk), -EIO (the slot is lost).  req->sess names its first copy.
+ * Under rcu_read_lock().  The slot and placement of [off, off + len)
+ * with *chunk_off set, or NULL with *err: -ERANGE (outside the pool or
+ * across a chunk), -EIO (the slot is lost: no copy left).  *sess names
+ * the slot's first copy, for messages.
  */
-static struct rswap_place *rswap_rdma_route(struct rswap_dev *dev,
-					    struct rswap_rdma_req *req,
-					    u64 off, u32 len, u64 *chunk_off,
-					    int *err)
+static struct rswap_place *rswap_rdma_route(struct rswap_dev *dev, u64 off,
+					    u32 len, u64 *chunk_off,
+					    struct rswap_slot **slotp,
+					    struct rswap_sess **sess, int *err)
 {
 	struct rswap_place *place;
 	struct rswap_slot *slot;
 
-	req->ibdev = NULL;
-	req->sess = NULL;
+	*sess = NULL;
 	slot = rswap_core_route(&dev->core, off, len, chunk_off);
 	if (unlikely(!slot)) {
 		*err = -ERANGE;
 		return NULL;
 	}
 	place = rcu_dereference(slot->place);
-	req->sess = place->rep[0].sess;
+	*sess = place->rep[0].sess;
+	*slotp = slot;
 	if (unlikely(READ_ONCE(slot->lost))) {
 		*err = -EIO;
 		return NULL;
@@ -156,26 +168,68 @@ static struct rswap_place *rswap_rdma_route(struct rswap_dev *dev,
 	return place;
 }
 
-/* Any context.  The session of the copy that serves off now. */
-static struct rswap_sess *rswap_rdma_first_sess(struct rswap_dev *dev, u64 off)
+/*
+ * Under rcu_read_lock().  The copy a read goes to: one in sync whose
+ * session is LIVE, looking from hint % nr on so that reads alternate
+ * between copies.  Else -EAGAIN with *sess the first copy in sync still
+ * connecting (wait for it), -ENOTCONN (every copy in sync down past
+ * fail_io_tmo) or -EIO (none in sync).
+ */
+static int rswap_read_pick(struct rswap_slot *slot, struct rswap_place *place,
+			   unsigned int hint, struct rswap_sess **sess)
 {
-	struct rswap_slot *slot;
-	struct rswap_sess *sess;
-	u64 chunk_off;
+	unsigned long stale = READ_ONCE(slot->stale);
+	unsigned int i, r, nr = place->nr;
+	int ret = -EIO;
 
-	slot = rswap_core_route(&dev->core, off, PAGE_SIZE, &chunk_off);
-	if (!slot)
-		return NULL;
-	rcu_read_lock();
-	sess = rcu_dereference(slot->place)->rep[0].sess;
-	rcu_read_unlock();
-	return sess;
+	for (i = 0; i < nr; i++) {
+		r = (hint + i) % nr;
+		if (stale & BIT(r))
+			continue;
+		switch (rswap_sess_state(place->rep[r].sess)) {
+		case RSWAP_SESS_LIVE:
+			*sess = place->rep[r].sess;
+			return r;
+		case RSWAP_SESS_CONNECTING:
+		case RSWAP_SESS_RECONNECTING:
+			if (ret != -EAGAIN)
+				*sess = place->rep[r].sess;
+			ret = -EAGAIN;
+			break;
+		default:
+			if (ret == -EIO)
+				*sess = place->rep[r].sess;
+			if (ret != -EAGAIN)
+				ret = -ENOTCONN;
+			break;
+		}
+	}
+	return ret;
+}
+
+/* Any context.  A read served by another copy ended, t0 ns after it began. */
+static void rswap_failover_done(struct rswap_dev *dev, u64 t0)
+{
+	u64 us = div_u64(ktime_get_ns() - t0, NSEC_PER_USEC);
+
+	atomic64_inc(&dev->rdma->failover_reads);
+	atomic64_inc(&dev->rdma->failover_us[min_t(unsigned int,
+						   us ? ilog2(us) + 1 : 0,
+						   RSWAP_LAT_BUCKETS - 1)]);
+}
+
+/* Any context.  Copy r of the slot missed a write: stale, pages dirty. */
+void rswap_copy_stale(struct rswap_dev *dev, struct rswap_slot *slot,
+		      unsigned int r)
+{
+	if (!test_and_set_bit(r, &slot->stale))
+		atomic64_inc(&dev->rdma->stale_marks);
 }
 
 /* Count why a request was not posted; -EAGAIN is not a failure. */
 static void rswap_rdma_count_refusal(struct rswap_dev *dev,
-				     struct rswap_rdma_req *req, int err,
-				     u64 off, u32 len)
+				     struct rswap_sess *sess, bool write,
+				     int err, u64 off, u32 len)
 {
 	switch (err) {
 	case -ERANGE:
@@ -185,13 +239,13 @@ static void rswap_rdma_count_refusal(struct rswap_dev *dev,
 		break;
 	case -EIO:
 		rswap_count_err(dev, RSWAP_ERR_LOST);
-		rswap_sess_err_rl(req->sess, "%s at %llu: chunk lost (poold restarted)\n",
-				  req->write ? "write" : "read", off);
+		rswap_sess_err_rl(sess, "%s at %llu: chunk lost (no copy left)\n",
+				  write ? "write" : "read", off);
 		break;
 	case -ENOTCONN:
-		atomic64_inc(&req->sess->errors);
+		atomic64_inc(&sess->errors);
 		rswap_count_err(dev, RSWAP_ERR_DOWN);
-		rswap_sess_err_rl(req->sess, "down for longer than fail_io_tmo; failing I/O\n");
+		rswap_sess_err_rl(sess, "down for longer than fail_io_tmo; failing I/O\n");
 		break;
 	case -EBUSY:
 		rswap_count_err(dev, RSWAP_ERR_BUSY);
@@ -199,135 +253,220 @@ static void rswap_rdma_count_refusal(struct rswap_dev *dev,
 	}
 }
 
+/* Any context.  Can another copy in sync of rq's slot serve it now? */
+static bool rswap_rdma_other_copy(struct rswap_dev *dev, struct request *rq)
+{
+	u64 off = (u64)blk_rq_pos(rq) << RSWAP_SECTOR_SHIFT;
+	struct rswap_sess *sess = NULL;
+	struct rswap_place *place;
+	struct rswap_slot *slot;
+	u64 chunk_off;
+	int ret;
+
+	rcu_read_lock();
+	place = rswap_rdma_route(dev, off, blk_rq_bytes(rq), &chunk_off, &slot,
+				 &sess, &ret);
+	ret = place ? rswap_read_pick(slot, place, 0, &sess) : -EIO;
+	rcu_read_unlock();
+	return ret >= 0;
+}
+
 /*
- * Any context.  The request's session is not LIVE: park it until it is,
- * or hand it back for dispatch if it already is again, or fail it.
+ * Any context.  The request could not be served by cmd->sess: dispatch
+ * it again at once if another copy in sync can serve it (a failover),
+ * else park it until its session is LIVE, or hand it back for dispatch
+ * if it already is again, or fail it.
  */
 static void rswap_rdma_wait(struct rswap_dev *dev, struct rswap_cmd *cmd)
 {
 	struct request *rq = blk_mq_rq_from_pdu(cmd);
-	struct rswap_sess *sess = cmd->req.sess;
+	struct rswap_sess *sess = cmd->sess;
 
+	if (dev->core.replicas > 1 && rswap_rdma_other_copy(dev, rq)) {
+		if (!cmd->write)
+			cmd->failover = true;
+		rswap_blk_requeue(dev, rq);
+		return;
+	}
 	if (rswap_sess_park(sess, cmd))
 		return;
 	if (rswap_sess_state(sess) == RSWAP_SESS_LIVE) {
 		rswap_blk_requeue(dev, rq);
 		return;
 	}
-	rswap_rdma_count_refusal(dev, &cmd->req, -ENOTCONN, 0, 0);
+	rswap_rdma_count_refusal(dev, sess, cmd->write, -ENOTCONN, 0, 0);
 	rswap_blk_end(dev, rq, BLK_STS_IOERR);
 }
 
-/* Any context: both halves of a block request have ended. */
+/*
+ * Any context: every half of a block request has ended.  A write stands
+ * if a copy took it: the copies that did not are stale from now on (set
+ * before the request ends, so that no later read goes to them).  A
+ * request no copy took, and a failed read, are served again.
+ */
 static void rswap_cmd_finish(struct rswap_cmd *cmd)
 {
 	struct request *rq = blk_mq_rq_from_pdu(cmd);
 	struct rswap_place *place = cmd->place;
-	struct rswap_sess *sess = cmd->req.sess;
-	struct rswap_dev *dev = sess->dev;
+	struct rswap_dev *dev = cmd->sess->dev;
+	unsigned long copies = rswap_copies_mask(place->nr);
+	unsigned long ok = cmd->posted & ~cmd->failed & copies;
+	u64 off = (u64)blk_rq_pos(rq) << RSWAP_SECTOR_SHIFT;
+	unsigned int r;
 
+	if (cmd->write && ok) {
+		struct rswap_slot *slot = &dev->core.slots[off >>
+							   dev->core.chunk_shift];
+
+		for_each_set_bit(r, &cmd->failed, place->nr) {
+			rswap_slot_dirty(&dev->core, slot,
+					 off & (dev->core.chunk_size - 1),
+					 blk_rq_bytes(rq));
+			rswap_copy_stale(dev, slot, r);
+		}
+	}
 	if (cmd->counted)
 		rswap_move_write_end(place->move, cmd);
 	cmd->place = NULL;
 	rswap_place_put(dev, place);
-	if (cmd->failed) {
+	if (!ok) {
 		rswap_rdma_wait(dev, cmd);
 		return;
 	}
-	if (!cmd->req.write && rswap_inject_read_error(dev)) {
+	if (!cmd->write && rswap_inject_read_error(dev)) {
 		/* Never report unknown data as read. */
-		atomic64_inc(&sess->errors);
+		atomic64_inc(&cmd->sess->errors);
 		rswap_count_err(dev, RSWAP_ERR_IO);
 		rswap_blk_end(dev, rq, BLK_STS_IOERR);
 		return;
 	}
-	if (cmd->req.write) {
-		atomic64_inc(&sess->writes);
-		atomic64_add(blk_rq_bytes(rq), &sess->bytes_written);
-	} else {
-		atomic64_inc(&sess->reads);
-		atomic64_add(blk_rq_bytes(rq), &sess->bytes_read);
+	for_each_set_bit(r, &ok, place->nr) {
+		struct rswap_sess *sess = cmd->half[cmd->write ? r : 0].req.sess;
+
+		if (cmd->write) {
+			atomic64_inc(&sess->writes);
+			atomic64_add(blk_rq_bytes(rq), &sess->bytes_written);
+		} else {
+			atomic64_inc(&sess->reads);
+			atomic64_add(blk_rq_bytes(rq), &sess->bytes_read);
+		}
 	}
+	if (cmd->failover)
+		rswap_failover_done(dev, cmd->t0);
 	rswap_blk_end(dev, rq, BLK_STS_OK);
 }
 
-/* Softirq (CQ): the RDMA READ or WRITE of one block request ended. */
+/* Softirq (CQ): the RDMA READ or WRITE of one half of a request ended. */
 static void rswap_io_done(struct ib_cq *cq, struct ib_wc *wc)
 {
-	struct rswap_cmd *cmd = container_of(wc->wr_cqe, struct rswap_cmd,
-					     req.cqe);
+	struct rswap_half *half = container_of(wc->wr_cqe, struct rswap_half,
+					       req.cqe);
+	struct rswap_cmd *cmd = half->cmd;
 	struct request *rq = blk_mq_rq_from_pdu(cmd);
-	struct rswap_sess *sess = cmd->req.sess;
+	struct rswap_sess *sess = half->req.sess;
 
-	rswap_rdma_unmap(&cmd->req);
+	rswap_rdma_unmap(&half->req);
 	if (unlikely(wc->status != IB_WC_SUCCESS)) {
 		/* Flushes are what recovery's drain hands back. */
 		if (wc->status != IB_WC_WR_FLUSH_ERR) {
 			atomic64_inc(&sess->errors);
 			rswap_sess_err_rl(sess, "%s of %u bytes at %llu failed: %s; reconnecting\n",
-					  cmd->req.write ? "WRITE" : "READ",
+					  cmd->write ? "WRITE" : "READ",
 					  blk_rq_bytes(rq),
 					  (u64)blk_rq_pos(rq) << RSWAP_SECTOR_SHIFT,
 					  ib_wc_status_msg(wc->status));
 		}
 		rswap_sess_error_recovery(sess);
-		cmd->failed = true;
+		/* A move's target: the move fails, the copies hold the data. */
+		if (half->rep == cmd->place->nr)
+			rswap_move_fail(cmd->place->move, -EIO,
+					"a write to the target failed");
+		set_bit(half->rep, &cmd->failed);
 	}
+	set_bit(half->rep, &cmd->ended);
 	if (atomic_dec_and_test(&cmd->pending))
 		rswap_cmd_finish(cmd);
 }
 
 /*
- * Softirq (CQ): the WRITE of a block request to a move's target ended.
- * It decides nothing for the request: the first copy holds the data; a
- * failure ends the move (aborted, the target copy is dropped).
+ * Atomic context, under rcu_read_lock().  Post half h of the request to
+ * replica r of its placement; 0 or the -errno of rswap_rdma_post_rep().
  */
-static void rswap_io2_done(struct ib_cq *cq, struct ib_wc *wc)
+static int rswap_cmd_post(struct rswap_dev *dev, struct rswap_cmd *cmd,
+			  unsigned int h, unsigned int r, u64 chunk_off,
+			  unsigned int qidx)
 {
-	struct rswap_cmd *cmd = container_of(wc->wr_cqe, struct rswap_cmd,
-					     req2.cqe);
-	struct rswap_sess *sess = cmd->req2.sess;
-
-	rswap_rdma_unmap(&cmd->req2);
-	if (unlikely(wc->status != IB_WC_SUCCESS)) {
-		if (wc->status != IB_WC_WR_FLUSH_ERR) {
-			atomic64_inc(&sess->errors);
-			rswap_sess_error_recovery(sess);
-		}
-		rswap_move_fail(cmd->place->move, -EIO,
-				"a write to the target failed");
-	}
-	if (atomic_dec_and_test(&cmd->pending))
-		rswap_cmd_finish(cmd);
-}
-
-/*
- * Atomic context, under rcu_read_lock().  Also write the request to the
- * move's target.  A target that cannot take it ends the move; the write
- * to the first copy goes on.
- */
-static void rswap_rdma_post_copy(struct rswap_dev *dev, struct rswap_cmd *cmd,
-				 struct rswap_place *place, u64 chunk_off,
-				 unsigned int qidx)
-{
+	struct rswap_half *half = &cmd->half[h];
 	int ret;
 
-	cmd->req2.cqe.done = rswap_io2_done;
-	cmd->req2.sg = cmd->sg2;
-	cmd->req2.sge = cmd->sge2;
-	cmd->req2.write = true;
-	cmd->req2.nents = cmd->req.nents;
-	/* Mapped apart: the target may sit behind another RDMA device. */
-	memcpy(cmd->sg2, cmd->sg, cmd->req.nents * sizeof(cmd->sg[0]));
+	half->cmd = cmd;
+	half->rep = r;
+	half->req.cqe.done = rswap_io_done;
+	half->req.write = cmd->write;
+	half->req.nents = cmd->nents;
+	half->req.sge = half->sge;
+	half->req.sg = half->sg;
+	/* Each half is mapped apart: copies may sit behind other devices. */
+	if (h)
+		memcpy(half->sg, cmd->half[0].sg,
+		       cmd->nents * sizeof(half->sg[0]));
 	atomic_inc(&cmd->pending);
-	ret = rswap_rdma_post_rep(dev, &cmd->req2, &place->rep[1], chunk_off,
-				  qidx);
-	if (likely(!ret))
-		return;
-	rswap_move_fail(place->move, ret == -EBUSY ? -EBUSY : -ENOTCONN,
-			ret == -EBUSY ? "the target's send queue was full" :
-					"the target is not connected");
+	ret = rswap_rdma_post_rep(dev, &half->req, &cmd->place->rep[r],
+				  chunk_off, qidx);
+	if (likely(!ret)) {
+		__set_bit(r, &cmd->posted);
+		return 0;
+	}
 	atomic_dec(&cmd->pending);	/* never the last: queue_rq holds one */
+	return ret;
+}
+
+/*
+ * Atomic context, under rcu_read_lock().  Post a block write to every
+ * copy in sync whose session is LIVE and to a move's target.  The copies
+ * that cannot take it now are stale, their pages dirty -- if another copy
+ * took it; if none could, the first refusal is returned (0: posted) and
+ * cmd->sess names the session to wait for.
+ */
+static int rswap_rdma_write(struct rswap_dev *dev, struct rswap_cmd *cmd,
+			    struct rswap_slot *slot, u64 chunk_off, u32 len,
+			    unsigned int qidx)
+{
+	struct rswap_place *place = cmd->place;
+	unsigned long stale = READ_ONCE(slot->stale), missed = 0;
+	int ret, first = -EIO;
+	unsigned int r;
+
+	for (r = 0; r < place->nr; r++) {
+		if (stale & BIT(r))
+			continue;
+		ret = rswap_cmd_post(dev, cmd, r, r, chunk_off, qidx);
+		if (!ret)
+			continue;
+		missed |= BIT(r);
+		/* The one to wait for: reconnecting rather than dead. */
+		if (first == -EIO || (first != -EAGAIN && ret == -EAGAIN)) {
+			first = ret;
+			cmd->sess = place->rep[r].sess;
+		}
+	}
+	if (!cmd->posted)
+		return first;
+	cmd->sess = place->rep[__ffs(cmd->posted)].sess;
+	/* A copy that does not get this write must get these pages later. */
+	if (missed || (stale & rswap_copies_mask(place->nr)))
+		rswap_slot_dirty(&dev->core, slot, chunk_off, len);
+	for_each_set_bit(r, &missed, place->nr)
+		rswap_copy_stale(dev, slot, r);
+	if (unlikely(place->move)) {
+		ret = rswap_cmd_post(dev, cmd, place->nr, place->nr, chunk_off,
+				     qidx);
+		if (ret)
+			rswap_move_fail(place->move, ret == -EBUSY ? -EBUSY : -ENOTCONN,
+					ret == -EBUSY ? "the target's send queue was full" :
+							"the target is not connected");
+	}
+	return 0;
 }
 
 /* Atomic context: no allocation, nothing that sleeps. */
@@ -338,41 +477,45 @@ static blk_status_t rswap_rdma_queue_rq(struct rswap_dev *dev,
 	u64 off = (u64)blk_rq_pos(rq) << RSWAP_SECTOR_SHIFT;
 	u32 len = blk_rq_bytes(rq);
 	struct rswap_place *place;
-	bool copy = false;
+	struct rswap_slot *slot;
 	u64 chunk_off;
-	int ret;
+	int ret, r;
 
-	cmd->req.cqe.done = rswap_io_done;
-	cmd->req.sg = cmd->sg;
-	cmd->req.sge = cmd->sge;
-	cmd->req.write = rq_data_dir(rq) == WRITE;
+	cmd->write = rq_data_dir(rq) == WRITE;
+	/* A failover's latency counts from its first dispatch. */
+	if (dev->core.replicas > 1 && !cmd->failover)
+		cmd->t0 = ktime_get_ns();
 	cmd->parked = false;
-	cmd->failed = false;
 	cmd->counted = false;
-	sg_init_table(cmd->sg, RSWAP_MAX_SEGMENTS);
-	cmd->req.nents = rswap_compat_map_sg(rq, cmd->sg);
+	cmd->posted = 0;
+	cmd->failed = 0;
+	cmd->ended = 0;
+	sg_init_table(cmd->half[0].sg, RSWAP_MAX_SEGMENTS);
+	cmd->nents = rswap_compat_map_sg(rq, cmd->half[0].sg);
 
 	rcu_read_lock();
-	place = rswap_rdma_route(dev, &cmd->req, off, len, &chunk_off, &ret);
+	place = rswap_rdma_route(dev, off, len, &chunk_off, &slot, &cmd->sess,
+				 &ret);
 	if (unlikely(!place))
 		goto out_refused;
-	if (unlikely(place->move) && cmd->req.write) {
+	if (unlikely(place->move) && cmd->write &&
+	    rswap_move_hold(place->move, cmd, chunk_off, len)) {
 		/* Its window is being copied: wait for the next one. */
-		if (rswap_move_hold(place->move, cmd, chunk_off, len)) {
-			rcu_read_unlock();
-			return BLK_STS_OK;
-		}
-		copy = true;
+		rcu_read_unlock();
+		return BLK_STS_OK;
 	}
 	cmd->place = place;
 	atomic_inc(&place->inflight);
-	/* One for the first copy's half, one for us until both are posted. */
-	atomic_set(&cmd->pending, 2);
-	ret = rswap_rdma_post_rep(dev, &cmd->req, &place->rep[0], chunk_off,
-				  qidx);
+	/* One for us until every half is posted. */
+	atomic_set(&cmd->pending, 1);
+	if (cmd->write) {
+		ret = rswap_rdma_write(dev, cmd, slot, chunk_off, len, qidx);
+	} else {
+		r = rswap_read_pick(slot, place, rq->tag, &cmd->sess);
+		ret = r < 0 ? r : rswap_cmd_post(dev, cmd, 0, r, chunk_off,
+						 qidx);
+	}
 	if (likely(!ret)) {
-		if (copy)
-			rswap_rdma_post_copy(dev, cmd, place, chunk_off, qidx);
 		/* The halves' completions may have run already. */
 		if (atomic_dec_and_test(&cmd->pending))
 			rswap_cmd_finish(cmd);
@@ -391,34 +534,46 @@ out_refused:
 		return BLK_STS_OK;
 	case -EBUSY:
 		/* blk-mq dispatches it again once a request completes. */
-		rswap_rdma_count_refusal(dev, &cmd->req, ret, off, 0);
+		rswap_rdma_count_refusal(dev, cmd->sess, cmd->write, ret, off,
+					 0);
 		return BLK_STS_RESOURCE;
 	default:
-		rswap_rdma_count_refusal(dev, &cmd->req, ret, off, len);
+		rswap_rdma_count_refusal(dev, cmd->sess, cmd->write, ret, off,
+					 len);
 		return BLK_STS_IOERR;
 	}
+}
+
+/* A half of rq is stuck on sess: recover the session. */
+static void rswap_rdma_stuck(struct request *rq, struct rswap_sess *sess)
+{
+	rswap_sess_warn_rl(sess, "%s of %u bytes at %llu not done after %u s; reconnecting\n",
+			   rq_data_dir(rq) == WRITE ? "WRITE" : "READ",
+			   blk_rq_bytes(rq),
+			   (u64)blk_rq_pos(rq) << RSWAP_SECTOR_SHIFT,
+			   RSWAP_RQ_TIMEOUT_SECS);
+	rswap_sess_error_recovery(sess);
 }
 
 /*
  * blk-mq timeout work: a request not completed after
  * RSWAP_RQ_TIMEOUT_SECS.  A parked or held one waits for its session
- * (bounded by fail_io_tmo) or its window; a posted one means the queue
- * pair is stuck: recover, and recovery's drain completes it (flushed,
- * then it waits or fails).
+ * (bounded by fail_io_tmo) or its window; a posted one means a queue
+ * pair is stuck: recover every session with a half still out, and
+ * recovery's drain completes it (flushed, then another copy serves it,
+ * or it waits, or fails).
  */
 static enum blk_eh_timer_return rswap_rdma_timeout(struct rswap_dev *dev,
 						   struct request *rq)
 {
 	struct rswap_cmd *cmd = blk_mq_rq_to_pdu(rq);
-	struct rswap_sess *sess = cmd->req.sess;
+	unsigned long out = READ_ONCE(cmd->posted) & ~READ_ONCE(cmd->ended);
+	unsigned int r;
 
-	if (!sess || READ_ONCE(cmd->parked))
+	if (!cmd->sess || READ_ONCE(cmd->parked))
 		return BLK_EH_RESET_TIMER;
-	rswap_sess_warn_rl(sess, "%s of %u bytes at %llu not done after %u s; reconnecting\n",
-			   cmd->req.write ? "WRITE" : "READ", blk_rq_bytes(rq),
-			   (u64)blk_rq_pos(rq) << RSWAP_SECTOR_SHIFT,
-			   RSWAP_RQ_TIMEOUT_SECS);
-	rswap_sess_error_recovery(sess);
+	for_each_set_bit(r, &out, RSWAP_MAX_REPLICAS)
+		rswap_rdma_stuck(rq, cmd->half[cmd->write ? r : 0].req.sess);
 	return BLK_EH_RESET_TIMER;
 }
 
@@ -427,6 +582,9 @@ struct rswap_page_io {
 	struct rswap_rdma_req req;
 	struct completion done;
 	enum ib_wc_status status;
+	struct scatterlist sg;
+	struct ib_sge sge;
+	int ret;			/* of the post */
 };
 
 /* Softirq (CQ). */
@@ -439,96 +597,200 @@ static void rswap_page_io_done(struct ib_cq *cq, struct ib_wc *wc)
 	complete(&io->done);
 }
 
-/*
- * Sleeps: one RDMA READ or WRITE of the page on this CPU's queue pair to
- * the poold holding off, then its completion.  The completion wait is not
- * interruptible and has no timeout of its own: the work request points at
- * this stack frame and the page, so it must end (success, RC retry
- * exhaustion, or the flush of error recovery's drain) before we return.
- * A store never waits for a reconnect, nor goes to a chunk that is moving
- * (frontswap then writes the page to the swap device); a load waits for
- * a reconnect up to fail_io_tmo.
- */
-static int rswap_rdma_rw_page(struct rswap_dev *dev, u64 off,
-			      struct page *page, bool write)
+/* Under rcu_read_lock().  Post the page to replica r; io->ret says. */
+static void rswap_page_post(struct rswap_dev *dev, struct rswap_page_io *io,
+			    struct page *page, bool write,
+			    struct rswap_place *place, unsigned int r,
+			    u64 chunk_off)
 {
+	sg_init_table(&io->sg, 1);
+	sg_set_page(&io->sg, page, PAGE_SIZE, 0);
+	memset(&io->req, 0, sizeof(io->req));
+	io->req.cqe.done = rswap_page_io_done;
+	io->req.sg = &io->sg;
+	io->req.sge = &io->sge;
+	io->req.nents = 1;
+	io->req.write = write;
+	io->status = IB_WC_WR_FLUSH_ERR;	/* until a completion says */
+	init_completion(&io->done);
+	atomic_inc(&place->inflight);
+	io->ret = rswap_rdma_post_rep(dev, &io->req, &place->rep[r], chunk_off,
+				      raw_smp_processor_id());
+	if (io->ret)
+		rswap_place_put(dev, place);
+}
+
+/*
+ * Sleeps.  Wait for a posted page transfer; true if it succeeded.  The
+ * wait is not interruptible and has no timeout of its own: the work
+ * request points at this stack frame and the page, so it must end
+ * (success, RC retry exhaustion, or the flush of error recovery's drain)
+ * before we return.
+ */
+static bool rswap_page_wait(struct rswap_dev *dev, struct rswap_page_io *io,
+			    struct rswap_place *place, u64 off)
+{
+	wait_for_completion_io(&io->done);
+	rswap_rdma_unmap(&io->req);
+	rswap_place_put(dev, place);
+	if (io->status == IB_WC_SUCCESS)
+		return true;
+	if (io->status != IB_WC_WR_FLUSH_ERR) {
+		atomic64_inc(&io->req.sess->errors);
+		rswap_sess_err_rl(io->req.sess, "%s of a page at %llu: %s; reconnecting\n",
+				  io->req.write ? "WRITE" : "READ", off,
+				  ib_wc_status_msg(io->status));
+	}
+	rswap_sess_error_recovery(io->req.sess);
+	return false;
+}
+
+/*
+ * Sleeps.  A frontswap store: to every copy in sync whose session is
+ * LIVE, at once, never waiting for a reconnect nor going to a chunk that
+ * is moving (frontswap then writes the page to the swap device).  It
+ * stands if a copy took it; the copies that did not are stale.
+ */
+static int rswap_rdma_store_page(struct rswap_dev *dev, u64 off,
+				 struct page *page)
+{
+	struct rswap_page_io io[RSWAP_MAX_COPIES];
+	unsigned long posted = 0, ok = 0, missed = 0;
+	int first = -ENOTCONN;
+	bool skipped = false;
+	struct rswap_sess *sess = NULL;
 	struct rswap_place *place;
-	struct rswap_page_io io;
-	struct scatterlist sg;
-	struct ib_sge sge;
-	unsigned int tries;
+	struct rswap_slot *slot;
+	unsigned int r, nr;
 	u64 chunk_off;
 	int ret;
 
-	for (tries = 0; tries < RSWAP_PAGE_TRIES; tries++) {
-		sg_init_table(&sg, 1);
-		sg_set_page(&sg, page, PAGE_SIZE, 0);
-		memset(&io.req, 0, sizeof(io.req));
-		io.req.cqe.done = rswap_page_io_done;
-		io.req.sg = &sg;
-		io.req.sge = &sge;
-		io.req.nents = 1;
-		io.req.write = write;
-		io.status = IB_WC_WR_FLUSH_ERR;	/* until a completion says */
-		init_completion(&io.done);
-
-		rcu_read_lock();
-		place = rswap_rdma_route(dev, &io.req, off, PAGE_SIZE,
-					 &chunk_off, &ret);
-		if (place && write && place->move) {
-			place = NULL;
-			ret = -EBUSY;
+	rcu_read_lock();
+	place = rswap_rdma_route(dev, off, PAGE_SIZE, &chunk_off, &slot, &sess,
+				 &ret);
+	if (place && place->move) {
+		place = NULL;
+		ret = -EBUSY;
+	}
+	if (!place) {
+		rcu_read_unlock();
+		rswap_rdma_count_refusal(dev, sess, true, ret, off, PAGE_SIZE);
+		return ret;
+	}
+	/*
+	 * Ours until the stale marks and dirty pages are set: a resync
+	 * waits for every request of the placement before it looks.
+	 */
+	atomic_inc(&place->inflight);
+	nr = place->nr;
+	for (r = 0; r < nr; r++) {
+		if (test_bit(r, &slot->stale)) {
+			skipped = true;
+			continue;
 		}
-		if (place) {
-			atomic_inc(&place->inflight);
-			ret = rswap_rdma_post_rep(dev, &io.req, &place->rep[0],
-						  chunk_off,
-						  raw_smp_processor_id());
-			if (ret)
-				rswap_place_put(dev, place);
+		rswap_page_post(dev, &io[r], page, true, place, r, chunk_off);
+		if (!io[r].ret) {
+			posted |= BIT(r);
+			continue;
+		}
+		/* Queue full on the first copy refused: retry, as before. */
+		if (!missed && io[r].ret == -EBUSY)
+			first = -EBUSY;
+		missed |= BIT(r);
+	}
+	rcu_read_unlock();
+	/* No copy reachable now: the page goes to the swap device. */
+	if (!posted) {
+		ret = first;
+		goto out_put;
+	}
+	for_each_set_bit(r, &posted, nr) {
+		if (rswap_page_wait(dev, &io[r], place, off))
+			ok |= BIT(r);
+		else
+			missed |= BIT(r);
+	}
+	if (!ok) {
+		rswap_count_err(dev, RSWAP_ERR_IO);
+		ret = -EIO;
+		goto out_put;
+	}
+	if (missed || skipped)
+		rswap_slot_dirty(&dev->core, slot, chunk_off, PAGE_SIZE);
+	for_each_set_bit(r, &missed, nr)
+		rswap_copy_stale(dev, slot, r);
+	for_each_set_bit(r, &ok, nr) {
+		atomic64_inc(&io[r].req.sess->writes);
+		atomic64_add(PAGE_SIZE, &io[r].req.sess->bytes_written);
+	}
+	ret = 0;
+out_put:
+	rswap_place_put(dev, place);
+	return ret;
+}
+
+/*
+ * Sleeps.  A frontswap load from one copy in sync, re-issued on another
+ * one if it fails; it waits for a reconnect (up to fail_io_tmo) only
+ * when no copy in sync is LIVE.
+ */
+static int rswap_rdma_load_page(struct rswap_dev *dev, u64 off,
+				struct page *page)
+{
+	struct rswap_sess *sess = NULL;
+	struct rswap_page_io io;
+	struct rswap_place *place;
+	struct rswap_slot *slot;
+	unsigned int tries;
+	bool failed = false;
+	u64 chunk_off, t0;
+	int ret, r;
+
+	io.status = IB_WC_WR_FLUSH_ERR;
+	t0 = ktime_get_ns();
+	for (tries = 0; tries < RSWAP_PAGE_TRIES * RSWAP_MAX_COPIES; tries++) {
+		rcu_read_lock();
+		place = rswap_rdma_route(dev, off, PAGE_SIZE, &chunk_off, &slot,
+					 &sess, &ret);
+		r = place ? rswap_read_pick(slot, place,
+					    raw_smp_processor_id(), &sess) :
+			    ret;
+		if (r >= 0) {
+			rswap_page_post(dev, &io, page, false, place, r,
+					chunk_off);
+			r = io.ret;
 		}
 		rcu_read_unlock();
-		if (ret == -EAGAIN) {
-			if (write)
-				return -ENOTCONN;
-			ret = rswap_sess_wait_ready(io.req.sess);
-			/* Back, or the chunk is elsewhere now (moved, idle). */
-			if (!ret || rswap_rdma_first_sess(dev, off) != io.req.sess)
-				continue;
+		if (r == -EAGAIN) {
+			/* Back, down for good, or the chunk is elsewhere now. */
+			rswap_sess_wait_ready(sess);
+			continue;
 		}
-		if (ret) {
-			rswap_rdma_count_refusal(dev, &io.req, ret, off,
+		if (r) {
+			rswap_rdma_count_refusal(dev, sess, false, r, off,
 						 PAGE_SIZE);
-			return ret;
+			return r;
 		}
-		wait_for_completion_io(&io.done);
-		rswap_rdma_unmap(&io.req);
-		rswap_place_put(dev, place);
-		if (io.status == IB_WC_SUCCESS)
+		if (rswap_page_wait(dev, &io, place, off))
 			break;
-		if (io.status != IB_WC_WR_FLUSH_ERR) {
-			atomic64_inc(&io.req.sess->errors);
-			rswap_sess_err_rl(io.req.sess, "%s of a page at %llu: %s; reconnecting\n",
-					  write ? "WRITE" : "READ", off,
-					  ib_wc_status_msg(io.status));
-		}
-		rswap_sess_error_recovery(io.req.sess);
-		if (write)
-			break;
+		failed = true;
 	}
-	if (io.status != IB_WC_SUCCESS ||
-	    (!write && rswap_inject_read_error(dev))) {
+	if (io.status != IB_WC_SUCCESS || rswap_inject_read_error(dev)) {
 		rswap_count_err(dev, RSWAP_ERR_IO);
 		return -EIO;
 	}
-	if (write) {
-		atomic64_inc(&io.req.sess->writes);
-		atomic64_add(PAGE_SIZE, &io.req.sess->bytes_written);
-	} else {
-		atomic64_inc(&io.req.sess->reads);
-		atomic64_add(PAGE_SIZE, &io.req.sess->bytes_read);
-	}
+	if (failed)
+		rswap_failover_done(dev, t0);
+	atomic64_inc(&io.req.sess->reads);
+	atomic64_add(PAGE_SIZE, &io.req.sess->bytes_read);
 	return 0;
+}
+
+static int rswap_rdma_rw_page(struct rswap_dev *dev, u64 off,
+			      struct page *page, bool write)
+{
+	return write ? rswap_rdma_store_page(dev, off, page) :
+		       rswap_rdma_load_page(dev, off, page);
 }
 
 const struct rswap_backend_ops rswap_rdma_ops = {

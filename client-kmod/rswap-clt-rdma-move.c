@@ -207,23 +207,82 @@ static bool rswap_move_win_idle(struct rswap_move *mv, u32 win)
 /* ---- copying ------------------------------------------------------------------- */
 
 /*
- * Any context.  Post an operation's READ (from the old copy, rep 0) or
- * WRITE (to the new one, rep 1) at its offset.  0 or -errno (nothing
- * posted), as rswap_rdma_post_rep().
+ * Any context.  Post an operation's READ (from the source copy) or WRITE
+ * (to the target) at its offset.  0 or -errno (nothing posted), as
+ * rswap_rdma_post_rep().
  */
-static int rswap_move_post(struct rswap_move_op *op, unsigned int r)
+static int rswap_move_post(struct rswap_move_op *op, bool write)
 {
 	struct rswap_move *mv = op->move;
 	struct rswap_slot *slot = &mv->dev->core.slots[mv->slot];
+	struct rswap_place *place;
 	int ret;
 
-	op->req.write = r == 1;
+	op->req.write = write;
 	rcu_read_lock();
+	place = rcu_dereference(slot->place);
 	ret = rswap_rdma_post_rep(mv->dev, &op->req,
-				  &rcu_dereference(slot->place)->rep[r],
+				  &place->rep[write ? place->nr :
+						      READ_ONCE(mv->src)],
 				  op->off, 0);
 	rcu_read_unlock();
 	return ret;
+}
+
+/*
+ * Under rcu_read_lock() or map_lock.  A copy in sync the move can read
+ * from: the one it replaces if that is LIVE, else another LIVE one, else
+ * one reconnecting, else one down; -1 if none is in sync.
+ */
+static int rswap_move_pick_src(struct rswap_move *mv, struct rswap_slot *slot,
+			       struct rswap_place *place)
+{
+	unsigned long stale = READ_ONCE(slot->stale);
+	int r, rank, best = -1, best_rank = 4;
+
+	for (r = 0; r < place->nr; r++) {
+		if (stale & BIT(r))
+			continue;
+		switch (rswap_sess_state(place->rep[r].sess)) {
+		case RSWAP_SESS_LIVE:
+			rank = r == mv->from ? 0 : 1;
+			break;
+		case RSWAP_SESS_CONNECTING:
+		case RSWAP_SESS_RECONNECTING:
+			rank = 2;
+			break;
+		default:
+			rank = 3;
+			break;
+		}
+		if (rank < best_rank) {
+			best = r;
+			best_rank = rank;
+		}
+	}
+	return best;
+}
+
+/*
+ * Sleeps.  Before a window is copied: the source must still be in sync
+ * (a write it missed would be copied over a newer one on the target);
+ * else read from another copy.  0, or -errno with the move failed.
+ */
+static int rswap_move_check_src(struct rswap_move *mv, struct rswap_slot *slot)
+{
+	int src;
+
+	if (!test_bit(mv->src, &slot->stale))
+		return 0;
+	rcu_read_lock();
+	src = rswap_move_pick_src(mv, slot, rcu_dereference(slot->place));
+	rcu_read_unlock();
+	if (src < 0) {
+		rswap_move_fail(mv, -EIO, "no copy in sync is left to copy from");
+		return -EIO;
+	}
+	WRITE_ONCE(mv->src, src);
+	return 0;
 }
 
 /* Softirq (CQ): one step (READ or WRITE) of a copy operation ended. */
@@ -247,7 +306,7 @@ static void rswap_move_op_done(struct ib_cq *cq, struct ib_wc *wc)
 		WRITE_ONCE(mv->op_target, write);
 		WRITE_ONCE(mv->ops_stop, true);
 	} else if (!write && !READ_ONCE(mv->ops_stop) &&
-		   rswap_move_post(op, 1)) {
+		   rswap_move_post(op, true)) {
 		/* The READ succeeded: WRITE the same pages to the new copy. */
 		WRITE_ONCE(mv->op_error, -EIO);
 		WRITE_ONCE(mv->op_target, true);
@@ -260,16 +319,47 @@ static void rswap_move_op_done(struct ib_cq *cq, struct ib_wc *wc)
 }
 
 /*
- * Sleeps.  Copy one window: every operation READs its pages from the old
- * copy and, from that READ's completion, WRITEs them to the new one.  0,
- * -EAGAIN (the old copy's session is reconnecting, or a READ failed: try
- * the window again once it is back), or another -errno with the move
- * failed.
+ * The pages operation k of window win copies: all of its share of the
+ * window, or for a resync the span from its first to its last dirty
+ * page (0 pages: nothing to copy).  *first: the window page it starts at.
  */
-static int rswap_move_copy(struct rswap_move *mv, u32 win)
+static unsigned int rswap_move_op_span(struct rswap_move *mv,
+				       struct rswap_slot *slot, u32 win,
+				       unsigned int k, unsigned int *first)
 {
 	unsigned int op_pages = mv->nr_pages / RSWAP_MOVE_WRS;
-	unsigned int k, p;
+	unsigned long base = ((unsigned long)win << mv->win_shift >>
+			      PAGE_SHIFT) + k * op_pages;
+	unsigned long lo, hi, p;
+
+	*first = k * op_pages;
+	if (!mv->resync)
+		return op_pages;
+	lo = find_next_bit(slot->dirty, base + op_pages, base);
+	if (lo >= base + op_pages)
+		return 0;
+	for (hi = lo, p = lo; p < base + op_pages; p++) {
+		if (test_bit(p, slot->dirty)) {
+			hi = p;
+			mv->dirty_pages++;
+		}
+	}
+	*first += lo - base;
+	return hi - lo + 1;
+}
+
+/*
+ * Sleeps.  Copy one window: every operation READs its pages from the
+ * source copy and, from that READ's completion, WRITEs them to the
+ * target.  0, -EAGAIN (the source's session is reconnecting, or a READ
+ * failed: try the window again once a source is back), or another
+ * -errno with the move failed.
+ */
+static int rswap_move_copy(struct rswap_move *mv, struct rswap_slot *slot,
+			   u32 win)
+{
+	unsigned int k, p, n, first;
+	u64 bytes = 0;
 	int ret = 0;
 
 	mv->op_error = 0;
@@ -278,20 +368,23 @@ static int rswap_move_copy(struct rswap_move *mv, u32 win)
 	for (k = 0; k < RSWAP_MOVE_WRS; k++) {
 		struct rswap_move_op *op = &mv->ops[k];
 
-		op->off = ((u64)win << mv->win_shift) +
-			  (u64)k * op_pages * PAGE_SIZE;
-		sg_init_table(op->sg, op_pages);
-		for (p = 0; p < op_pages; p++)
-			sg_set_page(&op->sg[p], mv->pages[k * op_pages + p],
+		n = rswap_move_op_span(mv, slot, win, k, &first);
+		if (!n)
+			continue;
+		op->off = ((u64)win << mv->win_shift) + (u64)first * PAGE_SIZE;
+		sg_init_table(op->sg, n);
+		for (p = 0; p < n; p++)
+			sg_set_page(&op->sg[p], mv->pages[first + p],
 				    PAGE_SIZE, 0);
 		op->move = mv;
 		op->req.cqe.done = rswap_move_op_done;
 		op->req.sg = op->sg;
 		op->req.sge = op->sge;
-		op->req.nents = op_pages;
+		op->req.nents = n;
+		bytes += (u64)n * PAGE_SIZE;
 		for (;;) {
 			atomic_inc(&mv->ops_left);
-			ret = rswap_move_post(op, 0);
+			ret = rswap_move_post(op, false);
 			if (!ret)
 				break;
 			atomic_dec(&mv->ops_left);
@@ -308,6 +401,8 @@ static int rswap_move_copy(struct rswap_move *mv, u32 win)
 		wait_event(mv->wq, !atomic_read(&mv->ops_left));
 	if (!ret && READ_ONCE(mv->op_error))
 		ret = READ_ONCE(mv->op_target) ? -EIO : -EAGAIN;
+	if (!ret)
+		atomic64_add(bytes, &mv->copied);
 	if (ret == -EIO)
 		rswap_move_fail(mv, -EIO, "a copy write to the target failed");
 	if (ret == -ENOTCONN)
@@ -320,27 +415,47 @@ static int rswap_move_copy(struct rswap_move *mv, u32 win)
 static int rswap_move_window(struct rswap_move *mv, struct rswap_slot *slot,
 			     u32 win)
 {
+	unsigned long first = (unsigned long)win << mv->win_shift >> PAGE_SHIFT;
+	struct rswap_place *place;
 	struct rswap_sess *from;
 	unsigned int tries;
-	int ret;
+	int ret, src;
 
+	/*
+	 * A resync skips a window nothing was written to while its copy was
+	 * stale: every write since went to the copy too.
+	 */
+	if (mv->resync &&
+	    find_next_bit(slot->dirty, first + mv->nr_pages, first) >=
+	    first + mv->nr_pages)
+		return rswap_move_error(mv);
 	rswap_move_set_win(mv, win);
 	wait_event(mv->wq, rswap_move_win_idle(mv, win));
 	for (tries = 0; tries < RSWAP_MOVE_TRIES; tries++) {
 		if (rswap_move_error(mv))
 			break;
 		if (READ_ONCE(slot->lost)) {
-			rswap_move_fail(mv, -EIO, "the old copy was lost");
+			rswap_move_fail(mv, -EIO, "every copy was lost");
 			break;
 		}
-		ret = rswap_move_copy(mv, win);
+		if (rswap_move_check_src(mv, slot))
+			break;
+		ret = rswap_move_copy(mv, slot, win);
 		if (ret == -EAGAIN) {
+			/* Read from another copy in sync, or wait for one. */
 			rcu_read_lock();
-			from = rcu_dereference(slot->place)->rep[0].sess;
+			place = rcu_dereference(slot->place);
+			src = rswap_move_pick_src(mv, slot, place);
+			from = src < 0 ? NULL : place->rep[src].sess;
 			rcu_read_unlock();
+			if (src < 0) {
+				rswap_move_fail(mv, -EIO, "no copy in sync is left to copy from");
+				break;
+			}
+			WRITE_ONCE(mv->src, src);
 			if (rswap_sess_wait_ready(from))
 				rswap_move_fail(mv, -ENOTCONN,
-						"the old copy's poold is down past fail_io_tmo");
+						"the source copy's poold is down past fail_io_tmo");
 			continue;
 		}
 		break;
@@ -414,6 +529,33 @@ static void rswap_move_end(struct rswap_move *mv, struct rswap_slot *slot,
 	rswap_move_set_win(mv, RSWAP_MOVE_NO_WIN);
 }
 
+/*
+ * Under map_lock, no write in flight.  The switch: the target takes the
+ * place of the copy it replaces, in sync.  With no copy stale any more,
+ * the pages written meanwhile are forgotten.
+ */
+static void rswap_move_switch(struct rswap_move *mv, struct rswap_slot *slot,
+			      struct rswap_place *moving,
+			      struct rswap_place *next)
+{
+	struct rswap_rdma *rdma = mv->dev->rdma;
+
+	next->rep[mv->from] = moving->rep[moving->nr];
+	clear_bit(mv->from, &slot->gone);
+	clear_bit(mv->from, &slot->stale);
+	if (slot->dirty && !(READ_ONCE(slot->stale) &
+			     rswap_copies_mask(moving->nr)))
+		bitmap_zero(slot->dirty,
+			    mv->dev->core.chunk_size >> PAGE_SHIFT);
+	if (mv->resync)
+		return;
+	next->epoch = mv->epoch;
+	rdma->epoch = mv->epoch;
+}
+
+static void rswap_resync_done(struct rswap_dev *dev, struct rswap_move *mv,
+			      bool switched);
+
 static void rswap_move_work(struct work_struct *work)
 {
 	struct rswap_rdma *rdma = container_of(work, struct rswap_rdma,
@@ -427,25 +569,36 @@ static void rswap_move_work(struct work_struct *work)
 	bool switched = false;
 	unsigned int noio;
 	u32 win;
+	int src;
 
 	noio = memalloc_noio_save();
-	if (rswap_move_reach(mv, mv->to_poold))
+	if (!mv->resync && rswap_move_reach(mv, mv->to_poold))
 		goto out_done;
 
-	/* 2. Writes to both copies from now on. */
+	/* 2. Writes to the copies and the target from now on. */
 	mutex_lock(&rdma->map_lock);
 	cur = rswap_slot_place(dev, slot);
-	moving = rswap_place_alloc(cur);
+	src = rswap_move_pick_src(mv, slot, cur);
+	moving = src < 0 ? NULL : rswap_place_alloc(cur);
 	if (!moving) {
 		mutex_unlock(&rdma->map_lock);
-		rswap_move_fail(mv, -ENOMEM, "out of memory");
+		if (src < 0)
+			rswap_move_fail(mv, -EIO, "no copy in sync to copy from");
+		else
+			rswap_move_fail(mv, -ENOMEM, "out of memory");
 		goto out_done;
 	}
-	moving->nr = 2;
-	moving->rep[1].sess = mv->to;
-	moving->rep[1].handle = mv->to_handle;
-	moving->rep[1].addr = mv->to_addr;
-	moving->rep[1].rkey = mv->to_rkey;
+	mv->src = src;
+	if (mv->resync) {
+		/* The stale copy itself, as its session has it now. */
+		mv->to = cur->rep[mv->from].sess;
+		moving->rep[cur->nr] = cur->rep[mv->from];
+	} else {
+		moving->rep[cur->nr].sess = mv->to;
+		moving->rep[cur->nr].handle = mv->to_handle;
+		moving->rep[cur->nr].addr = mv->to_addr;
+		moving->rep[cur->nr].rkey = mv->to_rkey;
+	}
 	moving->move = mv;
 	mv->copy_started = jiffies;
 	rswap_place_replace(dev, slot, moving);
@@ -454,7 +607,6 @@ static void rswap_move_work(struct work_struct *work)
 	for (win = 0; win < mv->nwin; win++) {
 		if (rswap_move_window(mv, slot, win))
 			break;
-		atomic64_add(1ull << mv->win_shift, &mv->copied);
 		if (READ_ONCE(rdma->move_delay_ms))
 			msleep(READ_ONCE(rdma->move_delay_ms));
 	}
@@ -467,29 +619,30 @@ static void rswap_move_work(struct work_struct *work)
 	rswap_move_set_win(mv, RSWAP_MOVE_ALL_WIN);
 	wait_event(mv->wq, rswap_move_win_idle(mv, RSWAP_MOVE_ALL_WIN));
 	mutex_lock(&rdma->map_lock);
-	/* Keep writing both copies until memory is back: nothing is lost. */
+	/* Keep writing the target too until memory is back: nothing is lost. */
 	while (!(next = rswap_place_alloc(rswap_slot_place(dev, slot)))) {
 		mutex_unlock(&rdma->map_lock);
 		msleep(20);
 		mutex_lock(&rdma->map_lock);
 	}
 	moving = rswap_slot_place(dev, slot);
-	next->nr = 1;
 	if (!rswap_move_error(mv)) {
-		from = moving->rep[0].sess;
-		next->rep[0] = moving->rep[1];
-		next->epoch = mv->epoch;
-		rdma->epoch = mv->epoch;
+		from = moving->rep[mv->from].sess;
+		rswap_move_switch(mv, slot, moving, next);
 		switched = true;
 	}
 	rswap_move_end(mv, slot, next);
 	/* Nothing of ours left on a poold: let its session go idle. */
-	if (switched && !rswap_sess_chunks(from))
+	if (switched && !mv->resync && !rswap_sess_chunks(from))
 		rswap_sess_error_recovery(from);
-	if (!switched && !rswap_sess_chunks(mv->to))
+	if (!switched && !mv->resync && !rswap_sess_chunks(mv->to))
 		rswap_sess_error_recovery(mv->to);
 
 out_done:
+	if (mv->resync) {
+		rswap_resync_done(dev, mv, switched);
+		goto out_free;
+	}
 	if (switched) {
 		atomic64_inc(&rdma->moves_done);
 		atomic64_add(dev->core.chunk_size, &rdma->bytes_moved);
@@ -511,11 +664,15 @@ out_done:
 	done.reason = switched ? NULL : mv->reason;
 	rswap_coord_move_done(dev, &done);
 
+out_free:
 	mutex_lock(&rdma->map_lock);
 	rdma->move = NULL;
 	mutex_unlock(&rdma->map_lock);
 	rswap_move_free(mv);
 	memalloc_noio_restore(noio);
+	/* Another stale copy may be waiting. */
+	if (dev->core.replicas > 1)
+		rswap_resync_kick(dev);
 }
 
 /* ---- start, cancel ------------------------------------------------------------- */
@@ -525,7 +682,7 @@ void rswap_move_init(struct rswap_rdma *rdma)
 	INIT_WORK(&rdma->move_work, rswap_move_work);
 }
 
-static int rswap_move_alloc_buffers(struct rswap_move *mv)
+static int rswap_move_alloc_buffers(struct rswap_move *mv, gfp_t gfp)
 {
 	struct rswap_dev *dev = mv->dev;
 	unsigned int op_pages, i;
@@ -544,15 +701,77 @@ static int rswap_move_alloc_buffers(struct rswap_move *mv)
 	mv->win_shift = ilog2(win_bytes);
 	mv->nwin = dev->core.chunk_size >> mv->win_shift;
 	mv->nr_pages = op_pages * RSWAP_MOVE_WRS;
-	mv->writes = kvcalloc(mv->nwin, sizeof(*mv->writes), GFP_KERNEL);
-	mv->pages = kcalloc(mv->nr_pages, sizeof(*mv->pages), GFP_KERNEL);
-	mv->ops = kvcalloc(RSWAP_MOVE_WRS, sizeof(*mv->ops), GFP_KERNEL);
+	mv->writes = kvcalloc(mv->nwin, sizeof(*mv->writes), gfp);
+	mv->pages = kcalloc(mv->nr_pages, sizeof(*mv->pages), gfp);
+	mv->ops = kvcalloc(RSWAP_MOVE_WRS, sizeof(*mv->ops), gfp);
 	if (!mv->writes || !mv->pages || !mv->ops)
 		return -ENOMEM;
 	for (i = 0; i < mv->nr_pages; i++) {
-		mv->pages[i] = alloc_page(GFP_KERNEL);
+		mv->pages[i] = alloc_page(gfp);
 		if (!mv->pages[i])
 			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Sleeps.  A move of slot with its copy buffers, or NULL. */
+static struct rswap_move *rswap_move_alloc(struct rswap_dev *dev, u32 slot,
+					   gfp_t gfp)
+{
+	struct rswap_move *mv;
+
+	mv = kzalloc(sizeof(*mv), gfp);
+	if (!mv)
+		return NULL;
+	mv->dev = dev;
+	mv->slot = slot;
+	spin_lock_init(&mv->lock);
+	mv->win = RSWAP_MOVE_NO_WIN;
+	INIT_LIST_HEAD(&mv->held);
+	init_waitqueue_head(&mv->wq);
+	mv->started = jiffies;
+	if (rswap_move_alloc_buffers(mv, gfp)) {
+		rswap_move_free(mv);
+		return NULL;
+	}
+	return mv;
+}
+
+/*
+ * Under map_lock.  Can the move a MoveChunk asks for start?  0 with
+ * mv->from set (the copy it replaces), or -errno with *why set.
+ */
+static int rswap_move_check(struct rswap_dev *dev, struct rswap_move *mv,
+			    struct rswap_place *place, const char **why)
+{
+	struct rswap_slot *slot = &dev->core.slots[mv->slot];
+	unsigned int r;
+
+	if (dev->rdma->move) {
+		*why = "another move or a resync is under way";
+		return -EBUSY;
+	}
+	if (READ_ONCE(slot->lost)) {
+		*why = "the slot is lost";
+		return -EIO;
+	}
+	for (r = 0; r < place->nr; r++)
+		if (place->rep[r].handle == mv->from_handle)
+			break;
+	if (r == place->nr) {
+		*why = "the client has no copy of the slot with that handle";
+		return -ESTALE;
+	}
+	mv->from = r;
+	if (mv->epoch <= dev->rdma->epoch) {
+		*why = "the move's epoch is not newer than the client's map";
+		return -ESTALE;
+	}
+	for (r = 0; r < place->nr; r++) {
+		if (!strcmp(place->rep[r].sess->addr_str, mv->to_poold)) {
+			*why = "the target poold holds a copy of the slot already";
+			return -EINVAL;
+		}
 	}
 	return 0;
 }
@@ -583,60 +802,130 @@ int rswap_move_start(struct rswap_dev *dev, const struct rswap_pb_env *env,
 		*why = "bad target poold address or handle";
 		return -EINVAL;
 	}
-	mv = kzalloc(sizeof(*mv), GFP_KERNEL);
+	mv = rswap_move_alloc(dev, env->move.slot, GFP_KERNEL);
 	if (!mv) {
-		*why = "out of memory";
+		*why = "out of memory for the copy buffers";
 		return -ENOMEM;
 	}
-	mv->dev = dev;
-	mv->slot = env->move.slot;
 	mv->epoch = env->move.epoch;
 	mv->from_handle = env->move.from_handle;
 	mv->to_handle = env->move.to_handle;
 	strscpy(mv->to_poold, env->move.to_poold, sizeof(mv->to_poold));
-	spin_lock_init(&mv->lock);
-	mv->win = RSWAP_MOVE_NO_WIN;
-	INIT_LIST_HEAD(&mv->held);
-	init_waitqueue_head(&mv->wq);
-	mv->started = jiffies;
-	ret = rswap_move_alloc_buffers(mv);
-	if (ret) {
-		*why = "out of memory for the copy buffers";
-		goto out_free;
-	}
 
 	mutex_lock(&rdma->map_lock);
 	place = rswap_slot_place(dev, &dev->core.slots[mv->slot]);
-	if (rdma->move) {
-		*why = "another move is under way";
-		ret = -EBUSY;
-	} else if (READ_ONCE(dev->core.slots[mv->slot].lost)) {
-		*why = "the slot is lost";
-		ret = -EIO;
-	} else if (place->rep[0].handle != mv->from_handle) {
-		*why = "the client uses another chunk for the slot";
-		ret = -ESTALE;
-	} else if (mv->epoch <= rdma->epoch) {
-		*why = "the move's epoch is not newer than the client's map";
-		ret = -ESTALE;
-	} else if (!strcmp(place->rep[0].sess->addr_str, mv->to_poold)) {
-		*why = "the target is the poold the chunk is on";
-		ret = -EINVAL;
-	} else {
+	ret = rswap_move_check(dev, mv, place, why);
+	if (!ret)
 		rdma->move = mv;
-	}
 	mutex_unlock(&rdma->map_lock);
-	if (ret)
-		goto out_free;
+	if (ret) {
+		rswap_move_free(mv);
+		return ret;
+	}
 	rswap_info(dev, "moving slot %u from poold %s to %s (epoch %llu)\n",
-		   mv->slot, place->rep[0].sess->addr_str, mv->to_poold,
+		   mv->slot, place->rep[mv->from].sess->addr_str, mv->to_poold,
 		   mv->epoch);
 	rswap_rdma_queue_work(&rdma->move_work);
 	return 0;
+}
 
-out_free:
-	rswap_move_free(mv);
-	return ret;
+/*
+ * Any context.  Look for a stale copy worth bringing back in place: its
+ * memory is still there (not gone) and its session is LIVE again, and a
+ * copy in sync exists to read from.  The slot and copy, or false.
+ */
+static bool rswap_resync_find(struct rswap_dev *dev, u32 *slotp,
+			      unsigned int *copy)
+{
+	struct rswap_core *core = &dev->core;
+	u32 i;
+	unsigned int r;
+
+	for (i = 0; i < core->nslots; i++) {
+		struct rswap_slot *slot = &core->slots[i];
+		struct rswap_place *place = rswap_slot_place(dev, slot);
+		unsigned long stale = READ_ONCE(slot->stale) &
+				      ~READ_ONCE(slot->gone) &
+				      rswap_copies_mask(place->nr);
+
+		if (!stale || READ_ONCE(slot->lost) ||
+		    stale == rswap_copies_mask(place->nr))
+			continue;
+		for_each_set_bit(r, &stale, place->nr) {
+			if (rswap_sess_state(place->rep[r].sess) ==
+			    RSWAP_SESS_LIVE) {
+				*slotp = i;
+				*copy = r;
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
+/*
+ * Sleeps (GFP_NOIO).  Start bringing back one stale copy whose poold is
+ * reachable again, if no move runs: only the pages written while it was
+ * stale are copied to it, from a copy in sync.  Called after every
+ * heartbeat, after a move, and when a session comes back.
+ */
+void rswap_resync_kick(struct rswap_dev *dev)
+{
+	struct rswap_rdma *rdma = dev->rdma;
+	struct rswap_move *mv = NULL;
+	unsigned int copy;
+	u32 slot;
+
+	if (!rswap_rdma_ready(rdma) || dev->core.replicas < 2)
+		return;
+	mutex_lock(&rdma->map_lock);
+	if (rdma->move || !rswap_resync_find(dev, &slot, &copy))
+		goto out_unlock;
+	mutex_unlock(&rdma->map_lock);
+	mv = rswap_move_alloc(dev, slot, GFP_NOIO);
+	if (!mv)
+		return;
+	mutex_lock(&rdma->map_lock);
+	/* Looked again: the map may have changed while we allocated. */
+	if (rdma->move || !rswap_resync_find(dev, &slot, &copy) ||
+	    slot != mv->slot)
+		goto out_unlock;
+	mv->resync = true;
+	mv->from = copy;
+	mv->to_found = true;
+	mv->from_handle = rswap_slot_place(dev,
+					   &dev->core.slots[slot])->rep[copy].handle;
+	mv->to_handle = mv->from_handle;
+	strscpy(mv->to_poold,
+		rswap_slot_place(dev, &dev->core.slots[slot])->rep[copy].sess->addr_str,
+		sizeof(mv->to_poold));
+	rdma->move = mv;
+	mv = NULL;
+	rswap_rdma_queue_work(&rdma->move_work);
+out_unlock:
+	mutex_unlock(&rdma->map_lock);
+	if (mv)
+		rswap_move_free(mv);
+}
+
+/* The move work: a resync ended, either way; the stale list tells. */
+static void rswap_resync_done(struct rswap_dev *dev, struct rswap_move *mv,
+			      bool switched)
+{
+	struct rswap_rdma *rdma = dev->rdma;
+
+	if (!switched) {
+		rswap_warn(dev, "resync of copy %u of slot %u on poold %s failed: %s; it stays stale\n",
+			   mv->from, mv->slot, mv->to_poold, mv->reason);
+		return;
+	}
+	atomic64_inc(&rdma->resyncs);
+	atomic64_add(mv->dirty_pages, &rdma->resync_pages);
+	atomic64_add(atomic64_read(&mv->copied), &rdma->resync_bytes);
+	rswap_info(dev, "copy %u of slot %u on poold %s is in sync again: %llu dirty pages, %lld bytes copied in %u ms\n",
+		   mv->from, mv->slot, mv->to_poold, mv->dirty_pages,
+		   (long long)atomic64_read(&mv->copied),
+		   jiffies_to_msecs(jiffies - mv->started));
 }
 
 /* Sleeps.  Module unload: fail a move under way and wait for its end. */
@@ -663,32 +952,51 @@ int rswap_rdma_report(struct rswap_dev *dev, struct rswap_pb_report *rep,
 {
 	struct rswap_rdma *rdma = dev->rdma;
 	struct rswap_core *core = &dev->core;
-	u64 *h = NULL;
+	unsigned int nc = core->replicas;
+	u64 *h = NULL, *copies = NULL, *stale = NULL;
 	u32 *lost = NULL;
-	u32 i, n = 0;
+	u32 i, n = 0, ns = 0;
+	unsigned int r;
 
 	memset(rep, 0, sizeof(*rep));
+	rep->replicas = nc;
 	if (!rswap_rdma_ready(rdma))
 		return -EAGAIN;
 	if (handles) {
 		h = kvcalloc(core->nslots, sizeof(*h), GFP_KERNEL);
-		if (!h)
-			return -ENOMEM;
+		if (nc > 1)
+			copies = kvcalloc((size_t)core->nslots * nc,
+					  sizeof(*copies), GFP_KERNEL);
+		if (!h || (nc > 1 && !copies))
+			goto out_nomem;
 	}
 	if (atomic_read(&rdma->nr_lost)) {
 		lost = kcalloc(RSWAP_PB_MAX_LOST, sizeof(*lost), GFP_KERNEL);
-		if (!lost) {
-			kvfree(h);
-			return -ENOMEM;
-		}
+		if (!lost)
+			goto out_nomem;
+	}
+	if (nc > 1) {
+		stale = kcalloc(RSWAP_PB_MAX_LOST, sizeof(*stale), GFP_KERNEL);
+		if (!stale)
+			goto out_nomem;
 	}
 	mutex_lock(&rdma->map_lock);
 	rep->epoch = rdma->epoch;
 	for (i = 0; i < core->nslots; i++) {
+		struct rswap_slot *slot = &core->slots[i];
+		struct rswap_place *place = rswap_slot_place(dev, slot);
+		unsigned long st = READ_ONCE(slot->stale);
+
+		/* The copy it reads from: the first one in sync. */
 		if (h)
-			h[i] = rswap_slot_place(dev, &core->slots[i])->rep[0].handle;
-		if (lost && n < RSWAP_PB_MAX_LOST &&
-		    READ_ONCE(core->slots[i].lost))
+			h[i] = place->rep[(~st & rswap_copies_mask(place->nr)) ?
+					  __ffs(~st) : 0].handle;
+		for (r = 0; copies && r < place->nr; r++)
+			copies[(size_t)i * nc + r] = place->rep[r].handle;
+		for_each_set_bit(r, &st, place->nr)
+			if (stale && ns < RSWAP_PB_MAX_LOST)
+				stale[ns++] = place->rep[r].handle;
+		if (lost && n < RSWAP_PB_MAX_LOST && READ_ONCE(slot->lost))
 			lost[n++] = i;
 	}
 	if (rdma->move) {
@@ -700,17 +1008,31 @@ int rswap_rdma_report(struct rswap_dev *dev, struct rswap_pb_report *rep,
 	mutex_unlock(&rdma->map_lock);
 	rep->handles = h;
 	rep->nhandles = h ? core->nslots : 0;
+	rep->copy_handles = copies;
+	rep->ncopy_handles = copies ? core->nslots * nc : 0;
 	rep->lost = lost;
 	rep->nlost = n;
+	rep->stale = stale;
+	rep->nstale = ns;
 	return 0;
+
+out_nomem:
+	kvfree(h);
+	kvfree(copies);
+	kfree(lost);
+	return -ENOMEM;
 }
 
 void rswap_rdma_report_free(struct rswap_pb_report *rep)
 {
 	kvfree(rep->handles);
+	kvfree(rep->copy_handles);
 	kfree(rep->lost);
+	kfree(rep->stale);
 	rep->handles = NULL;
+	rep->copy_handles = NULL;
 	rep->lost = NULL;
+	rep->stale = NULL;
 }
 
 const char *rswap_sess_name(const struct rswap_sess *sess)
@@ -721,6 +1043,71 @@ const char *rswap_sess_name(const struct rswap_sess *sess)
 u64 rswap_move_copied(const struct rswap_move *mv)
 {
 	return atomic64_read(&mv->copied);
+}
+
+/*
+ * Failover reads by latency, from their first dispatch to their end: one
+ * "LE_US COUNT" line per bucket that counted any (LE_US: the bucket's
+ * upper bound in microseconds, powers of two).
+ */
+ssize_t rswap_rdma_show_failover_latency(struct rswap_dev *dev, char *buf)
+{
+	unsigned int b;
+	int len = 0;
+	s64 n;
+
+	for (b = 0; dev->rdma && b < RSWAP_LAT_BUCKETS; b++) {
+		n = atomic64_read(&dev->rdma->failover_us[b]);
+		if (n)
+			len += sysfs_emit_at(buf, len, "%llu %lld\n", 1ull << b,
+					     (long long)n);
+	}
+	return len;
+}
+
+bool rswap_move_is_resync(const struct rswap_move *mv)
+{
+	return mv->resync;
+}
+
+/*
+ * Copies: "replicas=N healthy=H degraded=D lost=L stale_copies=S
+ * failover_reads=F stale_marks=M resyncs=R resync_pages=P
+ * resync_bytes=B".  A slot is healthy with every copy in sync, degraded
+ * with fewer, lost with none.
+ */
+ssize_t rswap_rdma_show_replicas(struct rswap_dev *dev, char *buf)
+{
+	struct rswap_rdma *rdma = dev->rdma;
+	u32 i, healthy = 0, degraded = 0, lost = 0, stale = 0;
+	int len;
+
+	if (!rdma)
+		return sysfs_emit(buf, "replicas=1\n");
+	rcu_read_lock();
+	for (i = 0; i < dev->core.nslots; i++) {
+		struct rswap_slot *slot = &dev->core.slots[i];
+		unsigned long st = READ_ONCE(slot->stale) &
+			rswap_copies_mask(rcu_dereference(slot->place)->nr);
+
+		stale += hweight_long(st);
+		if (READ_ONCE(slot->lost))
+			lost++;
+		else if (st)
+			degraded++;
+		else
+			healthy++;
+	}
+	rcu_read_unlock();
+	len = sysfs_emit(buf, "replicas=%u healthy=%u degraded=%u lost=%u stale_copies=%u",
+			 dev->core.replicas, healthy, degraded, lost, stale);
+	len += sysfs_emit_at(buf, len, " failover_reads=%lld stale_marks=%lld",
+			     (long long)atomic64_read(&rdma->failover_reads),
+			     (long long)atomic64_read(&rdma->stale_marks));
+	return len + sysfs_emit_at(buf, len, " resyncs=%lld resync_pages=%lld resync_bytes=%lld\n",
+				   (long long)atomic64_read(&rdma->resyncs),
+				   (long long)atomic64_read(&rdma->resync_pages),
+				   (long long)atomic64_read(&rdma->resync_bytes));
 }
 
 ssize_t rswap_rdma_show_moves(struct rswap_dev *dev, char *buf)

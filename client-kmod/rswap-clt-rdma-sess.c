@@ -179,25 +179,36 @@ int rswap_sess_wait_ready(struct rswap_sess *sess)
 }
 
 /*
- * Process context, under map_lock (the session's connect or reconnect).
- * Every read and write of the slot fails from now on; the coordinator
- * learns it from the next heartbeat (lost_slots).  True if it was not
- * lost before.
+ * Process context, under map_lock (the session's connect or reconnect,
+ * or the map at load).  Copy r of the slot, on sess, lost its memory: it
+ * is stale for good (until the coordinator replaces it).  Once no copy
+ * is in sync, every read and write of the slot fails; the coordinator
+ * learns both from the next heartbeat (stale_handles, lost_slots).  True
+ * if the copy was not gone before.
  */
-bool rswap_slot_mark_lost(struct rswap_sess *sess, struct rswap_slot *slot)
+bool rswap_copy_lost(struct rswap_sess *sess, struct rswap_slot *slot,
+		     unsigned int r)
 {
-	if (READ_ONCE(slot->lost))
+	struct rswap_dev *dev = sess->dev;
+	struct rswap_place *place = rswap_slot_place(dev, slot);
+
+	if (test_and_set_bit(r, &slot->gone))
 		return false;
-	WRITE_ONCE(slot->lost, true);
+	rswap_copy_stale(dev, slot, r);
 	atomic_inc(&sess->lost_slots);
-	atomic_inc(&sess->dev->rdma->nr_lost);
+	if (!READ_ONCE(slot->lost) &&
+	    (READ_ONCE(slot->stale) & rswap_copies_mask(place->nr)) ==
+	    rswap_copies_mask(place->nr)) {
+		WRITE_ONCE(slot->lost, true);
+		atomic_inc(&dev->rdma->nr_lost);
+	}
 	return true;
 }
 
 /*
- * Process context.  Mark every slot whose chunk is on this poold lost,
- * and fail a move to it whose target copy was there before (it is gone);
- * how many were new.
+ * Process context.  Mark every copy of ours on this poold lost, and fail
+ * a move to it whose target copy was there before (it is gone); how
+ * many were new.
  */
 u32 rswap_sess_lose_all(struct rswap_sess *sess)
 {
@@ -209,9 +220,11 @@ u32 rswap_sess_lose_all(struct rswap_sess *sess)
 	for (i = 0; i < core->nslots; i++) {
 		struct rswap_place *place = rswap_slot_place(dev,
 							     &core->slots[i]);
+		unsigned int r;
 
-		if (place->rep[0].sess == sess)
-			n += rswap_slot_mark_lost(sess, &core->slots[i]);
+		for (r = 0; r < place->nr; r++)
+			if (place->rep[r].sess == sess)
+				n += rswap_copy_lost(sess, &core->slots[i], r);
 	}
 	/* A target chunk allocated by the new incarnation is fine. */
 	if (dev->rdma->move && dev->rdma->move->to == sess &&
@@ -369,8 +382,8 @@ static void rswap_sess_reconnect_work(struct work_struct *work)
 		if (sess->no_chunks) {
 			lost = rswap_sess_lose_all(sess);
 			if (lost)
-				rswap_sess_err(sess, "no longer holds chunks for this client: its %u chunks of ours are lost; their pages now fail with I/O errors\n",
-					       lost);
+				rswap_sess_err(sess, "no longer holds chunks for this client: its %u chunks of ours are lost; %s\n",
+					       lost, rswap_lost_effect(sess->dev));
 		}
 		sess->attempts++;
 		delay = rswap_sess_backoff(sess);
@@ -386,6 +399,8 @@ static void rswap_sess_reconnect_work(struct work_struct *work)
 	sess->refresh = false;
 	sess->attempts = 0;
 	rswap_sess_unpark(sess, BLK_STS_OK);
+	/* Copies of ours it missed writes for are brought in sync. */
+	rswap_resync_kick(sess->dev);
 	/* A queue pair that died while we connected was not recovered. */
 	if (!rswap_sess_qps_live(sess))
 		rswap_sess_error_recovery(sess);
@@ -717,6 +732,39 @@ void rswap_rdma_close(struct rswap_dev *dev)
 	rswap_core_free(&dev->core);
 }
 
+/* Sleeps.  The first placement of slot i: its copies, as the map says. */
+static int rswap_rdma_place_slot(struct rswap_dev *dev, u32 i,
+				 const struct rswap_pb_slot *ms, u64 epoch)
+{
+	struct rswap_slot *slot = &dev->core.slots[i];
+	struct rswap_place *place;
+	struct rswap_sess *sess;
+	unsigned int r;
+
+	place = kzalloc(sizeof(*place), GFP_KERNEL);
+	if (!place)
+		return -ENOMEM;
+	place->epoch = epoch;
+	place->nr = ms->ncopies;
+	RCU_INIT_POINTER(slot->place, place);
+	for (r = 0; r < ms->ncopies; r++) {
+		sess = rswap_sess_lookup(dev->rdma, ms->copies[r].poold_addr);
+		if (!sess)
+			sess = rswap_sess_add(dev, ms->copies[r].poold_addr);
+		if (IS_ERR(sess))
+			return PTR_ERR(sess);
+		place->rep[r].sess = sess;
+		place->rep[r].handle = ms->copies[r].handle;
+	}
+	/* The coordinator knows these are gone; no table will list them. */
+	mutex_lock(&dev->rdma->map_lock);
+	for (r = 0; r < ms->ncopies; r++)
+		if (ms->copies[r].lost || ms->lost)
+			rswap_copy_lost(place->rep[r].sess, slot, r);
+	mutex_unlock(&dev->rdma->map_lock);
+	return 0;
+}
+
 /* Sleeps.  The map has passed rswap_pb_check_map(). */
 int rswap_rdma_open(struct rswap_dev *dev, const struct rswap_pb_map *map)
 {
@@ -752,31 +800,16 @@ int rswap_rdma_open(struct rswap_dev *dev, const struct rswap_pb_map *map)
 		goto out_close;
 	}
 
+	dev->core.replicas = dev->cfg.replicas;
+	if (dev->core.replicas > 1) {
+		ret = rswap_core_track_dirty(&dev->core);
+		if (ret)
+			goto out_close;
+	}
 	for (i = 0; i < map->nslots; i++) {
-		const struct rswap_pb_slot *ms = &map->slots[i];
-		struct rswap_place *place;
-		struct rswap_sess *sess;
-
-		sess = rswap_sess_lookup(rdma, ms->poold_addr);
-		if (!sess)
-			sess = rswap_sess_add(dev, ms->poold_addr);
-		if (IS_ERR(sess)) {
-			ret = PTR_ERR(sess);
+		ret = rswap_rdma_place_slot(dev, i, &map->slots[i], map->epoch);
+		if (ret)
 			goto out_close;
-		}
-		place = kzalloc(sizeof(*place), GFP_KERNEL);
-		if (!place) {
-			ret = -ENOMEM;
-			goto out_close;
-		}
-		place->epoch = map->epoch;
-		place->nr = 1;
-		place->rep[0].sess = sess;
-		place->rep[0].handle = ms->handle;
-		RCU_INIT_POINTER(dev->core.slots[i].place, place);
-		/* The coordinator knows it lost; no table will list it. */
-		if (ms->lost)
-			rswap_slot_mark_lost(sess, &dev->core.slots[i]);
 	}
 
 	dev->max_segments = RSWAP_MAX_SEGMENTS;

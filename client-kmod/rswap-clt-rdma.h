@@ -148,6 +148,8 @@ struct rswap_sess {
 	struct rswap_qp qps[];
 };
 
+#define RSWAP_LAT_BUCKETS	32
+
 /* Writes of one window in flight are counted; a window is copied alone. */
 #define RSWAP_MOVE_WRS		16u	/* RDMA ops of a window in flight */
 /* Chunks a poold may list for us beyond those in our map, for a while. */
@@ -156,8 +158,9 @@ struct rswap_sess {
 #define RSWAP_MOVE_ALL_WIN	(U32_MAX - 1)	/* hold every write: switching */
 
 /*
- * One copy operation of a move: up to max_segments pages, READ from the
- * old copy, then (posted from the READ's completion) WRITTEN to the new.
+ * One copy operation of a move: up to max_segments pages, READ from a
+ * copy in sync, then (posted from the READ's completion) WRITTEN to the
+ * target.
  */
 struct rswap_move_op {
 	struct rswap_rdma_req req;
@@ -179,6 +182,14 @@ struct rswap_move {
 	struct rswap_dev *dev;
 	u32 slot;
 	u64 epoch;			/* the map epoch once it commits */
+	unsigned int from;		/* the copy it replaces (index) */
+	unsigned int src;		/* the copy in sync it reads from */
+	/*
+	 * A stale copy brought back in place (ours, not the coordinator's):
+	 * the target is that copy itself, only its dirty pages are copied,
+	 * and the coordinator hears of it from the stale list alone.
+	 */
+	bool resync;
 	u64 from_handle;
 	u64 to_handle;
 	char to_poold[RSWAP_PB_ADDR_MAX];
@@ -200,6 +211,7 @@ struct rswap_move {
 	int error;			/* first failure (-errno), or 0 */
 	char reason[96];		/* ... in words */
 	atomic64_t copied;		/* bytes copied */
+	u64 dirty_pages;		/* resync: pages found dirty */
 	unsigned long started;		/* jiffies */
 	unsigned long copy_started;	/* jiffies: the placement {old, new} */
 
@@ -225,6 +237,14 @@ struct rswap_rdma {
 	atomic64_t moves_done;
 	atomic64_t moves_failed;
 	atomic64_t bytes_moved;
+	/* Copies (replicas > 1), for sysfs "replicas". */
+	atomic64_t failover_reads;	/* reads re-issued on another copy */
+	atomic64_t stale_marks;		/* a copy turned stale */
+	atomic64_t resyncs;		/* stale copies brought back in place */
+	atomic64_t resync_pages;	/* ... dirty pages they took */
+	atomic64_t resync_bytes;	/* ... bytes copied for them */
+	/* Failover reads by latency: bucket b counts < 2^b us, to 2^31. */
+	atomic64_t failover_us[RSWAP_LAT_BUCKETS];
 	/* Sessions are added (a move to a new poold), never removed. */
 	unsigned int nr_sess;		/* smp_store_release() after sess[] */
 	struct rswap_sess *sess[RSWAP_MAX_POOLDS];
@@ -263,6 +283,14 @@ static inline bool rswap_sess_loud(const struct rswap_sess *sess)
 		pr_warn("poold %s: " fmt, __s->addr_str, ##__VA_ARGS__);	\
 } while (0)
 
+/* What losing copies means for their pages, for the message saying so. */
+static inline const char *rswap_lost_effect(const struct rswap_dev *dev)
+{
+	return dev->core.replicas > 1 ?
+	       "the other copies serve their pages until new copies are made" :
+	       "their pages now fail with I/O errors";
+}
+
 /* rswap-clt-rdma-cm.c */
 int rswap_sess_connect(struct rswap_sess *sess);
 u32 rswap_sess_chunks(struct rswap_sess *sess);
@@ -276,7 +304,10 @@ bool rswap_sess_change_state(struct rswap_sess *sess,
 bool rswap_sess_error_recovery(struct rswap_sess *sess);
 bool rswap_sess_park(struct rswap_sess *sess, struct rswap_cmd *cmd);
 int rswap_sess_wait_ready(struct rswap_sess *sess);
-bool rswap_slot_mark_lost(struct rswap_sess *sess, struct rswap_slot *slot);
+bool rswap_copy_lost(struct rswap_sess *sess, struct rswap_slot *slot,
+		     unsigned int r);
+void rswap_copy_stale(struct rswap_dev *dev, struct rswap_slot *slot,
+		      unsigned int r);
 u32 rswap_sess_lose_all(struct rswap_sess *sess);
 const char *rswap_sess_state_name(enum rswap_sess_state state);
 struct rswap_sess *rswap_sess_get(struct rswap_dev *dev, const char *addr);

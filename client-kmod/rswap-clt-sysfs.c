@@ -91,41 +91,57 @@ static ssize_t nr_queues_show(struct device *d, struct device_attribute *attr,
 static DEVICE_ATTR_RO(nr_queues);
 
 /*
- * One line per slot: index, poold, handle, "ok" or "lost" (its poold lost
- * the chunk: its pages fail with I/O errors), and while its chunk moves
- * "moving POOLD HANDLE COPIED/CHUNK_SIZE".  The DRAM backend: "dram".
- * Truncated at PAGE_SIZE.
+ * One line per slot: index, then per copy its poold, handle and "ok",
+ * "stale" (it missed writes: being brought in sync, or replaced) or
+ * "lost" (its poold lost the memory; with one copy the slot's pages fail
+ * with I/O errors), and while its chunk moves "moving POOLD HANDLE
+ * COPIED/CHUNK_SIZE" ("resync" for a stale copy brought back in place).
+ * The DRAM backend: "dram".  Truncated at PAGE_SIZE.
  */
+static const char *rswap_copy_state(const struct rswap_slot *s,
+				    unsigned int r)
+{
+	if (test_bit(r, &s->gone))
+		return "lost";
+	return test_bit(r, &s->stale) ? "stale" : "ok";
+}
+
 static ssize_t chunk_map_show(struct device *d, struct device_attribute *attr,
 			      char *buf)
 {
 	struct rswap_dev *dev = rswap_from_device(d);
-	int len = 0;
+	int len = 0, n = 0;
+	unsigned int r;
 	u32 i;
 
 	for (i = 0; i < dev->core.nslots; i++) {
 		const struct rswap_slot *s = &dev->core.slots[i];
 		const struct rswap_place *p;
-		int n;
 
 		rcu_read_lock();
 		p = rcu_dereference(s->place);
-		if (!p)
+		if (!p) {
 			n = sysfs_emit_at(buf, len, "%u dram %u ok\n", i, i);
-		else if (p->move)
-			n = sysfs_emit_at(buf, len, "%u %s %llu %s moving %s %llu %llu/%llu\n",
-					  i, rswap_sess_name(p->rep[0].sess),
-					  p->rep[0].handle,
-					  READ_ONCE(s->lost) ? "lost" : "ok",
-					  rswap_sess_name(p->rep[1].sess),
-					  p->rep[1].handle,
+			goto next;
+		}
+		n = sysfs_emit_at(buf, len, "%u", i);
+		for (r = 0; n && r < p->nr; r++)
+			n = sysfs_emit_at(buf, len += n, " %s %llu %s",
+					  rswap_sess_name(p->rep[r].sess),
+					  p->rep[r].handle,
+					  p->nr == 1 && READ_ONCE(s->lost) ?
+					  "lost" : rswap_copy_state(s, r));
+		if (n && p->move)
+			n = sysfs_emit_at(buf, len += n, " %s %s %llu %llu/%llu",
+					  rswap_move_is_resync(p->move) ?
+					  "resync" : "moving",
+					  rswap_sess_name(p->rep[p->nr].sess),
+					  p->rep[p->nr].handle,
 					  rswap_move_copied(p->move),
 					  dev->core.chunk_size);
-		else
-			n = sysfs_emit_at(buf, len, "%u %s %llu %s\n", i,
-					  rswap_sess_name(p->rep[0].sess),
-					  p->rep[0].handle,
-					  READ_ONCE(s->lost) ? "lost" : "ok");
+		if (n)
+			n = sysfs_emit_at(buf, len += n, "\n");
+next:
 		rcu_read_unlock();
 		if (!n)
 			break;
@@ -145,6 +161,20 @@ static ssize_t moves_show(struct device *d, struct device_attribute *attr,
 	return rswap_rdma_show_moves(rswap_from_device(d), buf);
 }
 static DEVICE_ATTR_RO(moves);
+
+static ssize_t replicas_show(struct device *d, struct device_attribute *attr,
+			     char *buf)
+{
+	return rswap_rdma_show_replicas(rswap_from_device(d), buf);
+}
+static DEVICE_ATTR_RO(replicas);
+
+static ssize_t failover_latency_show(struct device *d,
+				     struct device_attribute *attr, char *buf)
+{
+	return rswap_rdma_show_failover_latency(rswap_from_device(d), buf);
+}
+static DEVICE_ATTR_RO(failover_latency);
 
 static ssize_t poolds_show(struct device *d, struct device_attribute *attr,
 			   char *buf)
@@ -232,6 +262,8 @@ static struct attribute *rswap_attrs[] = {
 	&dev_attr_nr_queues.attr,
 	&dev_attr_chunk_map.attr,
 	&dev_attr_moves.attr,
+	&dev_attr_replicas.attr,
+	&dev_attr_failover_latency.attr,
 	&dev_attr_poolds.attr,
 	&dev_attr_fail_reads.attr,
 	&dev_attr_coord_state.attr,

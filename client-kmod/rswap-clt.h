@@ -71,6 +71,7 @@ struct rswap_config {
 	unsigned int timeout_ms;		/* each connect/handshake step */
 	unsigned int heartbeat_ms;		/* coordinator session beat */
 	unsigned int fail_io_tmo;		/* s a session may be down before its I/O fails */
+	unsigned int replicas;			/* copies of every chunk, 1..3 */
 };
 
 struct rswap_dev;
@@ -126,26 +127,41 @@ struct rswap_rdma_req {
 	bool write;
 };
 
+struct rswap_cmd;
+
+/* A block request's RDMA operation on one replica of its placement. */
+struct rswap_half {
+	struct rswap_rdma_req req;
+	struct rswap_cmd *cmd;
+	unsigned int rep;		/* index in the placement */
+	struct scatterlist sg[RSWAP_MAX_SEGMENTS];
+	struct ib_sge sge[RSWAP_MAX_SEGMENTS];
+};
+
 /*
- * Per block request state (blk-mq pdu).  A write to a slot whose chunk is
- * moving goes to both copies: req to rep[0], req2 to rep[1]; the request
- * ends when both have (pending).
+ * Per block request state (blk-mq pdu).  A read is one half (half[0], to
+ * the copy it picked); a write has a half per copy in sync and one for a
+ * move's target, half[r] going to replica r.  The request ends when
+ * every half posted has (pending).  cmd_size leaves room for
+ * cfg.replicas + 1 halves.
  */
 struct rswap_cmd {
-	struct rswap_rdma_req req;
-	struct rswap_rdma_req req2;
 	struct rswap_place *place;	/* posted under; counted in its inflight */
-	atomic_t pending;		/* halves posted and not completed */
-	bool failed;			/* req's completion failed: retry it */
+	struct rswap_sess *sess;	/* waited for, or blamed by a timeout */
+	bool write;
+	bool failover;			/* a read re-issued on another copy */
+	u64 t0;				/* ns, first dispatch (replicas > 1) */
+	atomic_t pending;		/* halves posted and not ended, + 1 */
+	unsigned long posted;		/* halves posted, by replica index */
+	unsigned long failed;		/* ... whose completion failed */
+	unsigned long ended;		/* ... whose completion ran */
 	bool counted;			/* in the move's per-window write count */
 	u32 win[2];			/* ... of these windows */
 	/* On its session's parked list, or on a move's held list. */
 	struct list_head park;
 	bool parked;			/* under that list's lock */
-	struct scatterlist sg[RSWAP_MAX_SEGMENTS];
-	struct ib_sge sge[RSWAP_MAX_SEGMENTS];
-	struct scatterlist sg2[RSWAP_MAX_SEGMENTS];
-	struct ib_sge sge2[RSWAP_MAX_SEGMENTS];
+	int nents;			/* of half[0].sg, the request's pages */
+	struct rswap_half half[];
 };
 
 /* The cluster key (rswap-clt-auth.c, rswap_auth.h). */
@@ -235,6 +251,10 @@ int rswap_rdma_report(struct rswap_dev *dev, struct rswap_pb_report *rep,
 void rswap_rdma_report_free(struct rswap_pb_report *rep);
 const char *rswap_sess_name(const struct rswap_sess *sess);
 u64 rswap_move_copied(const struct rswap_move *mv);
+void rswap_resync_kick(struct rswap_dev *dev);
+bool rswap_move_is_resync(const struct rswap_move *mv);
+ssize_t rswap_rdma_show_replicas(struct rswap_dev *dev, char *buf);
+ssize_t rswap_rdma_show_failover_latency(struct rswap_dev *dev, char *buf);
 ssize_t rswap_rdma_show_moves(struct rswap_dev *dev, char *buf);
 
 /* rswap-clt-coord.c */

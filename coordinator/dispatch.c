@@ -43,6 +43,8 @@ struct preq {
 	enum preq_kind kind;
 	struct op *op;		/* NULL once nobody waits: a late reply */
 	struct move *move;	/* a move's target allocation, or NULL */
+	uint32_t op_idx;	/* op: its index in op->preqs */
+	bool replica;		/* OP_HELLO: a replica's allocation */
 	char client_id[RSWAP_ID_MAX + 1];
 	uint32_t slot;
 	uint64_t handle;	/* PREQ_FREE */
@@ -59,8 +61,10 @@ struct op {
 	struct peer *client_peer;	/* NULL if the client went away */
 	uint64_t client_seq;
 	struct client *client;
-	struct preq **preqs;		/* per slot, while outstanding */
-	uint32_t nslots;
+	/* While outstanding, npreqs entries: per slot, and for a replicated
+	 * hello then one per replica (preq.op_idx is the index). */
+	struct preq **preqs;
+	uint32_t npreqs;
 	uint32_t outstanding;
 	uint32_t freed, dropped;	/* OP_RELEASE */
 };
@@ -100,12 +104,21 @@ struct move {
 	uint64_t started_ms;		/* left the queue; 0 queued */
 	struct preq *q;			/* ALLOCATING: the ChunkAlloc */
 	uint64_t job;
+	/*
+	 * replace: a replicated client's move; (from, from_handle) is the
+	 * copy replaced (the slot's own or a replica) and the target takes
+	 * its place.  resync: a re-replication (that copy is lost, on a dead
+	 * poold or long stale; the client copies from an in-sync copy).
+	 */
+	bool replace;
+	bool resync;
 };
 
 #define MOVE_JOBS		16	/* jobs listed, the latest */
 #define MOVES_LISTED		1024	/* ClusterState.moves at most (~120 KiB) */
 #define MOVES_MAX		65536	/* queued and running at most */
 #define LOST_SLOTS_MAX		1024	/* per ClientHello / ClientHeartbeat */
+#define STALE_HANDLES_MAX	1024	/* ... and stale copies */
 
 /* The moves one drain or rebalance request queued. */
 struct move_job {
@@ -160,6 +173,8 @@ struct coord {
 	struct move *moves, **moves_tail;
 	uint32_t nmoves, nactive;	/* all, and past the queue */
 	uint64_t moves_done, moves_failed, bytes_moved;
+	uint64_t rerep_done, rerep_failed;	/* resync moves that ended */
+	uint64_t last_rerep_ms;			/* the reconciler's last look */
 	struct move_job jobs[MOVE_JOBS];	/* ring, newest at jobs_head - 1 */
 	size_t jobs_head;
 	uint64_t next_job;
@@ -471,6 +486,8 @@ void coord_move_stats(const struct coord *c, struct coord_move_stats *s)
 	s->done = c->moves_done;
 	s->failed = c->moves_failed;
 	s->bytes = c->bytes_moved;
+	s->rerep_done = c->rerep_done;
+	s->rerep_failed = c->rerep_failed;
 }
 
 static const char *move_step_name(enum move_step st)
@@ -523,6 +540,49 @@ static struct slot *move_source(struct coord *c, const struct move *m,
 	return s;
 }
 
+/*
+ * The copy a resync move replaces, if it is still one of the slot's:
+ * *own says whether it is the slot's own copy (else *rx is the replica).
+ */
+static bool resync_source(struct coord *c, const struct move *m,
+			  struct client **clp, bool *own, struct copy **rx)
+{
+	struct client *cl = registry_client_find(c->reg, m->client_id);
+	struct slot *s = cl ? registry_slot(cl, m->slot) : NULL;
+	uint32_t i;
+
+	*clp = cl;
+	*rx = NULL;
+	*own = false;
+	if (!s || s->state != SLOT_HELD)
+		return false;
+	if (s->poold == m->from && s->handle == m->from_handle) {
+		*own = true;
+		return true;
+	}
+	for (i = 0; i < cl->nextra; i++) {
+		struct copy *x = &cl->extra[i];
+
+		if (x->replica && x->slot == m->slot && x->poold == m->from &&
+		    x->handle == m->from_handle && !x->reserved) {
+			*rx = x;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Is what m moves still there (and, resync, a copy to copy from)? */
+static bool move_valid(struct coord *c, const struct move *m, struct client **clp)
+{
+	struct copy *rx;
+	bool own;
+
+	if (!m->replace)
+		return move_source(c, m, clp) != NULL;
+	return resync_source(c, m, clp, &own, &rx);
+}
+
 static void move_unlink(struct coord *c, struct move *m)
 {
 	struct move **mm;
@@ -540,6 +600,26 @@ static void move_unlink(struct coord *c, struct move *m)
 		c->nactive--;
 }
 
+/*
+ * After a resync move: success clears the client's backoff; a failure
+ * (the client refused, EBUSY while it resyncs itself, a poold gone) waits
+ * 2 s, doubling up to 64 s, before the reconciler tries that client again.
+ */
+static void rerep_backoff(struct coord *c, struct client *cl, bool ok)
+{
+	uint64_t wait;
+
+	if (ok) {
+		cl->rerep_fails = 0;
+		cl->rerep_after_ms = 0;
+		return;
+	}
+	wait = RSWAP_REREP_BACKOFF_MS << (cl->rerep_fails < 5 ? cl->rerep_fails : 5);
+	if (cl->rerep_fails < 255)
+		cl->rerep_fails++;
+	cl->rerep_after_ms = c->now_ms + wait;
+}
+
 /* m is over, either way: forget it and let the next ones run. */
 static void move_end(struct coord *c, struct move *m, bool ok, const char *reason)
 {
@@ -554,6 +634,12 @@ static void move_end(struct coord *c, struct move *m, bool ok, const char *reaso
 		s->moving = false;
 	if (cl && cl->move == m)
 		cl->move = NULL;
+	if (m->resync && cl) {
+		cl->rerep_queued = false;
+		rerep_backoff(c, cl, ok);
+	}
+	if (m->resync)
+		ok ? c->rerep_done++ : c->rerep_failed++;
 	if (ok) {
 		c->moves_done++;
 		c->bytes_moved += c->s.chunk_size;
@@ -594,11 +680,15 @@ static void move_fail(struct coord *c, struct move *m, const char *fmt, ...)
 }
 
 /*
- * Queue a move of cl's slot s to poold `to` for job j.  0, or -ENOMEM /
- * -E2BIG (too many moves queued).
+ * Queue a move of copy (from, from_handle) of cl's slot s to poold `to`
+ * for job j: the slot's own copy, or with replace any copy of a
+ * replicated client (see struct move).  0, or -ENOMEM / -E2BIG (too many
+ * moves queued).
  */
-static int move_queue(struct coord *c, struct client *cl, struct slot *s,
-		      struct poold *to, struct move_job *j)
+static int copy_move_queue(struct coord *c, struct client *cl, struct slot *s,
+			   struct poold *from, uint64_t from_handle,
+			   struct poold *to, struct move_job *j, bool replace,
+			   bool resync)
 {
 	struct move *m;
 
@@ -610,9 +700,11 @@ static int move_queue(struct coord *c, struct client *cl, struct slot *s,
 	snprintf(m->client_id, sizeof(m->client_id), "%s", cl->id);
 	m->slot = s->index;
 	m->step = MOVE_QUEUED;
-	m->from = s->poold;
-	m->from_handle = s->handle;
+	m->from = from;
+	m->from_handle = from_handle;
 	m->to = to;
+	m->replace = replace;
+	m->resync = resync;
 	m->job = j ? j->id : 0;
 	s->moving = true;
 	*c->moves_tail = m;
@@ -621,6 +713,13 @@ static int move_queue(struct coord *c, struct client *cl, struct slot *s,
 	if (j)
 		j->total++;
 	return 0;
+}
+
+/* Queue a move of cl's slot s (its own copy) to `to` for job j. */
+static int move_queue(struct coord *c, struct client *cl, struct slot *s,
+		      struct poold *to, struct move_job *j)
+{
+	return copy_move_queue(c, cl, s, s->poold, s->handle, to, j, false, false);
 }
 
 static void send_move_chunk(struct coord *c, struct peer *p, const struct move *m)
@@ -639,14 +738,61 @@ static void send_move_chunk(struct coord *c, struct peer *p, const struct move *
 	peer_send(c, p, &env);
 }
 
+/* Do poolds a and b share a failure domain (see placement_domains())? */
+static bool same_zone(const struct poold *a, const struct poold *b)
+{
+	return a == b || (a->zone[0] && !strcmp(a->zone, b->zone));
+}
+
+/*
+ * May `to` take a copy of cl's slot in place of the copy (from,
+ * from_handle)?  Not if it holds another copy of the slot, or shares a
+ * zone with one; a lost copy holds nothing and binds nothing (it is
+ * replaced in turn), so its own poold (a new incarnation) may take its
+ * replacement, while a copy that lives keeps its poold out.
+ */
+static bool target_fits(const struct client *cl, uint32_t slot, const struct poold *to,
+			const struct poold *from, uint64_t from_handle, bool from_lost)
+{
+	const struct slot *s = registry_slot(cl, slot);
+	uint32_t i;
+
+	if (to == from && !from_lost)
+		return false;
+	if (s && s->state != SLOT_EMPTY && !s->lost &&
+	    !(s->poold == from && s->handle == from_handle) && same_zone(s->poold, to))
+		return false;
+	for (i = 0; i < cl->nextra; i++) {
+		const struct copy *x = &cl->extra[i];
+
+		if (x->slot != slot || !x->replica || x->lost ||
+		    (x->poold == from && x->handle == from_handle))
+			continue;
+		if (same_zone(x->poold, to))
+			return false;
+	}
+	return true;
+}
+
+/* Is the copy m replaces lost (its poold holds nothing of it)? */
+static bool move_from_lost(struct coord *c, const struct move *m)
+{
+	struct client *cl;
+	struct copy *rx;
+	bool own;
+
+	if (!m->replace || !resync_source(c, m, &cl, &own, &rx))
+		return false;
+	return own ? registry_slot(cl, m->slot)->lost : rx->lost;
+}
+
 /* Take m out of the queue: allocate its target.  May end m. */
 static void move_start(struct coord *c, struct move *m)
 {
 	struct client *cl;
-	struct slot *s = move_source(c, m, &cl);
 	struct preq *q;
 
-	if (!s) {
+	if (!move_valid(c, m, &cl)) {
 		move_fail(c, m, "the slot is no longer held by handle %" PRIu64
 			  " on poold %s (released, moved or lost meanwhile)",
 			  m->from_handle, m->from->addr);
@@ -662,9 +808,15 @@ static void move_start(struct coord *c, struct move *m)
 			  cl->id);
 		return;
 	}
-	if (!poold_reachable(m->from) || m->from->state != POOLD_ALIVE) {
+	if (!m->resync && (!poold_reachable(m->from) || m->from->state != POOLD_ALIVE)) {
 		move_fail(c, m, "source poold %s is %s", m->from->addr,
 			  registry_state_name(m->from->state));
+		return;
+	}
+	if (cl->replicas > 1 &&
+	    !target_fits(cl, m->slot, m->to, m->from, m->from_handle, move_from_lost(c, m))) {
+		move_fail(c, m, "target poold %s holds another copy of the slot, or one in its zone",
+			  m->to->addr);
 		return;
 	}
 	if (!poold_reachable(m->to) || !registry_poold_placeable(m->to)) {
@@ -689,6 +841,185 @@ static void move_start(struct coord *c, struct move *m)
 	}
 	q->move = m;
 	m->q = q;
+}
+
+/* ---- re-replication ------------------------------------------------------ */
+
+/* How often the reconciler looks (it runs on the tick). */
+#define REREP_PERIOD_MS		1000
+
+/*
+ * Must this copy be replaced: lost, on a dead poold, or stale too long?
+ * A poold counts as dead here once it has been silent for RSWAP_DEAD_BEATS
+ * heartbeats, also when its connection dropped sooner: a blip of the
+ * coordinator link (memory intact, the same incarnation back within
+ * seconds) should cost no whole-chunk copies.
+ */
+static bool copy_needs_replacing(const struct coord *c, const struct poold *pd,
+				 bool lost, uint64_t stale_since_ms)
+{
+	uint64_t silent = c->now_ms > pd->last_heartbeat_ms ?
+			  c->now_ms - pd->last_heartbeat_ms : 0;
+
+	return lost ||
+	       (pd->state == POOLD_DEAD &&
+		silent >= (uint64_t)c->s.heartbeat_ms * RSWAP_DEAD_BEATS) ||
+	       (c->s.stale_replace_ms && stale_since_ms &&
+		c->now_ms - stale_since_ms >= c->s.stale_replace_ms);
+}
+
+/* Has the slot an in-sync copy other than (pd, handle) to copy from? */
+static bool slot_has_source(const struct client *cl, const struct slot *s,
+			    const struct poold *pd, uint64_t handle)
+{
+	uint32_t i;
+
+	if (!(s->poold == pd && s->handle == handle) &&
+	    registry_copy_in_sync(s->poold, s->lost, s->stale_since_ms))
+		return true;
+	for (i = 0; i < cl->nextra; i++) {
+		const struct copy *x = &cl->extra[i];
+
+		if (x->slot == s->index && x->replica && !x->reserved &&
+		    !(x->poold == pd && x->handle == handle) &&
+		    registry_copy_in_sync(x->poold, x->lost, x->stale_since_ms))
+			return true;
+	}
+	return false;
+}
+
+/* The least loaded live poold that may take the replacement, or NULL. */
+static struct poold *rerep_target(struct coord *c, const struct client *cl,
+				  uint32_t slot, const struct poold *from,
+				  uint64_t from_handle, bool from_lost)
+{
+	struct poold *p, *best = NULL;
+
+	for (p = c->reg->poolds; p; p = p->next) {
+		if (!registry_poold_placeable(p) || !poold_reachable(p) ||
+		    p->chunks_used >= p->chunks_total ||
+		    !target_fits(cl, slot, p, from, from_handle, from_lost))
+			continue;
+		if (!best || (uint64_t)p->chunks_used * best->chunks_total <
+			     (uint64_t)best->chunks_used * p->chunks_total ||
+		    ((uint64_t)p->chunks_used * best->chunks_total ==
+		     (uint64_t)best->chunks_used * p->chunks_total &&
+		     strcmp(p->addr, best->addr) < 0))
+			best = p;
+	}
+	return best;
+}
+
+/* A re-replication of that copy, in the reconciler's job *jp. */
+static int rerep_queue(struct coord *c, struct client *cl, struct slot *s,
+		       struct poold *from, uint64_t from_handle, struct poold *to,
+		       struct move_job **jp)
+{
+	int ret;
+
+	if (!*jp)
+		*jp = job_new(c, "rereplicate", NULL);
+	ret = copy_move_queue(c, cl, s, from, from_handle, to, *jp, true, true);
+	if (ret)
+		return ret;
+	cl->rerep_queued = true;
+	cl->rerep_stuck_logged = false;
+	log_info("client %s: slot %" PRIu32 " copy on poold %s (handle %" PRIu64
+		 ") is %s; a new copy goes to poold %s", cl->id, s->index, from->addr,
+		 from_handle, from->state == POOLD_DEAD ? "on a dead poold" : "lost or long stale",
+		 to->addr);
+	return 0;
+}
+
+enum rerep_verdict { REREP_FINE, REREP_QUEUED, REREP_NOWHERE };
+
+/* Consider one copy of cl's slot s for replacement. */
+static enum rerep_verdict rerep_consider(struct coord *c, struct client *cl,
+					 struct slot *s, struct poold *pd,
+					 uint64_t handle, bool lost,
+					 uint64_t stale_since_ms, struct move_job **jp)
+{
+	struct poold *to;
+
+	if (!copy_needs_replacing(c, pd, lost, stale_since_ms) ||
+	    !slot_has_source(cl, s, pd, handle))
+		return REREP_FINE;
+	to = rerep_target(c, cl, s->index, pd, handle, lost);
+	if (!to) {
+		if (!cl->rerep_stuck_logged)
+			log_warn("client %s: slot %" PRIu32 " stays degraded: no live poold with room outside the zones of its other copies for the copy on poold %s; retrying",
+				 cl->id, s->index, pd->addr);
+		cl->rerep_stuck_logged = true;
+		return REREP_NOWHERE;
+	}
+	return rerep_queue(c, cl, s, pd, handle, to, jp) ? REREP_NOWHERE : REREP_QUEUED;
+}
+
+/* Copies with nowhere to go a pass looks at per client, at most. */
+#define REREP_TRIES		16
+
+/*
+ * One resync move for cl if a copy needs replacing.  Position i of the
+ * scan is slot bucket i, then extra i - cap; a pass starts where the last
+ * one gave up, so copies with nowhere to go cannot hide the others, and
+ * looks at REREP_TRIES of those at most.  O(slots + extras) plus the
+ * target searches.
+ */
+static void rerep_client(struct coord *c, struct client *cl, struct move_job **jp)
+{
+	uint32_t n = cl->cap + cl->nextra, k, i, tries = 0;
+	enum rerep_verdict v;
+
+	for (k = 0; k < n; k++) {
+		i = (cl->rerep_cursor + k) % n;
+		if (i < cl->cap) {
+			struct slot *s = &cl->slots[i];
+
+			if (s->state != SLOT_HELD || s->moving)
+				continue;
+			v = rerep_consider(c, cl, s, s->poold, s->handle, s->lost,
+					   s->stale_since_ms, jp);
+		} else {
+			struct copy *x = &cl->extra[i - cl->cap];
+			struct slot *s = registry_slot(cl, x->slot);
+
+			if (!x->replica || x->reserved || !s || s->state != SLOT_HELD ||
+			    s->moving)
+				continue;
+			/* rerep_queue does not change the extras: x stays valid. */
+			v = rerep_consider(c, cl, s, x->poold, x->handle, x->lost,
+					   x->stale_since_ms, jp);
+		}
+		if (v == REREP_QUEUED)
+			return;
+		if (v == REREP_NOWHERE && ++tries == REREP_TRIES) {
+			cl->rerep_cursor = (i + 1) % n;
+			return;
+		}
+	}
+}
+
+/*
+ * The reconciler: for every replicated client with a live session and
+ * nothing else in progress, queue the replacement of one copy that is
+ * lost, on a dead poold or stale beyond --stale-replace-ms.  The move
+ * executor runs it like any move (one per client, --max-moves).
+ */
+static void rereplicate(struct coord *c)
+{
+	struct move_job *j = NULL;
+	struct client *cl;
+
+	if (c->now_ms - c->last_rerep_ms < REREP_PERIOD_MS && c->last_rerep_ms)
+		return;
+	c->last_rerep_ms = c->now_ms;
+	for (cl = c->reg->clients; cl; cl = cl->next) {
+		if (cl->replicas < 2 || cl->busy || !cl->owner || cl->move ||
+		    cl->rerep_queued || c->now_ms < cl->rerep_after_ms ||
+		    registry_unresolved(cl))
+			continue;
+		rerep_client(c, cl, &j);
+	}
 }
 
 /*
@@ -721,14 +1052,14 @@ static void moves_pump(struct coord *c)
 static void move_alloc_done(struct coord *c, struct move *m, uint64_t handle)
 {
 	struct client *cl;
-	struct slot *s = move_source(c, m, &cl);
+	bool valid = move_valid(c, m, &cl);
 
 	m->q = NULL;
 	m->to_handle = handle;
-	if (!s || !cl->owner) {
+	if (!valid || !cl->owner) {
 		chunk_free(c, m->to, m->client_id, m->slot, handle);
 		move_fail(c, m, "%s before the copy began; target freed",
-			  !s ? "the slot changed" : "the client's session ended");
+			  !valid ? "the slot changed" : "the client's session ended");
 		return;
 	}
 	if (registry_extra_add(cl, m->to, m->slot, handle, c->now_ms, true)) {
@@ -738,10 +1069,71 @@ static void move_alloc_done(struct coord *c, struct move *m, uint64_t handle)
 	}
 	m->epoch = cl->epoch + 1;
 	m->step = MOVE_COPYING;
-	log_info("client %s: moving slot %" PRIu32 " from poold %s (handle %" PRIu64
-		 ") to %s (handle %" PRIu64 "), epoch %" PRIu64, cl->id, m->slot,
+	log_info("client %s: %s slot %" PRIu32 " from poold %s (handle %" PRIu64
+		 ") to %s (handle %" PRIu64 "), epoch %" PRIu64, cl->id,
+		 m->resync ? "replacing the copy of" : "moving", m->slot,
 		 m->from->addr, m->from_handle, m->to->addr, handle, m->epoch);
 	send_move_chunk(c, cl->owner, m);
+}
+
+/*
+ * The switch of m's slot to its target was recorded (ret 0): m commits,
+ * the copy it replaced (*old) is freed.  Else nothing is freed: both
+ * copies stay, the target as unresolved.
+ */
+static void move_switched(struct coord *c, struct move *m, struct client *cl,
+			  struct copy *x, int ret, const struct copy *old,
+			  uint64_t copied)
+{
+	if (ret) {
+		x->move = false;
+		move_fail(c, m, "cannot record the switch (%s); both copies kept",
+			  strerror(-ret));
+		return;
+	}
+	if (m->epoch > cl->epoch)
+		cl->epoch = m->epoch;
+	m->copied = copied;
+	if (old->poold) {
+		if (m->replace)
+			log_info("client %s: slot %" PRIu32 " replaced copy %" PRIu64
+				 " on poold %s (%s) is freed", cl->id, m->slot, old->handle,
+				 old->poold->addr, registry_state_name(old->poold->state));
+		chunk_free(c, old->poold, cl->id, m->slot, old->handle);
+	}
+	move_end(c, m, true, NULL);
+}
+
+/*
+ * A re-replication switched: the target takes the replaced copy's place,
+ * in sync; the replaced chunk is freed (on a poold that is away, a
+ * tombstone frees it when it registers again; a lost one is not freed).
+ */
+static void resync_commit(struct coord *c, struct move *m, struct client *cl,
+			  struct copy *x, uint64_t copied)
+{
+	struct copy *rx, old;
+	struct client *cl2;
+	bool own;
+	int ret = 0;
+
+	if (!x || !x->move) {
+		move_fail(c, m, "the target chunk is gone");
+		return;
+	}
+	if (!resync_source(c, m, &cl2, &own, &rx)) {
+		/* The replaced copy went meanwhile (the slot was reconciled):
+		 * the target stays as an unresolved copy for the client to settle. */
+		x->move = false;
+		move_fail(c, m, "the copy it replaces is no longer the slot's; target kept unresolved");
+		return;
+	}
+	if (own)
+		ret = registry_slot_switch(cl, x, &old);
+	else
+		registry_replica_switch(cl, rx, x, &old);
+	/* After a replica switch x is gone, but ret is 0. */
+	move_switched(c, m, cl, x, ret, &old, copied);
 }
 
 /* The client runs on the target now: it becomes the slot, the source goes. */
@@ -752,6 +1144,10 @@ static void move_commit(struct coord *c, struct move *m, uint64_t copied)
 	struct copy old;
 	int ret;
 
+	if (m->replace) {
+		resync_commit(c, m, cl, x, copied);
+		return;
+	}
 	if (!x) {
 		struct slot *s = cl ? registry_slot(cl, m->slot) : NULL;
 
@@ -772,19 +1168,7 @@ static void move_commit(struct coord *c, struct move *m, uint64_t copied)
 		return;
 	}
 	ret = registry_slot_switch(cl, x, &old);
-	if (ret) {
-		/* Nothing freed: both copies stay, the target as unresolved. */
-		x->move = false;
-		move_fail(c, m, "cannot record the switch (%s); both copies kept",
-			  strerror(-ret));
-		return;
-	}
-	if (m->epoch > cl->epoch)
-		cl->epoch = m->epoch;
-	m->copied = copied;
-	if (old.poold)
-		chunk_free(c, old.poold, cl->id, m->slot, old.handle);
-	move_end(c, m, true, NULL);
+	move_switched(c, m, cl, x, ret, &old, copied);
 }
 
 /* The client stays on the source: the target is freed. */
@@ -879,11 +1263,13 @@ static void free_extra_copies(struct coord *c, struct client *cl, bool moves_too
 	while (i--) {
 		struct copy *x = &cl->extra[i];
 
-		if (x->move && !moves_too)
+		if ((x->move || x->replica) && !moves_too)
 			continue;
-		log_info("client %s: freeing copy %" PRIu64 " of slot %" PRIu32
-			 " on poold %s", cl->id, x->handle, x->slot, x->poold->addr);
-		chunk_free(c, x->poold, cl->id, x->slot, x->handle);
+		if (!x->lost && !x->reserved) {
+			log_info("client %s: freeing copy %" PRIu64 " of slot %" PRIu32
+				 " on poold %s", cl->id, x->handle, x->slot, x->poold->addr);
+			chunk_free(c, x->poold, cl->id, x->slot, x->handle);
+		}
 		registry_extra_del(cl, x);
 	}
 }
@@ -958,10 +1344,33 @@ static int check_client_report(const struct client *cl, size_t nhandles,
 	return 0;
 }
 
+/* The copies part of a hello (or, ncopy 0, a heartbeat).  0 or -EINVAL. */
+static int check_copy_report(const struct client *cl, uint32_t replicas,
+			     size_t ncopy, size_t nstale, char *why, size_t whylen)
+{
+	if (ncopy && (replicas < 2 || ncopy != (size_t)cl->nslots * replicas)) {
+		snprintf(why, whylen, "client %s reports %zu copy handles for %" PRIu32
+			 " slots of %" PRIu32 " cop%s", cl->id, ncopy, cl->nslots,
+			 replicas, replicas == 1 ? "y" : "ies");
+		return -EINVAL;
+	}
+	if (nstale > STALE_HANDLES_MAX) {
+		snprintf(why, whylen, "client %s reports %zu stale copies; at most %d",
+			 cl->id, nstale, STALE_HANDLES_MAX);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * The client found these slots lost: every copy of each (a replicated
+ * client reports a slot only when no copy is left).
+ */
 static void mark_lost(struct client *cl, const uint32_t *lost, size_t n)
 {
 	struct slot *s;
 	size_t i;
+	uint32_t k;
 
 	for (i = 0; i < n; i++) {
 		s = registry_slot(cl, lost[i]);
@@ -970,7 +1379,114 @@ static void mark_lost(struct client *cl, const uint32_t *lost, size_t n)
 		log_warn("client %s: reports slot %" PRIu32 " (poold %s, handle %" PRIu64
 			 ") lost", cl->id, lost[i], s->poold->addr, s->handle);
 		registry_slot_set_lost(cl, lost[i]);
+		for (k = 0; cl->replicas > 1 && k < cl->nextra; k++)
+			if (cl->extra[k].replica && cl->extra[k].slot == lost[i] &&
+			    !cl->extra[k].reserved)
+				registry_copy_set_lost(&cl->extra[k]);
 	}
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* One copy's stale mark from the client's latest list (sorted). */
+static void copy_stale_update(struct coord *c, const struct client *cl,
+			      uint32_t slot, const struct poold *pd, uint64_t handle,
+			      uint64_t *since, const uint64_t *sorted, size_t n)
+{
+	bool listed = n && bsearch(&handle, sorted, n, sizeof(*sorted), cmp_u64);
+
+	if (listed && !*since) {
+		*since = c->now_ms ? c->now_ms : 1;
+		log_warn("client %s: copy of slot %" PRIu32 " on poold %s (handle %" PRIu64
+			 ") is stale", cl->id, slot, pd->addr, handle);
+	} else if (!listed && *since) {
+		*since = 0;
+		log_info("client %s: copy of slot %" PRIu32 " on poold %s (handle %" PRIu64
+			 ") is in sync again", cl->id, slot, pd->addr, handle);
+	}
+}
+
+/*
+ * The client's stale copies (hello, heartbeat): the listed ones are
+ * stale from now on (their first report), every other one is in sync
+ * again (the client resynced it).  Replicated clients only.
+ */
+static void mark_stale(struct coord *c, struct client *cl, const uint64_t *stale,
+		       size_t n)
+{
+	uint64_t *sorted = NULL;
+	uint32_t b;
+
+	if (cl->replicas < 2)
+		return;
+	if (n) {
+		sorted = malloc(n * sizeof(*sorted));
+		if (!sorted) {
+			log_err("out of memory: client %s's stale copies not recorded", cl->id);
+			return;
+		}
+		memcpy(sorted, stale, n * sizeof(*sorted));
+		qsort(sorted, n, sizeof(*sorted), cmp_u64);
+	}
+	for (b = 0; b < cl->cap; b++) {
+		struct slot *s = &cl->slots[b];
+
+		if (s->state == SLOT_HELD && !s->lost)
+			copy_stale_update(c, cl, s->index, s->poold, s->handle,
+					  &s->stale_since_ms, sorted, n);
+	}
+	for (b = 0; b < cl->nextra; b++) {
+		struct copy *x = &cl->extra[b];
+
+		if (x->replica && !x->lost && !x->reserved)
+			copy_stale_update(c, cl, x->slot, x->poold, x->handle,
+					  &x->stale_since_ms, sorted, n);
+	}
+	free(sorted);
+}
+
+/* Does the hello say the client runs slot on handle? */
+static bool runs_on(const struct client *cl, const Rswap__ClientHello *h,
+		    uint32_t slot, uint64_t handle)
+{
+	size_t j, r = cl->replicas;
+
+	if (h->n_handles && h->handles[slot] == handle)
+		return true;
+	for (j = 0; h->n_copy_handles && handle && j < r; j++)
+		if (h->copy_handles[slot * r + j] == handle)
+			return true;
+	return false;
+}
+
+/* Has slot a copy (itself or a replica) on pd, other than `but`? */
+static bool slot_has_copy_on(const struct client *cl, uint32_t slot,
+			     const struct poold *pd, const struct copy *but)
+{
+	const struct slot *s = registry_slot(cl, slot);
+	uint32_t i;
+
+	if (s && s->state != SLOT_EMPTY && s->poold == pd)
+		return true;
+	for (i = 0; i < cl->nextra; i++)
+		if (&cl->extra[i] != but && cl->extra[i].slot == slot &&
+		    cl->extra[i].replica && cl->extra[i].poold == pd)
+			return true;
+	return false;
+}
+
+static uint32_t slot_ncopies(const struct client *cl, uint32_t slot)
+{
+	uint32_t i, n = 1;
+
+	for (i = 0; i < cl->nextra; i++)
+		n += cl->extra[i].slot == slot && cl->extra[i].replica;
+	return n;
 }
 
 static bool is_moving(const Rswap__MoveState *mv, uint32_t slot, uint64_t handle)
@@ -979,8 +1495,27 @@ static bool is_moving(const Rswap__MoveState *mv, uint32_t slot, uint64_t handle
 }
 
 /*
+ * A replica the reconnect hello does not list (copy_handles) is no copy
+ * of the client's: freed (a lost one is only forgotten, its handle may
+ * be handed out again).
+ */
+static void reconcile_replica(struct coord *c, struct client *cl,
+			      const Rswap__ClientHello *h, struct copy *x)
+{
+	if (!h->n_copy_handles || x->reserved || runs_on(cl, h, x->slot, x->handle))
+		return;
+	log_info("client %s: does not run slot %" PRIu32 " on its copy on poold %s handle %"
+		 PRIu64 "; %s", cl->id, x->slot, x->poold->addr, x->handle,
+		 x->lost ? "forgotten (lost)" : "freed");
+	if (!x->lost)
+		chunk_free(c, x->poold, cl->id, x->slot, x->handle);
+	registry_extra_del(cl, x);
+}
+
+/*
  * A reconnecting client says what it runs on (validated): its handles
- * decide every move that waited for it and every unresolved copy.
+ * (and a replicated client's copy_handles) decide every move that
+ * waited for it and every unresolved copy.
  */
 static void client_reconcile(struct coord *c, struct client *cl,
 			     const Rswap__ClientHello *h)
@@ -994,7 +1529,7 @@ static void client_reconcile(struct coord *c, struct client *cl,
 	if (h->epoch > cl->epoch)
 		cl->epoch = h->epoch;
 	if (m && (m->step == MOVE_COPYING || m->step == MOVE_WAITING)) {
-		if (h->n_handles && h->handles[m->slot] == m->to_handle) {
+		if (runs_on(cl, h, m->slot, m->to_handle)) {
 			move_commit(c, m, mv ? mv->copied : 0);
 		} else if (is_moving(mv, m->slot, m->to_handle)) {
 			m->step = MOVE_COPYING;
@@ -1020,7 +1555,7 @@ static void client_reconcile(struct coord *c, struct client *cl,
 		struct poold *xp = x->poold;
 		uint32_t slot = x->slot;
 
-		if (x->move || h->handles[slot] != x->handle)
+		if (x->move || x->replica || h->handles[slot] != x->handle)
 			continue;
 		if (registry_slot_switch(cl, x, &old)) {
 			log_err("client %s: cannot switch slot %" PRIu32
@@ -1045,7 +1580,22 @@ static void client_reconcile(struct coord *c, struct client *cl,
 
 		if (x->move)
 			continue;
-		if (!s || s->state != SLOT_HELD || s->handle != want) {
+		if (x->replica) {
+			reconcile_replica(c, cl, h, x);
+			continue;
+		}
+		if (h->n_copy_handles && s && s->state == SLOT_HELD &&
+		    runs_on(cl, h, x->slot, x->handle) &&
+		    slot_ncopies(cl, x->slot) < cl->replicas &&
+		    !slot_has_copy_on(cl, x->slot, x->poold, x)) {
+			x->replica = true;
+			log_info("client %s: runs slot %" PRIu32 " on poold %s handle %" PRIu64
+				 " too; a copy of the map again", cl->id, x->slot,
+				 x->poold->addr, x->handle);
+			continue;
+		}
+		if (!s || s->state != SLOT_HELD ||
+		    (s->handle != want && !runs_on(cl, h, x->slot, s->handle))) {
 			log_warn("client %s: runs slot %" PRIu32 " on handle %" PRIu64
 				 ", which no copy has; its copies stay unresolved",
 				 cl->id, x->slot, want);
@@ -1088,12 +1638,12 @@ static struct op *op_new(struct coord *c, enum op_kind kind, struct peer *cp,
 
 	if (!op)
 		return NULL;
-	op->preqs = calloc(cl->nslots, sizeof(*op->preqs));
+	op->npreqs = cl->nslots * (kind == OP_HELLO && cl->replicas > 1 ? cl->replicas : 1);
+	op->preqs = calloc(op->npreqs, sizeof(*op->preqs));
 	if (!op->preqs) {
 		free(op);
 		return NULL;
 	}
-	op->nslots = cl->nslots;
 	op->next = c->inflight;
 	if (c->inflight)
 		c->inflight->pprev = &op->next;
@@ -1115,7 +1665,7 @@ static void op_free(struct op *op)
 	if (op->next)
 		op->next->pprev = op->pprev;
 	*op->pprev = op->next;
-	for (i = 0; i < op->nslots; i++)
+	for (i = 0; i < op->npreqs; i++)
 		if (op->preqs[i])
 			op->preqs[i]->op = NULL;
 	if (op->client_peer)
@@ -1177,17 +1727,23 @@ static void hello_fail(struct coord *c, struct op *op, int code,
 	struct client *cl = op->client;
 	uint32_t i;
 
-	for (i = 0; i < cl->nslots; i++) {
-		struct slot *s = registry_slot(cl, i);
-
-		/* Outstanding: the late reply is freed when it comes. */
+	/* Outstanding: the late reply is freed when it comes. */
+	for (i = 0; i < op->npreqs; i++) {
 		if (op->preqs[i]) {
 			op->preqs[i]->op = NULL;
 			op->preqs[i] = NULL;
-		} else if (s && s->state == SLOT_HELD) {
-			chunk_free(c, s->poold, cl->id, i, s->handle);
 		}
 	}
+	for (i = 0; i < cl->nslots; i++) {
+		struct slot *s = registry_slot(cl, i);
+
+		if (s && s->state == SLOT_HELD)
+			chunk_free(c, s->poold, cl->id, i, s->handle);
+	}
+	for (i = 0; i < cl->nextra; i++)
+		if (!cl->extra[i].reserved && !cl->extra[i].lost)
+			chunk_free(c, cl->extra[i].poold, cl->id, cl->extra[i].slot,
+				   cl->extra[i].handle);
 	log_warn("client %s: allocation rolled back: %s", cl->id, reason);
 	if (op->client_peer)
 		send_error(c, op->client_peer, op->client_seq, code, reason);
@@ -1255,7 +1811,7 @@ static void preq_failed(struct coord *c, struct preq *q, int code,
 		return;
 	cl = op->client;
 	q->op = NULL;
-	op->preqs[q->slot] = NULL;
+	op->preqs[q->op_idx] = NULL;
 	op->outstanding--;
 	if (op->kind == OP_HELLO) {
 		hello_fail(c, op, code, reason);
@@ -1293,10 +1849,11 @@ static bool client_id_usable(struct coord *c, struct peer *p, uint64_t seq,
 static void handle_hello(struct coord *c, struct peer *p, uint64_t seq,
 			 const Rswap__ClientHello *m)
 {
+	uint32_t replicas = m->replicas ? m->replicas : 1;
 	struct client *cl;
 	struct op *op;
 	char why[512], a[16], b[16];
-	uint32_t i;
+	uint32_t i, k;
 	int ret;
 
 	if (!registry_valid_client_id(m->client_id)) {
@@ -1310,14 +1867,28 @@ static void handle_hello(struct coord *c, struct peer *p, uint64_t seq,
 		       m->client_id);
 		return;
 	}
+	if (replicas > RSWAP_MAX_REPLICAS) {
+		refuse(c, p, seq, EINVAL,
+		       "client %s asks for replicas=%" PRIu32 "; 1 to %d copies of a chunk are supported",
+		       m->client_id, m->replicas, RSWAP_MAX_REPLICAS);
+		return;
+	}
 	if (!client_id_usable(c, p, seq, "ClientHello", m->client_id))
 		return;
 	cl = registry_client_find(c->reg, m->client_id);
 	if (cl) {
 		if (cl->owner && cl->owner != p) {
 			refuse_in_use(c, p, seq, cl);
+		} else if (cl->replicas && cl->replicas != replicas) {
+			refuse(c, p, seq, EINVAL,
+			       "client %s has a map of %" PRIu32 " cop%s per chunk, the hello asks for replicas=%" PRIu32
+			       "; load it with replicas=%" PRIu32 " or release it first",
+			       cl->id, cl->replicas, cl->replicas == 1 ? "y" : "ies", replicas,
+			       cl->replicas);
 		} else if (check_client_report(cl, m->n_handles, m->moving, m->lost_slots,
-					       m->n_lost_slots, why, sizeof(why))) {
+					       m->n_lost_slots, why, sizeof(why)) ||
+			   check_copy_report(cl, replicas, m->n_copy_handles,
+					     m->n_stale_handles, why, sizeof(why))) {
 			refuse(c, p, seq, EINVAL, "%s", why);
 		} else if (cl->busy) {
 			refuse(c, p, seq, EBUSY,
@@ -1334,10 +1905,13 @@ static void handle_hello(struct coord *c, struct peer *p, uint64_t seq,
 			if (cl->owner != p)
 				log_info("client %s: session from %s, existing map returned",
 					 cl->id, p->name);
+			if (!cl->replicas)
+				cl->replicas = replicas;	/* adopted: now known */
 			if (m->reconnect)
 				client_reconcile(c, cl, m);
 			else if (cl->owner != p)
 				client_fresh(c, cl, m);
+			mark_stale(c, cl, m->stale_handles, m->n_stale_handles);
 			client_bind(p, cl);
 			send_chunk_map(c, p, seq, cl);
 			moves_pump(c);
@@ -1365,7 +1939,8 @@ static void handle_hello(struct coord *c, struct peer *p, uint64_t seq,
 		       m->client_id, c->reg->nclients);
 		return;
 	}
-	ret = placement_reserve(c->reg, m->client_id, m->size, &cl, why, sizeof(why));
+	ret = placement_reserve(c->reg, m->client_id, m->size, replicas, &cl, why,
+				sizeof(why));
 	if (ret) {
 		refuse(c, p, seq, -ret, "client %s: %s", m->client_id, why);
 		return;
@@ -1395,6 +1970,21 @@ static void handle_hello(struct coord *c, struct peer *p, uint64_t seq,
 			hello_fail(c, op, EIO, "could not reach a poold");
 			return;
 		}
+		op->preqs[i]->op_idx = i;
+		op->outstanding++;
+	}
+	/* The replicas' allocations follow the slots' in op->preqs. */
+	for (i = 0, k = cl->nslots; i < cl->nextra && k < op->npreqs; i++, k++) {
+		struct copy *x = &cl->extra[i];
+
+		op->preqs[k] = preq_send(c, x->poold, PREQ_ALLOC, op, cl->id, x->slot,
+					 cl->size, 0);
+		if (!op->preqs[k]) {
+			hello_fail(c, op, EIO, "could not reach a poold");
+			return;
+		}
+		op->preqs[k]->op_idx = k;
+		op->preqs[k]->replica = true;
 		op->outstanding++;
 	}
 }
@@ -1452,6 +2042,7 @@ static void handle_release(struct coord *c, struct peer *p, uint64_t seq,
 			op->preqs[i] = preq_send(c, s->poold, PREQ_FREE, op,
 						 cl->id, i, 0, s->handle);
 			if (op->preqs[i]) {
+				op->preqs[i]->op_idx = i;
 				op->outstanding++;
 				continue;
 			}
@@ -1503,6 +2094,7 @@ static void move_info(const struct coord *c, const struct move *m, Rswap__MoveIn
 	mi->chunk_size = c->s.chunk_size;
 	mi->running_ms = m->started_ms ? c->now_ms - m->started_ms : 0;
 	mi->job = m->job;
+	mi->resync = m->resync;
 }
 
 /* The moves, jobs and counters, into cs (its poolds sorted by address). */
@@ -1671,6 +2263,71 @@ out:
  * *jp; if they do not fit, nothing is queued and the job failed at once.
  * 0, -E2BIG or -ENOMEM (no job).
  */
+/*
+ * The candidate (cand[k] counts chunks already promised) with the lowest
+ * fill that may take a copy of cl's slot in place of (from, handle): the
+ * distinct-poold and zone rules.  ncand if none.
+ */
+static size_t copy_target(const struct client *cl, uint32_t slot,
+			  const struct poold *from, uint64_t handle,
+			  const struct place_cand *cand, struct poold *const *cp,
+			  size_t ncand)
+{
+	size_t k, best = ncand;
+
+	for (k = 0; k < ncand; k++) {
+		if (cand[k].used >= cand[k].total ||
+		    !target_fits(cl, slot, cp[k], from, handle, false))
+			continue;
+		if (best == ncand ||
+		    (uint64_t)cand[k].used * cand[best].total <
+		    (uint64_t)cand[best].used * cand[k].total)
+			best = k;
+	}
+	return best;
+}
+
+/* Queue (or fail in j) the move of one copy of a replicated client off pd. */
+static void drain_copy(struct coord *c, struct client *cl, struct slot *s,
+		       struct poold *pd, uint64_t handle, struct place_cand *cand,
+		       struct poold *const *cp, size_t ncand, struct move_job *j)
+{
+	size_t k = copy_target(cl, s->index, pd, handle, cand, cp, ncand);
+
+	if (k < ncand && !copy_move_queue(c, cl, s, pd, handle, cp[k], j, true, false)) {
+		cand[k].used++;
+		return;
+	}
+	j->total++;
+	j->failed++;
+	snprintf(j->last_error, sizeof(j->last_error), "client %s slot %" PRIu32
+		 ": %s", cl->id, s->index, k < ncand ? "coordinator out of memory" :
+		 "no live poold with room outside the zones of its other copies");
+}
+
+/* Every copy of replicated cl on pd. */
+static void drain_copies(struct coord *c, struct client *cl, struct poold *pd,
+			 struct place_cand *cand, struct poold *const *cp,
+			 size_t ncand, struct move_job *j)
+{
+	uint32_t b;
+
+	for (b = 0; b < cl->cap; b++) {
+		struct slot *s = &cl->slots[b];
+
+		if (s->state == SLOT_HELD && !s->lost && !s->moving && s->poold == pd)
+			drain_copy(c, cl, s, pd, s->handle, cand, cp, ncand, j);
+	}
+	for (b = 0; b < cl->nextra; b++) {
+		struct copy *x = &cl->extra[b];
+		struct slot *s = registry_slot(cl, x->slot);
+
+		if (x->replica && !x->lost && !x->reserved && x->poold == pd && s &&
+		    s->state == SLOT_HELD && !s->moving)
+			drain_copy(c, cl, s, pd, x->handle, cand, cp, ncand, j);
+	}
+}
+
 static int drain_queue(struct coord *c, struct poold *pd, struct move_job **jp,
 		       char *why, size_t whylen)
 {
@@ -1685,8 +2342,9 @@ static int drain_queue(struct coord *c, struct poold *pd, struct move_job **jp,
 	uint64_t free_total;
 	int ret = -ENOMEM;
 
+	/* Replicated clients' copies are placed one by one afterwards. */
 	for (cl = r->clients; cl; cl = cl->next)
-		for (b = 0; b < cl->cap; b++)
+		for (b = 0; cl->replicas <= 1 && b < cl->cap; b++)
 			need += cl->slots[b].state == SLOT_HELD && !cl->slots[b].lost &&
 				!cl->slots[b].moving && cl->slots[b].poold == pd;
 	cand = calloc(r->npoolds + 1, sizeof(*cand));
@@ -1728,6 +2386,10 @@ static int drain_queue(struct coord *c, struct poold *pd, struct move_job **jp,
 	}
 	k = 0;
 	for (cl = r->clients; cl; cl = cl->next) {
+		if (cl->replicas > 1) {
+			drain_copies(c, cl, pd, cand, cp, ncand, j);
+			continue;
+		}
 		for (b = 0; b < cl->cap && k < need; b++) {
 			struct slot *s = &cl->slots[b];
 
@@ -1827,6 +2489,69 @@ static int move_by_source(const void *a, const void *b)
  * The plan, as chunks: each move names a held chunk of its source poold.
  * Cost: O(poolds + slots * log(poolds) + moves * log(moves)).
  */
+/*
+ * Rebalance: give the copy (slot, on poold pd as handle) of cl the next
+ * planned move out of pd, if any is left and its target fits the slot
+ * (a replicated slot's copies stay apart); a slot is named once in the
+ * plan.  plan's moves of cl start at cl_first.
+ */
+static void plan_copy(Rswap__RebalancePlan *plan, Rswap__ChunkMove *moves,
+		      const struct client *cl, size_t cl_first, uint32_t slot,
+		      struct poold *pd, uint64_t handle, struct poold **by_addr,
+		      size_t n, const struct rebal_move *mv, size_t *first)
+{
+	size_t from = poold_index(by_addr, n, pd), k;
+	Rswap__ChunkMove *out;
+
+	/* first[from] counts up to first[from + 1] as moves are given a
+	 * chunk; the rest stays in place. */
+	if (from == n || first[from] == first[from + 1])
+		return;
+	if (cl->replicas > 1 &&
+	    !target_fits(cl, slot, by_addr[mv[first[from]].to], pd, handle, false))
+		return;
+	for (k = cl_first; k < plan->n_moves; k++)
+		if (plan->moves[k]->slot == slot)
+			return;
+	k = first[from]++;
+	out = &moves[plan->n_moves];
+	rswap__chunk_move__init(out);
+	out->client_id = (char *)cl->id;
+	out->slot = slot;
+	out->from_poold = by_addr[from]->addr;
+	out->to_poold = by_addr[mv[k].to]->addr;
+	plan->moves[plan->n_moves++] = out;
+}
+
+/*
+ * Queue a planned rebalance move of whichever copy sits on from_poold; a
+ * replicated client's copy moves as drain moves it (in that copy's
+ * place).
+ */
+static int rebalance_queue(struct coord *c, struct client *cl,
+			   const Rswap__ChunkMove *cm, struct move_job *j)
+{
+	struct registry *r = c->reg;
+	struct slot *s = registry_slot(cl, cm->slot);
+	struct poold *to = registry_poold_find(r, cm->to_poold);
+	uint32_t i;
+
+	if (cl->replicas <= 1)
+		return move_queue(c, cl, s, to, j);
+	if (!strcmp(s->poold->addr, cm->from_poold))
+		return copy_move_queue(c, cl, s, s->poold, s->handle, to, j,
+				       true, false);
+	for (i = 0; i < cl->nextra; i++) {
+		const struct copy *x = &cl->extra[i];
+
+		if (x->slot == cm->slot && x->replica && !x->lost &&
+		    !x->reserved && !strcmp(x->poold->addr, cm->from_poold))
+			return copy_move_queue(c, cl, s, x->poold, x->handle,
+					       to, j, true, false);
+	}
+	return -ENOENT;
+}
+
 static void handle_admin_rebalance(struct coord *c, struct peer *p,
 				   uint64_t seq, const Rswap__AdminRebalance *m)
 {
@@ -1888,29 +2613,28 @@ static void handle_admin_rebalance(struct coord *c, struct peer *p,
 	for (i = 0; i < n; i++)
 		first[i + 1] += first[i];
 	for (cl = r->clients; cl; cl = cl->next) {
+		size_t cl_first = plan.n_moves;
 		uint32_t b;
 
 		/* Every bucket of the client's slot table, in no slot order. */
 		for (b = 0; b < cl->cap; b++) {
 			const struct slot *sl = &cl->slots[b];
-			Rswap__ChunkMove *out;
-			size_t from;
 
 			if (sl->state != SLOT_HELD || sl->lost || sl->moving)
 				continue;
-			from = poold_index(by_addr, n, sl->poold);
-			/* first[from] counts up to first[from + 1] as moves
-			 * are given a chunk; the rest stays in place. */
-			if (from == n || first[from] == first[from + 1])
+			plan_copy(&plan, moves, cl, cl_first, sl->index, sl->poold,
+				  sl->handle, by_addr, n, mv, first);
+		}
+		/* A replicated client's further copies move as well. */
+		for (i = 0; cl->replicas > 1 && i < cl->nextra; i++) {
+			const struct copy *x = &cl->extra[i];
+			const struct slot *sl = registry_slot(cl, x->slot);
+
+			if (!x->replica || x->reserved || x->lost || !sl ||
+			    sl->moving)
 				continue;
-			k = first[from]++;
-			out = &moves[plan.n_moves];
-			rswap__chunk_move__init(out);
-			out->client_id = cl->id;
-			out->slot = sl->index;
-			out->from_poold = by_addr[from]->addr;
-			out->to_poold = by_addr[mv[k].to]->addr;
-			plan.moves[plan.n_moves++] = out;
+			plan_copy(&plan, moves, cl, cl_first, x->slot, x->poold,
+				  x->handle, by_addr, n, mv, first);
 		}
 	}
 	if (!m->dry_run) {
@@ -1922,8 +2646,7 @@ static void handle_admin_rebalance(struct coord *c, struct peer *p,
 			Rswap__ChunkMove *cm = plan.moves[k];
 			struct client *mc = registry_client_find(r, cm->client_id);
 
-			if (move_queue(c, mc, registry_slot(mc, cm->slot),
-				       registry_poold_find(r, cm->to_poold), j))
+			if (rebalance_queue(c, mc, cm, j))
 				break;
 		}
 		log_info("rebalance at the request of %s: %" PRIu32 " move%s queued (job %" PRIu64 ")",
@@ -1959,6 +2682,7 @@ static void handle_register(struct coord *c, struct peer *p, uint64_t seq,
 		.chunk_size = m->chunk_size,
 		.nchunks = m->n_chunks,
 		.incarnation = m->incarnation,
+		.zone = m->zone,
 	};
 	struct held_chunk *held = NULL;
 	struct reg_result res;
@@ -2061,8 +2785,17 @@ static void handle_alloc_done(struct coord *c, struct peer *p, uint64_t seq,
 		free(q);
 		return;
 	}
-	op->preqs[q->slot] = NULL;
-	registry_slot_set_handle(op->client, q->slot, m->handle, c->now_ms);
+	op->preqs[q->op_idx] = NULL;
+	if (q->replica) {
+		struct copy *x = registry_replica_reserved(op->client, q->slot, p->poold);
+
+		if (x)
+			registry_replica_set_handle(op->client, x, m->handle, c->now_ms);
+		else
+			chunk_free(c, p->poold, q->client_id, q->slot, m->handle);
+	} else {
+		registry_slot_set_handle(op->client, q->slot, m->handle, c->now_ms);
+	}
 	free(q);
 	if (!--op->outstanding)
 		hello_done(c, op);
@@ -2086,7 +2819,7 @@ static void handle_free_done(struct coord *c, struct peer *p, uint64_t seq,
 			 m->handle, q->handle);
 	op = q->op;
 	if (op) {
-		op->preqs[q->slot] = NULL;
+		op->preqs[q->op_idx] = NULL;
 		registry_slot_clear(op->client, q->slot);
 		op->freed++;
 		if (!--op->outstanding)
@@ -2339,11 +3072,13 @@ static void handle_client_heartbeat(struct coord *c, struct peer *p,
 		return;
 	}
 	if (check_client_report(cl, 0, m->moving, m->lost_slots, m->n_lost_slots,
-				why, sizeof(why))) {
+				why, sizeof(why)) ||
+	    check_copy_report(cl, cl->replicas, 0, m->n_stale_handles, why, sizeof(why))) {
 		violation(c, p, seq, EINVAL, "ClientHeartbeat: %s", why);
 		return;
 	}
 	mark_lost(cl, m->lost_slots, m->n_lost_slots);
+	mark_stale(c, cl, m->stale_handles, m->n_stale_handles);
 	if (m->epoch > cl->epoch)
 		cl->epoch = m->epoch;
 	if (m->moving) {
@@ -2663,6 +3398,7 @@ void coord_tick(struct coord *c, uint64_t now_ms)
 		else if (p->role != ROLE_NEW)
 			check_idle(c, p);
 	}
+	rereplicate(c);
 	moves_pump(c);
 	reap(c);
 }

@@ -58,6 +58,12 @@ struct coord_settings {
 	 */
 	uint32_t max_moves;
 	/*
+	 * Re-replication (clients with replicas > 1): a copy its client
+	 * reports stale for this long is replaced by a new one; 0: never
+	 * (copies that are lost or on a dead poold are replaced anyway).
+	 */
+	uint32_t stale_replace_ms;
+	/*
 	 * The most poolds (listen addresses) and client ids the coordinator
 	 * keeps: a new one past it is refused (EUSERS).  Chunks poolds
 	 * report for client ids it does not know yet are always adopted.
@@ -76,6 +82,7 @@ struct coord_settings {
 };
 
 #define COORD_MAX_MOVES_DEFAULT	4
+#define COORD_STALE_REPLACE_DEFAULT_MS	30000
 #define COORD_MAX_POOLDS_DEFAULT	1024
 #define COORD_MAX_CLIENTS_DEFAULT	65536
 

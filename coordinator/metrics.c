@@ -19,6 +19,7 @@ struct coord_snap {
 	uint64_t clients, clients_incomplete, auth_failures;
 	uint64_t chunks_healthy, chunks_unreachable, chunks_missing, chunks_allocating;
 	uint64_t chunks_lost, copies_unresolved;
+	uint64_t chunks_degraded, copies_stale;
 	struct coord_move_stats moves;
 	struct coord_conn_stats conns;
 };
@@ -41,6 +42,10 @@ static const struct prom_metric coord_table[] = {
 	{ "rswap_coord_chunks", PROM_GAUGE, NULL, "state", "missing", SNAP(chunks_missing) },
 	{ "rswap_coord_chunks", PROM_GAUGE, NULL, "state", "allocating", SNAP(chunks_allocating) },
 	{ "rswap_coord_chunks", PROM_GAUGE, NULL, "state", "lost", SNAP(chunks_lost) },
+	{ "rswap_coord_degraded_chunks", PROM_GAUGE, "Slots of replicated clients with fewer in-sync copies than asked for, but at least one.", NULL, NULL, SNAP(chunks_degraded) },
+	{ "rswap_coord_stale_copies", PROM_GAUGE, "Copies their clients report stale (they missed writes; resynced by the client or replaced).", NULL, NULL, SNAP(copies_stale) },
+	{ "rswap_coord_rereplications_total", PROM_COUNTER, "Re-replications (a lost, dead or long-stale copy replaced) ended since start, by result.", "result", "done", SNAP(moves.rerep_done) },
+	{ "rswap_coord_rereplications_total", PROM_COUNTER, NULL, "result", "failed", SNAP(moves.rerep_failed) },
 	{ "rswap_coord_unresolved_copies", PROM_GAUGE, "Copies of a slot besides the mapped one, kept after a coordinator restart until the client reconnects.", NULL, NULL, SNAP(copies_unresolved) },
 	{ "rswap_coord_moves", PROM_GAUGE, "Live chunk moves queued, or past the queue (allocating, copying, waiting for the client).", "state", "queued", SNAP(moves.queued) },
 	{ "rswap_coord_moves", PROM_GAUGE, NULL, "state", "running", SNAP(moves.running) },
@@ -135,8 +140,14 @@ static void snap_clients(const struct registry *r, struct coord_snap *s)
 	for (c = r->clients; c; c = c->next) {
 		uint64_t missing = c->nslots;
 
+		uint32_t degraded, stale;
+
 		s->clients++;
 		s->copies_unresolved += registry_unresolved(c);
+		if (!registry_client_health(c, &degraded, &stale)) {
+			s->chunks_degraded += degraded;
+			s->copies_stale += stale;
+		}
 		/* Every bucket of the slot table; empty buckets are no slot. */
 		for (i = 0; i < c->cap; i++) {
 			const struct slot *sl = &c->slots[i];

@@ -29,6 +29,7 @@ struct coord_conn_stats {
 struct coord_move_stats {
 	uint64_t queued, running;	/* now */
 	uint64_t done, failed, bytes;	/* since start */
+	uint64_t rerep_done, rerep_failed;	/* re-replications, since start */
 };
 
 void coord_move_stats(const struct coord *c, struct coord_move_stats *s);

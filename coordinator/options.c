@@ -39,6 +39,8 @@ static const struct opt opts[] = {
 	  "close a client or admin connection silent for N ms (a client missing its heartbeats); its client id is free again. Default: 10000" },
 	{ "max-moves", 'X', OPT_COUNT, CFG(s.max_moves), 1, 1024, "N",
 	  "live chunk moves (drain, rebalance) running at once, one per client at most. Default: 4" },
+	{ "stale-replace-ms", 'S', OPT_MS, CFG(s.stale_replace_ms), 0, 86400000, "N",
+	  "replace a copy (replicas > 1) its client reports stale for N ms with a new one, copied from an in-sync copy (0: never; the client resyncs it when its poold is back). Default: 30000" },
 	{ "max-poolds", 'P', OPT_COUNT, CFG(s.max_poolds), 1, 65536, "N",
 	  "poolds (listen addresses) the coordinator keeps at most; a new one past it is refused. Default: 1024" },
 	{ "max-clients", 'L', OPT_COUNT, CFG(s.max_clients), 1, 1048576, "N",
@@ -68,6 +70,7 @@ void coord_usage(FILE *f)
 	fprintf(f, "usage: rswap-coord --listen ADDR:PORT (--key-file FILE | --insecure)\n"
 		   "                   [--chunk-size SIZE] [--heartbeat-ms N] [--timeout-ms N]\n"
 		   "                   [--restart-grace-ms N] [--client-timeout-ms N] [--max-moves N]\n"
+		   "                   [--stale-replace-ms N]\n"
 		   "                   [--max-poolds N] [--max-clients N] [--hello-timeout-ms N]\n"
 		   "                   [--max-conns N] [--max-new-per-addr N]\n"
 		   "                   [--metrics ADDR:PORT] [-v]\n\n");
@@ -176,6 +179,7 @@ int coord_parse_args(int argc, char **argv, struct coord_config *cfg,
 	cfg->max_new_per_addr = 16;
 	cfg->s.client_timeout_ms = 10000;
 	cfg->s.max_moves = COORD_MAX_MOVES_DEFAULT;
+	cfg->s.stale_replace_ms = COORD_STALE_REPLACE_DEFAULT_MS;
 	cfg->s.max_poolds = COORD_MAX_POOLDS_DEFAULT;
 	cfg->s.max_clients = COORD_MAX_CLIENTS_DEFAULT;
 	/* The largest reply is one frame; two in flight is plenty. */

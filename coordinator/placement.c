@@ -60,11 +60,204 @@ int placement_spread(const struct place_cand *cand, size_t ncand,
 	return 0;
 }
 
+static bool same_domain(const char *const *zone, size_t i, size_t j)
+{
+	return i == j || (zone && zone[i] && zone[j] && zone[i][0] &&
+			  !strcmp(zone[i], zone[j]));
+}
+
+/* The first candidate of i's domain: the domain's name in dom[]. */
+static size_t domain_of(const char *const *zone, size_t i)
+{
+	size_t j;
+
+	for (j = 0; j < i; j++)
+		if (same_domain(zone, i, j))
+			return j;
+	return i;
+}
+
+size_t placement_domains(const char *const *zone, size_t ncand)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < ncand; i++)
+		n += domain_of(zone, i) == i;
+	return n;
+}
+
+int placement_spread_copies(const struct place_cand *cand,
+			    const char *const *zone, size_t ncand,
+			    uint32_t nslots, uint32_t replicas, size_t *out,
+			    uint64_t *placed)
+{
+	uint32_t *used = NULL;
+	uint64_t *room = NULL;
+	size_t *dom = NULL, i;
+	uint32_t k, j, t;
+	int ret = 0;
+
+	*placed = 0;
+	if (!ncand)
+		return nslots && replicas ? -ENOSPC : 0;
+	used = calloc(ncand, sizeof(*used));
+	room = calloc(ncand, sizeof(*room));
+	dom = calloc(ncand, sizeof(*dom));
+	if (!used || !room || !dom) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	/* room[d]: free chunks of domain d, kept at its first candidate. */
+	for (i = 0; i < ncand; i++) {
+		used[i] = cand[i].used;
+		dom[i] = domain_of(zone, i);
+		if (cand[i].used < cand[i].total)
+			room[dom[i]] += cand[i].total - cand[i].used;
+	}
+	for (k = 0; k < nslots; k++) {
+		size_t *slot_out = &out[(size_t)k * replicas];
+
+		for (j = 0; j < replicas; j++) {
+			size_t best = ncand;
+
+			for (i = 0; i < ncand; i++) {
+				if (used[i] >= cand[i].total)
+					continue;
+				for (t = 0; t < j; t++)
+					if (dom[slot_out[t]] == dom[i])
+						break;
+				if (t < j)
+					continue;	/* the slot is in that domain */
+				if (best == ncand || room[dom[i]] > room[dom[best]] ||
+				    (room[dom[i]] == room[dom[best]] &&
+				     (dom[i] == dom[best] || dom[i] < dom[best]) &&
+				     less_loaded(&cand[i], used[i], &cand[best], used[best])))
+					best = i;
+			}
+			if (best == ncand) {
+				ret = -ENOSPC;
+				goto out;
+			}
+			slot_out[j] = best;
+			used[best]++;
+			room[dom[best]]--;
+			(*placed)++;
+		}
+	}
+out:
+	free(used);
+	free(room);
+	free(dom);
+	return ret;
+}
+
+/* The poolds of r that may take chunks (cand, who, zone filled).  n. */
+static size_t placeable(struct registry *r, struct place_cand *cand,
+			struct poold **who, const char **zone)
+{
+	struct poold *p;
+	size_t n = 0;
+
+	for (p = r->poolds; p; p = p->next) {
+		if (!registry_poold_placeable(p))
+			continue;
+		cand[n] = (struct place_cand){ p->addr, p->chunks_total, p->chunks_used };
+		zone[n] = p->zone;
+		who[n++] = p;
+	}
+	return n;
+}
+
+/* The client placement creates; NULL (why set) on ENOMEM. */
+static struct client *client_new(struct registry *r, const char *id,
+				 uint64_t size, uint32_t replicas, char *why,
+				 size_t whylen)
+{
+	struct client *c = registry_client_add(r, id, size);
+
+	if (!c) {
+		snprintf(why, whylen, "out of memory");
+		return NULL;
+	}
+	c->replicas = replicas;
+	return c;
+}
+
+/* Reserve every copy of a replicated client.  As placement_reserve(). */
+static int reserve_copies(struct registry *r, const char *id, uint64_t size,
+			  uint32_t need, uint32_t replicas,
+			  struct place_cand *cand, struct poold **who,
+			  const char **zone, size_t n, struct client **out,
+			  char *why, size_t whylen)
+{
+	size_t ndom = placement_domains(zone, n), zoned = 0, i, *pick;
+	uint64_t placed, free_total = 0;
+	struct client *c;
+	uint32_t k, j;
+	char a[16];
+	int ret;
+
+	for (i = 0; i < n; i++) {
+		zoned += zone[i][0] != '\0';
+		if (cand[i].used < cand[i].total)
+			free_total += cand[i].total - cand[i].used;
+	}
+	if (ndom < replicas) {
+		snprintf(why, whylen,
+			 "replicas=%" PRIu32 " asked for, only %zu placement%s possible (%zu live poold%s, %zu zone%s%s)",
+			 replicas, ndom, ndom == 1 ? "" : "s", n, n == 1 ? "" : "s",
+			 ndom, ndom == 1 ? "" : "s",
+			 zoned ? "; copies of a chunk go to distinct zones" : "");
+		return -ENOSPC;
+	}
+	pick = calloc((size_t)need * replicas, sizeof(*pick));
+	if (!pick) {
+		snprintf(why, whylen, "out of memory");
+		return -ENOMEM;
+	}
+	ret = placement_spread_copies(cand, zone, n, need, replicas, pick, &placed);
+	if (ret == -ENOSPC) {
+		snprintf(why, whylen,
+			 "replicas=%" PRIu32 " needs %" PRIu64 " chunks of %s in %zu placements (poolds, zones) per chunk; only %" PRIu64
+			 " could be placed (%" PRIu64 " free on %zu usable poold%s in %zu zone%s)",
+			 replicas, (uint64_t)need * replicas,
+			 rswap_fmt_size(r->chunk_size, a, sizeof(a)), (size_t)replicas,
+			 placed, free_total, n, n == 1 ? "" : "s", ndom, ndom == 1 ? "" : "s");
+		goto out;
+	}
+	if (ret) {
+		snprintf(why, whylen, "out of memory");
+		goto out;
+	}
+	c = client_new(r, id, size, replicas, why, whylen);
+	if (!c) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (k = 0; k < need; k++) {
+		registry_slot_assign(c, k, who[pick[(size_t)k * replicas]]);
+		for (j = 1; j < replicas; j++) {
+			if (registry_replica_reserve(c, who[pick[(size_t)k * replicas + j]], k))
+				continue;
+			registry_client_remove(r, c);
+			snprintf(why, whylen, "out of memory");
+			ret = -ENOMEM;
+			goto out;
+		}
+	}
+	*out = c;
+out:
+	free(pick);
+	return ret;
+}
+
 int placement_reserve(struct registry *r, const char *id, uint64_t size,
-		      struct client **out, char *why, size_t whylen)
+		      uint32_t replicas, struct client **out, char *why,
+		      size_t whylen)
 {
 	struct place_cand *cand = NULL;
-	struct poold **who = NULL, *p;
+	struct poold **who = NULL;
+	const char **zone = NULL;
 	size_t *pick = NULL, n = 0;
 	uint64_t free_total;
 	struct client *c;
@@ -81,17 +274,18 @@ int placement_reserve(struct registry *r, const char *id, uint64_t size,
 	}
 	cand = calloc(r->npoolds + 1, sizeof(*cand));
 	who = calloc(r->npoolds + 1, sizeof(*who));
+	zone = calloc(r->npoolds + 1, sizeof(*zone));
 	pick = calloc(need, sizeof(*pick));
-	if (!cand || !who || !pick) {
+	if (!cand || !who || !zone || !pick) {
 		snprintf(why, whylen, "out of memory");
 		ret = -ENOMEM;
 		goto out;
 	}
-	for (p = r->poolds; p; p = p->next) {
-		if (!registry_poold_placeable(p))
-			continue;
-		cand[n] = (struct place_cand){ p->addr, p->chunks_total, p->chunks_used };
-		who[n++] = p;
+	n = placeable(r, cand, who, zone);
+	if (replicas > 1) {
+		ret = reserve_copies(r, id, size, need, replicas, cand, who, zone, n,
+				     out, why, whylen);
+		goto out;
 	}
 	ret = placement_spread(cand, n, need, pick, &free_total);
 	if (ret == -ENOSPC) {
@@ -106,9 +300,8 @@ int placement_reserve(struct registry *r, const char *id, uint64_t size,
 		snprintf(why, whylen, "out of memory");
 		goto out;
 	}
-	c = registry_client_add(r, id, size);
+	c = client_new(r, id, size, 1, why, whylen);
 	if (!c) {
-		snprintf(why, whylen, "out of memory");
 		ret = -ENOMEM;
 		goto out;
 	}
@@ -118,6 +311,7 @@ int placement_reserve(struct registry *r, const char *id, uint64_t size,
 out:
 	free(cand);
 	free(who);
+	free(zone);
 	free(pick);
 	return ret;
 }

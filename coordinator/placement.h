@@ -33,12 +33,38 @@ int placement_spread(const struct place_cand *cand, size_t ncand,
 		     uint32_t need, size_t *out, uint64_t *free_total);
 
 /*
- * Create client id with every slot reserved on placeable poolds.  Returns
- * 0 with *out set, or -ENOSPC/-EINVAL/-ENOMEM with *why set and nothing
- * changed in the registry.
+ * Failure domains: candidates i and j share one when both carry the same
+ * non-empty zone; a candidate without a zone is a domain of its own.
+ * zone may be NULL (no candidate has a zone).  The number of domains is
+ * the number of copies one slot can have.
+ */
+size_t placement_domains(const char *const *zone, size_t ncand);
+
+/*
+ * Place `replicas` copies of each of nslots slots: out[slot * replicas +
+ * j] gets a candidate index.  The copies of one slot go to distinct
+ * domains.  Each copy goes to the domain with the most free chunks left
+ * among those the slot does not use yet (so a scarce domain is kept for
+ * the slots that need it: this places every copy whenever any placement
+ * can), and there to the candidate with the lowest used/total fraction,
+ * ties by name.  0, -ENOSPC (*placed: copies placed before it failed;
+ * out is then partly written), or -ENOMEM.
+ */
+int placement_spread_copies(const struct place_cand *cand,
+			    const char *const *zone, size_t ncand,
+			    uint32_t nslots, uint32_t replicas, size_t *out,
+			    uint64_t *placed);
+
+/*
+ * Create client id with every slot reserved on placeable poolds, and for
+ * replicas > 1 the further copies reserved as replicas (struct copy) on
+ * other poolds in other zones.  Returns 0 with *out set, or
+ * -ENOSPC/-EINVAL/-ENOMEM with *why set and nothing changed in the
+ * registry.
  */
 int placement_reserve(struct registry *r, const char *id, uint64_t size,
-		      struct client **out, char *why, size_t whylen);
+		      uint32_t replicas, struct client **out, char *why,
+		      size_t whylen);
 
 /*
  * Rebalancing: a poold that may take chunks (alive, connected, not

@@ -504,6 +504,7 @@ bool registry_slot_set_lost(struct client *c, uint32_t slot)
 	handle_del(s->poold, s->handle);
 	s->poold->chunks_used--;
 	s->lost = true;
+	s->stale_since_ms = 0;
 	c->nlost++;
 	return true;
 }
@@ -534,7 +535,8 @@ static struct copy *extra_append(struct client *c, struct poold *p, uint32_t slo
 {
 	struct copy *x = &c->extra[c->nextra++];
 
-	*x = (struct copy){ p, slot, handle, born_ms, move };
+	*x = (struct copy){ .poold = p, .slot = slot, .handle = handle,
+			    .born_ms = born_ms, .move = move };
 	return x;
 }
 
@@ -568,8 +570,11 @@ static void extra_unlink(struct client *c, struct copy *x)
 
 void registry_extra_del(struct client *c, struct copy *x)
 {
-	handle_del(x->poold, x->handle);
-	x->poold->chunks_used--;
+	if (!x->lost) {
+		if (!x->reserved)
+			handle_del(x->poold, x->handle);
+		x->poold->chunks_used--;
+	}
 	extra_unlink(c, x);
 }
 
@@ -578,8 +583,151 @@ uint32_t registry_unresolved(const struct client *c)
 	uint32_t i, n = 0;
 
 	for (i = 0; i < c->nextra; i++)
-		n += !c->extra[i].move;
+		n += !c->extra[i].move && !c->extra[i].replica;
 	return n;
+}
+
+bool registry_copy_in_sync(const struct poold *p, bool lost,
+			   uint64_t stale_since_ms)
+{
+	return !lost && !stale_since_ms && p->state != POOLD_DEAD;
+}
+
+int registry_client_health(const struct client *c, uint32_t *degraded,
+			   uint32_t *stale)
+{
+	uint8_t *insync;
+	uint32_t i;
+
+	*degraded = *stale = 0;
+	if (c->replicas < 2 || !c->nslots)
+		return 0;
+	insync = calloc(c->nslots, 1);
+	if (!insync)
+		return -ENOMEM;
+	for (i = 0; i < c->nextra; i++) {
+		const struct copy *x = &c->extra[i];
+
+		if (!x->replica || x->reserved || x->slot >= c->nslots)
+			continue;
+		insync[x->slot] += registry_copy_in_sync(x->poold, x->lost, x->stale_since_ms);
+		*stale += x->stale_since_ms && !x->lost;
+	}
+	for (i = 0; i < c->cap; i++) {
+		const struct slot *s = &c->slots[i];
+		uint32_t n;
+
+		if (s->state != SLOT_HELD || s->index >= c->nslots)
+			continue;
+		*stale += s->stale_since_ms && !s->lost;
+		n = insync[s->index] + registry_copy_in_sync(s->poold, s->lost,
+							      s->stale_since_ms);
+		*degraded += n && n < c->replicas;
+	}
+	free(insync);
+	return 0;
+}
+
+struct copy *registry_replica_reserve(struct client *c, struct poold *p,
+				      uint32_t slot)
+{
+	struct copy *x;
+
+	if (extras_reserve(c, 1))
+		return NULL;
+	x = extra_append(c, p, slot, 0, 0, false);
+	x->replica = true;
+	x->reserved = true;
+	p->chunks_used++;
+	return x;
+}
+
+void registry_replica_set_handle(struct client *c, struct copy *x,
+				 uint64_t handle, uint64_t born_ms)
+{
+	x->reserved = false;
+	x->handle = handle;
+	x->born_ms = born_ms;
+	handle_add(x->poold, handle, c, x->slot);
+}
+
+struct copy *registry_replica_reserved(const struct client *c, uint32_t slot,
+				       const struct poold *p)
+{
+	uint32_t i;
+
+	for (i = 0; i < c->nextra; i++)
+		if (c->extra[i].reserved && c->extra[i].slot == slot &&
+		    c->extra[i].poold == p)
+			return &c->extra[i];
+	return NULL;
+}
+
+void registry_copy_set_lost(struct copy *x)
+{
+	if (x->lost)
+		return;
+	if (!x->reserved)
+		handle_del(x->poold, x->handle);
+	x->poold->chunks_used--;
+	x->lost = true;
+	x->stale_since_ms = 0;
+}
+
+bool registry_slot_promote(struct client *c, uint32_t slot)
+{
+	struct slot *s = registry_slot(c, slot);
+	struct copy *x = NULL, t;
+	uint32_t i;
+
+	if (!s || s->state != SLOT_HELD || !s->lost)
+		return false;
+	/* Prefer a copy in sync, else any that lives. */
+	for (i = 0; i < c->nextra; i++) {
+		struct copy *y = &c->extra[i];
+
+		if (y->slot != slot || !y->replica || y->lost || y->reserved)
+			continue;
+		if (!x || (x->stale_since_ms && !y->stale_since_ms))
+			x = y;
+	}
+	if (!x)
+		return false;
+	/* The books stay with each poold and the handle index names the
+	 * slot either way: only the records swap. */
+	t = *x;
+	x->poold = s->poold;
+	x->handle = s->handle;
+	x->born_ms = s->born_ms;
+	x->stale_since_ms = 0;
+	x->lost = true;
+	s->poold = t.poold;
+	s->handle = t.handle;
+	s->born_ms = t.born_ms;
+	s->stale_since_ms = t.stale_since_ms;
+	s->lost = false;
+	c->nlost--;
+	return true;
+}
+
+void registry_replica_switch(struct client *c, struct copy *x,
+			     struct copy *with, struct copy *old)
+{
+	*old = *x;
+	if (x->lost)
+		old->poold = NULL;
+	else {
+		handle_del(x->poold, x->handle);
+		x->poold->chunks_used--;
+	}
+	/* with's books (chunks, handle index) carry over to x. */
+	x->poold = with->poold;
+	x->handle = with->handle;
+	x->born_ms = with->born_ms;
+	x->lost = false;
+	x->reserved = false;
+	x->stale_since_ms = 0;
+	extra_unlink(c, with);
 }
 
 int registry_slot_switch(struct client *c, struct copy *x, struct copy *old)
@@ -600,7 +748,8 @@ int registry_slot_switch(struct client *c, struct copy *x, struct copy *old)
 		s->lost = false;
 		c->nlost--;
 	} else {
-		*old = (struct copy){ s->poold, s->index, s->handle, s->born_ms, false };
+		*old = (struct copy){ .poold = s->poold, .slot = s->index,
+				     .handle = s->handle, .born_ms = s->born_ms };
 		handle_del(s->poold, s->handle);
 		s->poold->chunks_used--;
 	}
@@ -608,6 +757,7 @@ int registry_slot_switch(struct client *c, struct copy *x, struct copy *old)
 	s->poold = x->poold;
 	s->handle = x->handle;
 	s->born_ms = x->born_ms;
+	s->stale_since_ms = 0;
 	s->moving = false;
 	extra_unlink(c, x);
 	return 0;
@@ -939,8 +1089,9 @@ static int collect_unreported(struct registry *r, struct poold *p,
 			for (i = 0; i < c->nextra; i++) {
 				const struct copy *x = &c->extra[i];
 
-				if (x->poold != p ||
-				    held_reported(sorted, n, c->id, x->slot, x->handle))
+				if (x->poold != p || x->lost ||
+				    (!x->reserved &&
+				     held_reported(sorted, n, c->id, x->slot, x->handle)))
 					continue;
 				if (k < p->chunks_used)
 					d[k++] = (struct drop){ c, x->slot, x->handle, true };
@@ -970,6 +1121,13 @@ static void drop_unreported(struct poold *p, const struct drop *d, size_t n,
 			x = registry_extra_find(d[i].c, d[i].slot, d[i].handle);
 			if (!x)
 				continue;
+			if (x->replica && !x->reserved) {
+				log_warn("poold %s came back without client %s slot %" PRIu32
+					 " copy %" PRIu64 "; that copy is marked lost and will be replaced",
+					 p->addr, d[i].c->id, d[i].slot, d[i].handle);
+				registry_copy_set_lost(x);
+				continue;
+			}
 			log_warn("poold %s came back without client %s slot %" PRIu32
 				 " copy %" PRIu64 " (%s); that copy is forgotten",
 				 p->addr, d[i].c->id, d[i].slot, d[i].handle,
@@ -983,6 +1141,9 @@ static void drop_unreported(struct poold *p, const struct drop *d, size_t n,
 				 "came back (same incarnation: it should not have lost it)",
 				 d[i].c->id, d[i].slot, s->handle);
 			registry_slot_set_lost(d[i].c, d[i].slot);
+			if (registry_slot_promote(d[i].c, d[i].slot))
+				log_warn("client %s: slot %" PRIu32 " goes on from its copy on poold %s",
+					 d[i].c->id, d[i].slot, s->poold->addr);
 		} else {
 			log_warn("poold %s came back without client %s slot %" PRIu32
 				 ", whose allocation was in flight; the record is dropped",
@@ -1298,7 +1459,8 @@ static void apply_group(struct registry *r, struct poold *p,
 			    c->slots[b].poold != p)
 				displace(res, c, &c->slots[b]);
 		for (b = 0; b < c->nextra; b++)
-			if (c->extra[b].poold != p)
+			if (c->extra[b].poold != p && !c->extra[b].lost &&
+			    !c->extra[b].reserved)
 				displace_copy(res, c, &c->extra[b]);
 		registry_client_remove(r, c);
 		c = NULL;
@@ -1361,6 +1523,12 @@ int registry_poold_register(struct registry *r, const struct poold_report *rep,
 		snprintf(why, whylen,
 			 "listen address is not HOST:PORT (printable, at most %d bytes)",
 			 RSWAP_ADDR_MAX);
+		return -EINVAL;
+	}
+	if (rep->zone && rep->zone[0] && !rswap_zone_valid(rep->zone)) {
+		snprintf(why, whylen,
+			 "poold %s: zone must be 1 to %d printable characters without spaces",
+			 rep->addr, RSWAP_ZONE_MAX);
 		return -EINVAL;
 	}
 	p = registry_poold_find(r, rep->addr);
@@ -1506,6 +1674,7 @@ int registry_poold_register(struct registry *r, const struct poold_report *rep,
 		apply_group(r, p, keep, &plan.groups[i], plan.v, now_ms, res);
 	p->capacity = rep->capacity;
 	p->incarnation = rep->incarnation;
+	snprintf(p->zone, sizeof(p->zone), "%s", rep->zone ? rep->zone : "");
 	p->chunks_total = (rep->capacity >> r->chunk_shift) > UINT32_MAX ?
 			  UINT32_MAX : (uint32_t)(rep->capacity >> r->chunk_shift);
 	p->connected = true;

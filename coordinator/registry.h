@@ -25,9 +25,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rswap_util.h"
+
 #define RSWAP_ID_MAX		31	/* client id: 1..31 printable, no spaces */
 #define RSWAP_ADDR_MAX		127	/* poold listen address "HOST:PORT" */
 #define RSWAP_MAX_SLOTS		16384	/* a client's map must fit one frame */
+#define RSWAP_MAX_REPLICAS	3	/* copies of a slot a client may ask for */
+#define RSWAP_REREP_BACKOFF_MS	2000	/* first wait after a failed re-replication */
 #define RSWAP_MIN_CHUNK		(16ull << 20)
 #define RSWAP_SUSPECT_BEATS	3	/* missed heartbeats before suspect */
 #define RSWAP_DEAD_BEATS	10	/* ... and before dead */
@@ -74,6 +78,7 @@ struct poold {
 	bool draining;			/* keeps its chunks, gets no new ones */
 	bool connected;
 	uint64_t incarnation;		/* as last registered; 0 unknown */
+	char zone[RSWAP_ZONE_MAX + 1];	/* as last registered; "" none */
 	uint64_t last_heartbeat_ms;
 	uint32_t clients_connected;	/* as last reported */
 	uint32_t chunks_reported;	/* as last reported */
@@ -110,12 +115,22 @@ struct slot {
 	 */
 	bool lost;
 	bool moving;			/* a move of it is queued or running */
+	/* The client reports this copy stale since then (this process's
+	 * clock, at least 1); 0: in sync.  Replicated clients only. */
+	uint64_t stale_since_ms;
 };
 
 /*
  * A copy of a slot that is not the one in the map: a move's target
- * (move), or a copy a registration found besides the mapped one, kept
- * until the client says which it runs on (unresolved).
+ * (move), a further copy of a replicated slot (replica), or a copy a
+ * registration found besides the mapped one, kept until the client says
+ * which it runs on (unresolved: neither move nor replica).
+ *
+ * A replica is in the client's map (Slot.copies) next to the slot's own
+ * copy, always on another poold.  reserved: its ChunkAlloc is in flight
+ * (no handle yet, counted in the poold's chunks, not in its handle
+ * index).  lost: its poold lost the memory, or the client found the
+ * slot lost; like a lost slot it is neither counted nor indexed.
  */
 struct copy {
 	struct poold *poold;
@@ -123,6 +138,10 @@ struct copy {
 	uint64_t handle;
 	uint64_t born_ms;
 	bool move;
+	bool replica;
+	bool reserved;
+	bool lost;
+	uint64_t stale_since_ms;	/* as struct slot's */
 };
 
 struct client {
@@ -151,6 +170,20 @@ struct client {
 	void *move;			/* dispatch.c: its move past the queue */
 	uint64_t epoch;			/* grows by one per committed move */
 	uint32_t nlost;			/* held slots marked lost */
+	/*
+	 * Copies of every slot the client asked for (1..RSWAP_MAX_REPLICAS);
+	 * 0: not known yet (adopted from registrations after a restart; its
+	 * reconnect hello says).  Slot i's copies: the slot itself, then the
+	 * extras of slot i marked replica.
+	 */
+	uint32_t replicas;
+	/* Re-replication (dispatch.c): a resync move of it is queued or
+	 * running; after a failed one, not before rerep_after_ms. */
+	bool rerep_queued;
+	bool rerep_stuck_logged;	/* "no target" said once until it works */
+	uint8_t rerep_fails;
+	uint64_t rerep_after_ms;
+	uint32_t rerep_cursor;		/* where the reconciler's next scan starts */
 	struct copy *extra;		/* see struct copy; unordered */
 	uint32_t nextra, extra_cap;
 };
@@ -185,6 +218,7 @@ struct poold_report {
 	const struct held_chunk *chunks;
 	size_t nchunks;
 	uint64_t incarnation;		/* 0 unknown */
+	const char *zone;		/* NULL or "": none */
 };
 
 /* chunk_size: a power of two >= RSWAP_MIN_CHUNK.  NULL on bad size/ENOMEM. */
@@ -302,8 +336,50 @@ struct copy *registry_extra_find(const struct client *c, uint32_t slot,
 				 uint64_t handle);
 /* Forget x (the caller frees or already freed its chunk). */
 void registry_extra_del(struct client *c, struct copy *x);
-/* Extras not owned by a move. */
+/*
+ * A copy counts as in sync (for a slot's health) unless it is lost, the
+ * client reports it stale, or its poold is dead (missed heartbeats: the
+ * client cannot reach it and the reconciler replaces it).
+ */
+bool registry_copy_in_sync(const struct poold *p, bool lost,
+			   uint64_t stale_since_ms);
+/*
+ * A replicated client's slots with fewer in-sync copies than it asked
+ * for but at least one (*degraded), and its copies reported stale
+ * (*stale).  0 or -ENOMEM.  O(slots + extras).
+ */
+int registry_client_health(const struct client *c, uint32_t *degraded,
+			   uint32_t *stale);
+/* Extras neither a move's nor a replica. */
 uint32_t registry_unresolved(const struct client *c);
+
+/*
+ * A replica of slot on p, reserved (ChunkAlloc in flight): counted in p's
+ * chunks.  NULL on -ENOMEM.  The pointer is valid until extras change.
+ */
+struct copy *registry_replica_reserve(struct client *c, struct poold *p,
+				      uint32_t slot);
+/* The reserved replica of slot on p got its chunk. */
+void registry_replica_set_handle(struct client *c, struct copy *x,
+				 uint64_t handle, uint64_t born_ms);
+/* The reserved replica of slot on p, or NULL. */
+struct copy *registry_replica_reserved(const struct client *c, uint32_t slot,
+				       const struct poold *p);
+/* Mark a replica lost (see struct copy): out of p's books. */
+void registry_copy_set_lost(struct copy *x);
+/*
+ * The slot's own copy is lost but a replica is not: they swap places, so
+ * that the map's copy (Slot.poold_addr/handle) is one that lives and a
+ * slot is lost only when every copy is.  True if they swapped.
+ */
+bool registry_slot_promote(struct client *c, uint32_t slot);
+/*
+ * Replace the replica x by extra copy `with` (a move's target), which
+ * leaves the extras as x takes its place, in sync.  *old gets x's former
+ * copy (old->poold NULL if it was lost: nothing to free).
+ */
+void registry_replica_switch(struct client *c, struct copy *x,
+			     struct copy *with, struct copy *old);
 /*
  * The slot now runs on extra copy x, which leaves the extras.  *old gets
  * the copy the slot had (the caller frees its chunk); old->poold is NULL

@@ -13,23 +13,122 @@ static int cmp_slot_index(const void *a, const void *b)
 	return x->index < y->index ? -1 : x->index > y->index;
 }
 
-int report_chunk_map(const struct registry *r, const struct client *c,
-		     Rswap__ChunkMap *m)
+/* Per slot index, the replica extras of c linked into lists (see copies_of). */
+struct copy_lists {
+	uint32_t *head;		/* by slot index; UINT32_MAX: none */
+	uint32_t *next;		/* by extra index */
+};
+
+static int copy_lists_build(const struct client *c, struct copy_lists *l)
 {
+	uint32_t i;
+
+	l->head = malloc((size_t)c->nslots * sizeof(*l->head));
+	l->next = malloc(((size_t)c->nextra + 1) * sizeof(*l->next));
+	if (!l->head || !l->next) {
+		free(l->head);
+		free(l->next);
+		return -ENOMEM;
+	}
+	memset(l->head, 0xff, (size_t)c->nslots * sizeof(*l->head));
+	for (i = c->nextra; i--; ) {
+		const struct copy *x = &c->extra[i];
+
+		if (!x->replica || x->slot >= c->nslots)
+			continue;
+		l->next[i] = l->head[x->slot];
+		l->head[x->slot] = i;
+	}
+	return 0;
+}
+
+static void copy_lists_free(struct copy_lists *l)
+{
+	free(l->head);
+	free(l->next);
+}
+
+static void fill_copy(Rswap__Copy *o, const struct poold *p, uint64_t handle,
+		      bool lost, uint64_t stale_since_ms, bool admin)
+{
+	rswap__copy__init(o);
+	o->poold_addr = (char *)p->addr;
+	o->handle = handle;
+	o->lost = lost || p->state == POOLD_DEAD;
+	o->stale = admin && stale_since_ms && !lost;
+}
+
+/*
+ * Slot out's copies (replicated maps), from *used on in cblock/cptr: the
+ * slot's own copy first.  In-sync copies counted into *insync.
+ */
+static void fill_copies(const struct client *c, const struct slot *s,
+			const struct copy_lists *l, Rswap__Slot *out,
+			Rswap__Copy *cblock, Rswap__Copy **cptr, size_t *used,
+			size_t ncopies, bool admin, uint32_t *insync, uint32_t *stale)
+{
+	uint32_t x;
+
+	out->copies = &cptr[*used];
+	fill_copy(&cblock[*used], s->poold, s->handle, s->lost, s->stale_since_ms, admin);
+	cptr[*used] = &cblock[*used];
+	(*used)++;
+	out->n_copies = 1;
+	for (x = l->head[s->index]; x != UINT32_MAX && *used < ncopies; x = l->next[x]) {
+		const struct copy *y = &c->extra[x];
+
+		if (y->reserved)
+			continue;	/* no copy yet */
+		fill_copy(&cblock[*used], y->poold, y->handle, y->lost,
+			  y->stale_since_ms, admin);
+		cptr[*used] = &cblock[*used];
+		(*used)++;
+		out->n_copies++;
+		*insync += registry_copy_in_sync(y->poold, y->lost, y->stale_since_ms);
+		*stale += y->stale_since_ms && !y->lost;
+	}
+}
+
+/*
+ * The map, and for admins (ClientInfo) each slot's health, with the
+ * degraded slots and stale copies counted.  A replicated map's copies
+ * are two blocks, slots[0]->copies (pointers) and its [0] (copies), in
+ * slot order.
+ */
+static int chunk_map(const struct registry *r, const struct client *c,
+		     Rswap__ChunkMap *m, bool admin, uint32_t *degraded,
+		     uint32_t *stale)
+{
+	struct copy_lists l = { 0 };
+	Rswap__Copy *cblock = NULL, **cptr = NULL;
+	size_t ncopies = 0, used = 0;
 	Rswap__Slot *block;
-	uint32_t b;
+	uint32_t b, i;
 
 	rswap__chunk_map__init(m);
 	m->chunk_size = r->chunk_size;
 	m->size = c->size;
 	m->epoch = c->epoch;
+	m->replicas = c->replicas;
 	if (!c->nheld)
 		return 0;
+	if (c->replicas > 1) {
+		if (copy_lists_build(c, &l))
+			return -ENOMEM;
+		ncopies = c->nheld;
+		for (i = 0; i < c->nextra; i++)
+			ncopies += c->extra[i].replica;
+		cblock = calloc(ncopies, sizeof(*cblock));
+		cptr = calloc(ncopies, sizeof(*cptr));
+	}
 	m->slots = calloc(c->nheld, sizeof(*m->slots));
 	block = calloc(c->nheld, sizeof(*block));
-	if (!m->slots || !block) {
+	if (!m->slots || !block || (c->replicas > 1 && (!cblock || !cptr))) {
 		free(m->slots);
 		free(block);
+		free(cblock);
+		free(cptr);
+		copy_lists_free(&l);
 		m->slots = NULL;
 		return -ENOMEM;
 	}
@@ -50,9 +149,34 @@ int report_chunk_map(const struct registry *r, const struct client *c,
 	if (c->cap < c->nslots)
 		qsort(block, m->n_slots, sizeof(*block), cmp_slot_index);
 	/* slots[0] stays the block's start: report_chunk_map_free() frees it. */
-	for (b = 0; b < m->n_slots; b++)
+	for (b = 0; b < m->n_slots; b++) {
+		const struct slot *s = registry_slot(c, block[b].index);
+		uint32_t insync = registry_copy_in_sync(s->poold, s->lost,
+							s->stale_since_ms);
+		uint32_t want = c->replicas ? c->replicas : 1;
+
 		m->slots[b] = &block[b];
+		*stale += s->stale_since_ms && !s->lost;
+		if (c->replicas > 1)
+			fill_copies(c, s, &l, &block[b], cblock, cptr, &used, ncopies,
+				    admin, &insync, stale);
+		if (!admin)
+			continue;
+		block[b].health = insync >= want ? RSWAP__SLOT_HEALTH__SLOT_HEALTHY :
+				  insync ? RSWAP__SLOT_HEALTH__SLOT_DEGRADED :
+				  RSWAP__SLOT_HEALTH__SLOT_LOST;
+		*degraded += block[b].health == RSWAP__SLOT_HEALTH__SLOT_DEGRADED;
+	}
+	copy_lists_free(&l);
 	return 0;
+}
+
+int report_chunk_map(const struct registry *r, const struct client *c,
+		     Rswap__ChunkMap *m)
+{
+	uint32_t degraded = 0, stale = 0;
+
+	return chunk_map(r, c, m, false, &degraded, &stale);
 }
 
 size_t report_chunk_map_bound(const struct client *c)
@@ -68,11 +192,26 @@ size_t report_chunk_map_bound(const struct client *c)
 	for (b = 0; b < c->cap; b++)
 		if (c->slots[b].state != SLOT_EMPTY)
 			n += 3 + 6 + 3 + strlen(c->slots[b].poold->addr) + 11 + 2;
+	if (c->replicas <= 1)
+		return n;
+	/* Copies: tag+length (<= 3), address, handle, lost (2); the slot's
+	 * own copy once more, then every replica. */
+	n += (size_t)(c->nslots - c->nused) * (3 + 3 + RSWAP_ADDR_MAX + 11 + 2);
+	for (b = 0; b < c->cap; b++)
+		if (c->slots[b].state != SLOT_EMPTY)
+			n += 3 + 3 + strlen(c->slots[b].poold->addr) + 11 + 2;
+	for (b = 0; b < c->nextra; b++)
+		if (c->extra[b].replica)
+			n += 3 + 3 + strlen(c->extra[b].poold->addr) + 11 + 2;
 	return n;
 }
 
 void report_chunk_map_free(Rswap__ChunkMap *m)
 {
+	if (m->n_slots && m->slots[0]->n_copies) {
+		free(m->slots[0]->copies[0]);
+		free(m->slots[0]->copies);
+	}
 	if (m->n_slots)
 		free(m->slots[0]);
 	free(m->slots);
@@ -87,8 +226,9 @@ int report_client_info(const struct registry *r, const struct client *c,
 	uint32_t i, n = registry_unresolved(c);
 
 	rswap__client_info__init(ci);
-	if (report_chunk_map(r, c, map))
+	if (chunk_map(r, c, map, true, &ci->degraded_chunks, &ci->stale_copies))
 		return -ENOMEM;
+	ci->replicas = c->replicas ? c->replicas : 1;
 	ci->client_id = (char *)c->id;
 	ci->map = map;
 	ci->session = c->owner_name ? (char *)c->owner_name : "";
@@ -108,7 +248,7 @@ int report_client_info(const struct registry *r, const struct client *c,
 	for (i = 0; i < c->nextra && ci->n_unresolved < n; i++) {
 		Rswap__Slot *out = &block[ci->n_unresolved];
 
-		if (c->extra[i].move)
+		if (c->extra[i].move || c->extra[i].replica)
 			continue;
 		rswap__slot__init(out);
 		out->index = c->extra[i].slot;
@@ -214,6 +354,7 @@ int report_cluster_state(const struct registry *r, uint64_t now_ms,
 		pi->ms_since_heartbeat = age > UINT32_MAX ? UINT32_MAX : (uint32_t)age;
 		pi->clients_connected = p->clients_connected;
 		pi->incarnation = p->incarnation;
+		pi->zone = (char *)p->zone;
 		cs->poolds[cs->n_poolds++] = pi;
 		cs->capacity_total += (uint64_t)p->chunks_total * r->chunk_size;
 		cs->used_total += (uint64_t)p->chunks_used * r->chunk_size;

@@ -147,6 +147,7 @@ static int send_register(struct poold *p)
 	reg.chunks = ptrs;
 	/* A new one tells the coordinator that what it placed here is gone. */
 	reg.incarnation = p->incarnation;
+	reg.zone = p->set.zone;
 	env.seq = p->reg_seq = ++p->seq;
 	env.body_case = RSWAP__ENVELOPE__BODY_POOLD_REGISTER;
 	env.poold_register = &reg;

@@ -40,7 +40,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: poold --coord HOST:PORT --listen ADDR:PORT --capacity SIZE\n"
 		"             (--key-file FILE | --insecure) [--max-qps N]\n"
-		"             [--metrics ADDR:PORT] [-v]\n"
+		"             [--zone NAME] [--metrics ADDR:PORT] [-v]\n"
 		"  --coord HOST:PORT   rswap-coord to register with (default port %d)\n"
 		"  --listen ADDR:PORT  RDMA address clients connect to; must be a\n"
 		"                      concrete address on an RDMA device (default port %d)\n"
@@ -50,11 +50,13 @@ static void usage(FILE *f)
 		"  --key-file FILE     the cluster key (rswap-admin keygen > FILE, mode 0600):\n"
 		"                      proves this poold to the coordinator and checks it\n"
 		"  --insecure          no key, for throwaway test clusters only\n"
+		"  --zone NAME         failure domain (rack, power feed), 1..%d printable\n"
+		"                      bytes: copies of a chunk go to distinct zones\n"
 		"  --metrics ADDR:PORT serve Prometheus metrics at\n"
 		"                      http://ADDR:PORT/metrics (default: off)\n"
 		"  -v, --verbose       debug logging\n",
 		RSWAP_DEFAULT_COORD_PORT, RSWAP_DEFAULT_POOLD_PORT,
-		RSWAP_MAX_QPS_PER_SESSION, MAX_QPS_DEFAULT);
+		RSWAP_MAX_QPS_PER_SESSION, MAX_QPS_DEFAULT, RSWAP_ZONE_MAX);
 }
 
 static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -108,6 +110,7 @@ static void parse_args(int argc, char **argv, struct poold_settings *set)
 		{ "help", no_argument, NULL, 'h' },
 		{ "key-file", required_argument, NULL, 'k' },
 		{ "insecure", no_argument, NULL, 'I' },
+		{ "zone", required_argument, NULL, 'z' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *coord = NULL, *listen = NULL, *cap = NULL, *why, *key_file = NULL;
@@ -137,6 +140,12 @@ static void parse_args(int argc, char **argv, struct poold_settings *set)
 		case 'v': set->verbose = 1; break;
 		case 'k': key_file = optarg; break;
 		case 'I': set->insecure = 1; break;
+		case 'z':
+			if (!rswap_zone_valid(optarg))
+				usage_error("--zone '%s': expected 1 to %d printable characters without spaces",
+					    optarg, RSWAP_ZONE_MAX);
+			snprintf(set->zone, sizeof(set->zone), "%s", optarg);
+			break;
 		case 'h': usage(stdout); exit(0);
 		case ':': usage_error("%s needs a value", argv[optind - 1]);
 		default: usage_error("unknown option %s", argv[optind - 1]);
@@ -295,8 +304,9 @@ int main(int argc, char **argv)
 		goto out_free_base;
 	}
 	poold_chunks_init(&p);
-	log_info("starting: capacity %s, coordinator %s",
-		 rswap_fmt_size(p.set.capacity, cap, sizeof(cap)), p.set.coord_str);
+	log_info("starting: capacity %s, coordinator %s, zone %s",
+		 rswap_fmt_size(p.set.capacity, cap, sizeof(cap)), p.set.coord_str,
+		 p.set.zone[0] ? p.set.zone : "(none)");
 	if (metrics_start(&p)) {
 		p.exit_code = 1;
 		goto out_free_base;

@@ -21,6 +21,7 @@
 
 #include "rswap_auth.h"
 #include "rswap_wire.h"
+#include "rswap_util.h"
 
 /* Counters per enum rswap_rej_reason value; room for reasons to come. */
 #define POOLD_REJ_SLOTS		16
@@ -51,6 +52,7 @@ struct poold_settings {
 	bool have_key;			/* --key-file loaded into key */
 	uint8_t key[RSWAP_KEY_LEN];
 	int insecure;			/* --insecure: no key, on purpose */
+	char zone[RSWAP_ZONE_MAX + 1];	/* --zone: failure domain; "" none */
 	int verbose;
 };
 

@@ -4,6 +4,7 @@
 #define RSWAP_UTIL_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -23,6 +24,14 @@ int rswap_parse_size(const char *s, uint64_t *out);
 int rswap_parse_hostport(const char *s, uint16_t default_port,
 			 struct sockaddr_storage *ss, socklen_t *len,
 			 const char **why);
+
+/*
+ * A failure-domain name (poold --zone, PooldRegister.zone): 1 to
+ * RSWAP_ZONE_MAX printable bytes without spaces (a space would split the
+ * column of `rswap-admin list`).
+ */
+#define RSWAP_ZONE_MAX	63
+bool rswap_zone_valid(const char *zone);
 
 /* Format a byte count as "4.0G", "512M", "12K" or "100B" into buf. */
 const char *rswap_fmt_size(uint64_t bytes, char *buf, size_t len);

@@ -114,6 +114,18 @@ int rswap_parse_hostport(const char *s, uint16_t default_port,
 	return 0;
 }
 
+bool rswap_zone_valid(const char *zone)
+{
+	size_t n = strlen(zone), i;
+
+	if (!n || n > RSWAP_ZONE_MAX)
+		return false;
+	for (i = 0; i < n; i++)
+		if (!isgraph((unsigned char)zone[i]))
+			return false;
+	return true;
+}
+
 const char *rswap_fmt_size(uint64_t bytes, char *buf, size_t len)
 {
 	static const char units[] = "BKMGTP";

@@ -357,6 +357,32 @@ static const char *state_name(Rswap__PooldState s)
 
 static void json_move(size_t i, const Rswap__MoveInfo *m);
 
+static const char *health_name(Rswap__SlotHealth h)
+{
+	switch (h) {
+	case RSWAP__SLOT_HEALTH__SLOT_HEALTHY: return "healthy";
+	case RSWAP__SLOT_HEALTH__SLOT_DEGRADED: return "degraded";
+	case RSWAP__SLOT_HEALTH__SLOT_LOST: return "lost";
+	default: return "unknown";
+	}
+}
+
+/* ",\"health\":...,\"copies\":[...]" of a slot. */
+static void json_copies(const Rswap__Slot *sl)
+{
+	size_t j;
+
+	printf(",\"health\":\"%s\",\"copies\":[", health_name(sl->health));
+	for (j = 0; j < sl->n_copies; j++) {
+		printf("%s{\"poold\":", j ? "," : "");
+		json_str(sl->copies[j]->poold_addr);
+		printf(",\"handle\":%" PRIu64 ",\"stale\":%s,\"lost\":%s}",
+		       sl->copies[j]->handle, sl->copies[j]->stale ? "true" : "false",
+		       sl->copies[j]->lost ? "true" : "false");
+	}
+	putchar(']');
+}
+
 static void json_client(const Rswap__ClientInfo *ci)
 {
 	const Rswap__ChunkMap *m = ci->map;
@@ -367,14 +393,18 @@ static void json_client(const Rswap__ClientInfo *ci)
 	printf(",\"session\":");
 	json_str(ci->session ? ci->session : "");
 	printf(",\"size\":%" PRIu64 ",\"chunk_size\":%" PRIu64 ",\"epoch\":%" PRIu64
-	       ",\"lost_chunks\":%" PRIu32 ",\"slots\":[",
-	       m ? m->size : 0, m ? m->chunk_size : 0, ci->epoch, ci->lost_chunks);
+	       ",\"lost_chunks\":%" PRIu32 ",\"replicas\":%" PRIu32
+	       ",\"degraded_chunks\":%" PRIu32 ",\"stale_copies\":%" PRIu32 ",\"slots\":[",
+	       m ? m->size : 0, m ? m->chunk_size : 0, ci->epoch, ci->lost_chunks,
+	       ci->replicas ? ci->replicas : 1, ci->degraded_chunks, ci->stale_copies);
 	for (i = 0; m && i < m->n_slots; i++) {
 		printf("%s{\"index\":%" PRIu32 ",\"poold\":", i ? "," : "",
 		       m->slots[i]->index);
 		json_str(m->slots[i]->poold_addr);
-		printf(",\"handle\":%" PRIu64 ",\"lost\":%s}", m->slots[i]->handle,
+		printf(",\"handle\":%" PRIu64 ",\"lost\":%s", m->slots[i]->handle,
 		       m->slots[i]->lost ? "true" : "false");
+		json_copies(m->slots[i]);
+		putchar('}');
 	}
 	printf("],\"unresolved\":[");
 	for (i = 0; i < ci->n_unresolved; i++) {
@@ -416,8 +446,9 @@ static void json_move(size_t i, const Rswap__MoveInfo *m)
 {
 	json_move_head(i, m->client_id, m->slot, m->from_poold, m->to_poold);
 	printf(",\"state\":\"%s\",\"copied\":%" PRIu64 ",\"chunk_size\":%" PRIu64
-	       ",\"running_ms\":%" PRIu64 ",\"job\":%" PRIu64 "}",
-	       move_step_name(m->state), m->copied, m->chunk_size, m->running_ms, m->job);
+	       ",\"running_ms\":%" PRIu64 ",\"job\":%" PRIu64 ",\"resync\":%s}",
+	       move_step_name(m->state), m->copied, m->chunk_size, m->running_ms, m->job,
+	       m->resync ? "true" : "false");
 }
 
 static void json_moves(const Rswap__ClusterState *cs)
@@ -462,10 +493,12 @@ static void json_cluster(const Rswap__ClusterState *cs)
 		       ",\"chunks_used\":%" PRIu32 ",\"state\":\"%s\",\"draining\":%s"
 		       ",\"ms_since_heartbeat\":%" PRIu32 ",\"clients_connected\":%" PRIu32
 		       ",\"incarnation\":\"%016" PRIx64 "\",\"moves_out\":%" PRIu32
-		       ",\"moves_in\":%" PRIu32 "}",
+		       ",\"moves_in\":%" PRIu32 ",\"zone\":",
 		       p->capacity, p->chunks_total, p->chunks_used, state_name(p->state),
 		       p->draining ? "true" : "false", p->ms_since_heartbeat,
 		       p->clients_connected, p->incarnation, p->moves_out, p->moves_in);
+		json_str(p->zone ? p->zone : "");
+		putchar('}');
 	}
 	printf("],\"clients\":[");
 	for (i = 0; i < cs->n_clients; i++) {
@@ -508,6 +541,22 @@ static void print_spread(const Rswap__ChunkMap *m)
 
 static void print_move(const Rswap__MoveInfo *m);
 
+/* "  slot 3     degraded  -> A handle 7, B handle 9 STALE" */
+static void print_copies(const Rswap__Slot *sl)
+{
+	size_t j;
+
+	printf("  slot %-5" PRIu32 " %-8s ->", sl->index, health_name(sl->health));
+	for (j = 0; j < sl->n_copies; j++) {
+		const Rswap__Copy *cp = sl->copies[j];
+
+		printf("%s %.*s handle %" PRIu64 "%s", j ? "," : "",
+		       printable_len(cp->poold_addr), cp->poold_addr, cp->handle,
+		       cp->lost ? " LOST" : cp->stale ? " STALE" : "");
+	}
+	printf("\n");
+}
+
 static void print_map(const Rswap__ClientInfo *ci)
 {
 	const Rswap__ChunkMap *m = ci->map;
@@ -529,16 +578,27 @@ static void print_map(const Rswap__ClientInfo *ci)
 	       ci->lost_chunks ? ", " : "\n");
 	if (ci->lost_chunks)
 		printf("%" PRIu32 " LOST\n", ci->lost_chunks);
+	if (ci->replicas > 1)
+		printf("  replicas: %" PRIu32 " copies per chunk, %" PRIu32 " degraded chunk%s, %"
+		       PRIu32 " stale cop%s\n", ci->replicas, ci->degraded_chunks,
+		       ci->degraded_chunks == 1 ? "" : "s", ci->stale_copies,
+		       ci->stale_copies == 1 ? "y" : "ies");
 	if (ci->session && *ci->session)
 		printf("  session: live, from %.*s\n", printable_len(ci->session),
 		       ci->session);
 	else
 		printf("  session: none (chunks kept for the host's return)\n");
-	for (i = 0; i < m->n_slots; i++)
+	for (i = 0; i < m->n_slots; i++) {
+		const Rswap__Slot *sl = m->slots[i];
+
+		if (sl->n_copies) {
+			print_copies(sl);
+			continue;
+		}
 		printf("  slot %-5" PRIu32 " -> %-24.*s handle %" PRIu64 "%s\n",
-		       m->slots[i]->index, printable_len(m->slots[i]->poold_addr),
-		       m->slots[i]->poold_addr, m->slots[i]->handle,
-		       m->slots[i]->lost ? "  LOST (its memory is gone)" : "");
+		       sl->index, printable_len(sl->poold_addr), sl->poold_addr,
+		       sl->handle, sl->lost ? "  LOST (its memory is gone)" : "");
+	}
 	for (i = 0; i < ci->n_unresolved; i++)
 		printf("  slot %-5" PRIu32 "    %-24.*s handle %" PRIu64
 		       "  UNRESOLVED copy (kept until the client reconnects)\n",
@@ -555,9 +615,9 @@ static void print_move(const Rswap__MoveInfo *m)
 {
 	char a[16], b[16];
 
-	printf("  move client %.*s slot %" PRIu32 ": %.*s -> %.*s %s",
-	       printable_len(m->client_id), m->client_id, m->slot,
-	       printable_len(m->from_poold), m->from_poold,
+	printf("  %s client %.*s slot %" PRIu32 ": %.*s -> %.*s %s",
+	       m->resync ? "resync" : "move", printable_len(m->client_id), m->client_id,
+	       m->slot, printable_len(m->from_poold), m->from_poold,
 	       printable_len(m->to_poold), m->to_poold, move_step_name(m->state));
 	if (m->state == RSWAP__MOVE_STEP__MOVE_COPYING ||
 	    m->state == RSWAP__MOVE_STEP__MOVE_WAITING)
@@ -609,9 +669,9 @@ static void print_cluster(const Rswap__ClusterState *cs)
 	char a[16], b[16], c[16];
 	size_t i;
 
-	printf("%-24s %-8s %-9s %6s %6s %-18s %10s %7s %-16s\n", "POOLD", "STATE",
+	printf("%-24s %-8s %-9s %6s %6s %-18s %10s %7s %-16s %s\n", "POOLD", "STATE",
 	       "CAPACITY", "CHUNKS", "USED", "LOAD", "HEARTBEAT", "CLIENTS",
-	       "INCARNATION");
+	       "INCARNATION", "ZONE");
 	for (i = 0; i < cs->n_poolds; i++) {
 		const Rswap__PooldInfo *p = cs->poolds[i];
 		unsigned int pct = p->chunks_total ?
@@ -626,11 +686,13 @@ static void print_cluster(const Rswap__ClusterState *cs)
 			 p->draining ? ",drain" : "");
 		alive += p->state == RSWAP__POOLD_STATE__POOLD_ALIVE;
 		printf("%-24.*s %-8s %-9s %6" PRIu32 " %6" PRIu32 " [%s] %3u%% %8.1fs %7" PRIu32
-		       " %016" PRIx64 "\n",
+		       " %016" PRIx64 " %.*s\n",
 		       printable_len(p->listen_addr), p->listen_addr, state,
 		       rswap_fmt_size(p->capacity, a, sizeof(a)), p->chunks_total,
 		       p->chunks_used, bar, pct, p->ms_since_heartbeat / 1000.0,
-		       p->clients_connected, p->incarnation);
+		       p->clients_connected, p->incarnation,
+		       p->zone && *p->zone ? printable_len(p->zone) : 1,
+		       p->zone && *p->zone ? p->zone : "-");
 	}
 	if (!cs->n_poolds)
 		printf("(no poold registered)\n");

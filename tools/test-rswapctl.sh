@@ -38,6 +38,7 @@ export RSWAP_MACHINE_ID_FILE="$WORK/machine-id"
 printf 'COORD=10.0.0.1:9400\nFOO=1\n' > "$WORK/unknown.conf"
 printf 'COORD=10.0.0.1:9400\njust words\n' > "$WORK/noequal.conf"
 printf 'COORD="10.0.0.1:9400"\nSIZE=12X\n' > "$WORK/badsize.conf"
+printf 'COORD=10.0.0.1:9400\nSIZE=8G\nREPLICAS=4\n' > "$WORK/replicas.conf"
 
 IFS='|'
 for sh in ${shells#|}; do
@@ -67,6 +68,12 @@ for sh in ${shells#|}; do
 	expect "$sh" 2 "printable" install --coord 10.0.0.1 --size 8G --name 'a b'
 	expect "$sh" 2 "expected 16..1024" install --coord 10.0.0.1 --size 8G --queue-depth 8
 	expect "$sh" 2 "expected 100..120000" install --coord 10.0.0.1 --size 8G --timeout-ms 99
+	expect "$sh" 2 "--replicas 4: expected 1..3" install --coord 10.0.0.1 --size 8G --replicas 4
+	expect "$sh" 2 "--replicas 0: expected 1..3" install --coord 10.0.0.1 --size 8G --replicas 0
+	expect "$sh" 2 "--replicas x: expected 1..3" install --coord 10.0.0.1 --size 8G --replicas x
+	expect "$sh" 2 "needs a value" install --coord 10.0.0.1 --size 8G --replicas
+	expect "$sh" 0 "--replicas N" --help
+	expect "$sh" 2 "unknown option or argument '--replicas'" status --replicas 2
 	expect "$sh" 2 "needs a value" install --coord
 	expect "$sh" 2 "needs a value, got option" install --name --size 8G
 	expect "$sh" 2 "unknown option or argument '--size'" status --size 8G
@@ -75,6 +82,11 @@ for sh in ${shells#|}; do
 	expect "$sh" 2 "line 2: unknown key 'FOO'" install
 	export RSWAP_CONF="$WORK/noequal.conf"
 	expect "$sh" 2 "line 2: expected KEY=value" install
+	export RSWAP_CONF="$WORK/replicas.conf"
+	expect "$sh" 2 "--replicas 4: expected 1..3" install
+	# The option beats the file; a good value passes this check (and
+	# fails later, needing root, or reaches insmod as replicas=N).
+	expect "$sh" 2 "--replicas 5" install --replicas 5
 	export RSWAP_CONF="$WORK/badsize.conf"
 	expect "$sh" 2 "--size 12X" install
 	# An option beats the file: the size error is about the option's value.

@@ -288,16 +288,26 @@ static void check_accounting(void)
 		}
 		if (cused != c->nused || cheld != c->nheld || clost != c->nlost)
 			__builtin_trap();
-		/* Extra copies count on their poold and are in its index. */
+		/*
+		 * Extra copies count on their poold and are in its index; a
+		 * reserved replica (allocation in flight) counts but has no
+		 * handle yet, a lost one neither (its memory is gone).
+		 */
 		for (i = 0; i < c->nextra; i++) {
 			const struct copy *x = &c->extra[i];
 
 			for (k = 0; k < np && pd[k] != x->poold; k++)
 				;
 			if (k == np || x->slot >= c->nslots ||
-			    !registry_handle_in_use(x->poold, x->handle))
+			    ((x->reserved || x->lost) && !x->replica))
 				__builtin_trap();
+			if (x->lost)
+				continue;
 			used[k]++;
+			if (x->reserved)
+				continue;
+			if (!registry_handle_in_use(x->poold, x->handle))
+				__builtin_trap();
 			held[k]++;
 		}
 	}
@@ -385,6 +395,7 @@ static void check_heap(size_t base)
 	}
 }
 static const char *const addrs[] = { "a:1", "b:1", "c:1", "d:1", "nocolon", "[::1]:9" };
+static const char *const zones[] = { "", "rackA", "rackB", "bad zone" };
 static const uint64_t sizes[] = { 0, 1, 16 * MB, 32 * MB, 96 * MB, 1ull << 30, 1ull << 50, UINT64_MAX };
 
 static void build_msg(struct fpeer *fp, struct in *in)
@@ -443,6 +454,7 @@ static void build_msg(struct fpeer *fp, struct in *in)
 		}
 		reg.n_chunks = n;
 		reg.chunks = hcp;
+		reg.zone = (char *)zones[(s >> 4) % 4];
 		e.body_case = RSWAP__ENVELOPE__BODY_POOLD_REGISTER;
 		e.poold_register = &reg;
 		break;
@@ -471,6 +483,7 @@ static void build_msg(struct fpeer *fp, struct in *in)
 		h.client_id = (char *)ids[u8(in) % 6];
 		h.size = sizes[u8(in) % 8];
 		h.reconnect = s & 1;
+		h.replicas = (s >> 4) % 5;	/* 4: refused */
 		if (kind & 0x80) {
 			h.epoch = u8(in);
 			h.moving = s & 4 ? &ms : NULL;
@@ -478,6 +491,12 @@ static void build_msg(struct fpeer *fp, struct in *in)
 			h.n_handles = n;
 			h.lost_slots = lost;
 			h.n_lost_slots = s & 8 ? 2 : 0;
+			/* The same handles as copies (two per slot: n even fits
+			 * a map of n / 2 slots) and as stale copies. */
+			h.copy_handles = handles;
+			h.n_copy_handles = s & 0x40 ? n : 0;
+			h.stale_handles = handles;
+			h.n_stale_handles = s & 2 ? n : 0;
 		}
 		e.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HELLO;
 		e.client_hello = &h;
@@ -502,6 +521,8 @@ static void build_msg(struct fpeer *fp, struct in *in)
 			chb.moving = s & 4 ? &ms : NULL;
 			chb.lost_slots = lost;
 			chb.n_lost_slots = s & 8 ? 2 : 0;
+			chb.stale_handles = handles;
+			chb.n_stale_handles = s & 2 ? n : 0;
 		}
 		e.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HEARTBEAT;
 		e.client_heartbeat = &chb;

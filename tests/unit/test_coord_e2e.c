@@ -378,13 +378,15 @@ static Rswap__Envelope *pump(int fd, int ms)
 
 /* ---- client and admin requests ----------------------------------------- */
 
-static Rswap__Envelope *hello_on(int fd, const char *id, uint64_t size)
+static Rswap__Envelope *hello_on_r(int fd, const char *id, uint64_t size,
+				   uint32_t replicas)
 {
 	Rswap__Envelope e = RSWAP__ENVELOPE__INIT, *r;
 	Rswap__ClientHello h = RSWAP__CLIENT_HELLO__INIT;
 
 	h.client_id = (char *)id;
 	h.size = size;
+	h.replicas = replicas;
 	e.seq = 77;
 	e.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HELLO;
 	e.client_hello = &h;
@@ -393,6 +395,11 @@ static Rswap__Envelope *hello_on(int fd, const char *id, uint64_t size)
 	CHECK(r, "no reply to ClientHello %s", id);
 	CHECK(r->seq == 77, "reply seq %" PRIu64, r->seq);
 	return r;
+}
+
+static Rswap__Envelope *hello_on(int fd, const char *id, uint64_t size)
+{
+	return hello_on_r(fd, id, size, 0);
 }
 
 /*
@@ -1138,6 +1145,59 @@ static void test_admin_tool(void)
 		CHECK(st == 1 && strstr(out, "did not answer within 1 s") && count_lines(out) == 1,
 		      "mute coordinator (%d): %s", st, out);
 	}
+}
+
+static int frees_total(void)
+{
+	int i, n = 0;
+
+	for (i = 0; i < NPOOLDS; i++)
+		n += fps[i] ? fps[i]->frees : 0;
+	return n;
+}
+
+static void test_replicas(void)
+{
+	char out[16384];
+	Rswap__Envelope *r;
+	int fd = tcp_connect(coord_port), st, frees;
+
+	step("replicas=2: every slot on two poolds; list shows copies and health; release frees both");
+	CHECK(fd >= 0, "connect");
+	r = hello_on_r(fd, "r1", 16 * MB, 4);
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_ERROR && r->error->code == EINVAL,
+	      "replicas=4 accepted");
+	rswap__envelope__free_unpacked(r, NULL);
+	/* 3 chunks free, one on each of A, B, C: 2 copies of 1 slot fit. */
+	r = hello_on_r(fd, "r1", 16 * MB, 2);
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_CHUNK_MAP && r->chunk_map->replicas == 2 &&
+	      r->chunk_map->n_slots == 1, "replicated map");
+	for (st = 0; st < 1; st++) {
+		const Rswap__Slot *sl = r->chunk_map->slots[st];
+
+		CHECK(sl->n_copies == 2 && sl->copies[0]->handle == sl->handle &&
+		      strcmp(sl->copies[0]->poold_addr, sl->copies[1]->poold_addr),
+		      "slot %d copies", st);
+	}
+	rswap__envelope__free_unpacked(r, NULL);
+	st = run(out, sizeof(out), "%s --coord 127.0.0.1:%d status r1", admin_bin, coord_port);
+	CHECK(st == 0 && strstr(out, "replicas: 2 copies per chunk, 0 degraded chunks, 0 stale copies") &&
+	      strstr(out, "slot 0     healthy  -> "), "status r1 (%d): %s", st, out);
+	fprintf(stderr, "%s", out);
+	st = run(out, sizeof(out), "%s --coord 127.0.0.1:%d --json status r1", admin_bin,
+		 coord_port);
+	CHECK(st == 0 && strstr(out, "\"replicas\":2,\"degraded_chunks\":0,\"stale_copies\":0") &&
+	      strstr(out, "\"health\":\"healthy\",\"copies\":[{\"poold\":"),
+	      "json status r1 (%d): %s", st, out);
+	st = run(out, sizeof(out), "%s --coord 127.0.0.1:%d --json list", admin_bin, coord_port);
+	CHECK(st == 0 && strstr(out, "\"zone\":\"\""), "json list zone (%d): %s", st, out);
+	frees = frees_total();
+	r = release_on(fd, "r1");
+	CHECK(r->body_case == RSWAP__ENVELOPE__BODY_CLIENT_RELEASED, "release r1");
+	rswap__envelope__free_unpacked(r, NULL);
+	pump(-1, 200);
+	CHECK(frees_total() == frees + 2, "release freed %d of 2 copies", frees_total() - frees);
+	close(fd);
 }
 
 static void test_drain_rebalance(void)
@@ -1972,6 +2032,7 @@ int main(int argc, char **argv)
 	test_client_leaves_midway();
 	test_liveness();
 	test_admin_tool();
+	test_replicas();
 	test_drain_rebalance();
 	test_moves();
 	test_admin_escaping();

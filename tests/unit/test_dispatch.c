@@ -135,8 +135,9 @@ static void expect_error(struct tpeer *tp, int code, const char *needle)
  * A poold that registers holding one chunk of vm1 (age_ms as on the wire),
  * or none if handle is 0.
  */
-static struct tpeer *poold_holding(const char *addr, uint64_t cap, uint64_t handle,
-				   uint32_t slot, uint64_t client_size, uint64_t age_ms)
+static struct tpeer *poold_register(const char *addr, uint64_t cap, const char *zone,
+				    uint64_t handle, uint32_t slot, uint64_t client_size,
+				    uint64_t age_ms)
 {
 	Rswap__Envelope e = RSWAP__ENVELOPE__INIT, *r;
 	Rswap__PooldRegister reg = RSWAP__POOLD_REGISTER__INIT;
@@ -150,6 +151,7 @@ static struct tpeer *poold_holding(const char *addr, uint64_t cap, uint64_t hand
 	hc.age_ms = age_ms;
 	reg.listen_addr = (char *)addr;
 	reg.capacity = cap;
+	reg.zone = (char *)zone;
 	if (handle) {
 		reg.chunk_size = CHUNK;
 		reg.n_chunks = 1;
@@ -161,6 +163,12 @@ static struct tpeer *poold_holding(const char *addr, uint64_t cap, uint64_t hand
 	r = expect(tp, RSWAP__ENVELOPE__BODY_POOLD_REGISTERED);
 	rswap__envelope__free_unpacked(r, NULL);
 	return tp;
+}
+
+static struct tpeer *poold_holding(const char *addr, uint64_t cap, uint64_t handle,
+				   uint32_t slot, uint64_t client_size, uint64_t age_ms)
+{
+	return poold_register(addr, cap, NULL, handle, slot, client_size, age_ms);
 }
 
 static struct tpeer *poold(const char *addr, uint64_t cap)
@@ -785,6 +793,682 @@ static void restart_three_copies(void **state)
 	tp_free(c);
 }
 
+/* ---- replicas ----------------------------------------------------------- */
+
+static void hello_r(struct tpeer *tp, const char *id, uint64_t size, uint32_t replicas,
+		    bool reconnect, const uint64_t *copy_handles, size_t ncopy,
+		    const uint64_t *stale, size_t nstale)
+{
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT;
+	Rswap__ClientHello h = RSWAP__CLIENT_HELLO__INIT;
+	uint64_t handles[64];
+	size_t i;
+
+	h.client_id = (char *)id;
+	h.size = size;
+	h.replicas = replicas;
+	h.reconnect = reconnect;
+	if (ncopy) {
+		/* handles: each slot's first copy in the list. */
+		for (i = 0; i * replicas < ncopy; i++)
+			handles[i] = copy_handles[i * replicas];
+		h.handles = handles;
+		h.n_handles = i;
+		h.copy_handles = (uint64_t *)copy_handles;
+		h.n_copy_handles = ncopy;
+	}
+	h.stale_handles = (uint64_t *)stale;
+	h.n_stale_handles = nstale;
+	e.seq = 1;
+	e.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HELLO;
+	e.client_hello = &h;
+	tp_send(tp, &e);
+}
+
+/* Answer every ChunkAlloc pd has pending, handles from *next on. */
+static unsigned int allocs_done(struct tpeer *pd, uint64_t *next)
+{
+	unsigned int n = 0;
+
+	while (evbuffer_get_length(pd->out)) {
+		alloc_done(pd, (*next)++);
+		n++;
+	}
+	return n;
+}
+
+static void client_hb_stale(struct tpeer *tp, const uint64_t *stale, size_t n)
+{
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT, *r;
+	Rswap__ClientHeartbeat hb = RSWAP__CLIENT_HEARTBEAT__INIT;
+
+	hb.stale_handles = (uint64_t *)stale;
+	hb.n_stale_handles = n;
+	e.seq = 3;
+	e.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HEARTBEAT;
+	e.client_heartbeat = &hb;
+	tp_send(tp, &e);
+	r = expect(tp, RSWAP__ENVELOPE__BODY_CLIENT_HEARTBEAT);
+	rswap__envelope__free_unpacked(r, NULL);
+}
+
+/* AdminStatus of id: its ClientInfo (free the envelope *env). */
+static Rswap__ClientInfo *status(const char *id, Rswap__Envelope **env)
+{
+	struct tpeer *ad = tp_new();
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT;
+	Rswap__AdminStatus st = RSWAP__ADMIN_STATUS__INIT;
+
+	st.client_id = (char *)id;
+	e.body_case = RSWAP__ENVELOPE__BODY_ADMIN_STATUS;
+	e.admin_status = &st;
+	tp_send(ad, &e);
+	*env = expect(ad, RSWAP__ENVELOPE__BODY_CLIENT_INFO);
+	tp_free(ad);
+	return (*env)->client_info;
+}
+
+/* Every slot of a replicated map: copies[0] is the slot, copies on distinct poolds. */
+static void check_map_copies(const Rswap__ChunkMap *m, uint32_t replicas)
+{
+	size_t i, j, k;
+
+	assert_int_equal(m->replicas, replicas);
+	for (i = 0; i < m->n_slots; i++) {
+		const Rswap__Slot *s = m->slots[i];
+
+		assert_int_equal(s->n_copies, replicas);
+		assert_string_equal(s->copies[0]->poold_addr, s->poold_addr);
+		assert_int_equal(s->copies[0]->handle, s->handle);
+		for (j = 0; j < s->n_copies; j++)
+			for (k = j + 1; k < s->n_copies; k++)
+				assert_string_not_equal(s->copies[j]->poold_addr,
+							s->copies[k]->poold_addr);
+	}
+}
+
+/*
+ * A replicated hello: every copy allocated on distinct poolds, the map
+ * lists them; the client's stale reports make slots degraded and back;
+ * its replicas cannot change; a reconnect's copy_handles decide.
+ */
+static void replicated_hello(void **state)
+{
+	struct tpeer *a = poold("a:1", 64 * MB), *b = poold("b:1", 64 * MB);
+	struct tpeer *c = poold("c:1", 64 * MB), *c1 = tp_new(), *c2 = tp_new();
+	struct registry *reg = coord_registry(C);
+	Rswap__Envelope *r;
+	Rswap__ClientInfo *ci;
+	uint64_t next = 100, copies[4], stale[1];
+	struct client *cl;
+	size_t i;
+
+	hello_r(c1, "vm1", 32 * MB, 4, false, NULL, 0, NULL, 0);
+	expect_error(c1, EINVAL, "replicas=4; 1 to 3 copies");
+	hello_r(c1, "vm1", 32 * MB, 2, false, NULL, 0, NULL, 0);
+	assert_int_equal(allocs_done(a, &next) + allocs_done(b, &next) +
+			 allocs_done(c, &next), 4);
+	r = expect(c1, RSWAP__ENVELOPE__BODY_CHUNK_MAP);
+	check_map_copies(r->chunk_map, 2);
+	assert_int_equal(r->chunk_map->n_slots, 2);
+	for (i = 0; i < 2; i++) {
+		copies[i * 2] = r->chunk_map->slots[i]->copies[0]->handle;
+		copies[i * 2 + 1] = r->chunk_map->slots[i]->copies[1]->handle;
+		assert_false(r->chunk_map->slots[i]->copies[1]->lost);
+	}
+	rswap__envelope__free_unpacked(r, NULL);
+	cl = registry_client_find(reg, "vm1");
+	assert_int_equal(cl->replicas, 2);
+	assert_int_equal(registry_poold_find(reg, "a:1")->chunks_used +
+			 registry_poold_find(reg, "b:1")->chunks_used +
+			 registry_poold_find(reg, "c:1")->chunks_used, 4);
+
+	/* Healthy; one copy reported stale: degraded; no longer listed: healthy. */
+	ci = status("vm1", &r);
+	assert_int_equal(ci->replicas, 2);
+	assert_int_equal(ci->degraded_chunks, 0);
+	assert_int_equal(ci->map->slots[0]->health, RSWAP__SLOT_HEALTH__SLOT_HEALTHY);
+	rswap__envelope__free_unpacked(r, NULL);
+	stale[0] = copies[1];
+	client_hb_stale(c1, stale, 1);
+	ci = status("vm1", &r);
+	assert_int_equal(ci->degraded_chunks, 1);
+	assert_int_equal(ci->stale_copies, 1);
+	assert_int_equal(ci->map->slots[0]->health, RSWAP__SLOT_HEALTH__SLOT_DEGRADED);
+	assert_true(ci->map->slots[0]->copies[1]->stale);
+	assert_int_equal(ci->map->slots[1]->health, RSWAP__SLOT_HEALTH__SLOT_HEALTHY);
+	rswap__envelope__free_unpacked(r, NULL);
+	client_hb_stale(c1, NULL, 0);
+	ci = status("vm1", &r);
+	assert_int_equal(ci->degraded_chunks, 0);
+	assert_int_equal(ci->stale_copies, 0);
+	rswap__envelope__free_unpacked(r, NULL);
+
+	/* Another number of copies for the same client: refused. */
+	tp_free(c1);
+	hello_r(c2, "vm1", 32 * MB, 3, true, NULL, 0, NULL, 0);
+	expect_error(c2, EINVAL, "has a map of 2 copies per chunk");
+	hello_r(c2, "vm1", 32 * MB, 2, true, copies, 3, NULL, 0);
+	expect_error(c2, EINVAL, "3 copy handles for 2 slots of 2 copies");
+
+	/* Reconnect: slot 1 runs on one copy only (0 there): the other is freed. */
+	copies[3] = 0;
+	hello_r(c2, "vm1", 32 * MB, 2, true, copies, 4, NULL, 0);
+	r = expect(c2, RSWAP__ENVELOPE__BODY_CHUNK_MAP);
+	assert_int_equal(r->chunk_map->slots[1]->n_copies, 1);
+	assert_int_equal(r->chunk_map->slots[0]->n_copies, 2);
+	rswap__envelope__free_unpacked(r, NULL);
+	assert_int_equal(cl->nextra, 1);
+	assert_int_equal(registry_poold_find(reg, "a:1")->chunks_used +
+			 registry_poold_find(reg, "b:1")->chunks_used +
+			 registry_poold_find(reg, "c:1")->chunks_used, 3);
+	/* Its ChunkFree went to one of the poolds. */
+	assert_int_equal(!!evbuffer_get_length(a->out) + !!evbuffer_get_length(b->out) +
+			 !!evbuffer_get_length(c->out), 1);
+	ci = status("vm1", &r);
+	assert_int_equal(ci->degraded_chunks, 1);
+	assert_int_equal(ci->map->slots[1]->health, RSWAP__SLOT_HEALTH__SLOT_DEGRADED);
+	rswap__envelope__free_unpacked(r, NULL);
+	tp_free(c2);
+	tp_free(a);
+	tp_free(b);
+	tp_free(c);
+}
+
+/* Too few poolds for the copies: ENOSPC naming both numbers, nothing sent. */
+static void replicated_hello_enospc(void **state)
+{
+	struct tpeer *a = poold("a:1", 64 * MB), *c1 = tp_new();
+	struct registry *reg = coord_registry(C);
+
+	hello_r(c1, "vm1", 32 * MB, 2, false, NULL, 0, NULL, 0);
+	expect_error(c1, ENOSPC, "replicas=2 asked for, only 1 placement possible (1 live poold, 1 zone)");
+	assert_null(tp_recv(a));
+	assert_null(registry_client_find(reg, "vm1"));
+	assert_int_equal(registry_poold_find(reg, "a:1")->chunks_used, 0);
+	tp_free(c1);
+	tp_free(a);
+}
+
+/* A replica's poold refuses: the whole hello rolls back, every copy freed. */
+static void replicated_hello_rollback(void **state)
+{
+	struct tpeer *a = poold("a:1", 64 * MB), *b = poold("b:1", 64 * MB);
+	struct tpeer *c1 = tp_new();
+	struct registry *reg = coord_registry(C);
+	Rswap__Envelope *q, er = RSWAP__ENVELOPE__INIT;
+	Rswap__Error err = RSWAP__ERROR__INIT;
+	uint64_t next = 100;
+
+	hello_r(c1, "vm1", 16 * MB, 2, false, NULL, 0, NULL, 0);
+	allocs_done(a, &next);
+	q = expect(b, RSWAP__ENVELOPE__BODY_CHUNK_ALLOC);
+	err.code = ENOSPC;
+	err.reason = "full";
+	er.seq = q->seq;
+	er.body_case = RSWAP__ENVELOPE__BODY_ERROR;
+	er.error = &err;
+	rswap__envelope__free_unpacked(q, NULL);
+	tp_send(b, &er);
+	expect_error(c1, ENOSPC, "full");
+	free_done(a, 100);
+	assert_null(registry_client_find(reg, "vm1"));
+	assert_int_equal(registry_poold_find(reg, "a:1")->chunks_used, 0);
+	assert_int_equal(registry_poold_find(reg, "b:1")->chunks_used, 0);
+	tp_free(c1);
+	tp_free(a);
+	tp_free(b);
+}
+
+/* Time passes by ms in half-second steps; the live poolds beat. */
+static void tick_beating(struct tpeer *const *pds, size_t n, uint64_t ms)
+{
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT;
+	Rswap__Heartbeat hb = RSWAP__HEARTBEAT__INIT;
+	uint64_t end = T + ms;
+	size_t i;
+
+	e.body_case = RSWAP__ENVELOPE__BODY_HEARTBEAT;
+	e.heartbeat = &hb;
+	while (T < end) {
+		T = T + 500 < end ? T + 500 : end;
+		for (i = 0; i < n; i++)
+			if (pds[i] && pds[i]->p)
+				tp_send(pds[i], &e);
+		coord_tick(C, T);
+	}
+}
+
+/* ClusterState by AdminList (free the envelope *env). */
+static Rswap__ClusterState *cluster(Rswap__Envelope **env)
+{
+	struct tpeer *ad = tp_new();
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT;
+	Rswap__AdminList al = RSWAP__ADMIN_LIST__INIT;
+
+	e.body_case = RSWAP__ENVELOPE__BODY_ADMIN_LIST;
+	e.admin_list = &al;
+	tp_send(ad, &e);
+	*env = expect(ad, RSWAP__ENVELOPE__BODY_CLUSTER_STATE);
+	tp_free(ad);
+	return (*env)->cluster_state;
+}
+
+static void move_done_code(struct tpeer *tp, uint32_t slot, uint64_t to, int code)
+{
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT;
+	Rswap__MoveDone d = RSWAP__MOVE_DONE__INIT;
+
+	d.slot = slot;
+	d.to_handle = to;
+	d.code = code;
+	d.reason = "resyncing itself";
+	e.body_case = RSWAP__ENVELOPE__BODY_MOVE_DONE;
+	e.move_done = &d;
+	tp_send(tp, &e);
+}
+
+/*
+ * Re-replication: a copy's poold dies; the reconciler allocates a new
+ * copy on the poold that holds none of the slot and sends MoveChunk from
+ * the dead copy.  A refusal (EBUSY) frees the target and waits (>= 2 s)
+ * before the next try; a switch puts the target in the dead copy's place
+ * and the dead chunk is remembered for freeing when its poold returns.
+ */
+static void rereplicate_dead_poold(void **state)
+{
+	struct tpeer *pd[3] = { poold("a:1", 64 * MB), poold("b:1", 64 * MB),
+				poold("c:1", 64 * MB) };
+	const char *addr[3] = { "a:1", "b:1", "c:1" };
+	struct tpeer *c1 = tp_new(), *dead, *spare = NULL;
+	struct registry *reg = coord_registry(C);
+	Rswap__Envelope *r;
+	Rswap__ClusterState *cs;
+	Rswap__ClientInfo *ci;
+	uint64_t next = 100, dead_handle, to;
+	struct poold *deadp;
+	struct client *cl;
+	int i, d = -1;
+
+	hello_r(c1, "vm1", 16 * MB, 2, false, NULL, 0, NULL, 0);
+	for (i = 0; i < 3; i++)
+		allocs_done(pd[i], &next);
+	r = expect(c1, RSWAP__ENVELOPE__BODY_CHUNK_MAP);
+	check_map_copies(r->chunk_map, 2);
+	dead_handle = r->chunk_map->slots[0]->copies[1]->handle;
+	for (i = 0; i < 3; i++) {
+		if (!strcmp(addr[i], r->chunk_map->slots[0]->copies[1]->poold_addr))
+			d = i;
+		else if (strcmp(addr[i], r->chunk_map->slots[0]->copies[0]->poold_addr))
+			spare = pd[i];
+	}
+	rswap__envelope__free_unpacked(r, NULL);
+	assert_true(d >= 0);
+	assert_non_null(spare);
+	dead = pd[d];
+	deadp = registry_poold_find(reg, addr[d]);
+	cl = registry_client_find(reg, "vm1");
+
+	/* Nothing to do while every copy is fine. */
+	tick_beating(pd, 3, 1500);
+	assert_null(tp_recv(spare));
+
+	/*
+	 * The poold of copy 1 goes away: dead at once, the slot degraded,
+	 * but replaced only once it has been silent for 10 heartbeats.
+	 */
+	tp_free(dead);
+	pd[d] = NULL;
+	ci = status("vm1", &r);
+	assert_int_equal(ci->degraded_chunks, 1);
+	assert_true(ci->map->slots[0]->copies[1]->lost);
+	rswap__envelope__free_unpacked(r, NULL);
+	tick_beating(pd, 3, 8000);
+	assert_null(tp_recv(spare));
+	tick_beating(pd, 3, 2500);
+	to = next;
+	alloc_done(spare, next++);
+	r = expect(c1, RSWAP__ENVELOPE__BODY_MOVE_CHUNK);
+	assert_int_equal(r->move_chunk->from_handle, dead_handle);
+	assert_int_equal(r->move_chunk->to_handle, to);
+	assert_int_equal(r->move_chunk->epoch, 1);
+	rswap__envelope__free_unpacked(r, NULL);
+	cs = cluster(&r);
+	assert_int_equal(cs->n_moves, 1);
+	assert_true(cs->moves[0]->resync);
+	assert_int_equal(cs->n_jobs, 1);
+	assert_string_equal(cs->jobs[0]->kind, "rereplicate");
+	rswap__envelope__free_unpacked(r, NULL);
+
+	/* The client is busy resyncing: target freed, no retry right away. */
+	move_done_code(c1, 0, to, EBUSY);
+	free_done(spare, to);
+	tick_beating(pd, 3, 1000);
+	assert_null(tp_recv(spare));
+	tick_beating(pd, 3, 1500);
+	to = next;
+	alloc_done(spare, next++);
+	r = expect(c1, RSWAP__ENVELOPE__BODY_MOVE_CHUNK);
+	assert_int_equal(r->move_chunk->from_handle, dead_handle);
+	rswap__envelope__free_unpacked(r, NULL);
+
+	/* Switched: the target takes the dead copy's place, in sync. */
+	move_done(c1, 0, to, true);
+	assert_int_equal(cl->epoch, 1);
+	ci = status("vm1", &r);
+	assert_int_equal(ci->degraded_chunks, 0);
+	assert_int_equal(ci->map->slots[0]->n_copies, 2);
+	assert_int_equal(ci->map->slots[0]->copies[1]->handle, to);
+	assert_false(ci->map->slots[0]->copies[1]->lost);
+	assert_int_equal(ci->map->slots[0]->health, RSWAP__SLOT_HEALTH__SLOT_HEALTHY);
+	rswap__envelope__free_unpacked(r, NULL);
+	/* The dead poold's chunk: out of its books, freed when it returns. */
+	assert_int_equal(deadp->chunks_used, 0);
+	assert_non_null(registry_tomb(deadp, 0));
+	assert_int_equal(registry_tomb(deadp, 0)->handle, dead_handle);
+	/* Each pass of the reconciler that queues is a job: failed, then done. */
+	cs = cluster(&r);
+	assert_int_equal(cs->n_jobs, 2);
+	assert_int_equal(cs->jobs[0]->failed, 1);
+	assert_non_null(strstr(cs->jobs[0]->last_error, "resyncing itself"));
+	assert_int_equal(cs->jobs[1]->done, 1);
+	rswap__envelope__free_unpacked(r, NULL);
+	tick_beating(pd, 3, 3000);
+	assert_null(tp_recv(spare));
+	tp_free(c1);
+	for (i = 0; i < 3; i++)
+		if (pd[i])
+			tp_free(pd[i]);
+}
+
+/*
+ * A poold back as a new incarnation without its copy: the copy is lost
+ * (the slot goes on from the other), and is replaced; with nowhere to put
+ * it (every other poold holds a copy) the slot stays degraded.
+ */
+static void rereplicate_new_incarnation(void **state)
+{
+	struct tpeer *pd[3] = { poold("a:1", 64 * MB), poold("b:1", 64 * MB), NULL };
+	struct tpeer *c1 = tp_new();
+	struct registry *reg = coord_registry(C);
+	Rswap__Envelope *r;
+	Rswap__ClientInfo *ci;
+	uint64_t next = 100, own;
+	struct client *cl;
+	int o;
+
+	hello_r(c1, "vm1", 16 * MB, 2, false, NULL, 0, NULL, 0);
+	allocs_done(pd[0], &next);
+	allocs_done(pd[1], &next);
+	r = expect(c1, RSWAP__ENVELOPE__BODY_CHUNK_MAP);
+	o = strcmp(r->chunk_map->slots[0]->poold_addr, "a:1") ? 1 : 0;
+	own = r->chunk_map->slots[0]->handle;
+	rswap__envelope__free_unpacked(r, NULL);
+	cl = registry_client_find(reg, "vm1");
+
+	/* The slot's own poold restarts empty: lost; the other copy goes on. */
+	tp_free(pd[o]);
+	pd[o] = poold(o ? "b:1" : "a:1", 64 * MB);
+	assert_false(registry_slot(cl, 0)->lost);
+	assert_string_equal(registry_slot(cl, 0)->poold->addr, o ? "a:1" : "b:1");
+	assert_true(cl->extra[0].lost);
+	ci = status("vm1", &r);
+	assert_int_equal(ci->lost_chunks, 0);
+	assert_int_equal(ci->degraded_chunks, 1);
+	assert_true(ci->map->slots[0]->copies[1]->lost);
+	rswap__envelope__free_unpacked(r, NULL);
+
+	/* That poold holds nothing of the slot now: it takes the new copy. */
+	tick_beating(pd, 3, 1500);
+	alloc_done(pd[o], 300);
+	r = expect(c1, RSWAP__ENVELOPE__BODY_MOVE_CHUNK);
+	assert_int_equal(r->move_chunk->from_handle, own);
+	assert_string_equal(r->move_chunk->to_poold, o ? "b:1" : "a:1");
+	rswap__envelope__free_unpacked(r, NULL);
+	move_done(c1, 0, 300, true);
+	assert_null(tp_recv(pd[o]));	/* a lost copy is never freed */
+	ci = status("vm1", &r);
+	assert_int_equal(ci->degraded_chunks, 0);
+	rswap__envelope__free_unpacked(r, NULL);
+
+	/* The other dies with 2 poolds only: nowhere to go; stays degraded. */
+	tp_free(pd[!o]);
+	pd[!o] = NULL;
+	tick_beating(pd, 3, 11000);
+	assert_null(tp_recv(pd[o]));
+	assert_int_equal(cl->nextra, 1);
+	/* A third poold: the copy goes there. */
+	pd[2] = poold("c:1", 64 * MB);
+	tick_beating(pd, 3, 1500);
+	alloc_done(pd[2], 400);
+	r = expect(c1, RSWAP__ENVELOPE__BODY_MOVE_CHUNK);
+	assert_string_equal(r->move_chunk->to_poold, "c:1");
+	rswap__envelope__free_unpacked(r, NULL);
+	tp_free(c1);
+	tp_free(pd[o]);
+	tp_free(pd[2]);
+}
+
+/* A copy reported stale beyond --stale-replace-ms is replaced. */
+static int setup_stale(void **state)
+{
+	static const struct coord_ops ops = { .close_peer = close_cb };
+	struct coord_settings s = {
+		.chunk_size = CHUNK, .heartbeat_ms = 1000, .timeout_ms = 5000,
+		.out_limit = 64 * 1024, .stale_replace_ms = 5000,
+	};
+
+	rswap_log_init("test_dispatch", 0);
+	C = coord_new(&s, &ops);
+	return C ? 0 : -1;
+}
+
+static void rereplicate_long_stale(void **state)
+{
+	struct tpeer *pds[3] = { poold("a:1", 64 * MB), poold("b:1", 64 * MB),
+				 poold("c:1", 64 * MB) };
+	const char *addr[3] = { "a:1", "b:1", "c:1" };
+	struct tpeer *c1 = tp_new(), *holder = NULL, *spare = NULL;
+	Rswap__Envelope *r;
+	uint64_t next = 100, stale[1];
+	int i;
+
+	hello_r(c1, "vm1", 16 * MB, 2, false, NULL, 0, NULL, 0);
+	for (i = 0; i < 3; i++)
+		allocs_done(pds[i], &next);
+	r = expect(c1, RSWAP__ENVELOPE__BODY_CHUNK_MAP);
+	stale[0] = r->chunk_map->slots[0]->copies[1]->handle;
+	for (i = 0; i < 3; i++) {
+		if (!strcmp(addr[i], r->chunk_map->slots[0]->copies[1]->poold_addr))
+			holder = pds[i];
+		else if (strcmp(addr[i], r->chunk_map->slots[0]->poold_addr))
+			spare = pds[i];
+	}
+	rswap__envelope__free_unpacked(r, NULL);
+	client_hb_stale(c1, stale, 1);
+	tick_beating(pds, 3, 3000);
+	assert_null(tp_recv(spare));
+	client_hb_stale(c1, stale, 1);	/* still stale: since the first report */
+	tick_beating(pds, 3, 2500);
+	alloc_done(spare, 500);
+	r = expect(c1, RSWAP__ENVELOPE__BODY_MOVE_CHUNK);
+	assert_int_equal(r->move_chunk->from_handle, stale[0]);
+	rswap__envelope__free_unpacked(r, NULL);
+	/* Switched: the stale chunk, on a live poold, is freed there. */
+	move_done(c1, 0, 500, true);
+	free_done(holder, stale[0]);
+	tp_free(c1);
+	for (i = 0; i < 3; i++)
+		tp_free(pds[i]);
+}
+
+/*
+ * After a coordinator restart two poolds report one slot of a replicated
+ * client: one is mapped, the other unresolved until the reconnect hello's
+ * copy_handles name both: a replica again, nothing freed.  A copy it does
+ * not list is freed.
+ */
+static void restart_replicated(void **state)
+{
+	struct tpeer *a = poold_holding("a:1", 64 * MB, 1, 0, 16 * MB, 2001);
+	struct tpeer *b = poold_holding("b:1", 64 * MB, 2, 0, 16 * MB, 1001);
+	struct tpeer *c = poold_holding("c:1", 64 * MB, 3, 0, 16 * MB, 3001);
+	struct tpeer *c1 = tp_new();
+	struct registry *reg = coord_registry(C);
+	struct client *cl = registry_client_find(reg, "vm1");
+	uint64_t copies[2] = { 2, 1 };
+	Rswap__Envelope *r;
+
+	assert_non_null(cl);
+	assert_int_equal(cl->replicas, 0);
+	assert_int_equal(registry_unresolved(cl), 2);
+	hello_r(c1, "vm1", 16 * MB, 2, true, copies, 2, NULL, 0);
+	r = expect(c1, RSWAP__ENVELOPE__BODY_CHUNK_MAP);
+	assert_int_equal(r->chunk_map->replicas, 2);
+	check_map_copies(r->chunk_map, 2);
+	assert_int_equal(r->chunk_map->slots[0]->handle, 2);
+	assert_int_equal(r->chunk_map->slots[0]->copies[1]->handle, 1);
+	rswap__envelope__free_unpacked(r, NULL);
+	assert_int_equal(cl->replicas, 2);
+	assert_int_equal(registry_unresolved(cl), 0);
+	/* c's copy (3) is none of the client's: freed. */
+	free_done(c, 3);
+	assert_null(tp_recv(a));
+	assert_null(tp_recv(b));
+	tp_free(c1);
+	tp_free(a);
+	tp_free(b);
+	tp_free(c);
+}
+
+static struct tpeer *poold_zone(const char *addr, uint64_t cap, const char *zone)
+{
+	return poold_register(addr, cap, zone, 0, 0, 0, 0);
+}
+
+/*
+ * Many stale copies with nowhere to go (no other poold in their zone)
+ * come first in the reconciler's scan; the one copy that has a target
+ * (another poold of its zone) is still replaced: a pass gives up after a
+ * bounded number and the next one starts where it stopped.
+ */
+static void rereplicate_nowhere_does_not_hide(void **state)
+{
+	struct tpeer *pds[3] = { poold_zone("a:1", 2048 * MB, "X"),
+				 poold_zone("b:1", 1024 * MB, "Y"), NULL };
+	struct tpeer *c1 = tp_new();
+	struct registry *reg = coord_registry(C);
+	uint64_t next = 100, stale[19];
+	Rswap__Envelope *r;
+	struct client *cl;
+	uint32_t i;
+
+	hello_r(c1, "vm1", 20 * 16 * MB, 2, false, NULL, 0, NULL, 0);
+	allocs_done(pds[0], &next);
+	allocs_done(pds[1], &next);
+	r = expect(c1, RSWAP__ENVELOPE__BODY_CHUNK_MAP);
+	check_map_copies(r->chunk_map, 2);
+	cl = registry_client_find(reg, "vm1");
+	/* Zone X has the most room: every slot's own copy is on a. */
+	for (i = 0; i < 20; i++)
+		assert_string_equal(r->chunk_map->slots[i]->poold_addr, "a:1");
+	for (i = 0; i < 18; i++)
+		stale[i] = r->chunk_map->slots[i]->handle;
+	stale[18] = r->chunk_map->slots[19]->copies[1]->handle;
+	rswap__envelope__free_unpacked(r, NULL);
+	/* c is a second poold of zone Y: only b's copies may go there. */
+	pds[2] = poold_zone("c:1", 1024 * MB, "Y");
+	client_hb_stale(c1, stale, 19);
+	tick_beating(pds, 3, 5500);
+	assert_null(tp_recv(pds[2]));
+	tick_beating(pds, 3, 2000);
+	alloc_done(pds[2], 900);
+	r = expect(c1, RSWAP__ENVELOPE__BODY_MOVE_CHUNK);
+	assert_int_equal(r->move_chunk->slot, 19);
+	assert_int_equal(r->move_chunk->from_handle, stale[18]);
+	rswap__envelope__free_unpacked(r, NULL);
+	assert_true(cl->rerep_queued);
+	tp_free(c1);
+	for (i = 0; i < 3; i++)
+		tp_free(pds[i]);
+}
+
+/* A drain moves a replicated client's copies only where the rules allow. */
+static void drain_replicated(void **state)
+{
+	struct tpeer *a = poold("a:1", 64 * MB), *b = poold("b:1", 64 * MB);
+	struct tpeer *c = poold("c:1", 64 * MB), *c1 = tp_new();
+	Rswap__Envelope *r;
+	uint64_t next = 100;
+
+	hello_r(c1, "vm1", 16 * MB, 3, false, NULL, 0, NULL, 0);
+	allocs_done(a, &next);
+	allocs_done(b, &next);
+	allocs_done(c, &next);
+	r = expect(c1, RSWAP__ENVELOPE__BODY_CHUNK_MAP);
+	check_map_copies(r->chunk_map, 3);
+	rswap__envelope__free_unpacked(r, NULL);
+	/* Every other poold holds a copy: nothing may move. */
+	admin_drain("b:1");
+	assert_null(tp_recv(a));
+	assert_null(tp_recv(c));
+	{
+		Rswap__ClusterState *cs = cluster(&r);
+
+		assert_int_equal(cs->moves_total, 0);
+		assert_int_equal(cs->jobs[0]->failed, 1);
+		assert_non_null(strstr(cs->jobs[0]->last_error, "outside the zones"));
+		rswap__envelope__free_unpacked(r, NULL);
+	}
+	tp_free(c1);
+	tp_free(a);
+	tp_free(b);
+	tp_free(c);
+}
+
+/*
+ * Rebalance moves a replicated client's further copies too, not only each
+ * slot's own: poold b is above its share whichever copies it holds, and
+ * its chunk goes to the new poold c, which holds no copy of that slot.
+ */
+static void rebalance_replicated(void **state)
+{
+	struct tpeer *a = poold("a:1", 128 * MB), *b = poold("b:1", 64 * MB);
+	struct tpeer *c1 = tp_new(), *c, *ad = tp_new();
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT, *r;
+	Rswap__AdminRebalance rb = RSWAP__ADMIN_REBALANCE__INIT;
+	Rswap__RebalancePlan *plan;
+	uint64_t next = 100;
+
+	(void)state;
+	hello_r(c1, "vm1", 32 * MB, 2, false, NULL, 0, NULL, 0);
+	allocs_done(a, &next);
+	allocs_done(b, &next);
+	r = expect(c1, RSWAP__ENVELOPE__BODY_CHUNK_MAP);
+	check_map_copies(r->chunk_map, 2);
+	rswap__envelope__free_unpacked(r, NULL);
+	c = poold("c:1", 64 * MB);
+	e.body_case = RSWAP__ENVELOPE__BODY_ADMIN_REBALANCE;
+	e.admin_rebalance = &rb;
+	tp_send(ad, &e);
+	r = expect(ad, RSWAP__ENVELOPE__BODY_REBALANCE_PLAN);
+	plan = r->rebalance_plan;
+	assert_int_equal(plan->moves_total, 1);
+	assert_int_equal(plan->n_moves, 1);
+	assert_string_equal(plan->moves[0]->from_poold, "b:1");
+	assert_string_equal(plan->moves[0]->to_poold, "c:1");
+	assert_true(plan->job > 0);
+	rswap__envelope__free_unpacked(r, NULL);
+	/* It is under way: the target got its ChunkAlloc. */
+	r = expect(c, RSWAP__ENVELOPE__BODY_CHUNK_ALLOC);
+	rswap__envelope__free_unpacked(r, NULL);
+	tp_free(ad);
+	tp_free(c1);
+	tp_free(a);
+	tp_free(b);
+	tp_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -800,6 +1484,17 @@ int main(void)
 		cmocka_unit_test_setup_teardown(stray_replies, setup, teardown),
 		cmocka_unit_test_setup_teardown(move_state_machine, setup, teardown),
 		cmocka_unit_test_setup_teardown(restart_three_copies, setup, teardown),
+		cmocka_unit_test_setup_teardown(replicated_hello, setup, teardown),
+		cmocka_unit_test_setup_teardown(replicated_hello_enospc, setup, teardown),
+		cmocka_unit_test_setup_teardown(replicated_hello_rollback, setup, teardown),
+		cmocka_unit_test_setup_teardown(rereplicate_dead_poold, setup, teardown),
+		cmocka_unit_test_setup_teardown(rereplicate_new_incarnation, setup, teardown),
+		cmocka_unit_test_setup_teardown(rereplicate_long_stale, setup_stale, teardown),
+		cmocka_unit_test_setup_teardown(drain_replicated, setup, teardown),
+		cmocka_unit_test_setup_teardown(rebalance_replicated, setup, teardown),
+		cmocka_unit_test_setup_teardown(restart_replicated, setup, teardown),
+		cmocka_unit_test_setup_teardown(rereplicate_nowhere_does_not_hide, setup_stale,
+						teardown),
 		cmocka_unit_test_setup_teardown(hello_pending_client_leaves_then_poold_refuses,
 						setup, teardown),
 	};

@@ -276,6 +276,78 @@ static void test_encode_report(void **state)
 			 -EINVAL);
 }
 
+/* The replicated report: replicas, every copy's handle, stale copies. */
+static void test_encode_report_copies(void **state)
+{
+	static const u64 handles[] = { 5, 0x70000000000000aaull };
+	static const u64 copies[] = { 5, 6, 0x70000000000000aaull, 0 };
+	static const u64 stale[] = { 6, 0xfffffffffffffffeull };
+	struct rswap_pb_report rep = {
+		.epoch = 2, .handles = handles, .nhandles = 2, .replicas = 2,
+		.copy_handles = copies, .ncopy_handles = 4, .stale = stale,
+		.nstale = 2,
+	};
+	struct rswap_pb_report first = { .replicas = 3 };
+	Rswap__Envelope env = RSWAP__ENVELOPE__INIT;
+	Rswap__ClientHello hello = RSWAP__CLIENT_HELLO__INIT;
+	Rswap__ClientHeartbeat hb = RSWAP__CLIENT_HEARTBEAT__INIT;
+	uint8_t mine[512];
+	struct buf ref;
+	int len;
+
+	(void)state;
+	hello.client_id = "host-r";
+	hello.size = 1ull << 30;
+	hello.reconnect = true;
+	hello.epoch = 2;
+	hello.n_handles = 2;
+	hello.handles = (uint64_t *)handles;
+	hello.replicas = 2;
+	hello.n_copy_handles = 4;
+	hello.copy_handles = (uint64_t *)copies;
+	hello.n_stale_handles = 2;
+	hello.stale_handles = (uint64_t *)stale;
+	env.version = 1;
+	env.seq = 4;
+	env.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HELLO;
+	env.client_hello = &hello;
+	ref = pack_env(&env);
+	assert_true(rswap_pb_report_max(&rep) >= ref.len);
+	len = rswap_pb_encode_hello(mine, sizeof(mine), 1, 4, "host-r",
+				    1ull << 30, true, &rep);
+	assert_int_equal(len, ref.len);
+	assert_memory_equal(mine, ref.data, ref.len);
+	free(ref.data);
+
+	/* A first hello carries only how many copies it wants. */
+	rswap__client_hello__init(&hello);
+	hello.client_id = "host-r";
+	hello.size = 1ull << 30;
+	hello.replicas = 3;
+	ref = pack_env(&env);
+	len = rswap_pb_encode_hello(mine, sizeof(mine), 1, 4, "host-r",
+				    1ull << 30, false, &first);
+	assert_int_equal(len, ref.len);
+	assert_memory_equal(mine, ref.data, ref.len);
+	free(ref.data);
+
+	/* A heartbeat lists the stale copies, nothing of the rest. */
+	hb.epoch = 2;
+	hb.n_stale_handles = 2;
+	hb.stale_handles = (uint64_t *)stale;
+	env.body_case = RSWAP__ENVELOPE__BODY_CLIENT_HEARTBEAT;
+	env.client_heartbeat = &hb;
+	ref = pack_env(&env);
+	len = rswap_pb_encode_heartbeat(mine, sizeof(mine), 1, 4, &rep);
+	assert_int_equal(len, ref.len);
+	assert_memory_equal(mine, ref.data, ref.len);
+	free(ref.data);
+
+	rep.nstale = RSWAP_PB_MAX_LOST + 1;
+	assert_int_equal(rswap_pb_encode_heartbeat(mine, sizeof(mine), 1, 4, &rep),
+			 -EINVAL);
+}
+
 static void check_move_done(bool switched, int32_t code, const char *reason)
 {
 	struct rswap_pb_move_done d = {
@@ -391,6 +463,92 @@ static void test_decode_map_sorts(void **state)
 		assert_true(env.map.slots[i].handle == 10 + i);
 	}
 	rswap_pb_env_free(&env);
+	free(b.data);
+}
+
+/* A map of two copies per slot; which_bad breaks it one way. */
+static struct buf pack_map2(int which_bad)
+{
+	static const char *const addr[] = { "a:1", "b:1", "c:1" };
+	Rswap__Envelope env = RSWAP__ENVELOPE__INIT;
+	Rswap__ChunkMap map = RSWAP__CHUNK_MAP__INIT;
+	Rswap__Slot slots[2], *sp[2];
+	Rswap__Copy copies[2][3], *cp[2][3];
+	struct buf b;
+
+	for (int i = 0; i < 2; i++) {
+		rswap__slot__init(&slots[i]);
+		slots[i].index = 1 - i;
+		slots[i].poold_addr = (char *)addr[i];
+		slots[i].handle = 100 + i;
+		for (int c = 0; c < 3; c++) {
+			rswap__copy__init(&copies[i][c]);
+			copies[i][c].poold_addr = (char *)addr[(i + c) % 3];
+			copies[i][c].handle = 100 + i + 10 * c;
+			copies[i][c].lost = i == 1 && c == 1;
+			cp[i][c] = &copies[i][c];
+		}
+		slots[i].n_copies = which_bad == 1 && i == 1 ? 3 : 2;
+		slots[i].copies = cp[i];
+		sp[i] = &slots[i];
+	}
+	if (which_bad == 2)
+		copies[0][1].poold_addr = (char *)addr[0];
+	if (which_bad == 3)
+		copies[1][0].handle = 7;
+	map.chunk_size = 1u << 24;
+	map.size = 2u << 24;
+	map.replicas = which_bad == 4 ? 4 : 2;
+	map.n_slots = 2;
+	map.slots = sp;
+	env.version = 1;
+	env.seq = 3;
+	env.body_case = RSWAP__ENVELOPE__BODY_CHUNK_MAP;
+	env.chunk_map = &map;
+	b = pack_env(&env);
+	return b;
+}
+
+static void test_decode_map_copies(void **state)
+{
+	static const char *const bad[] = {
+		NULL, "a slot's copies differ from the map's replicas",
+		"two copies of a slot on one poold",
+		"a slot's first copy is not its poold and handle",
+	};
+	struct rswap_pb_env env;
+	const char *why = NULL;
+	struct buf b = pack_map2(0);
+
+	(void)state;
+	assert_int_equal(decode(&b, &env), 0);
+	assert_int_equal(env.map.replicas, 2);
+	assert_int_equal(rswap_pb_check_map(&env.map, 2u << 24, &why), 0);
+	for (uint32_t i = 0; i < 2; i++) {
+		const struct rswap_pb_slot *s = &env.map.slots[i];
+
+		assert_int_equal(s->index, i);
+		assert_int_equal(s->ncopies, 2);
+		assert_true(s->copies[0].handle == 101 - i);
+		assert_true(s->copies[1].handle == 111 - i);
+		assert_int_equal(s->copies[1].lost, i == 0);
+		assert_int_equal(s->copies[0].lost, false);
+	}
+	assert_string_equal(env.map.slots[0].copies[1].poold_addr, "c:1");
+	rswap_pb_env_free(&env);
+	free(b.data);
+
+	for (int k = 1; k < 4; k++) {
+		b = pack_map2(k);
+		assert_int_equal(decode(&b, &env), 0);
+		assert_int_equal(rswap_pb_check_map(&env.map, 2u << 24, &why),
+				 -EBADMSG);
+		assert_string_equal(why, bad[k]);
+		rswap_pb_env_free(&env);
+		free(b.data);
+	}
+	b = pack_map2(4);
+	assert_int_equal(decode(&b, &env), -EBADMSG);
 	free(b.data);
 }
 
@@ -820,6 +978,8 @@ int main(void)
 		cmocka_unit_test(test_encode_bad_id),
 		cmocka_unit_test(test_decode_map),
 		cmocka_unit_test(test_decode_map_sorts),
+		cmocka_unit_test(test_decode_map_copies),
+		cmocka_unit_test(test_encode_report_copies),
 		cmocka_unit_test(test_decode_error),
 		cmocka_unit_test(test_decode_released),
 		cmocka_unit_test(test_heartbeat),

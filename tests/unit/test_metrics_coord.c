@@ -189,6 +189,33 @@ static void coord_page(void **state)
 	expect_line(t, "rswap_coord_errors_sent_total{role=\"peer\",reason=\"other\"} 0");
 	/* one HELP per family, however many poolds */
 	assert_int_equal(count(t, "# HELP rswap_coord_poold_used_bytes "), 1);
+	expect_line(t, "rswap_coord_degraded_chunks 0");
+	expect_line(t, "rswap_coord_rereplications_total{result=\"done\"} 0");
+	free(t);
+
+	/* c3, 2 copies: slot 0 whole; slot 1's copy on b (dead); slot 2's stale. */
+	c = registry_client_add(r, "c3", 3 * CHUNK);
+	assert_non_null(c);
+	c->replicas = 2;
+	registry_slot_assign(c, 0, a);
+	registry_slot_set_handle(c, 0, 31, 0);
+	assert_int_equal(registry_extra_add(c, q, 0, 41, 0, false), 0);
+	c->extra[0].replica = true;
+	registry_slot_assign(c, 1, a);
+	registry_slot_set_handle(c, 1, 32, 0);
+	assert_int_equal(registry_extra_add(c, b, 1, 42, 0, false), 0);
+	c->extra[1].replica = true;
+	registry_slot_assign(c, 2, a);
+	registry_slot_set_handle(c, 2, 33, 0);
+	assert_int_equal(registry_extra_add(c, q, 2, 43, 0, false), 0);
+	c->extra[2].replica = true;
+	c->extra[2].stale_since_ms = 5;
+	o = new_out();
+	coord_metrics_render(&o, co, &cs);
+	assert_false(o.failed);
+	t = take_text(&o);
+	expect_line(t, "rswap_coord_degraded_chunks 2");
+	expect_line(t, "rswap_coord_stale_copies 1");
 	free(t);
 	coord_free(co);
 }

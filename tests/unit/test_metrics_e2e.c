@@ -361,8 +361,17 @@ static void test_usage_errors(void)
 		 poold_bin);
 	CHECK(st == 2 && strstr(out, "--metrics [::1") && one_line(out),
 	      "poold: exit %d: %s", st, out);
+	step("poold --zone: printable, no spaces, at most 63 bytes (exit 2, one line)");
+	st = run(out, sizeof(out), "%s --insecure --coord 127.0.0.1:9400 --listen 127.0.0.1:9401 --capacity 1G --zone 'rack 3'",
+		 poold_bin);
+	CHECK(st == 2 && strstr(out, "--zone 'rack 3': expected 1 to 63 printable characters") &&
+	      one_line(out), "poold: exit %d: %s", st, out);
+	st = run(out, sizeof(out), "%s --insecure --coord 127.0.0.1:9400 --listen 127.0.0.1:9401 --capacity 1G --zone %064d",
+		 poold_bin, 0);
+	CHECK(st == 2 && strstr(out, "--zone '0000") && one_line(out), "poold: exit %d: %s", st, out);
 	st = run(out, sizeof(out), "%s --help", coord_bin);
-	CHECK(st == 0 && strstr(out, "--metrics ADDR:PORT"), "rswap-coord --help: %s", out);
+	CHECK(st == 0 && strstr(out, "--metrics ADDR:PORT") && strstr(out, "--stale-replace-ms"),
+	      "rswap-coord --help: %s", out);
 	st = run(out, sizeof(out), "%s --help", poold_bin);
 	CHECK(st == 0 && strstr(out, "--metrics ADDR:PORT"), "poold --help: %s", out);
 }

@@ -48,6 +48,7 @@ static void defaults(void **state)
 	assert_int_equal(cfg.hello_timeout_ms, 10000);
 	assert_int_equal(cfg.max_conns, 1024);
 	assert_int_equal(cfg.max_new_per_addr, 16);
+	assert_int_equal(cfg.s.stale_replace_ms, 30000);
 	assert_true(cfg.s.out_limit >= (1u << 20));
 	assert_int_equal(cfg.verbose, 0);
 	assert_string_equal(cfg.listen, "127.0.0.1:9400");
@@ -68,6 +69,16 @@ static void all_options(void **state)
 	assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "[::1]:1", "--chunk-size",
 			       "1T", "--insecure", END), 0);
 	assert_int_equal(cfg.s.chunk_size, 1ull << 40);
+	/* 0: a stale copy is never replaced (only lost and dead ones are). */
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "127.0.0.1", "--insecure",
+			       "--stale-replace-ms", "0", END), 0);
+	assert_int_equal(cfg.s.stale_replace_ms, 0);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "127.0.0.1", "--insecure",
+			       "-S", "86400000", END), 0);
+	assert_int_equal(cfg.s.stale_replace_ms, 86400000);
+	assert_int_equal(parse(&cfg, err, sizeof(err), "--listen", "127.0.0.1", "--insecure",
+			       "--stale-replace-ms", "86400001", END), -EINVAL);
+	assert_non_null(strstr(err, "--stale-replace-ms 86400001: must be a number of milliseconds from 0 to 86400000"));
 	assert_int_equal(parse(&cfg, err, sizeof(err), "--help", END), 1);
 }
 

@@ -127,9 +127,10 @@ static void full_and_zero_poolds_skipped(void **state)
 
 /* ---- on a registry ----------------------------------------------------- */
 
-static struct poold *add_poold(struct registry *r, const char *addr, uint64_t cap)
+static struct poold *add_zoned(struct registry *r, const char *addr,
+			       uint64_t cap, const char *zone)
 {
-	struct poold_report rep = { .addr = addr, .capacity = cap };
+	struct poold_report rep = { .addr = addr, .capacity = cap, .zone = zone };
 	struct reg_result res;
 	struct poold *p;
 	char why[256];
@@ -138,6 +139,11 @@ static struct poold *add_poold(struct registry *r, const char *addr, uint64_t ca
 	p = res.poold;
 	registry_reg_result_free(&res);
 	return p;
+}
+
+static struct poold *add_poold(struct registry *r, const char *addr, uint64_t cap)
+{
+	return add_zoned(r, addr, cap, NULL);
 }
 
 static void pool_bigger_than_any_poold(void **state)
@@ -149,7 +155,7 @@ static void pool_bigger_than_any_poold(void **state)
 	struct client *cl;
 	char why[256];
 
-	assert_int_equal(placement_reserve(r, "vm1", 96 * MB, &cl, why, sizeof(why)), 0);
+	assert_int_equal(placement_reserve(r, "vm1", 96 * MB, 1, &cl, why, sizeof(why)), 0);
 	assert_int_equal(cl->nslots, 6);
 	assert_int_equal(a->chunks_used, 3);
 	assert_int_equal(b->chunks_used, 1);
@@ -167,15 +173,15 @@ static void enospc_allocates_nothing(void **state)
 	struct client *cl = NULL;
 	char why[256];
 
-	assert_int_equal(placement_reserve(r, "vm1", 112 * MB, &cl, why, sizeof(why)), -ENOSPC);
+	assert_int_equal(placement_reserve(r, "vm1", 112 * MB, 1, &cl, why, sizeof(why)), -ENOSPC);
 	assert_string_equal(why, "need 7 chunks of 16M, cluster has 6 free on 2 usable poolds");
 	assert_null(cl);
 	assert_null(registry_client_find(r, "vm1"));
 	assert_int_equal(a->chunks_used, 0);
 	assert_int_equal(b->chunks_used, 0);
 	/* Exactly full works; then nothing is left. */
-	assert_int_equal(placement_reserve(r, "vm1", 96 * MB, &cl, why, sizeof(why)), 0);
-	assert_int_equal(placement_reserve(r, "vm2", 1, &cl, why, sizeof(why)), -ENOSPC);
+	assert_int_equal(placement_reserve(r, "vm1", 96 * MB, 1, &cl, why, sizeof(why)), 0);
+	assert_int_equal(placement_reserve(r, "vm2", 1, 1, &cl, why, sizeof(why)), -ENOSPC);
 	assert_string_equal(why, "need 1 chunk of 16M, cluster has 0 free on 2 usable poolds");
 	registry_free(r);
 }
@@ -193,10 +199,10 @@ static void draining_dead_suspect_excluded(void **state)
 	b->draining = true;
 	registry_poold_disconnect(r, c);
 	d->state = POOLD_SUSPECT;
-	assert_int_equal(placement_reserve(r, "vm1", 64 * MB, &cl, why, sizeof(why)), 0);
+	assert_int_equal(placement_reserve(r, "vm1", 64 * MB, 1, &cl, why, sizeof(why)), 0);
 	assert_int_equal(a->chunks_used, 4);
 	assert_int_equal(b->chunks_used + c->chunks_used + d->chunks_used, 0);
-	assert_int_equal(placement_reserve(r, "vm2", 16 * MB, &cl, why, sizeof(why)), -ENOSPC);
+	assert_int_equal(placement_reserve(r, "vm2", 16 * MB, 1, &cl, why, sizeof(why)), -ENOSPC);
 	assert_non_null(strstr(why, "on 1 usable poold"));
 	registry_free(r);
 }
@@ -209,11 +215,140 @@ static void too_many_slots_rejected(void **state)
 
 	add_poold(r, "h1:1", 1ull << 50);
 	assert_int_equal(placement_reserve(r, "vm1", (uint64_t)(RSWAP_MAX_SLOTS + 1) * CHUNK,
-					   &cl, why, sizeof(why)), -EINVAL);
+					   1, &cl, why, sizeof(why)), -EINVAL);
 	assert_non_null(strstr(why, "more than"));
 	assert_int_equal(placement_reserve(r, "vm1", (uint64_t)RSWAP_MAX_SLOTS * CHUNK,
-					   &cl, why, sizeof(why)), 0);
+					   1, &cl, why, sizeof(why)), 0);
 	registry_free(r);
+}
+
+/* Every copy of every slot of cl: on distinct poolds, in distinct zones. */
+static void check_copies(const struct client *cl, bool zones)
+{
+	uint32_t i, k, n;
+
+	for (i = 0; i < cl->nslots; i++) {
+		const struct poold *on[RSWAP_MAX_REPLICAS];
+
+		on[0] = registry_slot(cl, i)->poold;
+		n = 1;
+		for (k = 0; k < cl->nextra; k++) {
+			if (cl->extra[k].slot != i)
+				continue;
+			assert_true(cl->extra[k].replica);
+			assert_true(n < RSWAP_MAX_REPLICAS);
+			on[n++] = cl->extra[k].poold;
+		}
+		assert_int_equal(n, cl->replicas);
+		for (k = 1; k < n; k++) {
+			assert_ptr_not_equal(on[k], on[0]);
+			if (zones && on[k]->zone[0])
+				assert_string_not_equal(on[k]->zone, on[0]->zone);
+			if (k == 2) {
+				assert_ptr_not_equal(on[2], on[1]);
+				if (zones && on[2]->zone[0])
+					assert_string_not_equal(on[2]->zone, on[1]->zone);
+			}
+		}
+	}
+}
+
+static void replicas_on_distinct_poolds(void **state)
+{
+	struct registry *r = registry_new(CHUNK);
+	struct poold *a = add_poold(r, "h1:1", 64 * MB);
+	struct poold *b = add_poold(r, "h2:1", 64 * MB);
+	struct poold *c = add_poold(r, "h3:1", 32 * MB);
+	struct client *cl;
+	char why[256];
+
+	/* 5 slots x 2 copies = 10 of 10 chunks: only a careful spread fits. */
+	assert_int_equal(placement_reserve(r, "vm1", 80 * MB, 2, &cl, why, sizeof(why)), 0);
+	assert_int_equal(cl->replicas, 2);
+	assert_int_equal(cl->nextra, 5);
+	assert_int_equal(registry_unresolved(cl), 0);
+	check_copies(cl, false);
+	assert_int_equal(a->chunks_used + b->chunks_used + c->chunks_used, 10);
+	assert_true(cl->extra[0].reserved);
+	registry_free(r);
+}
+
+static void replicas_in_distinct_zones(void **state)
+{
+	struct registry *r = registry_new(CHUNK);
+	struct poold *a1 = add_zoned(r, "a1:1", 64 * MB, "rackA");
+	struct poold *a2 = add_zoned(r, "a2:1", 64 * MB, "rackA");
+	struct poold *b1 = add_zoned(r, "b1:1", 64 * MB, "rackB");
+	struct client *cl = NULL;
+	char why[256];
+
+	/* Two zones: 3 copies impossible although there are 3 poolds. */
+	assert_int_equal(placement_reserve(r, "vm1", 16 * MB, 3, &cl, why, sizeof(why)),
+			 -ENOSPC);
+	assert_string_equal(why, "replicas=3 asked for, only 2 placements possible (3 live poolds, 2 zones; copies of a chunk go to distinct zones)");
+	assert_null(registry_client_find(r, "vm1"));
+	/* 2 copies: one in each rack; rack B (4 chunks) bounds it at 4 slots. */
+	assert_int_equal(placement_reserve(r, "vm1", 80 * MB, 2, &cl, why, sizeof(why)),
+			 -ENOSPC);
+	assert_non_null(strstr(why, "only 9 could be placed"));
+	assert_int_equal(a1->chunks_used + a2->chunks_used + b1->chunks_used, 0);
+	assert_null(registry_client_find(r, "vm1"));
+	assert_int_equal(placement_reserve(r, "vm1", 64 * MB, 2, &cl, why, sizeof(why)), 0);
+	check_copies(cl, true);
+	assert_int_equal(b1->chunks_used, 4);
+	assert_int_equal(a1->chunks_used, 2);
+	assert_int_equal(a2->chunks_used, 2);
+	/* A poold without a zone is a zone of its own. */
+	add_zoned(r, "c1:1", 64 * MB, NULL);
+	/* ... but rack B is full: 3 zones, 2 with room. */
+	assert_int_equal(placement_reserve(r, "vm2", 16 * MB, 3, &cl, why, sizeof(why)),
+			 -ENOSPC);
+	assert_string_equal(why, "replicas=3 needs 3 chunks of 16M in 3 placements (poolds, zones) per chunk; only 2 could be placed (8 free on 4 usable poolds in 3 zones)");
+	registry_client_remove(r, registry_client_find(r, "vm1"));
+	assert_int_equal(placement_reserve(r, "vm2", 16 * MB, 3, &cl, why, sizeof(why)), 0);
+	check_copies(cl, true);
+	registry_client_remove(r, cl);
+	assert_int_equal(a1->chunks_used + a2->chunks_used + b1->chunks_used, 0);
+	registry_free(r);
+}
+
+static void replicas_need_live_poolds(void **state)
+{
+	struct registry *r = registry_new(CHUNK);
+	struct poold *b;
+	struct client *cl = NULL;
+	char why[256];
+
+	add_poold(r, "h1:1", 64 * MB);
+	b = add_poold(r, "h2:1", 64 * MB);
+	b->draining = true;
+	assert_int_equal(placement_reserve(r, "vm1", 16 * MB, 2, &cl, why, sizeof(why)),
+			 -ENOSPC);
+	assert_string_equal(why, "replicas=2 asked for, only 1 placement possible (1 live poold, 1 zone)");
+	assert_int_equal(b->chunks_used, 0);
+	registry_free(r);
+}
+
+/* The pure rule: domains, and the scarce one kept for who needs it. */
+static void spread_copies_rule(void **state)
+{
+	/* x and y share zone z; w has none.  Domains: {x,y}, {w}. */
+	struct place_cand c[3] = { { "w", 2, 0 }, { "x", 4, 0 }, { "y", 4, 0 } };
+	const char *zone[3] = { "", "z", "z" };
+	size_t out[6];
+	uint64_t placed;
+
+	(void)state;
+	assert_int_equal(placement_domains(zone, 3), 2);
+	assert_int_equal(placement_domains(NULL, 3), 3);
+	assert_int_equal(placement_spread_copies(c, zone, 3, 2, 2, out, &placed), 0);
+	assert_int_equal(placed, 4);
+	assert_true(out[0] != 0 || out[1] != 0);
+	assert_true((out[0] == 0) != (out[1] == 0));
+	assert_true((out[2] == 0) != (out[3] == 0));
+	/* Third slot: w is full. */
+	assert_int_equal(placement_spread_copies(c, zone, 3, 3, 2, out, &placed), -ENOSPC);
+	assert_int_equal(placed, 5);
 }
 
 /* Apply a plan; check it reaches floor(share) <= used <= ceil(share). */
@@ -397,6 +532,10 @@ int main(void)
 		cmocka_unit_test(rebalance_drain_without_room),
 		cmocka_unit_test(rebalance_leaves_dead_poolds),
 		cmocka_unit_test(rebalance_random),
+		cmocka_unit_test(replicas_on_distinct_poolds),
+		cmocka_unit_test(replicas_in_distinct_zones),
+		cmocka_unit_test(replicas_need_live_poolds),
+		cmocka_unit_test(spread_copies_rule),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -112,7 +112,7 @@ static void chunk_size_mismatch(void **state)
 {
 	struct registry *r = registry_new(CHUNK);
 	struct held_chunk h = { 7, "vm1", 0, 32 * MB, 0 };
-	struct poold_report rep = { "h1:1", 64 * MB, 32 * MB, &h, 1, 0 };
+	struct poold_report rep = { "h1:1", 64 * MB, 32 * MB, &h, 1, 0, NULL };
 	struct reg_result res;
 
 	assert_int_equal(registry_poold_register(r, &rep, 0, &res, why, sizeof(why)),
@@ -121,6 +121,37 @@ static void chunk_size_mismatch(void **state)
 	/* Without chunks, its chunk_size does not matter. */
 	rep.nchunks = 0;
 	assert_int_equal(registry_poold_register(r, &rep, 0, &res, why, sizeof(why)), 0);
+	registry_reg_result_free(&res);
+	registry_free(r);
+}
+
+/* A zone is kept as registered; a bad one refuses the registration. */
+static void zones(void **state)
+{
+	struct registry *r = registry_new(CHUNK);
+	struct poold_report rep = { .addr = "z:1", .capacity = 64 * MB,
+				    .zone = "rack 3" };
+	char long_zone[RSWAP_ZONE_MAX + 2];
+	struct reg_result res;
+
+	assert_int_equal(registry_poold_register(r, &rep, 0, &res, why, sizeof(why)),
+			 -EINVAL);
+	assert_string_equal(why, "poold z:1: zone must be 1 to 63 printable characters without spaces");
+	memset(long_zone, 'a', sizeof(long_zone) - 1);
+	long_zone[sizeof(long_zone) - 1] = '\0';
+	rep.zone = long_zone;
+	assert_int_equal(registry_poold_register(r, &rep, 0, &res, why, sizeof(why)),
+			 -EINVAL);
+	assert_int_equal(r->npoolds, 0);
+	long_zone[RSWAP_ZONE_MAX] = '\0';
+	assert_int_equal(registry_poold_register(r, &rep, 0, &res, why, sizeof(why)), 0);
+	assert_string_equal(res.poold->zone, long_zone);
+	registry_reg_result_free(&res);
+	/* Registering again without a zone clears it. */
+	registry_poold_disconnect(r, registry_poold_find(r, "z:1"));
+	rep.zone = NULL;
+	assert_int_equal(registry_poold_register(r, &rep, 0, &res, why, sizeof(why)), 0);
+	assert_string_equal(res.poold->zone, "");
 	registry_reg_result_free(&res);
 	registry_free(r);
 }
@@ -681,6 +712,7 @@ int main(void)
 		cmocka_unit_test(chunk_size_rules),
 		cmocka_unit_test(register_and_double_register),
 		cmocka_unit_test(chunk_size_mismatch),
+		cmocka_unit_test(zones),
 		cmocka_unit_test(rebuild_after_restart),
 		cmocka_unit_test(bad_reports_refused),
 		cmocka_unit_test(conflicts_keep_every_copy),

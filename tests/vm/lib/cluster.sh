@@ -7,7 +7,9 @@
 #   use_cluster_key         # daemons started after it use a fresh key
 #   insmod_with_key FILE    # rswap_insmod gives rswap-client.ko that key
 #   start_coord PORT CHUNK  # rswap-coord on $RSWAP_IP:PORT
-#   start_poold N CAPACITY  # poold N on $RSWAP_IP:$((POOLD_BASE_PORT + N))
+#   start_poold N CAPACITY [ARGS]  # poold N on $RSWAP_IP:$((POOLD_BASE_PORT + N))
+#   poold_args N ARGS...    # extra arguments poold N gets at every start
+#                           # from now on, e.g. poold_args 2 --zone rackB
 #   wait_registered N [COUNT]
 #   fail "what went wrong"  # prints every log, exits 1
 #   assert_clean_logs       # no ASan/UBSan/LSan report in any log
@@ -115,10 +117,13 @@ alive() {
 
 # A test's cluster is new: no client to re-learn, so no restart grace
 # (rswap-coord waits 10 s by default); COORD_GRACE_MS=N to test it.
+# Poolds beat every COORD_HEARTBEAT_MS (200: dead after 2 s silent);
+# COORD_ARGS adds options.
 start_coord() {
 	COORD_PORT=$1
 	# shellcheck disable=SC2086 # CLUSTER_AUTH is one or two words
-	rswap-coord --listen "$RSWAP_IP:$1" --chunk-size "$2" --heartbeat-ms 200 \
+	rswap-coord --listen "$RSWAP_IP:$1" --chunk-size "$2" \
+		--heartbeat-ms "${COORD_HEARTBEAT_MS:-200}" ${COORD_ARGS:-} \
 		--restart-grace-ms "${COORD_GRACE_MS:-0}" $CLUSTER_AUTH >> "$CLUSTER_LOG/coord.log" 2>&1 &
 	COORD_PID=$!
 	CLUSTER_PIDS="$CLUSTER_PIDS $COORD_PID"
@@ -137,13 +142,23 @@ poold_addr() { echo "$RSWAP_IP:$(poold_port "$1")"; }
 poold_log() { echo "$CLUSTER_LOG/poold$1.log"; }
 poold_pid() { eval echo "\${POOLD_PID_$1:-}"; }
 
+# poold_args N ARGS...: poold N starts with ARGS from now on (a restart
+# keeps its zone); without ARGS it gets none again.  Words, no quoting.
+poold_args() {
+	_n=$1
+	shift
+	eval "POOLD_ARGS_$_n=\$*"
+}
+
 # start_poold N CAPACITY [EXTRA ARGS]: returns once it listens for RDMA.
+# poold N's poold_args come first, then EXTRA ARGS.
 start_poold() {
 	_n=$1 _cap=$2
 	shift 2
+	_extra=$(eval echo "\${POOLD_ARGS_$_n:-}")
 	# shellcheck disable=SC2086
 	poold --coord "$RSWAP_IP:$COORD_PORT" --listen "$(poold_addr "$_n")" \
-		--capacity "$_cap" $CLUSTER_AUTH "$@" >> "$(poold_log "$_n")" 2>&1 &
+		--capacity "$_cap" $CLUSTER_AUTH $_extra "$@" >> "$(poold_log "$_n")" 2>&1 &
 	eval POOLD_PID_$_n=$!
 	CLUSTER_PIDS="$CLUSTER_PIDS $!"
 	wait_log "$(poold_log "$_n")" "listening for RDMA clients" ||
@@ -201,6 +216,12 @@ json_poold() {
 }
 
 json_poold_used() { json_poold "$1" chunks_used; }
+
+# json_poold_zone ADDR: the zone the coordinator shows for one poold.
+json_poold_zone() {
+	admin --json list | tr '{' '\n' | grep "\"listen_addr\":\"$1\"" |
+		sed -n 's/.*"zone":"\([^"]*\)".*/\1/p'
+}
 
 json_used_total() {
 	admin --json list | sed -n 's/.*"used_total":\([0-9]*\).*/\1/p'

@@ -209,17 +209,20 @@ COORD=$COORD
 SIZE=32M
 NAME="ctlconf"
 MODULE=$RSWAP_KO
+REPLICAS=2
 EOF
 [ -n "$PRIO" ] && echo "PRIORITY=$PRIO" >> /tmp/rswapctl.conf
 RSWAP_CONF=/tmp/rswapctl.conf rswapctl install > $OUT 2>&1 || { cat $OUT; fail "install from the config file: exit $?"; }
 cat $OUT
 [ "$(rsysfs client_id)" = ctlconf ] || fail "NAME from the config was not used"
 [ "$(($(cat /sys/block/rswap0/size) * 512))" = $((32 * 1048576)) ] || fail "SIZE from the config was not used"
+rsysfs replicas | grep -q "^replicas=2 healthy=2 " || fail "REPLICAS=2 from the config was not used: $(rsysfs replicas)"
 # An option beats the config: status --coord given, install --size given.
 RSWAP_CONF=/tmp/rswapctl.conf rswapctl uninstall > $OUT 2>&1 || { cat $OUT; fail "uninstall: exit $?"; }
-RSWAP_CONF=/tmp/rswapctl.conf rswapctl install --size 48M --name ctlopt > $OUT 2>&1 ||
+RSWAP_CONF=/tmp/rswapctl.conf rswapctl install --size 48M --name ctlopt --replicas 1 > $OUT 2>&1 ||
 	{ cat $OUT; fail "install with the config and options: exit $?"; }
 [ "$(rsysfs client_id)" = ctlopt ] || fail "--name did not override NAME="
+rsysfs replicas | grep -q "^replicas=1 " || fail "--replicas 1 did not override REPLICAS=: $(rsysfs replicas)"
 [ "$(($(cat /sys/block/rswap0/size) * 512))" = $((48 * 1048576)) ] || fail "--size did not override SIZE="
 rswapctl uninstall > $OUT 2>&1 || { cat $OUT; fail "uninstall: exit $?"; }
 echo "BOGUS=1" >> /tmp/rswapctl.conf
