@@ -4,7 +4,7 @@
 # systems; on a real RDMA host run it directly as root (see
 # docs/BENCHMARKS.md).
 #
-#   BENCH_SYSTEMS="raw rswap-rdma rswap-move rswap-dram nvmeof brd zram" bench-vm.sh
+#   BENCH_SYSTEMS="raw rswap-rdma rswap-r2 rswap-move rswap-dram nvmeof brd zram" bench-vm.sh
 #
 # It sets every system up once, then in every repetition runs each
 # workload on each system in turn, in an order that rotates from one
@@ -18,7 +18,7 @@
 # cannot be set up), after measuring the rest.
 #
 # Environment (defaults in brackets):
-#   BENCH_SYSTEMS   systems to measure [raw rswap-rdma rswap-move rswap-dram nvmeof brd zram]
+#   BENCH_SYSTEMS   systems to measure [raw rswap-rdma rswap-r2 rswap-move rswap-dram nvmeof brd zram]
 #   BENCH_REPS      repetitions of every measurement [5]
 #   BENCH_SWAP_MIB  size of each swap device [192]
 #   BENCH_FL_MIB    region of the fault-latency test [32]
@@ -40,7 +40,7 @@ RSWAP_TESTLIB=${RSWAP_TESTLIB:-$HERE/../vm/lib}
 . "$RSWAP_TESTLIB/cluster.sh"
 . "$RSWAP_TESTLIB/move.sh"	# move_field
 
-BENCH_SYSTEMS=${BENCH_SYSTEMS:-raw rswap-rdma rswap-move rswap-dram nvmeof brd zram}
+BENCH_SYSTEMS=${BENCH_SYSTEMS:-raw rswap-rdma rswap-r2 rswap-move rswap-dram nvmeof brd zram}
 REPS=${BENCH_REPS:-5}
 SWAP_MIB=${BENCH_SWAP_MIB:-192}
 FL_MIB=${BENCH_FL_MIB:-32}
@@ -132,6 +132,7 @@ modprobe_brd() {
 RSWAP_VARIANTS='
 rswap-rdma 9460 1 -
 rswap-move 9461 2 -
+rswap-r2 9462 2 replicas=2
 rswap-dram - 0 backend=dram
 '
 
@@ -505,6 +506,38 @@ live_run() {
 # move_rep REP: the same workload with no move and while chunks move,
 # paired within the repetition: baseline, then during-move, for throughput
 # and for latency.
+# ---- a copy that fails (rswap-r2) ----------------------------------------------
+
+# failover_hist: the client's failover_latency file as "LE_US:COUNT ...".
+failover_hist() {
+	tr ' ' ':' < /sys/block/rswap0/rswap/failover_latency | tr '\n' ' '
+}
+
+# failover_rep REP: the fault-latency run while the session to the first
+# poold fails every half second (debugfs inject_fault: recovery, then
+# reconnect), so that reads in flight on it are served by the other copy.
+# Records the faults' latencies and the failover reads' own (the client's
+# histogram, from first dispatch to end) over the run.
+failover_rep() {
+	_p=$(sys_get rswap-r2 poolds | awk '{ print $1 }')
+	_h0=$(failover_hist)
+	_r0=$(tr ' ' '\n' < /sys/block/rswap0/rswap/replicas | sed -n 's/^failover_reads=//p')
+	rm -f /tmp/bench.inject.stop
+	(
+		while [ ! -e /tmp/bench.inject.stop ]; do
+			sleep 0.5
+			echo "$_p" > /sys/kernel/debug/rswap_client/inject_fault 2> /dev/null
+		done
+	) &
+	_ipid=$!
+	faultlat_run lat "$FL_MIB" 0 "$1" failover-lat
+	touch /tmp/bench.inject.stop
+	wait $_ipid
+	_r1=$(tr ' ' '\n' < /sys/block/rswap0/rswap/replicas | sed -n 's/^failover_reads=//p')
+	say failover "$1" "{\"poold\":\"$_p\",\"reads\":$((_r1 - _r0)),\"hist_before\":\"$_h0\",\"hist_after\":\"$(failover_hist)\"}"
+	note "failover rep $1: $((_r1 - _r0)) reads served by the other copy; $(cat /sys/block/rswap0/rswap/replicas)"
+}
+
 move_rep() {
 	set -- "$1" $(sys_get rswap-move poolds)
 	[ $# -eq 3 ] || { broken "rswap-move needs two poolds, has: $(sys_get rswap-move poolds)"; return; }
@@ -522,12 +555,12 @@ move_rep() {
 
 # The workloads, in the order a repetition runs them; each system runs
 # those that apply to it (sys_runs).
-WORKLOADS="raw lat tput sort awk move"
+WORKLOADS="raw lat tput sort awk move failover"
 
 sys_runs() {
 	case "$1:$2" in
-	raw:raw|rswap-move:move) return 0 ;;
-	raw:*|rswap-move:*|*:raw|*:move) return 1 ;;
+	raw:raw|rswap-move:move|rswap-r2:failover) return 0 ;;
+	raw:*|rswap-move:*|*:raw|*:move|*:failover) return 1 ;;
 	*) return 0 ;;
 	esac
 }
@@ -579,6 +612,7 @@ run_workload() {
 	tput) faultlat_run tput "$TP_MIB" "$PAGE_CLUSTER0" "$2" ;;
 	sort|awk) app_rep "$1" "$2" ;;
 	move) move_rep "$2" ;;
+	failover) failover_rep "$2" ;;
 	esac
 }
 

@@ -16,9 +16,10 @@ import sys
 
 import verdict
 
-SYSTEM_ORDER = ["rswap-rdma", "rswap-move", "nvmeof", "rswap-dram", "brd", "zram"]
+SYSTEM_ORDER = ["rswap-rdma", "rswap-r2", "rswap-move", "nvmeof", "rswap-dram", "brd", "zram"]
 SYSTEM_LABEL = {
     "rswap-rdma": "rswap (RDMA)",
+    "rswap-r2": "rswap (RDMA, replicas=2, 2 poolds)",
     "rswap-move": "rswap (RDMA, 2 poolds, chunks moving)",
     "nvmeof": "NVMe-oF (RDMA)",
     "rswap-dram": "rswap (DRAM backend)",
@@ -204,6 +205,76 @@ def summarize_move(ws):
     return out
 
 
+def hist_delta(before, after):
+    """{upper bound µs: count} of a failover_latency histogram's growth."""
+    def parse(txt):
+        out = {}
+        for tok in (txt or "").split():
+            le, _, n = tok.partition(":")
+            if le.isdigit() and n.isdigit():
+                out[int(le)] = int(n)
+        return out
+    b, a = parse(before), parse(after)
+    return {le: a[le] - b.get(le, 0) for le in sorted(a) if a[le] > b.get(le, 0)}
+
+
+def hist_quantile(h, q):
+    """The bucket bound (µs, a power of two) below which a fraction q lies."""
+    total = sum(h.values())
+    if not total:
+        return None
+    seen = 0
+    for le in sorted(h):
+        seen += h[le]
+        if seen >= q * total:
+            return le
+    return max(h)
+
+
+def summarize_failover(ws):
+    """rswap-r2 with a copy's session failing every half second: the faults'
+    latency, and the failover reads' own from the client's histogram."""
+    reps = []
+    lat = {r["rep"]: r["data"]["result"] for r in ws.get("failover-lat", [])}
+    for r in ws.get("failover", []):
+        d = r["data"]
+        h = hist_delta(d.get("hist_before"), d.get("hist_after"))
+        f = lat.get(r["rep"], {}).get("rand", {})
+        reps.append({"rep": r["rep"], "reads": d.get("reads", 0), "hist": h,
+                     "failover_p50_le_us": hist_quantile(h, 0.5),
+                     "failover_p99_le_us": hist_quantile(h, 0.99),
+                     "fault_p50_us": f.get("p50_us"), "fault_p99_us": f.get("p99_us")})
+    merged = {}
+    for x in reps:
+        for le, n in x["hist"].items():
+            merged[le] = merged.get(le, 0) + n
+    return {"reps": reps, "reads": sum(x["reads"] for x in reps), "hist": merged,
+            "failover_p50_le_us": hist_quantile(merged, 0.5),
+            "failover_p99_le_us": hist_quantile(merged, 0.99),
+            "fault_p50_us": stats([x["fault_p50_us"] for x in reps]),
+            "fault_p99_us": stats([x["fault_p99_us"] for x in reps])}
+
+
+def markdown_failover(res):
+    f = res["systems"].get("rswap-r2", {}).get("failover")
+    if not f:
+        return []
+    L = ["## Failover reads (rswap-r2: a copy's session fails every 0.5 s)\n",
+         "The fault-latency run on `replicas=2` while the session to one poold is failed "
+         "on purpose every half second (debugfs `inject_fault`: error recovery, then "
+         "reconnect): reads in flight on it are re-issued on the other copy.  The client "
+         "times each failover read from its first dispatch to its end "
+         "(sysfs `failover_latency`, power-of-two buckets: a bound, not an exact figure).\n",
+         "| rep | failover reads | their p50 ≤ µs | their p99 ≤ µs | all faults p50 µs | all faults p99 µs |",
+         "|---|---|---|---|---|---|"]
+    for x in f["reps"]:
+        L.append(f"| {x['rep']} | {x['reads']} | {fmt(x['failover_p50_le_us'])} | "
+                 f"{fmt(x['failover_p99_le_us'])} | {fmt(x['fault_p50_us'])} | {fmt(x['fault_p99_us'])} |")
+    L.append(f"| all | {f['reads']} | {fmt(f['failover_p50_le_us'])} | {fmt(f['failover_p99_le_us'])} | "
+             f"{fmt_stats(f['fault_p50_us'])} | {fmt_stats(f['fault_p99_us'])} |\n")
+    return L
+
+
 def build(recs, host):
     res = {"host": host, "vm": {}, "raw": {}, "systems": {}, "orders": {}, "records": recs}
     raw_reps = {}
@@ -249,6 +320,8 @@ def build(recs, host):
             e["apps"] = apps
         if any(w.startswith("move-") for w in ws):
             e["migration"] = summarize_move(ws)
+        if "failover" in ws:
+            e["failover"] = summarize_failover(ws)
         res["systems"][s] = e
     res["ratios"] = ratios(res)
     res["verdicts"] = verdict.build(recs)
@@ -439,6 +512,7 @@ def markdown(res):
     label = lambda s: SYSTEM_LABEL.get(s, s)  # noqa: E731
     L += verdict.markdown(res["verdicts"], label)
     L += verdict.markdown_raw(res["raw_distance"], label)
+    L += markdown_failover(res)
 
     if res["raw"]:
         L.append("## Raw transport (perftest, 4 KiB, same RDMA device)\n")

@@ -23,7 +23,9 @@ MIN_REPS = 5
 # Each pair compares the first system with the second.  Further rswap
 # variants (a new line in bench-vm.sh's RSWAP_VARIANTS) are compared with
 # NVMe-oF without being named here: see pairs().
-BASE_PAIRS = [("rswap-rdma", "nvmeof"), ("rswap-dram", "brd")]
+BASE_PAIRS = [("rswap-rdma", "nvmeof"), ("rswap-dram", "brd"),
+              # What a second copy of every chunk costs (replicas=2 over 1).
+              ("rswap-r2", "rswap-rdma")]
 # Variants that are not a plain swap device over the fabric.
 NOT_COMPARED = {"rswap-dram", "rswap-move"}
 
