@@ -39,6 +39,7 @@
 #include <linux/ktime.h>
 #include <linux/log2.h>
 #include <linux/math64.h>
+#include <linux/percpu.h>
 #include <linux/scatterlist.h>
 
 #include "rswap-clt-rdma.h"
@@ -166,6 +167,18 @@ static struct rswap_place *rswap_rdma_route(struct rswap_dev *dev, u64 off,
 		return NULL;
 	}
 	return place;
+}
+
+/*
+ * Reads take turns between copies: a counter per CPU, so that one task
+ * faulting pages one after the other spreads them too (a request's tag
+ * does not change between its requests), with no shared cache line.
+ */
+static DEFINE_PER_CPU(unsigned int, rswap_read_rr);
+
+static unsigned int rswap_read_turn(void)
+{
+	return this_cpu_inc_return(rswap_read_rr);
 }
 
 /*
@@ -511,7 +524,7 @@ static blk_status_t rswap_rdma_queue_rq(struct rswap_dev *dev,
 	if (cmd->write) {
 		ret = rswap_rdma_write(dev, cmd, slot, chunk_off, len, qidx);
 	} else {
-		r = rswap_read_pick(slot, place, rq->tag, &cmd->sess);
+		r = rswap_read_pick(slot, place, rswap_read_turn(), &cmd->sess);
 		ret = r < 0 ? r : rswap_cmd_post(dev, cmd, 0, r, chunk_off,
 						 qidx);
 	}
@@ -752,8 +765,8 @@ static int rswap_rdma_load_page(struct rswap_dev *dev, u64 off,
 		rcu_read_lock();
 		place = rswap_rdma_route(dev, off, PAGE_SIZE, &chunk_off, &slot,
 					 &sess, &ret);
-		r = place ? rswap_read_pick(slot, place,
-					    raw_smp_processor_id(), &sess) :
+		r = place ? rswap_read_pick(slot, place, rswap_read_turn(),
+					    &sess) :
 			    ret;
 		if (r >= 0) {
 			rswap_page_post(dev, &io, page, false, place, r,
