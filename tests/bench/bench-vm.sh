@@ -513,29 +513,45 @@ failover_hist() {
 	tr ' ' ':' < /sys/block/rswap0/rswap/failover_latency | tr '\n' ' '
 }
 
-# failover_rep REP: the fault-latency run while the session to the first
-# poold fails every half second (debugfs inject_fault: recovery, then
-# reconnect), so that reads in flight on it are served by the other copy.
-# Records the faults' latencies and the failover reads' own (the client's
-# histogram, from first dispatch to end) over the run.
+repl_get() { tr ' ' '\n' < /sys/block/rswap0/rswap/replicas | sed -n "s/^$1=//p"; }
+
+# failover_rep REP: the fault-latency run during which the first poold of
+# rswap-r2 is killed (-9), two seconds in: reads in flight on it are
+# re-issued on the other copy.  Records the faults' latencies and the
+# failover reads' own (the client's histogram, first dispatch to end).
+# Then the poold starts again (a new incarnation, its copies lost), the
+# coordinator re-replicates onto it, and the time from the kill until
+# every slot has two copies in sync again is recorded.
 failover_rep() {
 	_p=$(sys_get rswap-r2 poolds | awk '{ print $1 }')
+	_n=
+	for _k in $(seq 1 "$NEXT_POOLD"); do
+		[ "$(poold_addr "$_k")" = "$_p" ] && _n=$_k
+	done
+	[ -n "$_n" ] || { broken "no poold listens at $_p"; return; }
+	_regs=$(grep -c "registered with coordinator" "$(poold_log "$_n")")
 	_h0=$(failover_hist)
-	_r0=$(tr ' ' '\n' < /sys/block/rswap0/rswap/replicas | sed -n 's/^failover_reads=//p')
-	rm -f /tmp/bench.inject.stop
-	(
-		while [ ! -e /tmp/bench.inject.stop ]; do
-			sleep 0.5
-			echo "$_p" > /sys/kernel/debug/rswap_client/inject_fault 2> /dev/null
-		done
-	) &
-	_ipid=$!
+	_r0=$(repl_get failover_reads)
+	rm -f /tmp/bench.killed
+	( sleep 2; now_ms > /tmp/bench.killed; kill -9 "$(poold_pid "$_n")" ) &
+	_kpid=$!
 	faultlat_run lat "$FL_MIB" 0 "$1" failover-lat
-	touch /tmp/bench.inject.stop
-	wait $_ipid
-	_r1=$(tr ' ' '\n' < /sys/block/rswap0/rswap/replicas | sed -n 's/^failover_reads=//p')
-	say failover "$1" "{\"poold\":\"$_p\",\"reads\":$((_r1 - _r0)),\"hist_before\":\"$_h0\",\"hist_after\":\"$(failover_hist)\"}"
-	note "failover rep $1: $((_r1 - _r0)) reads served by the other copy; $(cat /sys/block/rswap0/rswap/replicas)"
+	wait $_kpid
+	_reads=$(($(repl_get failover_reads) - _r0))
+	_h1=$(failover_hist)
+	start_poold "$_n" $((SWAP_MIB + 32))M > /tmp/bench.setup 2>&1 &&
+		wait_registered "$_n" $((_regs + 1)) > /tmp/bench.setup 2>&1 ||
+		{ cat /tmp/bench.setup; broken "poold $_n did not start again"; return; }
+	_i=0
+	while [ "$(repl_get degraded)" != 0 ] || [ "$(repl_get stale_copies)" != 0 ] ||
+	      [ -n "$(move_field moving)" ]; do
+		_i=$((_i + 1))
+		[ $_i -gt 1500 ] && { broken "not healthy 300 s after poold $_n died: $(cat /sys/block/rswap0/rswap/replicas)"; return; }
+		sleep 0.2
+	done
+	_t=$(($(now_ms) - $(cat /tmp/bench.killed)))
+	say failover "$1" "{\"poold\":\"$_p\",\"reads\":$_reads,\"hist_before\":\"$_h0\",\"hist_after\":\"$_h1\",\"kill_to_healthy_ms\":$_t}"
+	note "failover rep $1: $_reads reads served by the other copy; every slot healthy again $_t ms after the kill; $(cat /sys/block/rswap0/rswap/replicas)"
 }
 
 move_rep() {
