@@ -767,11 +767,18 @@ static int rswap_move_check(struct rswap_dev *dev, struct rswap_move *mv,
 		*why = "the move's epoch is not newer than the client's map";
 		return -ESTALE;
 	}
+	/*
+	 * Copies stay on distinct poolds; the one replaced may share the
+	 * target's poold only if its memory is gone there (the poold came
+	 * back empty and takes the new copy).
+	 */
 	for (r = 0; r < place->nr; r++) {
-		if (!strcmp(place->rep[r].sess->addr_str, mv->to_poold)) {
-			*why = "the target poold holds a copy of the slot already";
-			return -EINVAL;
-		}
+		if (strcmp(place->rep[r].sess->addr_str, mv->to_poold))
+			continue;
+		if (r == mv->from && test_bit(r, &slot->gone))
+			continue;
+		*why = "the target poold holds a copy of the slot already";
+		return -EINVAL;
 	}
 	return 0;
 }
