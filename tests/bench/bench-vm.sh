@@ -516,42 +516,51 @@ failover_hist() {
 repl_get() { tr ' ' '\n' < /sys/block/rswap0/rswap/replicas | sed -n "s/^$1=//p"; }
 
 # failover_rep REP: the fault-latency run during which the first poold of
-# rswap-r2 is killed (-9), two seconds in: reads in flight on it are
+# rswap-r2 is killed (-9) once pages fault in: reads in flight on it are
 # re-issued on the other copy.  Records the faults' latencies and the
 # failover reads' own (the client's histogram, first dispatch to end).
 # Then the poold starts again (a new incarnation, its copies lost), the
 # coordinator re-replicates onto it, and the time from the kill until
 # every slot has two copies in sync again is recorded.
 failover_rep() {
-	_p=$(sys_get rswap-r2 poolds | awk '{ print $1 }')
-	_n=
-	for _k in $(seq 1 "$NEXT_POOLD"); do
-		[ "$(poold_addr "$_k")" = "$_p" ] && _n=$_k
+	# cluster.sh's helpers use _p, _n, _i...: these names are this one's.
+	fo_addr=$(sys_get rswap-r2 poolds | awk '{ print $1 }')
+	fo_n=
+	for fo_k in $(seq 1 "$NEXT_POOLD"); do
+		[ "$(poold_addr "$fo_k")" = "$fo_addr" ] && fo_n=$fo_k
 	done
-	[ -n "$_n" ] || { broken "no poold listens at $_p"; return; }
-	_regs=$(grep -c "registered with coordinator" "$(poold_log "$_n")")
-	_h0=$(failover_hist)
-	_r0=$(repl_get failover_reads)
+	[ -n "$fo_n" ] || { broken "no poold listens at $fo_addr"; return; }
+	fo_regs=$(grep -c "registered with coordinator" "$(poold_log "$fo_n")")
+	fo_h0=$(failover_hist)
+	fo_r0=$(repl_get failover_reads)
 	rm -f /tmp/bench.killed
-	( sleep 2; now_ms > /tmp/bench.killed; kill -9 "$(poold_pid "$_n")" ) &
-	_kpid=$!
+	# Killed once the run faults pages in (reads in flight), not while
+	# it is still swapping them out.
+	(
+		fo_in0=$(vmstat_get pswpin)
+		while [ $(($(vmstat_get pswpin) - fo_in0)) -lt 1024 ]; do sleep 0.05; done
+		now_ms > /tmp/bench.killed
+		kill -9 "$(poold_pid "$fo_n")"
+	) &
+	fo_kpid=$!
 	faultlat_run lat "$FL_MIB" 0 "$1" failover-lat
-	wait $_kpid
-	_reads=$(($(repl_get failover_reads) - _r0))
-	_h1=$(failover_hist)
-	start_poold "$_n" $((SWAP_MIB + 32))M > /tmp/bench.setup 2>&1 &&
-		wait_registered "$_n" $((_regs + 1)) > /tmp/bench.setup 2>&1 ||
-		{ cat /tmp/bench.setup; broken "poold $_n did not start again"; return; }
-	_i=0
+	wait $fo_kpid
+	[ -s /tmp/bench.killed ] || { broken "poold $fo_n was not killed during the run"; return; }
+	fo_reads=$(($(repl_get failover_reads) - fo_r0))
+	fo_h1=$(failover_hist)
+	start_poold "$fo_n" $((SWAP_MIB + 32))M > /tmp/bench.setup 2>&1 &&
+		wait_registered "$fo_n" $((fo_regs + 1)) > /tmp/bench.setup 2>&1 ||
+		{ cat /tmp/bench.setup; broken "poold $fo_n did not start again"; return; }
+	fo_i=0
 	while [ "$(repl_get degraded)" != 0 ] || [ "$(repl_get stale_copies)" != 0 ] ||
 	      [ -n "$(move_field moving)" ]; do
-		_i=$((_i + 1))
-		[ $_i -gt 1500 ] && { broken "not healthy 300 s after poold $_n died: $(cat /sys/block/rswap0/rswap/replicas)"; return; }
+		fo_i=$((fo_i + 1))
+		[ $fo_i -gt 1500 ] && { broken "not healthy 300 s after poold $fo_n died: $(cat /sys/block/rswap0/rswap/replicas)"; return; }
 		sleep 0.2
 	done
-	_t=$(($(now_ms) - $(cat /tmp/bench.killed)))
-	say failover "$1" "{\"poold\":\"$_p\",\"reads\":$_reads,\"hist_before\":\"$_h0\",\"hist_after\":\"$_h1\",\"kill_to_healthy_ms\":$_t}"
-	note "failover rep $1: $_reads reads served by the other copy; every slot healthy again $_t ms after the kill; $(cat /sys/block/rswap0/rswap/replicas)"
+	fo_t=$(($(now_ms) - $(cat /tmp/bench.killed)))
+	say failover "$1" "{\"poold\":\"$fo_addr\",\"reads\":$fo_reads,\"hist_before\":\"$fo_h0\",\"hist_after\":\"$fo_h1\",\"kill_to_healthy_ms\":$fo_t}"
+	note "failover rep $1: $fo_reads reads served by the other copy; every slot healthy again $fo_t ms after the kill; $(cat /sys/block/rswap0/rswap/replicas)"
 }
 
 move_rep() {

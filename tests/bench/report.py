@@ -263,7 +263,7 @@ def markdown_failover(res):
         return []
     L = ["## A poold killed under rswap-r2: failover reads, and back to two copies\n",
          "The fault-latency run on `replicas=2` during which one of its two poolds is "
-         "killed (-9) two seconds in: reads in flight on it are re-issued on the other "
+         "killed (-9) once 1,024 pages have faulted in: reads in flight on it are re-issued on the other "
          "copy.  The client times each failover read from its first dispatch to its end "
          "(sysfs `failover_latency`, power-of-two buckets: a bound, not an exact figure).  "
          "Then the poold starts again, empty (a new incarnation), the coordinator "
