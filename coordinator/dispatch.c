@@ -2454,6 +2454,12 @@ static void handle_admin_drain(struct coord *c, struct peer *p, uint64_t seq,
 	send_cluster_state(c, p, seq, job->id);
 }
 
+static int poold_by_addr(const void *a, const void *b)
+{
+	return strcmp((*(struct poold *const *)a)->addr,
+		      (*(struct poold *const *)b)->addr);
+}
+
 /* Index of the poold named addr in the array sorted by address, or n. */
 static size_t poold_index(struct poold *const *by_addr, size_t n,
 			  const struct poold *pd)
@@ -2493,27 +2499,29 @@ static int move_by_source(const void *a, const void *b)
  * Rebalance: give the copy (slot, on poold pd as handle) of cl the next
  * planned move out of pd, if any is left and its target fits the slot
  * (a replicated slot's copies stay apart); a slot is named once in the
- * plan.  plan's moves of cl start at cl_first.
+ * plan.  plan's moves of cl start at cl_first.  The planned moves out of
+ * poold i are mv[first[i]] .. mv[first[i + 1] - 1]; cur[i] is the next
+ * one not given yet.
  */
 static void plan_copy(Rswap__RebalancePlan *plan, Rswap__ChunkMove *moves,
 		      const struct client *cl, size_t cl_first, uint32_t slot,
 		      struct poold *pd, uint64_t handle, struct poold **by_addr,
-		      size_t n, const struct rebal_move *mv, size_t *first)
+		      size_t n, const struct rebal_move *mv, const size_t *first,
+		      size_t *cur)
 {
 	size_t from = poold_index(by_addr, n, pd), k;
 	Rswap__ChunkMove *out;
 
-	/* first[from] counts up to first[from + 1] as moves are given a
-	 * chunk; the rest stays in place. */
-	if (from == n || first[from] == first[from + 1])
+	/* What is not given a chunk stays in place. */
+	if (from == n || cur[from] == first[from + 1])
 		return;
 	if (cl->replicas > 1 &&
-	    !target_fits(cl, slot, by_addr[mv[first[from]].to], pd, handle, false))
+	    !target_fits(cl, slot, by_addr[mv[cur[from]].to], pd, handle, false))
 		return;
 	for (k = cl_first; k < plan->n_moves; k++)
 		if (plan->moves[k]->slot == slot)
 			return;
-	k = first[from]++;
+	k = cur[from]++;
 	out = &moves[plan->n_moves];
 	rswap__chunk_move__init(out);
 	out->client_id = (char *)cl->id;
@@ -2561,7 +2569,7 @@ static void handle_admin_rebalance(struct coord *c, struct peer *p,
 	struct rebal_poold *rp = NULL;
 	struct poold **by_addr = NULL, *pd;
 	struct rebal_move *mv = NULL;
-	size_t *first = NULL, nmv = 0, n = 0, i, k;
+	size_t *first = NULL, *cur = NULL, nmv = 0, n = 0, i, k;
 	Rswap__ChunkMove *moves = NULL;
 	char why[256];
 	struct client *cl;
@@ -2576,19 +2584,23 @@ static void handle_admin_rebalance(struct coord *c, struct peer *p,
 	rp = calloc(r->npoolds + 1, sizeof(*rp));
 	by_addr = calloc(r->npoolds + 1, sizeof(*by_addr));
 	first = calloc(r->npoolds + 2, sizeof(*first));
-	if (!rp || !by_addr || !first)
+	cur = calloc(r->npoolds + 2, sizeof(*cur));
+	if (!rp || !by_addr || !first || !cur)
 		goto out_nomem;
-	/* The registry's list is sorted by address. */
-	for (pd = r->poolds; pd && n < r->npoolds; pd = pd->next, n++) {
-		by_addr[n] = pd;
-		rp[n] = (struct rebal_poold){
+	/* The registry keeps no order: sort by address (poold_index). */
+	for (pd = r->poolds; pd && n < r->npoolds; pd = pd->next)
+		by_addr[n++] = pd;
+	qsort(by_addr, n, sizeof(*by_addr), poold_by_addr);
+	for (i = 0; i < n; i++) {
+		pd = by_addr[i];
+		rp[i] = (struct rebal_poold){
 			.name = pd->addr,
 			.total = pd->chunks_total,
 			.used = pd->chunks_used,
 			.live = pd->connected && pd->state == POOLD_ALIVE,
 			.draining = pd->draining,
 		};
-		if (!rp[n].live)
+		if (!rp[i].live)
 			plan.chunks_on_down_poolds += pd->chunks_used;
 	}
 	ret = placement_rebalance(rp, n, &mv, &nmv, why, sizeof(why));
@@ -2612,6 +2624,7 @@ static void handle_admin_rebalance(struct coord *c, struct peer *p,
 		first[mv[k].from + 1]++;
 	for (i = 0; i < n; i++)
 		first[i + 1] += first[i];
+	memcpy(cur, first, (n + 1) * sizeof(*cur));
 	for (cl = r->clients; cl; cl = cl->next) {
 		size_t cl_first = plan.n_moves;
 		uint32_t b;
@@ -2623,7 +2636,7 @@ static void handle_admin_rebalance(struct coord *c, struct peer *p,
 			if (sl->state != SLOT_HELD || sl->lost || sl->moving)
 				continue;
 			plan_copy(&plan, moves, cl, cl_first, sl->index, sl->poold,
-				  sl->handle, by_addr, n, mv, first);
+				  sl->handle, by_addr, n, mv, first, cur);
 		}
 		/* A replicated client's further copies move as well. */
 		for (i = 0; cl->replicas > 1 && i < cl->nextra; i++) {
@@ -2634,7 +2647,7 @@ static void handle_admin_rebalance(struct coord *c, struct peer *p,
 			    sl->moving)
 				continue;
 			plan_copy(&plan, moves, cl, cl_first, x->slot, x->poold,
-				  x->handle, by_addr, n, mv, first);
+				  x->handle, by_addr, n, mv, first, cur);
 		}
 	}
 	if (!m->dry_run) {
@@ -2665,6 +2678,7 @@ out:
 	free(moves);
 	free(mv);
 	free(first);
+	free(cur);
 	free(by_addr);
 	free(rp);
 }

@@ -1469,6 +1469,74 @@ static void rebalance_replicated(void **state)
 	tp_free(c);
 }
 
+/*
+ * After a poold died and its copies were re-made on the others, a new
+ * poold gets its share of a rebalance: the copies re-made by moves are
+ * movable like the first ones (VM test 36 saw 0 moves here).
+ */
+static void rebalance_after_rereplication(void **state)
+{
+	struct tpeer *pd[4] = { poold("a:1", 80 * MB), poold("b:1", 80 * MB),
+				poold("c:1", 80 * MB), NULL };
+	struct tpeer *c1 = tp_new(), *ad = tp_new();
+	Rswap__Envelope e = RSWAP__ENVELOPE__INIT, *r;
+	Rswap__AdminRebalance rb = RSWAP__ADMIN_REBALANCE__INIT;
+	uint64_t next = 100;
+	int i, moves = 0;
+
+	(void)state;
+	hello_r(c1, "vm1", 64 * MB, 2, false, NULL, 0, NULL, 0);
+	for (i = 0; i < 3; i++)
+		allocs_done(pd[i], &next);
+	r = expect(c1, RSWAP__ENVELOPE__BODY_CHUNK_MAP);
+	check_map_copies(r->chunk_map, 2);
+	rswap__envelope__free_unpacked(r, NULL);
+	/* a dies; its copies are re-made on b and c, one move at a time. */
+	tp_free(pd[0]);
+	pd[0] = NULL;
+	tick_beating(pd, 3, 12000);
+	for (int idle = 0; idle < 10; idle++) {
+		Rswap__Envelope *m;
+		uint64_t to = next;
+
+		for (i = 1; i < 3; i++)
+			if (allocs_done(pd[i], &next))
+				break;
+		if (i < 3) {
+			m = expect(c1, RSWAP__ENVELOPE__BODY_MOVE_CHUNK);
+			move_done(c1, m->move_chunk->slot, to, true);
+			rswap__envelope__free_unpacked(m, NULL);
+			moves++;
+			idle = 0;
+		}
+		tick_beating(pd, 3, 1500);
+	}
+	assert_true(moves >= 1);
+	{
+		Rswap__ClientInfo *ci = status("vm1", &r);
+
+		assert_int_equal(ci->degraded_chunks, 0);
+		rswap__envelope__free_unpacked(r, NULL);
+	}
+	/* b and c hold 4 chunks each; d is new and empty. */
+	pd[3] = poold("d:1", 80 * MB);
+	rb.dry_run = true;
+	e.body_case = RSWAP__ENVELOPE__BODY_ADMIN_REBALANCE;
+	e.admin_rebalance = &rb;
+	tp_send(ad, &e);
+	r = expect(ad, RSWAP__ENVELOPE__BODY_REBALANCE_PLAN);
+	assert_true(r->rebalance_plan->moves_total >= 2);
+	assert_int_equal(r->rebalance_plan->n_moves, r->rebalance_plan->moves_total);
+	for (i = 0; i < (int)r->rebalance_plan->n_moves; i++)
+		assert_string_equal(r->rebalance_plan->moves[i]->to_poold, "d:1");
+	rswap__envelope__free_unpacked(r, NULL);
+	tp_free(ad);
+	tp_free(c1);
+	for (i = 0; i < 4; i++)
+		if (pd[i])
+			tp_free(pd[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1492,6 +1560,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(rereplicate_long_stale, setup_stale, teardown),
 		cmocka_unit_test_setup_teardown(drain_replicated, setup, teardown),
 		cmocka_unit_test_setup_teardown(rebalance_replicated, setup, teardown),
+		cmocka_unit_test_setup_teardown(rebalance_after_rereplication, setup, teardown),
 		cmocka_unit_test_setup_teardown(restart_replicated, setup, teardown),
 		cmocka_unit_test_setup_teardown(rereplicate_nowhere_does_not_hide, setup_stale,
 						teardown),

@@ -18,6 +18,9 @@
 #    the same, onto a poold added meanwhile.
 #  - Both copies of a slot killed at once: that slot reads as I/O errors,
 #    never data; the slots with a surviving copy read back right.
+#  - A poold of a two-poold cluster killed and started again, empty (a
+#    new incarnation), under fio --verify: the new copies of its lost
+#    ones can only go back to it, and do.
 #  - rmmod after all of it.
 set -u
 . "$RSWAP_TESTLIB/swap.sh"
@@ -196,5 +199,30 @@ rsysfs replicas
 rsysfs chunk_map
 
 rswap_rmmod || fail "rmmod after the poolds died"
+
+# ---- a poold that comes back empty takes its copies again ------------------
+# Two poolds only: the new copies of a restarted poold's lost ones have
+# nowhere else to go.
+kill_coord
+POOLD_BASE_PORT=9700
+start_coord 9402 16M
+for n in 6 7; do start_poold "$n" 48M; done
+for n in 6 7; do wait_registered "$n"; done
+rswap_insmod coord="$RSWAP_IP:9402" size=32M name=back replicas=2 \
+	timeout_ms=2000 fail_io_tmo=15 || fail "insmod back: $(cat $RSWAP_INSMOD_OUT)"
+fio_loop_start back 32M
+sleep 2
+t0=$(date +%s)
+crash_poold 6
+start_poold 6 48M
+wait_registered 6 2
+wait_healthy back 180 || fail "not healthy after poold 6 came back empty: $(rsysfs replicas); coordinator: $(coord_health back); $(rsysfs chunk_map | tr '\n' ' ')"
+t1=$(date +%s)
+work_stop || fail "fio failed across poold 6's restart"
+no_errors "poold 6 restarted"
+[ "$(copies_on "$(poold_addr 6)" | wc -l)" = 2 ] || fail "poold 6 does not hold a copy of every slot again: $(rsysfs chunk_map | tr '\n' ' ')"
+note "poold 6 restarted empty: both slots have two copies again $((t1 - t0)) s after the kill; $(rsysfs replicas)"
+rswap_rmmod || fail "rmmod after poold 6 came back"
 assert_clean_logs
-echo "36-replicas: zones, a blip resynced with $pages dirty pages, two poolds killed under fio and swap with nothing lost, a slot with both copies gone reads as errors"
+echo "36-replicas: zones, a blip resynced with $pages dirty pages, two poolds killed under fio and swap with nothing lost, a slot with both copies gone reads as errors, a poold back empty re-filled"
+
