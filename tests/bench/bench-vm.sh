@@ -19,7 +19,7 @@
 #
 # Environment (defaults in brackets):
 #   BENCH_SYSTEMS   systems to measure [raw rswap-rdma rswap-r2 rswap-move rswap-dram nvmeof brd zram]
-#   BENCH_REPS      repetitions of every measurement [5]
+#   BENCH_REPS      repetitions of every measurement [7]
 #   BENCH_SWAP_MIB  size of each swap device [192]
 #   BENCH_FL_MIB    region of the fault-latency test [32]
 #   BENCH_TP_MIB    region of the throughput test [64]
@@ -41,7 +41,7 @@ RSWAP_TESTLIB=${RSWAP_TESTLIB:-$HERE/../vm/lib}
 . "$RSWAP_TESTLIB/move.sh"	# move_field
 
 BENCH_SYSTEMS=${BENCH_SYSTEMS:-raw rswap-rdma rswap-r2 rswap-move rswap-dram nvmeof brd zram}
-REPS=${BENCH_REPS:-5}
+REPS=${BENCH_REPS:-7}
 SWAP_MIB=${BENCH_SWAP_MIB:-192}
 FL_MIB=${BENCH_FL_MIB:-32}
 TP_MIB=${BENCH_TP_MIB:-64}
