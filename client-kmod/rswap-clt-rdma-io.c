@@ -322,16 +322,16 @@ static void rswap_cmd_finish(struct rswap_cmd *cmd)
 	struct request *rq = blk_mq_rq_from_pdu(cmd);
 	struct rswap_place *place = cmd->place;
 	struct rswap_dev *dev = cmd->sess->dev;
-	unsigned long copies = rswap_copies_mask(place->nr);
-	unsigned long ok = cmd->posted & ~cmd->failed & copies;
+	/* The placement may be freed once put: what is needed, first. */
+	unsigned int r, nr = place->nr;
+	unsigned long ok = cmd->posted & ~cmd->failed & rswap_copies_mask(nr);
 	u64 off = (u64)blk_rq_pos(rq) << RSWAP_SECTOR_SHIFT;
-	unsigned int r;
 
 	if (cmd->write && ok) {
 		struct rswap_slot *slot = &dev->core.slots[off >>
 							   dev->core.chunk_shift];
 
-		for_each_set_bit(r, &cmd->failed, place->nr) {
+		for_each_set_bit(r, &cmd->failed, nr) {
 			rswap_slot_dirty(&dev->core, slot,
 					 off & (dev->core.chunk_size - 1),
 					 blk_rq_bytes(rq));
@@ -353,7 +353,7 @@ static void rswap_cmd_finish(struct rswap_cmd *cmd)
 		rswap_blk_end(dev, rq, BLK_STS_IOERR);
 		return;
 	}
-	for_each_set_bit(r, &ok, place->nr) {
+	for_each_set_bit(r, &ok, nr) {
 		struct rswap_sess *sess = cmd->half[cmd->write ? r : 0].req.sess;
 
 		if (cmd->write) {
