@@ -515,6 +515,12 @@ failover_hist() {
 
 repl_get() { tr ' ' '\n' < /sys/block/rswap0/rswap/replicas | sed -n "s/^$1=//p"; }
 
+# coord_healthy CLIENT: the coordinator shows no degraded slot or stale copy.
+coord_healthy() {
+	admin --json status "$1" > /tmp/bench.status 2> /dev/null &&
+		grep -q '"degraded_chunks":0,"stale_copies":0' /tmp/bench.status
+}
+
 # failover_rep REP: the fault-latency run during which the first poold of
 # rswap-r2 is killed (-9) once pages fault in: reads in flight on it are
 # re-issued on the other copy.  Records the faults' latencies and the
@@ -551,9 +557,11 @@ failover_rep() {
 	start_poold "$fo_n" $((SWAP_MIB + 32))M > /tmp/bench.setup 2>&1 &&
 		wait_registered "$fo_n" $((fo_regs + 1)) > /tmp/bench.setup 2>&1 ||
 		{ cat /tmp/bench.setup; broken "poold $fo_n did not start again"; return; }
+	# Healthy as the coordinator sees it too: until the client reconnects
+	# to the restarted poold it does not know its copies there are gone.
 	fo_i=0
 	while [ "$(repl_get degraded)" != 0 ] || [ "$(repl_get stale_copies)" != 0 ] ||
-	      [ -n "$(move_field moving)" ]; do
+	      [ -n "$(move_field moving)" ] || ! coord_healthy bench; do
 		fo_i=$((fo_i + 1))
 		[ $fo_i -gt 1500 ] && { broken "not healthy 300 s after poold $fo_n died: $(cat /sys/block/rswap0/rswap/replicas)"; return; }
 		sleep 0.2
