@@ -745,8 +745,8 @@ static int rswap_rdma_place_slot(struct rswap_dev *dev, u32 i,
 	if (!place)
 		return -ENOMEM;
 	place->epoch = epoch;
-	place->nr = ms->ncopies;
 	RCU_INIT_POINTER(slot->place, place);
+	/* nr counts the copies filled in: a failure leaves no empty one. */
 	for (r = 0; r < ms->ncopies; r++) {
 		sess = rswap_sess_lookup(dev->rdma, ms->copies[r].poold_addr);
 		if (!sess)
@@ -755,6 +755,7 @@ static int rswap_rdma_place_slot(struct rswap_dev *dev, u32 i,
 			return PTR_ERR(sess);
 		place->rep[r].sess = sess;
 		place->rep[r].handle = ms->copies[r].handle;
+		place->nr = r + 1;
 	}
 	/* The coordinator knows these are gone; no table will list them. */
 	mutex_lock(&dev->rdma->map_lock);
