@@ -39,6 +39,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 RSWAP_TESTLIB=${RSWAP_TESTLIB:-$HERE/../vm/lib}
 . "$RSWAP_TESTLIB/cluster.sh"
 . "$RSWAP_TESTLIB/move.sh"	# move_field
+. "$RSWAP_TESTLIB/replicas.sh"	# repl_field, wait_healthy
 
 BENCH_SYSTEMS=${BENCH_SYSTEMS:-raw rswap-rdma rswap-r2 rswap-move rswap-dram nvmeof brd zram}
 REPS=${BENCH_REPS:-7}
@@ -513,14 +514,6 @@ failover_hist() {
 	tr ' ' ':' < /sys/block/rswap0/rswap/failover_latency | tr '\n' ' '
 }
 
-repl_get() { tr ' ' '\n' < /sys/block/rswap0/rswap/replicas | sed -n "s/^$1=//p"; }
-
-# coord_healthy CLIENT: the coordinator shows no degraded slot or stale copy.
-coord_healthy() {
-	admin --json status "$1" > /tmp/bench.status 2> /dev/null &&
-		grep -q '"degraded_chunks":0,"stale_copies":0' /tmp/bench.status
-}
-
 # failover_rep REP: the fault-latency run during which the first poold of
 # rswap-r2 is killed (-9) once pages fault in: reads in flight on it are
 # re-issued on the other copy.  Records the faults' latencies and the
@@ -538,7 +531,7 @@ failover_rep() {
 	[ -n "$fo_n" ] || { broken "no poold listens at $fo_addr"; return; }
 	fo_regs=$(grep -c "registered with coordinator" "$(poold_log "$fo_n")")
 	fo_h0=$(failover_hist)
-	fo_r0=$(repl_get failover_reads)
+	fo_r0=$(repl_field failover_reads)
 	rm -f /tmp/bench.killed
 	# Killed once the run faults pages in (reads in flight), not while
 	# it is still swapping them out.
@@ -552,20 +545,15 @@ failover_rep() {
 	faultlat_run lat "$FL_MIB" 0 "$1" failover-lat
 	wait $fo_kpid
 	[ -s /tmp/bench.killed ] || { broken "poold $fo_n was not killed during the run"; return; }
-	fo_reads=$(($(repl_get failover_reads) - fo_r0))
+	fo_reads=$(($(repl_field failover_reads) - fo_r0))
 	fo_h1=$(failover_hist)
 	start_poold "$fo_n" $((SWAP_MIB + 32))M > /tmp/bench.setup 2>&1 &&
 		wait_registered "$fo_n" $((fo_regs + 1)) > /tmp/bench.setup 2>&1 ||
 		{ cat /tmp/bench.setup; broken "poold $fo_n did not start again"; return; }
 	# Healthy as the coordinator sees it too: until the client reconnects
 	# to the restarted poold it does not know its copies there are gone.
-	fo_i=0
-	while [ "$(repl_get degraded)" != 0 ] || [ "$(repl_get stale_copies)" != 0 ] ||
-	      [ -n "$(move_field moving)" ] || ! coord_healthy bench; do
-		fo_i=$((fo_i + 1))
-		[ $fo_i -gt 1500 ] && { broken "not healthy 300 s after poold $fo_n died: $(cat /sys/block/rswap0/rswap/replicas)"; return; }
-		sleep 0.2
-	done
+	wait_healthy bench 300 ||
+		{ broken "not healthy 300 s after poold $fo_n died: $(cat /sys/block/rswap0/rswap/replicas)"; return; }
 	fo_t=$(($(now_ms) - $(cat /tmp/bench.killed)))
 	say failover "$1" "{\"poold\":\"$fo_addr\",\"reads\":$fo_reads,\"hist_before\":\"$fo_h0\",\"hist_after\":\"$fo_h1\",\"kill_to_healthy_ms\":$fo_t}"
 	note "failover rep $1: $fo_reads reads served by the other copy; every slot healthy again $fo_t ms after the kill; $(cat /sys/block/rswap0/rswap/replicas)"
