@@ -8,6 +8,8 @@
 #   slots_on ADDR             slot numbers the chunk map puts on that poold
 #   slot_read SLOT OUT        read one whole slot (direct I/O) into OUT
 #   err_count KIND            a line of the errors sysfs file
+#   no_io_errors WHAT         fail unless no io, lost, down or post error
+#                             was counted (WHAT: when, for the message)
 
 RSWAP_INJECT=/sys/kernel/debug/rswap_client/inject_fault
 
@@ -56,3 +58,10 @@ slot_expect_error() {
 }
 
 err_count() { rsysfs errors | awk -v k="$1" '$1 == k { print $2 }'; }
+
+no_io_errors() {
+	for _k in io lost down post; do
+		[ "$(err_count $_k)" = 0 ] ||
+			fail "$1: $(err_count $_k) '$_k' errors counted: $(rsysfs errors | tr '\n' ' ')"
+	done
+}

@@ -70,9 +70,7 @@ blip_under_fio write --rw=randwrite --loops=4
 # (one pass takes under 2 s on a quiet machine).
 blip_under_fio read --rw=randwrite --verify_only --loops=12
 
-for k in io lost down post; do
-	[ "$(err_count $k)" = 0 ] || fail "$(err_count $k) '$k' errors counted: $(rsysfs errors | tr '\n' ' ')"
-done
+no_io_errors "after the blips"
 rsysfs poolds | grep -v "lost_chunks=0$" && fail "chunks lost in a network blip"
 nrec=$(reconnects)
 

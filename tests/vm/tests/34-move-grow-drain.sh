@@ -70,9 +70,7 @@ sleep 5
 work_stop || fail "memhog lost data across the drain and the kill"
 maps_agree mover || fail "coordinator and client disagree after the drain"
 swapoff /dev/rswap0 || fail "swapoff"
-for k in io lost down post; do
-	[ "$(err_count $k)" = 0 ] || fail "$(err_count $k) '$k' errors: $(rsysfs errors | tr '\n' ' ')"
-done
+no_io_errors "after the drain"
 rsysfs chunk_map
 rsysfs moves
 

@@ -55,11 +55,6 @@ wait_replaced() {
 	done
 	wait_healthy repl "$2"
 }
-no_errors() {
-	for k in io lost down post; do
-		[ "$(err_count $k)" = 0 ] || fail "$1: $(err_count $k) '$k' errors: $(rsysfs errors | tr '\n' ' ')"
-	done
-}
 
 # ---- zones -----------------------------------------------------------------
 COORD_HEARTBEAT_MS=1000
@@ -129,7 +124,7 @@ note "while poold $NB was away: $(rsysfs replicas); $(rsysfs chunk_map | tr '\n'
 kill -CONT "$(poold_pid "$NB")"
 wait_sess "$PB" state live 60 || fail "the session to poold $NB did not come back: $(sess_line "$PB")"
 wait_healthy repl 60 || fail "not healthy after the blip: $(rsysfs replicas); coordinator: $(coord_health repl)"
-no_errors "blip"
+no_io_errors "blip"
 pages=$(repl_field resync_pages)
 all=$((nblip * 16 * 256))
 [ "$(repl_field resyncs)" -gt 0 ] || fail "no resync after the blip: $(rsysfs replicas)"
@@ -149,7 +144,7 @@ slot_expect 3 /tmp/pattern
 wait_replaced "$(poold_addr "$NO")" 180 || fail "not healthy again after poold $NO died: $(rsysfs replicas); coordinator: $(coord_health repl); $(rsysfs chunk_map | tr '\n' ' ')"
 t1=$(date +%s)
 work_stop || fail "fio failed across the death of poold $NO"
-no_errors "poold $NO killed"
+no_io_errors "poold $NO killed"
 [ "$(repl_field failover_reads)" -gt 0 ] || note "no read had to fail over (none was in flight on poold $NO)"
 note "poold $NO killed: every slot healthy again $((t1 - t0)) s later; fio verified $(cat /tmp/work.passes) passes; $(rsysfs replicas)"
 rsysfs chunk_map
@@ -168,7 +163,7 @@ wait_replaced "$PB" 180 || fail "not healthy again after poold $NB died: $(rsysf
 t1=$(date +%s)
 work_stop || fail "memhog lost data across the death of poold $NB"
 swapoff /dev/rswap0 || fail "swapoff"
-no_errors "poold $NB killed"
+no_io_errors "poold $NB killed"
 note "poold $NB killed under swap: healthy again $((t1 - t0)) s later; $(rsysfs replicas)"
 
 # ---- both copies of a slot killed at once ---------------------------------
@@ -219,7 +214,7 @@ wait_registered 6 2
 wait_healthy back 180 || fail "not healthy after poold 6 came back empty: $(rsysfs replicas); coordinator: $(coord_health back); $(rsysfs chunk_map | tr '\n' ' ')"
 t1=$(date +%s)
 work_stop || fail "fio failed across poold 6's restart"
-no_errors "poold 6 restarted"
+no_io_errors "poold 6 restarted"
 [ "$(copies_on "$(poold_addr 6)" | wc -l)" = 2 ] || fail "poold 6 does not hold a copy of every slot again: $(rsysfs chunk_map | tr '\n' ' ')"
 note "poold 6 restarted empty: both slots have two copies again $((t1 - t0)) s after the kill; $(rsysfs replicas)"
 rswap_rmmod || fail "rmmod after poold 6 came back"
