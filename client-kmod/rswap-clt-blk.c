@@ -9,6 +9,7 @@
 #include <linux/module.h>
 #include <linux/blkdev.h>
 #include <linux/blk-mq.h>
+#include <linux/pagemap.h>
 
 #include "rswap-clt.h"
 #include "rswap-compat.h"
@@ -94,8 +95,42 @@ static RSWAP_TIMEOUT_FN(rswap_timeout)
 	return dev->ops->timeout(dev, rq);
 }
 
+/*
+ * A mapping backend's pdu: struct rswap_cmd and its halves, then each
+ * half's scatterlist, then the SGEs, max_segments of each.  About 20 KiB
+ * per request with one copy and max_io_kb=1024 (rswap_cmd_size()).
+ */
+static size_t rswap_cmd_size(const struct rswap_dev *dev)
+{
+	unsigned int nh = dev->cfg.replicas + 1;
+
+	if (!dev->ops->map_sg)
+		return 0;
+	return struct_size((struct rswap_cmd *)NULL, half, nh) +
+	       array3_size(nh, dev->max_segments, sizeof(struct scatterlist)) +
+	       array_size(dev->max_segments, sizeof(struct ib_sge));
+}
+
+/* May sleep: once per request, when the tag set is allocated. */
+static int rswap_init_request(struct blk_mq_tag_set *set, struct request *rq,
+			      unsigned int hctx_idx,
+			      RSWAP_NUMA_NODE_T numa_node)
+{
+	struct rswap_dev *dev = set->driver_data;
+	struct rswap_cmd *cmd = blk_mq_rq_to_pdu(rq);
+	unsigned int h, nh = dev->cfg.replicas + 1;
+	struct scatterlist *sg = (struct scatterlist *)&cmd->half[nh];
+
+	if (!dev->ops->map_sg)
+		return 0;
+	for (h = 0; h < nh; h++)
+		cmd->half[h].sg = sg + h * dev->max_segments;
+	cmd->sge = (struct ib_sge *)(sg + nh * dev->max_segments);
+	return 0;
+}
+
 static const struct blk_mq_ops rswap_mq_ops = {
-	/* No .init_request: the RDMA backend initialises cmd->sg per request. */
+	.init_request = rswap_init_request,
 	.queue_rq = rswap_queue_rq,
 	.timeout = rswap_timeout,
 };
@@ -119,15 +154,58 @@ static const struct block_device_operations rswap_fops = {
 	RSWAP_FOPS_SLOT_FREE_NOTIFY(rswap_slot_free_notify)
 };
 
+#if !RSWAP_SYNC_BY_QUEUE
+/*
+ * synchronous=1 before 6.3 (rswap-compat.h).  Sleeps.  A read of one page
+ * is served here, whole, on the backend's page path, and the page
+ * unlocked; a write, or a read that fails, returns an error with the
+ * page untouched, and the kernel sends it down the block path instead
+ * (which retries, fails over, or fails it as usual).
+ */
+static int rswap_rw_page(struct block_device *bdev, sector_t sector,
+			 struct page *page, RSWAP_RW_PAGE_OP op)
+{
+	struct rswap_dev *dev = bdev->bd_disk->private_data;
+	int ret;
+
+	if (op_is_write(op) || PageTransHuge(page))
+		return -EOPNOTSUPP;
+	ret = dev->ops->rw_page(dev, (u64)sector << RSWAP_SECTOR_SHIFT, page,
+				false);
+	if (ret)
+		return ret;
+	rswap_stats_account(&dev->stats, false, PAGE_SIZE);
+	page_endio(page, false, 0);
+	return 0;
+}
+
+static const struct block_device_operations rswap_sync_fops = {
+	.owner = THIS_MODULE,
+	.rw_page = rswap_rw_page,
+	RSWAP_FOPS_SLOT_FREE_NOTIFY(rswap_slot_free_notify)
+};
+#endif
+
+static const struct block_device_operations *
+rswap_blk_fops(const struct rswap_dev *dev)
+{
+#if !RSWAP_SYNC_BY_QUEUE
+	if (dev->cfg.synchronous)
+		return &rswap_sync_fops;
+#endif
+	return &rswap_fops;
+}
+
 /* May sleep.  On success the disk is live and I/O may arrive. */
 int rswap_blk_add(struct rswap_dev *dev)
 {
 	struct rswap_queue_limits lim = {
 		.block_size = RSWAP_BLOCK_SIZE,
-		.max_hw_sectors = RSWAP_MAX_IO_BYTES >> RSWAP_SECTOR_SHIFT,
+		.max_hw_sectors = dev->cfg.max_io_kb << (10 - RSWAP_SECTOR_SHIFT),
 		.max_segments = dev->max_segments,
 		.max_discard_sectors = UINT_MAX >> RSWAP_SECTOR_SHIFT,
 		.chunk_sectors = dev->core.chunk_size >> RSWAP_SECTOR_SHIFT,
+		.synchronous = dev->cfg.synchronous,
 	};
 	struct blk_mq_tag_set *set = &dev->tag_set;
 	struct gendisk *disk;
@@ -145,8 +223,7 @@ int rswap_blk_add(struct rswap_dev *dev)
 	set->nr_hw_queues = dev->nr_queues;
 	set->queue_depth = dev->cfg.queue_depth;
 	set->numa_node = NUMA_NO_NODE;
-	set->cmd_size = struct_size((struct rswap_cmd *)NULL, half,
-				    dev->cfg.replicas + 1);
+	set->cmd_size = rswap_cmd_size(dev);
 	set->timeout = RSWAP_RQ_TIMEOUT_SECS * HZ;
 	set->flags = RSWAP_MQ_F_SHOULD_MERGE;
 	if (dev->ops->blocking)
@@ -168,7 +245,7 @@ int rswap_blk_add(struct rswap_dev *dev)
 	disk->major = dev->major;
 	disk->first_minor = 0;
 	disk->minors = 1;
-	disk->fops = &rswap_fops;
+	disk->fops = rswap_blk_fops(dev);
 	disk->private_data = dev;
 	rswap_compat_disk_no_part(disk);
 	strscpy(disk->disk_name, dev->name, sizeof(disk->disk_name));

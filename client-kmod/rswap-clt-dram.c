@@ -214,7 +214,7 @@ int rswap_dram_open(struct rswap_dev *dev)
 		return ret;
 	xa_init_flags(&dev->dram_pages, XA_FLAGS_LOCK_IRQ);
 	atomic64_set(&dev->dram_nr_pages, 0);
-	dev->max_segments = RSWAP_MAX_SEGMENTS;
+	dev->max_segments = dev->cfg.max_io_kb / (PAGE_SIZE / 1024);
 	dev->ops = &rswap_dram_ops;
 	return 0;
 }

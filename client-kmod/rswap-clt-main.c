@@ -18,6 +18,7 @@
 
 #include <linux/module.h>
 #include <linux/init.h>
+#include <linux/log2.h>
 #include <linux/moduleparam.h>
 #include <linux/slab.h>
 #include <linux/ctype.h>
@@ -72,6 +73,14 @@ MODULE_PARM_DESC(fail_io_tmo, "Seconds I/O waits for a poold that went away (net
 static unsigned int replicas = 1;
 module_param(replicas, uint, 0444);
 MODULE_PARM_DESC(replicas, "backend=rdma: copies of every chunk, each on a different poold (and zone), 1..3. A write goes to every copy; a read to one, re-issued on another if it fails; a dead poold's copies are rebuilt from the others. Default: 1");
+
+static unsigned int max_io_kb = 1024;
+module_param(max_io_kb, uint, 0444);
+MODULE_PARM_DESC(max_io_kb, "Largest request in KiB, a power of two 128..2048; each costs (replicas + 1) * max_io_kb / 4 * 32 + max_io_kb / 4 * 16 bytes of scatterlists, for queue_depth requests per CPU. Default: 1024");
+
+static bool synchronous;
+module_param(synchronous, bool, 0444);
+MODULE_PARM_DESC(synchronous, "frontend=blk: declare the device synchronous, as zram and brd are: a page mapped once is swapped in without the swap cache and without readahead (faster random faults; slower sequential swap-in, and from kernel 6.3 on swap-out waits for each page). Default: 0");
 
 #define RSWAP_MAX_SIZE		BIT_ULL(50)
 
@@ -169,6 +178,16 @@ static int rswap_parse_config(struct rswap_config *cfg)
 		return -EINVAL;
 	}
 	cfg->queue_depth = queue_depth;
+	if (max_io_kb < RSWAP_MIN_IO_KB || max_io_kb > RSWAP_MAX_IO_KB ||
+	    !is_power_of_2(max_io_kb)) {
+		pr_err("max_io_kb=%u is not a power of two in %u..%u\n",
+		       max_io_kb, RSWAP_MIN_IO_KB, RSWAP_MAX_IO_KB);
+		return -EINVAL;
+	}
+	cfg->max_io_kb = max_io_kb;
+	cfg->synchronous = synchronous;
+	if (synchronous && cfg->frontend != RSWAP_FRONTEND_BLK)
+		pr_warn("synchronous=1 is ignored with frontend=frontswap\n");
 	if (timeout_ms < 100 || timeout_ms > 120000) {
 		pr_err("timeout_ms=%u is outside 100..120000\n", timeout_ms);
 		return -EINVAL;

@@ -371,34 +371,39 @@ static void rswap_qp_event(struct ib_event *ev, void *ctx)
 }
 
 /*
- * Sleeps.  Send queue: one RDMA READ or WRITE per block request, at most
+ * Sleeps.  Send queue: a chain of RDMA READs or WRITEs per block request
+ * (a request of max_io_kb in operations of max_sge SGEs), at most
  * queue_depth requests in flight per hardware queue, the copy operations
- * of a move, plus one for the drain work request of ib_drain_qp().  Receive queue: the chunk table
- * buffers (queue pair 0), plus one for the drain.  The CQ holds both.
+ * of a move, plus one for the drain work request of ib_drain_qp().
+ * Receive queue: the chunk table buffers (queue pair 0), plus one for
+ * the drain.  The CQ holds both: a failure completes every operation of
+ * a chain, signalled or not.
  */
 static int rswap_qp_alloc(struct rswap_qp *qp)
 {
 	struct rswap_sess *sess = qp->sess;
 	struct ib_device *ibdev = qp->cm_id->device;
-	unsigned int send_wr = sess->dev->cfg.queue_depth + 1 + RSWAP_MOVE_WRS;
-	unsigned int table_msgs = 0, recv_wr;
+	unsigned int pages = sess->dev->cfg.max_io_kb / (PAGE_SIZE / 1024);
+	unsigned int table_msgs = 0, recv_wr, send_wr;
 	struct ib_qp_init_attr attr = {};
 	int ret;
 
+	qp->max_sge = min3((u32)ibdev->attrs.max_send_sge,
+			   (u32)ibdev->attrs.max_sge_rd, RSWAP_SGE_MAX);
+	if (!qp->max_sge) {
+		rswap_conn_err(sess, "%s reports no SGEs for RDMA\n",
+			       dev_name(&ibdev->dev));
+		return -EINVAL;
+	}
+	send_wr = (sess->dev->cfg.queue_depth + RSWAP_MOVE_WRS) *
+		  min(DIV_ROUND_UP(pages, qp->max_sge), RSWAP_CHAIN_MAX) + 1;
 	if (!qp->index)
 		table_msgs = sess->desc_cap / RSWAP_DESCS_PER_MSG;
 	recv_wr = table_msgs + 1;
 	if (send_wr > ibdev->attrs.max_qp_wr || recv_wr > ibdev->attrs.max_qp_wr) {
-		rswap_conn_err(sess, "%s takes %d work requests per queue pair, %u needed: lower queue_depth\n",
+		rswap_conn_err(sess, "%s takes %d work requests per queue pair, %u needed: lower queue_depth or max_io_kb\n",
 			       dev_name(&ibdev->dev), ibdev->attrs.max_qp_wr,
 			       max(send_wr, recv_wr));
-		return -EINVAL;
-	}
-	qp->max_sge = min3((u32)ibdev->attrs.max_send_sge,
-			   (u32)ibdev->attrs.max_sge_rd, RSWAP_MAX_SEGMENTS);
-	if (!qp->max_sge) {
-		rswap_conn_err(sess, "%s reports no SGEs for RDMA\n",
-			       dev_name(&ibdev->dev));
 		return -EINVAL;
 	}
 
@@ -915,8 +920,9 @@ int rswap_sess_connect(struct rswap_sess *sess)
 			return ret;
 		/* The block queue's limits were set at load. */
 		if (sess->dev->rdma->ready &&
-		    sess->qps[i].max_sge < sess->dev->max_segments) {
-			rswap_conn_err(sess, "queue pair %u now takes %u SGEs, fewer than the %u the device was set up with\n",
+		    sess->qps[i].max_sge * RSWAP_CHAIN_MAX <
+		    sess->dev->max_segments) {
+			rswap_conn_err(sess, "queue pair %u now takes %u SGEs, too few for the %u segments the device was set up with\n",
 				       i, sess->qps[i].max_sge,
 				       sess->dev->max_segments);
 			return -EINVAL;

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * RDMA backend, I/O side: rswap_rdma_route() finds a request's placement,
- * rswap_rdma_post_rep() checks and posts one RDMA READ or WRITE to one
- * copy, for either front-end (a block request: one SGE per segment; a
- * frontswap page: one SGE) and for a move's copy; the completions; the
+ * rswap_rdma_post_rep() checks and posts the RDMA READs or WRITEs of one
+ * request to one copy, for either front-end (a block request: one SGE
+ * per segment, in one chain of operations; a frontswap page: one SGE)
+ * and for a move's copy; the completions; the
  * blk-mq timeout.
  *
  * What a request meets, by the state of its slot and sessions (with one
@@ -70,13 +71,49 @@ void rswap_place_put(struct rswap_dev *dev, struct rswap_place *place)
 }
 
 /*
+ * Never sleeps.  Chain the RDMA operations of req's count mapped SGEs,
+ * max_sge each, to consecutive remote addresses from raddr.  Only the
+ * last is signalled and has a cqe: the send queue completes in order, so
+ * its completion ends them all, and a failure of an earlier one flushes
+ * it with an error (a completion without a cqe is dropped by the core).
+ */
+static void rswap_rdma_chain(struct ib_rdma_wr *wrs, unsigned int nr_wrs,
+			     struct rswap_rdma_req *req, int count,
+			     u32 max_sge, u64 raddr, u32 rkey)
+{
+	struct ib_rdma_wr *wr;
+	unsigned int w, n;
+	int i = 0;
+
+	for (w = 0; w < nr_wrs; w++) {
+		wr = &wrs[w];
+		n = min_t(unsigned int, count - i, max_sge);
+		*wr = (struct ib_rdma_wr) {
+			.wr.opcode = req->write ? IB_WR_RDMA_WRITE :
+						  IB_WR_RDMA_READ,
+			.wr.sg_list = &req->sge[i],
+			.wr.num_sge = n,
+			.wr.next = w + 1 < nr_wrs ? &wrs[w + 1].wr : NULL,
+			.remote_addr = raddr,
+			.rkey = rkey,
+		};
+		for (; n; n--, i++)
+			raddr += req->sge[i].length;
+	}
+	wr->wr.wr_cqe = &req->cqe;
+	wr->wr.send_flags = IB_SEND_SIGNALED;
+}
+
+/*
  * Never sleeps; under rcu_read_lock() (error recovery waits for us before
- * it destroys the QPs).  Post one RDMA READ or WRITE of req's pages to
+ * it destroys the QPs).  Post the RDMA READs or WRITEs of req's pages to
  * replica rep at chunk_off, on queue pair qidx (modulo their count) of
  * its session.  0: posted, req->cqe.done will run.  Otherwise nothing is
- * posted: -EAGAIN (the session is reconnecting: wait for it, req->sess
- * names it), -ENOTCONN (down for longer than fail_io_tmo), -EBUSY (send
- * queue full or no DMA mapping: retry soon).
+ * posted, or what was is on a queue pair being recovered, whose drain
+ * flushes it: -EAGAIN (the session is reconnecting: wait for it,
+ * req->sess names it), -ENOTCONN (down for longer than fail_io_tmo),
+ * -EBUSY (send queue full or no DMA mapping: retry soon), -EIO (more
+ * segments than the queue pair chains, which a connect refuses).
  */
 int rswap_rdma_post_rep(struct rswap_dev *dev, struct rswap_rdma_req *req,
 			const struct rswap_replica *rep, u64 chunk_off,
@@ -84,7 +121,9 @@ int rswap_rdma_post_rep(struct rswap_dev *dev, struct rswap_rdma_req *req,
 {
 	enum dma_data_direction dir = rswap_req_dir(req);
 	struct rswap_sess *sess = rep->sess;
-	struct ib_rdma_wr wr = {};
+	struct ib_rdma_wr wrs[RSWAP_CHAIN_MAX];
+	const struct ib_send_wr *bad_wr;
+	unsigned int nr_wrs;
 	struct scatterlist *sg;
 	struct ib_device *ibdev;
 	struct rswap_qp *qp;
@@ -111,26 +150,32 @@ int rswap_rdma_post_rep(struct rswap_dev *dev, struct rswap_rdma_req *req,
 	if (unlikely(!count))
 		return -EBUSY;
 	req->ibdev = ibdev;
+	nr_wrs = DIV_ROUND_UP(count, qp->max_sge);
+	if (unlikely(nr_wrs > RSWAP_CHAIN_MAX)) {
+		rswap_rdma_unmap(req);
+		rswap_sess_err_rl(sess, "%d segments need more than %u operations of %u SGEs\n",
+				  count, RSWAP_CHAIN_MAX, qp->max_sge);
+		return -EIO;
+	}
 	for_each_sg(req->sg, sg, count, i) {
 		req->sge[i].addr = sg_dma_address(sg);
 		req->sge[i].length = sg_dma_len(sg);
 		req->sge[i].lkey = qp->pd->local_dma_lkey;
 	}
-	wr.wr.wr_cqe = &req->cqe;
-	wr.wr.opcode = req->write ? IB_WR_RDMA_WRITE : IB_WR_RDMA_READ;
-	wr.wr.send_flags = IB_SEND_SIGNALED;
-	wr.wr.sg_list = req->sge;
-	wr.wr.num_sge = count;
-	wr.remote_addr = rep->addr + chunk_off;
-	wr.rkey = rep->rkey;
+	rswap_rdma_chain(wrs, nr_wrs, req, count, qp->max_sge,
+			 rep->addr + chunk_off, rep->rkey);
 
-	ret = ib_post_send(qp->cm_id->qp, &wr.wr, NULL);
+	ret = ib_post_send(qp->cm_id->qp, &wrs[0].wr, &bad_wr);
 	if (likely(!ret))
 		return 0;
 	rswap_rdma_unmap(req);
-	if (ret == -ENOMEM || ret == -EAGAIN)
+	/*
+	 * A full queue refuses the first operation.  One taken already
+	 * has no cqe to report to: recover, so that the drain flushes it
+	 * before the request goes out again.
+	 */
+	if ((ret == -ENOMEM || ret == -EAGAIN) && bad_wr == &wrs[0].wr)
 		return -EBUSY;
-	/* Anything else means the QP is broken: recover, and wait. */
 	atomic64_inc(&sess->errors);
 	rswap_count_err(dev, RSWAP_ERR_POST);
 	rswap_sess_err_rl(sess, "cannot post on queue pair %u: %d; reconnecting\n",
@@ -417,7 +462,7 @@ static int rswap_cmd_post(struct rswap_dev *dev, struct rswap_cmd *cmd,
 	half->req.cqe.done = rswap_io_done;
 	half->req.write = cmd->write;
 	half->req.nents = cmd->nents;
-	half->req.sge = half->sge;
+	half->req.sge = cmd->sge;
 	half->req.sg = half->sg;
 	/* Each half is mapped apart: copies may sit behind other devices. */
 	if (h)
@@ -503,7 +548,7 @@ static blk_status_t rswap_rdma_queue_rq(struct rswap_dev *dev,
 	cmd->posted = 0;
 	cmd->failed = 0;
 	cmd->ended = 0;
-	sg_init_table(cmd->half[0].sg, RSWAP_MAX_SEGMENTS);
+	sg_init_table(cmd->half[0].sg, blk_rq_nr_phys_segments(rq));
 	cmd->nents = rswap_compat_map_sg(rq, cmd->half[0].sg);
 
 	rcu_read_lock();
@@ -808,6 +853,7 @@ static int rswap_rdma_rw_page(struct rswap_dev *dev, u64 off,
 
 const struct rswap_backend_ops rswap_rdma_ops = {
 	.name = "rdma",
+	.map_sg = true,
 	.queue_rq = rswap_rdma_queue_rq,
 	.rw_page = rswap_rdma_rw_page,
 	.timeout = rswap_rdma_timeout,

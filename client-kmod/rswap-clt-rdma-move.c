@@ -13,7 +13,7 @@
  *      old one.  Wait until no request posted under the old placement is
  *      in flight: no write can reach the old copy alone any more.
  *   3. Copy window by window (RSWAP_MOVE_WRS operations of up to
- *      max_segments pages): hold new writes to the window, wait for the
+ *      RSWAP_SGE_MAX pages): hold new writes to the window, wait for the
  *      writes to it in flight, READ it from the old copy and WRITE it to
  *      the new one (each operation's WRITE posted as its READ completes),
  *      release the held writes (they go to both).  So a window's copy
@@ -688,9 +688,10 @@ static int rswap_move_alloc_buffers(struct rswap_move *mv, gfp_t gfp)
 	unsigned int op_pages, i;
 	u64 win_bytes;
 
-	/* An operation takes as many pages as a request has segments. */
-	op_pages = rounddown_pow_of_two(max_t(unsigned int,
-					      dev->max_segments, 1));
+	/* An operation takes as many pages as one work request has SGEs. */
+	op_pages = rounddown_pow_of_two(clamp_t(unsigned int,
+						dev->max_segments, 1,
+						RSWAP_SGE_MAX));
 	win_bytes = (u64)op_pages * RSWAP_MOVE_WRS * PAGE_SIZE;
 	while (win_bytes > dev->core.chunk_size) {
 		op_pages /= 2;

@@ -23,6 +23,7 @@
 #include <linux/random.h>
 #include <linux/seq_file.h>
 #include <linux/sched/mm.h>
+#include <linux/sizes.h>
 #include <linux/slab.h>
 
 #include "rswap-clt-rdma.h"
@@ -528,8 +529,9 @@ static struct rswap_sess *rswap_sess_add(struct rswap_dev *dev,
 /*
  * Sleeps.  First connect of a session, or of an idle one: CONNECTING or
  * DEAD -> LIVE, or -errno with nothing left connected (the state stays;
- * a later call tries again).  At load the device's segment limit follows the queue pairs;
- * later a session must take at least as many SGEs.
+ * a later call tries again).  At load the device's segment limit follows
+ * the queue pairs (RSWAP_CHAIN_MAX operations of their SGEs); later a
+ * session must take at least as many.
  */
 int rswap_sess_open(struct rswap_sess *sess)
 {
@@ -544,7 +546,8 @@ int rswap_sess_open(struct rswap_sess *sess)
 	}
 	for (j = 0; j < sess->nr_qps && !dev->rdma->ready; j++)
 		dev->max_segments = min_t(u32, dev->max_segments,
-					  sess->qps[j].max_sge);
+					  sess->qps[j].max_sge *
+					  RSWAP_CHAIN_MAX);
 	sess->ever_live = true;
 	if (!rswap_sess_change_state(sess, RSWAP_SESS_LIVE)) {
 		rswap_sess_destroy_qps(sess);
@@ -774,7 +777,7 @@ int rswap_rdma_open(struct rswap_dev *dev, const struct rswap_pb_map *map)
 	unsigned int i;
 	int ret;
 
-	if (map->chunk_size < RSWAP_MAX_IO_BYTES ||
+	if (map->chunk_size < SZ_256K ||
 	    (map->chunk_size >> RSWAP_SECTOR_SHIFT) > UINT_MAX) {
 		pr_err("coordinator %s uses chunks of %llu bytes; this client needs 256K..2T\n",
 		       dev->cfg.coord_str, map->chunk_size);
@@ -813,7 +816,7 @@ int rswap_rdma_open(struct rswap_dev *dev, const struct rswap_pb_map *map)
 			goto out_close;
 	}
 
-	dev->max_segments = RSWAP_MAX_SEGMENTS;
+	dev->max_segments = dev->cfg.max_io_kb / (PAGE_SIZE / 1024);
 	/* However many poolds the map names, insmod ends in bounded time. */
 	deadline = jiffies + msecs_to_jiffies(max(RSWAP_OPEN_BUDGET_MS,
 						  2 * dev->cfg.timeout_ms));

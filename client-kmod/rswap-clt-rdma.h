@@ -158,7 +158,7 @@ struct rswap_sess {
 #define RSWAP_MOVE_ALL_WIN	(U32_MAX - 1)	/* hold every write: switching */
 
 /*
- * One copy operation of a move: up to max_segments pages, READ from a
+ * One copy operation of a move: up to RSWAP_SGE_MAX pages, READ from a
  * copy in sync, then (posted from the READ's completion) WRITTEN to the
  * target.
  */
@@ -166,8 +166,8 @@ struct rswap_move_op {
 	struct rswap_rdma_req req;
 	struct rswap_move *move;
 	u64 off;			/* in the chunk */
-	struct scatterlist sg[RSWAP_MAX_SEGMENTS];
-	struct ib_sge sge[RSWAP_MAX_SEGMENTS];
+	struct scatterlist sg[RSWAP_SGE_MAX];
+	struct ib_sge sge[RSWAP_SGE_MAX];
 };
 
 /*

@@ -28,11 +28,16 @@
 #define RSWAP_SECTOR_SHIFT	9
 #define RSWAP_BLOCK_SIZE	4096u
 /*
- * One SGE per segment: a request never has more segments than the RDMA
- * devices accept SGEs (soft-RoCE takes 32); the block layer splits for us.
+ * One SGE per segment.  A request goes out as one chain of RDMA
+ * operations of up to RSWAP_SGE_MAX SGEs each (soft-RoCE takes 32),
+ * RSWAP_CHAIN_MAX of them, only the last one signalled; max_io_kb bounds
+ * a request below that, and the block layer splits for us.
  */
-#define RSWAP_MAX_SEGMENTS	32u
-#define RSWAP_MAX_IO_BYTES	(256u * 1024)
+#define RSWAP_SGE_MAX		32u
+#define RSWAP_CHAIN_MAX		16u
+#define RSWAP_MAX_SEGMENTS	(RSWAP_SGE_MAX * RSWAP_CHAIN_MAX)
+#define RSWAP_MIN_IO_KB		128u
+#define RSWAP_MAX_IO_KB		2048u
 #define RSWAP_DRAM_CHUNK_SIZE	(16ull << 20)
 /*
  * A coordinator's map may name at most this many poolds, and insmod spends
@@ -72,6 +77,8 @@ struct rswap_config {
 	unsigned int heartbeat_ms;		/* coordinator session beat */
 	unsigned int fail_io_tmo;		/* s a session may be down before its I/O fails */
 	unsigned int replicas;			/* copies of every chunk, 1..3 */
+	unsigned int max_io_kb;			/* largest request */
+	bool synchronous;			/* swap-ins skip the swap cache */
 };
 
 struct rswap_dev;
@@ -90,6 +97,11 @@ enum rswap_coord_state {
 struct rswap_backend_ops {
 	const char *name;
 	bool blocking;		/* queue_rq may sleep (BLK_MQ_F_BLOCKING) */
+	/*
+	 * queue_rq maps each request once per copy: struct rswap_cmd with
+	 * its halves, a scatterlist per half and one SGE array in the pdu.
+	 */
+	bool map_sg;
 	/* Must not sleep unless .blocking. */
 	blk_status_t (*queue_rq)(struct rswap_dev *dev, unsigned int qidx,
 				 struct request *rq);
@@ -134,8 +146,7 @@ struct rswap_half {
 	struct rswap_rdma_req req;
 	struct rswap_cmd *cmd;
 	unsigned int rep;		/* index in the placement */
-	struct scatterlist sg[RSWAP_MAX_SEGMENTS];
-	struct ib_sge sge[RSWAP_MAX_SEGMENTS];
+	struct scatterlist *sg;		/* max_segments, in the pdu */
 };
 
 /*
@@ -143,7 +154,8 @@ struct rswap_half {
  * the copy it picked); a write has a half per copy in sync and one for a
  * move's target, half[r] going to replica r.  The request ends when
  * every half posted has (pending).  cmd_size leaves room for
- * cfg.replicas + 1 halves.
+ * cfg.replicas + 1 halves, then their scatterlists and the SGEs
+ * (rswap_blk_init_request()).
  */
 struct rswap_cmd {
 	struct rswap_place *place;	/* posted under; counted in its inflight */
@@ -161,6 +173,11 @@ struct rswap_cmd {
 	struct list_head park;
 	bool parked;			/* under that list's lock */
 	int nents;			/* of half[0].sg, the request's pages */
+	/*
+	 * max_segments SGEs, in the pdu, shared by the halves: they are
+	 * posted one after the other, and a post copies its SGEs.
+	 */
+	struct ib_sge *sge;
 	struct rswap_half half[];
 };
 

@@ -21,7 +21,39 @@ struct rswap_queue_limits {
 	unsigned short max_segments;
 	unsigned int max_discard_sectors;
 	unsigned int chunk_sectors;
+	bool synchronous;		/* see rswap_compat_sync_fops() */
 };
+
+/*
+ * synchronous=1: the kernel swaps a page mapped once in without the swap
+ * cache when the device says it completes in the submitter's context.
+ * Before 6.3 a device says so by having .rw_page (the block front-end
+ * then serves reads there and declines writes); 6.3 .. 6.10 by a queue
+ * flag; from 6.11 by a queue feature.
+ */
+#if defined(RSWAP_HAVE_BLK_FEAT_SYNCHRONOUS) || \
+	defined(RSWAP_HAVE_QUEUE_FLAG_SYNCHRONOUS)
+#define RSWAP_SYNC_BY_QUEUE	1
+#elif defined(RSWAP_HAVE_RW_PAGE)
+#define RSWAP_SYNC_BY_QUEUE	0
+#ifdef RSWAP_HAVE_RW_PAGE_REQ_OP
+#define RSWAP_RW_PAGE_OP	enum req_op
+#else
+#define RSWAP_RW_PAGE_OP	unsigned int
+#endif
+#else
+#error "this kernel has no way to declare a block device synchronous"
+#endif
+
+/* A queue flag only (6.3 .. 6.10); features come with the limits. */
+static inline void rswap_compat_set_sync(struct request_queue *q,
+					 const struct rswap_queue_limits *lim)
+{
+#ifdef RSWAP_HAVE_QUEUE_FLAG_SYNCHRONOUS
+	if (lim->synchronous)
+		blk_queue_flag_set(QUEUE_FLAG_SYNCHRONOUS, q);
+#endif
+}
 
 #ifdef RSWAP_HAVE_ALLOC_DISK_LIMITS
 /* May sleep.  Returns the disk or an ERR_PTR.  6.9+ */
@@ -39,6 +71,9 @@ rswap_compat_alloc_disk(struct blk_mq_tag_set *set,
 		.max_hw_discard_sectors = rl->max_discard_sectors,
 		.discard_granularity = rl->max_discard_sectors ?
 				       rl->block_size : 0,
+#ifdef RSWAP_HAVE_BLK_FEAT_SYNCHRONOUS
+		.features = rl->synchronous ? BLK_FEAT_SYNCHRONOUS : 0,
+#endif
 	};
 	struct gendisk *disk;
 
@@ -48,6 +83,8 @@ rswap_compat_alloc_disk(struct blk_mq_tag_set *set,
 	if (!IS_ERR(disk))
 		blk_queue_flag_set(QUEUE_FLAG_NONROT, disk->queue);
 #endif
+	if (!IS_ERR(disk))
+		rswap_compat_set_sync(disk->queue, rl);
 	return disk;
 }
 #else
@@ -70,6 +107,7 @@ static inline void rswap_compat_set_limits(struct request_queue *q,
 	}
 	blk_queue_flag_set(QUEUE_FLAG_NONROT, q);
 	blk_queue_flag_clear(QUEUE_FLAG_ADD_RANDOM, q);
+	rswap_compat_set_sync(q, lim);
 }
 
 #ifdef RSWAP_HAVE_MQ_ALLOC_DISK
@@ -196,6 +234,13 @@ static inline int rswap_compat_map_sg(struct request *rq,
 	return blk_rq_map_sg(rq->q, rq, sg);
 #endif
 }
+
+/* blk-mq's .init_request: the NUMA node is an int from 7.x. */
+#ifdef RSWAP_HAVE_INIT_REQUEST_INT_NODE
+#define RSWAP_NUMA_NODE_T	int
+#else
+#define RSWAP_NUMA_NODE_T	unsigned int
+#endif
 
 /* blk-mq's .timeout lost its "reserved" argument in 5.19. */
 #ifdef RSWAP_HAVE_TIMEOUT_RESERVED

@@ -135,6 +135,9 @@ rswap-rdma 9460 1 -
 rswap-move 9461 2 -
 rswap-r2 9462 2 replicas=2
 rswap-dram - 0 backend=dram
+rswap-sync 9463 1 synchronous=1
+rswap-dram-sync - 0 backend=dram,synchronous=1
+rswap-128k 9464 1 max_io_kb=128
 '
 
 # rswap_variant NAME: its line of RSWAP_VARIANTS, or nothing.

@@ -25,9 +25,13 @@ MIN_REPS = 5
 # NVMe-oF without being named here: see pairs().
 BASE_PAIRS = [("rswap-rdma", "nvmeof"), ("rswap-dram", "brd"),
               # What a second copy of every chunk costs (replicas=2 over 1).
-              ("rswap-r2", "rswap-rdma")]
+              ("rswap-r2", "rswap-rdma"),
+              # The block path without readahead and the swap cache.
+              ("rswap-dram-sync", "brd"), ("rswap-sync", "rswap-rdma"),
+              # What requests of 1 MiB give over those of 128 KiB.
+              ("rswap-rdma", "rswap-128k")]
 # Variants that are not a plain swap device over the fabric.
-NOT_COMPARED = {"rswap-dram", "rswap-move"}
+NOT_COMPARED = {"rswap-dram", "rswap-dram-sync", "rswap-move"}
 
 # Better when lower: latencies, times, CPU.  Rates are better when higher.
 WORDS = {"time": ("faster", "slower"), "rate": ("faster", "slower"),

@@ -4,7 +4,8 @@
 # errors fail insmod with the right errno and leave nothing behind (no
 # module, no device, no chunks held); swap under cgroup memory pressure
 # keeps data intact and reaches more than one poold; fio verifies the raw
-# device when present; rmmod is refused while swapon'd; 20 load/unload
+# device when present, with requests of 1 MiB; synchronous=1 swaps in
+# without readahead; rmmod is refused while swapon'd; 20 load/unload
 # cycles leak neither kernel memory nor chunks.
 set -u
 . "$RSWAP_TESTLIB/swap.sh"
@@ -128,6 +129,21 @@ if command -v fio > /dev/null; then
 		--verify_fatal=1 --numjobs=1 > /tmp/fio2.log 2>&1 ||
 		{ cat /tmp/fio2.log; fail "fio sequential 64k verify failed"; }
 	grep -E "IOPS|err=" /tmp/fio2.log
+	# Requests of 1 MiB, 256 segments: a chain of RDMA operations each.
+	[ "$(cat /sys/block/rswap0/queue/max_sectors_kb)" = 1024 ] ||
+		fail "max_sectors_kb $(cat /sys/block/rswap0/queue/max_sectors_kb), expected 1024"
+	[ "$(cat /sys/block/rswap0/queue/max_segments)" = 256 ] ||
+		fail "max_segments $(cat /sys/block/rswap0/queue/max_segments), expected 256"
+	set -- $(cat /sys/block/rswap0/stat)
+	w0=$5 s0=$7
+	fio --name=seq1m --filename=/dev/rswap0 --rw=write --bs=1M \
+		--size=48M --ioengine=psync --direct=1 --verify=crc32c \
+		--verify_fatal=1 --numjobs=1 > /tmp/fio3.log 2>&1 ||
+		{ cat /tmp/fio3.log; fail "fio sequential 1M verify failed"; }
+	set -- $(cat /sys/block/rswap0/stat)
+	kib=$((($7 - s0) / 2 / ($5 - w0)))
+	note "fio 1M writes: $(($5 - w0)) requests of $kib KiB on average"
+	[ "$kib" -ge 512 ] || fail "fio 1M writes went out as requests of $kib KiB"
 else
 	note "fio not in the VM (--extra-bin /usr/bin/fio): raw-device fio part skipped"
 fi
@@ -136,6 +152,24 @@ rswap_rmmod || fail "rmmod after swapoff"
 mod_loaded && fail "module still loaded"
 sleep 0.5
 [ "$(chunks_used)" = 0 ] || fail "chunks still held after rmmod: $(chunks_used) bytes"
+
+# ---- synchronous=1 -------------------------------------------------------------
+# The device says it is synchronous (.rw_page before 6.3, a queue flag or
+# feature after): a page mapped once is swapped in without the swap cache,
+# so without readahead.  Data still verifies; injected read errors still
+# reach the reader, never as wrong data.
+rswap_insmod coord="$COORD" size=96M name=vm-sync synchronous=1 ||
+	fail "insmod synchronous=1: $(cat $RSWAP_INSMOD_OUT)"
+ra0=$(vmstat swap_ra)
+swap_round_trip /dev/rswap0 48
+ra=$(($(vmstat swap_ra) - ra0))
+note "synchronous=1: $RSWAP_SWPIN pages swapped in, $ra read ahead"
+[ $((ra * 10)) -lt "$RSWAP_SWPIN" ] ||
+	fail "synchronous=1: $ra of $RSWAP_SWPIN swapped-in pages were read ahead"
+rsysfs errors | grep -v " 0$" | grep -v "^busy" && fail "I/O errors counted with synchronous=1"
+read_error_check 48
+swapoff /dev/rswap0 || fail "swapoff (synchronous=1)"
+rswap_rmmod || fail "rmmod (synchronous=1)"
 
 # ---- load/unload 20x ---------------------------------------------------------------
 load_cycles 20 coord="$COORD" size=64M name=cycle
