@@ -4,7 +4,7 @@
 # systems; on a real RDMA host run it directly as root (see
 # docs/BENCHMARKS.md).
 #
-#   BENCH_SYSTEMS="raw rswap-rdma rswap-r2 rswap-move rswap-dram nvmeof brd zram" bench-vm.sh
+#   BENCH_SYSTEMS="raw rswap-rdma rswap-sync rswap-r2 rswap-dram nvmeof brd" bench-vm.sh
 #
 # It sets every system up once, then in every repetition runs each
 # workload on each system in turn, in an order that rotates from one
@@ -18,7 +18,7 @@
 # cannot be set up), after measuring the rest.
 #
 # Environment (defaults in brackets):
-#   BENCH_SYSTEMS   systems to measure [raw rswap-rdma rswap-r2 rswap-move rswap-dram nvmeof brd zram]
+#   BENCH_SYSTEMS   systems to measure [every system and rswap variant]
 #   BENCH_REPS      repetitions of every measurement [7]
 #   BENCH_SWAP_MIB  size of each swap device [192]
 #   BENCH_FL_MIB    region of the fault-latency test [32]
@@ -41,7 +41,7 @@ RSWAP_TESTLIB=${RSWAP_TESTLIB:-$HERE/../vm/lib}
 . "$RSWAP_TESTLIB/move.sh"	# move_field
 . "$RSWAP_TESTLIB/replicas.sh"	# repl_field, wait_healthy
 
-BENCH_SYSTEMS=${BENCH_SYSTEMS:-raw rswap-rdma rswap-r2 rswap-move rswap-dram nvmeof brd zram}
+BENCH_SYSTEMS=${BENCH_SYSTEMS:-raw rswap-rdma rswap-sync rswap-128k rswap-r2 rswap-move rswap-dram rswap-dram-sync nvmeof brd zram}
 REPS=${BENCH_REPS:-7}
 SWAP_MIB=${BENCH_SWAP_MIB:-192}
 FL_MIB=${BENCH_FL_MIB:-32}
