@@ -82,6 +82,10 @@ static bool synchronous;
 module_param(synchronous, bool, 0444);
 MODULE_PARM_DESC(synchronous, "frontend=blk: declare the device synchronous, as zram and brd are: a page mapped once is swapped in without the swap cache and without readahead (faster random faults; slower sequential swap-in, and from kernel 6.3 on swap-out waits for each page). Default: 0");
 
+static unsigned int poll_us;
+module_param(poll_us, uint, 0444);
+MODULE_PARM_DESC(poll_us, "backend=rdma: a page read or written on its own (synchronous=1 swap-ins before kernel 6.3, frontswap) first polls for its completion for up to this many microseconds, 0..10000, before sleeping: lower fault latency for CPU time. Default: 0");
+
 #define RSWAP_MAX_SIZE		BIT_ULL(50)
 
 static struct rswap_dev *rswap_the_dev;
@@ -186,6 +190,11 @@ static int rswap_parse_config(struct rswap_config *cfg)
 	}
 	cfg->max_io_kb = max_io_kb;
 	cfg->synchronous = synchronous;
+	if (poll_us > 10000) {
+		pr_err("poll_us=%u is outside 0..10000\n", poll_us);
+		return -EINVAL;
+	}
+	cfg->poll_us = poll_us;
 	if (synchronous && cfg->frontend != RSWAP_FRONTEND_BLK)
 		pr_warn("synchronous=1 is ignored with frontend=frontswap\n");
 	if (timeout_ms < 100 || timeout_ms > 120000) {

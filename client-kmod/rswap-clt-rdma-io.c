@@ -37,10 +37,12 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/bottom_half.h>
 #include <linux/ktime.h>
 #include <linux/log2.h>
 #include <linux/math64.h>
 #include <linux/percpu.h>
+#include <linux/sched/clock.h>
 #include <linux/scatterlist.h>
 
 #include "rswap-clt-rdma.h"
@@ -170,9 +172,9 @@ int rswap_rdma_post_rep(struct rswap_dev *dev, struct rswap_rdma_req *req,
 		return 0;
 	rswap_rdma_unmap(req);
 	/*
-	 * A full queue refuses the first operation.  One taken already
-	 * has no cqe to report to: recover, so that the drain flushes it
-	 * before the request goes out again.
+	 * A full queue refuses the first operation.  Operations of the
+	 * chain taken already have no cqe to report to: recover, and the
+	 * drain flushes them.
 	 */
 	if ((ret == -ENOMEM || ret == -EAGAIN) && bad_wr == &wrs[0].wr)
 		return -EBUSY;
@@ -679,6 +681,29 @@ static void rswap_page_post(struct rswap_dev *dev, struct rswap_page_io *io,
 }
 
 /*
+ * Sleeps.  poll_us: before sleeping on a page transfer, wait for up to
+ * that long in this task, running the softirqs pending on this CPU (the
+ * RDMA device's tasks, the CQ's irq_poll) as they are raised, rather than
+ * letting the CPU go idle and the completion wake us.  It trades CPU time
+ * for the fault's latency; it stops early when another task needs the
+ * CPU.
+ */
+static void rswap_page_poll(struct rswap_dev *dev, struct rswap_page_io *io)
+{
+	u64 end;
+
+	if (!dev->cfg.poll_us)
+		return;
+	end = local_clock() + (u64)dev->cfg.poll_us * NSEC_PER_USEC;
+	while (!completion_done(&io->done) && !need_resched() &&
+	       local_clock() < end) {
+		local_bh_disable();
+		local_bh_enable();	/* runs what is pending */
+		cpu_relax();
+	}
+}
+
+/*
  * Sleeps.  Wait for a posted page transfer; true if it succeeded.  The
  * wait is not interruptible and has no timeout of its own: the work
  * request points at this stack frame and the page, so it must end
@@ -688,6 +713,7 @@ static void rswap_page_post(struct rswap_dev *dev, struct rswap_page_io *io,
 static bool rswap_page_wait(struct rswap_dev *dev, struct rswap_page_io *io,
 			    struct rswap_place *place, u64 off)
 {
+	rswap_page_poll(dev, io);
 	wait_for_completion_io(&io->done);
 	rswap_rdma_unmap(&io->req);
 	rswap_place_put(dev, place);

@@ -79,6 +79,7 @@ struct rswap_config {
 	unsigned int replicas;			/* copies of every chunk, 1..3 */
 	unsigned int max_io_kb;			/* largest request */
 	bool synchronous;			/* swap-ins skip the swap cache */
+	unsigned int poll_us;			/* page transfers poll first */
 };
 
 struct rswap_dev;

@@ -21,7 +21,7 @@ struct rswap_queue_limits {
 	unsigned short max_segments;
 	unsigned int max_discard_sectors;
 	unsigned int chunk_sectors;
-	bool synchronous;		/* see rswap_compat_sync_fops() */
+	bool synchronous;		/* see RSWAP_SYNC_BY_QUEUE */
 };
 
 /*

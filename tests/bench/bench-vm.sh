@@ -41,7 +41,7 @@ RSWAP_TESTLIB=${RSWAP_TESTLIB:-$HERE/../vm/lib}
 . "$RSWAP_TESTLIB/move.sh"	# move_field
 . "$RSWAP_TESTLIB/replicas.sh"	# repl_field, wait_healthy
 
-BENCH_SYSTEMS=${BENCH_SYSTEMS:-raw rswap-rdma rswap-sync rswap-128k rswap-r2 rswap-move rswap-dram rswap-dram-sync nvmeof brd zram}
+BENCH_SYSTEMS=${BENCH_SYSTEMS:-raw rswap-rdma rswap-sync rswap-sync-poll rswap-128k rswap-r2 rswap-move rswap-dram rswap-dram-sync nvmeof brd zram}
 REPS=${BENCH_REPS:-7}
 SWAP_MIB=${BENCH_SWAP_MIB:-192}
 FL_MIB=${BENCH_FL_MIB:-32}
@@ -136,6 +136,7 @@ rswap-move 9461 2 -
 rswap-r2 9462 2 replicas=2
 rswap-dram - 0 backend=dram
 rswap-sync 9463 1 synchronous=1
+rswap-sync-poll 9465 1 synchronous=1,poll_us=200
 rswap-dram-sync - 0 backend=dram,synchronous=1
 rswap-128k 9464 1 max_io_kb=128
 '

@@ -28,6 +28,7 @@ BASE_PAIRS = [("rswap-rdma", "nvmeof"), ("rswap-dram", "brd"),
               ("rswap-r2", "rswap-rdma"),
               # The block path without readahead and the swap cache.
               ("rswap-dram-sync", "brd"), ("rswap-sync", "rswap-rdma"),
+              ("rswap-sync-poll", "rswap-sync"),
               # What requests of 1 MiB give over those of 128 KiB.
               ("rswap-rdma", "rswap-128k")]
 # Variants that are not a plain swap device over the fabric.
@@ -35,7 +36,9 @@ NOT_COMPARED = {"rswap-dram", "rswap-dram-sync", "rswap-move"}
 
 # Better when lower: latencies, times, CPU.  Rates are better when higher.
 WORDS = {"time": ("faster", "slower"), "rate": ("faster", "slower"),
-         "cpu": ("less CPU", "more CPU")}
+         "cpu": ("less CPU", "more CPU"), "size": ("larger", "smaller")}
+# Kinds whose figures are better when higher.
+HIGHER_BETTER = {"rate", "size"}
 UNDECIDED = "not distinguishable"
 
 
@@ -82,6 +85,9 @@ def per_rep(records, system):
             row["swapout_pages_per_s"] = po["pages_per_s"] if po["pswpout"] > 0 else None
             row["swapin_pages_per_s"] = si["pages"] / si["secs"] if si["secs"] > 0 else None
             row["cpu_us_per_page_tput"] = cpu_us_per_page(d.get("cpu"))
+            ds = d.get("diskstat") or {}
+            if ds.get("write_ios"):
+                row["write_req_kib"] = ds["write_sectors"] / 2 / ds["write_ios"]
         elif w.startswith("app-") and not w.endswith("-unlimited"):
             app, pct = w[4:], d["limit_pct"]
             row[f"{app}_ms_at_{pct}pct"] = _pos(d["ms"])
@@ -96,7 +102,8 @@ def rows(reps_a):
         out.append((f"fault_rand_{k}", f"random fault {t}", "time"))
     out.append(("fault_seq_p50_us", "sequential fault p50", "time"))
     out += [("swapout_pages_per_s", "swap-out pages/s", "rate"),
-            ("swapin_pages_per_s", "swap-in pages/s (sequential)", "rate")]
+            ("swapin_pages_per_s", "swap-in pages/s (sequential)", "rate"),
+            ("write_req_kib", "average write request KiB (throughput run)", "size")]
     apps = sorted({k.split("_ms_at_")[0] for k in keys if "_ms_at_" in k})
     for app in apps:
         pcts = sorted({int(k.split("_ms_at_")[1][:-3]) for k in keys
@@ -123,7 +130,7 @@ def verdict(lo, hi, kind, n):
     if n < MIN_REPS:
         return f"too few repetitions ({n} < {MIN_REPS})"
     good, bad = WORDS[kind]
-    lower_better = kind != "rate"
+    lower_better = kind not in HIGHER_BETTER
     if hi < 1:
         return good if lower_better else bad
     if lo > 1:
@@ -139,8 +146,10 @@ def judge(records, a, b):
         reps = sorted(r for r in set(ra) & set(rb)
                       if ra[r].get(key) is not None and rb[r].get(key))
         ratios = [ra[r][key] / rb[r][key] for r in reps]
+        if not ratios and not any(v.get(key) for v in rb.values()):
+            continue  # b never has it (brd keeps no block counters)
         e = {"key": key, "title": title, "kind": kind,
-             "better": "higher" if kind == "rate" else "lower",
+             "better": "higher" if kind in HIGHER_BETTER else "lower",
              "reps": reps, "ratios": ratios, "n": len(ratios),
              "a_values": [ra[r][key] for r in reps], "b_values": [rb[r][key] for r in reps],
              "median": None, "ci95": None, "verdict": "no paired repetition"}
@@ -197,7 +206,7 @@ def markdown(verdicts, label):
                  f"repetition, in turn); the median of those ratios with a bootstrap 95% "
                  f"interval ({verdicts['method']['interval']}). A row is **faster** or **slower** "
                  f"only when the interval excludes 1.0, and only with ≥ {MIN_REPS} repetitions. "
-                 f"Lower is better for latencies, times and CPU; higher for rates.\n")
+                 f"Lower is better for latencies, times and CPU; higher for rates and request sizes.\n")
         L.append(f"| row | {a} median | {b} median | paired ratio (95% CI) | verdict | ratios by repetition |")
         L.append("|---|---|---|---|---|---|")
         for e in rs:

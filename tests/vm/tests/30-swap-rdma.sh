@@ -156,9 +156,10 @@ sleep 0.5
 # ---- synchronous=1 -------------------------------------------------------------
 # The device says it is synchronous (.rw_page before 6.3, a queue flag or
 # feature after): a page mapped once is swapped in without the swap cache,
-# so without readahead.  Data still verifies; injected read errors still
-# reach the reader, never as wrong data.
-rswap_insmod coord="$COORD" size=96M name=vm-sync synchronous=1 ||
+# so without readahead; with poll_us=200 a page read on its own (before
+# 6.3) polls for its completion first.  Data still verifies; injected
+# read errors still reach the reader, never as wrong data.
+rswap_insmod coord="$COORD" size=96M name=vm-sync synchronous=1 poll_us=200 ||
 	fail "insmod synchronous=1: $(cat $RSWAP_INSMOD_OUT)"
 ra0=$(vmstat swap_ra)
 swap_round_trip /dev/rswap0 48
