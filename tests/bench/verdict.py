@@ -181,7 +181,7 @@ def raw_distance(records):
         return {}
     out = {}
     fabric = {r["system"] for r in records if r["system"] == "nvmeof" or
-              (r["system"].startswith("rswap-") and r["system"] != "rswap-dram")}
+              (r["system"].startswith("rswap-") and r["system"] not in NOT_COMPARED)}
     for s in sorted(fabric):
         p50 = {rep: v.get("fault_rand_p50_us") for rep, v in per_rep(records, s).items()}
         ratios = [p50[r] / read[r] for r in sorted(set(p50) & set(read)) if p50[r] and read[r]]
