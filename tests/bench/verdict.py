@@ -28,7 +28,7 @@ BASE_PAIRS = [("rswap-rdma", "nvmeof"), ("rswap-dram", "brd"),
               ("rswap-r2", "rswap-rdma"),
               # The block path without readahead and the swap cache.
               ("rswap-dram-sync", "brd"), ("rswap-sync", "rswap-rdma"),
-              ("rswap-sync-poll", "rswap-sync"),
+              ("rswap-sync-poll", "rswap-sync"), ("rswap-sync-poll", "rswap-rdma"),
               # What requests of 1 MiB give over those of 128 KiB.
               ("rswap-rdma", "rswap-128k")]
 # Variants that are not a plain swap device over the fabric.
