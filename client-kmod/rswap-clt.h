@@ -35,7 +35,6 @@
  */
 #define RSWAP_SGE_MAX		32u
 #define RSWAP_CHAIN_MAX		16u
-#define RSWAP_MAX_SEGMENTS	(RSWAP_SGE_MAX * RSWAP_CHAIN_MAX)
 #define RSWAP_MIN_IO_KB		128u
 #define RSWAP_MAX_IO_KB		2048u
 #define RSWAP_DRAM_CHUNK_SIZE	(16ull << 20)
@@ -156,7 +155,7 @@ struct rswap_half {
  * move's target, half[r] going to replica r.  The request ends when
  * every half posted has (pending).  cmd_size leaves room for
  * cfg.replicas + 1 halves, then their scatterlists and the SGEs
- * (rswap_blk_init_request()).
+ * (rswap_init_request()).
  */
 struct rswap_cmd {
 	struct rswap_place *place;	/* posted under; counted in its inflight */
