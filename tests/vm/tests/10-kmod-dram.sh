@@ -15,6 +15,9 @@ expect_insmod_fails "Invalid argument" backend=dram size=64Mx
 expect_insmod_fails "Invalid argument" backend=dram size=1000
 expect_insmod_fails "Invalid argument" backend=floppy size=64M
 expect_insmod_fails "Invalid argument" backend=dram size=64M queue_depth=1
+expect_insmod_fails "Invalid argument" backend=dram size=64M max_io_kb=100
+expect_insmod_fails "Invalid argument" backend=dram size=64M max_io_kb=4096
+expect_insmod_fails "Invalid argument" backend=dram size=64M poll_us=20000
 expect_insmod_fails "Invalid argument" backend=dram size=64M name=0123456789abcdef0123456789abcdef
 expect_insmod_fails "Invalid argument" size=64M
 
@@ -48,13 +51,21 @@ q=/sys/block/rswap0/queue
 [ "$(cat $q/physical_block_size)" = 4096 ] || fail "physical block $(cat $q/physical_block_size)"
 [ "$(cat $q/chunk_sectors)" = 32768 ] || fail "chunk_sectors $(cat $q/chunk_sectors)"
 [ "$(cat $q/discard_max_bytes)" -gt 0 ] || fail "discard not supported"
-[ "$(cat $q/max_segments)" -le 32 ] || fail "max_segments $(cat $q/max_segments)"
+[ "$(cat $q/max_segments)" = 256 ] || fail "max_segments $(cat $q/max_segments), expected 256"
+[ "$(cat $q/max_hw_sectors_kb)" = 1024 ] || fail "max_hw_sectors_kb $(cat $q/max_hw_sectors_kb), expected 1024"
 nq=$(ls /sys/block/rswap0/mq | wc -l)
 [ "$nq" = "$cpus" ] || fail "$nq hardware queues for $cpus CPUs"
 [ "$(rsysfs backend)" = dram ] || fail "backend $(rsysfs backend)"
 for f in reads writes bytes_read bytes_written inflight errors chunk_map poolds; do
 	[ -r /sys/block/rswap0/rswap/$f ] || fail "no sysfs file rswap/$f"
 done
+
+rswap_rmmod > /dev/null || fail "rmmod after the geometry"
+rswap_insmod backend=dram size=64M max_io_kb=128 || fail "insmod max_io_kb=128: $(cat $RSWAP_INSMOD_OUT)"
+[ "$(cat $q/max_segments)" = 32 ] || fail "max_io_kb=128: max_segments $(cat $q/max_segments), expected 32"
+[ "$(cat $q/max_hw_sectors_kb)" = 128 ] || fail "max_io_kb=128: max_hw_sectors_kb $(cat $q/max_hw_sectors_kb)"
+rswap_rmmod > /dev/null || fail "rmmod max_io_kb=128"
+rswap_insmod backend=dram size=64M || fail "insmod: $(cat $RSWAP_INSMOD_OUT)"
 
 # ---- data ------------------------------------------------------------------
 nz=$(dd if=/dev/rswap0 bs=4096 count=64 skip=1000 2> /dev/null | tr -d '\000' | wc -c)
