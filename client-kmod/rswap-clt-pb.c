@@ -479,6 +479,18 @@ static int pb_get_string(struct pb_rd *r, char *dst, size_t cap)
 	return 0;
 }
 
+/* A known varint field: its wire type checked, then its value. */
+static int pb_field_varint(struct pb_rd *r, u32 wt, u64 *out)
+{
+	return pb_expect(r, wt, PB_WT_VARINT) ?: pb_get_varint(r, out);
+}
+
+/* A known string field: its wire type checked, then pb_get_string(). */
+static int pb_field_string(struct pb_rd *r, u32 wt, char *dst, size_t cap)
+{
+	return pb_expect(r, wt, PB_WT_LEN) ?: pb_get_string(r, dst, cap);
+}
+
 /* Copy a human-readable reason, truncated, control bytes replaced. */
 static int pb_get_reason(struct pb_rd *r, char *dst, size_t cap)
 {
@@ -510,8 +522,7 @@ static int pb_decode_error(struct pb_rd *r, struct rswap_pb_env *env)
 			return ret;
 		switch (field) {
 		case 1:
-			ret = pb_expect(r, wt, PB_WT_VARINT) ?:
-			      pb_get_varint(r, &v);
+			ret = pb_field_varint(r, wt, &v);
 			env->error.code = (s32)(u32)v;
 			break;
 		case 2:
@@ -542,17 +553,14 @@ static int pb_decode_copy(struct pb_rd *r, struct rswap_pb_copy *c)
 			return ret;
 		switch (field) {
 		case 1:
-			ret = pb_expect(r, wt, PB_WT_LEN) ?:
-			      pb_get_string(r, c->poold_addr,
-					    sizeof(c->poold_addr));
+			ret = pb_field_string(r, wt, c->poold_addr,
+					      sizeof(c->poold_addr));
 			break;
 		case 2:
-			ret = pb_expect(r, wt, PB_WT_VARINT) ?:
-			      pb_get_varint(r, &c->handle);
+			ret = pb_field_varint(r, wt, &c->handle);
 			break;
 		case 4:
-			ret = pb_expect(r, wt, PB_WT_VARINT) ?:
-			      pb_get_varint(r, &v);
+			ret = pb_field_varint(r, wt, &v);
 			c->lost = v != 0;
 			break;
 		default:
@@ -578,24 +586,20 @@ static int pb_decode_slot(struct pb_rd *r, struct rswap_pb_slot *slot)
 			return ret;
 		switch (field) {
 		case 1:
-			ret = pb_expect(r, wt, PB_WT_VARINT) ?:
-			      pb_get_varint(r, &v);
+			ret = pb_field_varint(r, wt, &v);
 			if (!ret && v > 0xffffffffull)
 				ret = pb_fail(r, "slot index over 32 bits");
 			slot->index = (u32)v;
 			break;
 		case 2:
-			ret = pb_expect(r, wt, PB_WT_LEN) ?:
-			      pb_get_string(r, slot->poold_addr,
-					    sizeof(slot->poold_addr));
+			ret = pb_field_string(r, wt, slot->poold_addr,
+					      sizeof(slot->poold_addr));
 			break;
 		case 3:
-			ret = pb_expect(r, wt, PB_WT_VARINT) ?:
-			      pb_get_varint(r, &slot->handle);
+			ret = pb_field_varint(r, wt, &slot->handle);
 			break;
 		case 4:
-			ret = pb_expect(r, wt, PB_WT_VARINT) ?:
-			      pb_get_varint(r, &v);
+			ret = pb_field_varint(r, wt, &v);
 			slot->lost = v != 0;
 			break;
 		case 5:
@@ -650,12 +654,10 @@ static int pb_decode_map(struct pb_rd *r, struct rswap_pb_map *map)
 			return ret;
 		switch (field) {
 		case 1:
-			ret = pb_expect(r, wt, PB_WT_VARINT) ?:
-			      pb_get_varint(r, &map->chunk_size);
+			ret = pb_field_varint(r, wt, &map->chunk_size);
 			break;
 		case 2:
-			ret = pb_expect(r, wt, PB_WT_VARINT) ?:
-			      pb_get_varint(r, &map->size);
+			ret = pb_field_varint(r, wt, &map->size);
 			break;
 		case 3:
 			ret = pb_expect(r, wt, PB_WT_LEN) ?:
@@ -668,12 +670,10 @@ static int pb_decode_map(struct pb_rd *r, struct rswap_pb_map *map)
 			map->nslots = ++i;
 			break;
 		case 4:
-			ret = pb_expect(r, wt, PB_WT_VARINT) ?:
-			      pb_get_varint(r, &map->epoch);
+			ret = pb_field_varint(r, wt, &map->epoch);
 			break;
 		case 5:
-			ret = pb_expect(r, wt, PB_WT_VARINT) ?:
-			      pb_get_varint(r, &v);
+			ret = pb_field_varint(r, wt, &v);
 			if (!ret && v > RSWAP_PB_MAX_COPIES)
 				ret = pb_fail(r, "more than 3 copies per slot");
 			map->replicas = (u32)v;
@@ -699,8 +699,7 @@ static int pb_decode_released(struct pb_rd *r, struct rswap_pb_env *env)
 		if (ret)
 			return ret;
 		if (field == 1) {
-			ret = pb_expect(r, wt, PB_WT_VARINT) ?:
-			      pb_get_varint(r, &v);
+			ret = pb_field_varint(r, wt, &v);
 			env->chunks_freed = (u32)v;
 		} else {
 			ret = pb_skip(r, wt);
@@ -750,8 +749,7 @@ static int pb_decode_challenge(struct pb_rd *r, struct rswap_pb_env *env)
 					  sizeof(env->challenge.mac),
 					  &env->challenge.mac_len);
 		else if (field == 3)
-			ret = pb_expect(r, wt, PB_WT_VARINT) ?:
-			      pb_get_varint(r, &v);
+			ret = pb_field_varint(r, wt, &v);
 		else
 			ret = pb_skip(r, wt);
 		if (ret)
@@ -774,28 +772,23 @@ static int pb_decode_move(struct pb_rd *r, struct rswap_pb_env *env)
 			return ret;
 		switch (field) {
 		case 1:
-			ret = pb_expect(r, wt, PB_WT_VARINT) ?:
-			      pb_get_varint(r, &env->move.epoch);
+			ret = pb_field_varint(r, wt, &env->move.epoch);
 			break;
 		case 2:
-			ret = pb_expect(r, wt, PB_WT_VARINT) ?:
-			      pb_get_varint(r, &v);
+			ret = pb_field_varint(r, wt, &v);
 			if (!ret && v > 0xffffffffull)
 				ret = pb_fail(r, "slot index over 32 bits");
 			env->move.slot = (u32)v;
 			break;
 		case 3:
-			ret = pb_expect(r, wt, PB_WT_VARINT) ?:
-			      pb_get_varint(r, &env->move.from_handle);
+			ret = pb_field_varint(r, wt, &env->move.from_handle);
 			break;
 		case 4:
-			ret = pb_expect(r, wt, PB_WT_LEN) ?:
-			      pb_get_string(r, env->move.to_poold,
-					    sizeof(env->move.to_poold));
+			ret = pb_field_string(r, wt, env->move.to_poold,
+					      sizeof(env->move.to_poold));
 			break;
 		case 5:
-			ret = pb_expect(r, wt, PB_WT_VARINT) ?:
-			      pb_get_varint(r, &env->move.to_handle);
+			ret = pb_field_varint(r, wt, &env->move.to_handle);
 			break;
 		default:
 			ret = pb_skip(r, wt);
