@@ -83,31 +83,32 @@ fail() {
 	exit 1
 }
 
-# wait_log FILE PATTERN [COUNT] [TIMEOUT]: until PATTERN (grep -E) shows up
-# COUNT times in FILE.
-wait_log() {
-	_f=$1 _p=$2 _n=${3:-1} _t=${4:-$CLUSTER_TIMEOUT}
-	_i=0
-	while :; do
-		_c=$(grep -cE "$_p" "$_f" 2>/dev/null)
-		[ "${_c:-0}" -ge "$_n" ] && break
-		_i=$((_i + 1))
-		[ $_i -gt $((_t * 10)) ] && return 1
+# wait_until SEC CMD [ARG...]: until CMD succeeds, tried every 0.1 s;
+# fails after SEC seconds.  The wait helpers of every library use it.
+wait_until() {
+	_wu=$(($1 * 10))
+	shift
+	while ! "$@"; do
+		_wu=$((_wu - 1))
+		[ $_wu -lt 0 ] && return 1
 		sleep 0.1
 	done
 	return 0
 }
 
+# wait_log FILE PATTERN [COUNT] [TIMEOUT]: until PATTERN (grep -E) shows up
+# COUNT times in FILE.
+log_has() {
+	_c=$(grep -cE "$2" "$1" 2>/dev/null)
+	[ "${_c:-0}" -ge "$3" ]
+}
+wait_log() { wait_until "${4:-$CLUSTER_TIMEOUT}" log_has "$1" "$2" "${3:-1}"; }
+
 # wait_listen PORT: a TCP socket listens on PORT (hex in /proc/net/tcp).
 wait_listen() {
-	_hex=$(printf '%04X' "$1")
-	_i=0
-	while ! grep -qE "^ *[0-9]+: [0-9A-F]+:$_hex [0-9A-F]+:0000 0A" /proc/net/tcp /proc/net/tcp6 2>/dev/null; do
-		_i=$((_i + 1))
-		[ $_i -gt $((CLUSTER_TIMEOUT * 10)) ] && return 1
-		sleep 0.1
-	done
-	return 0
+	wait_until "$CLUSTER_TIMEOUT" grep -qsE \
+		"^ *[0-9]+: [0-9A-F]+:$(printf '%04X' "$1") [0-9A-F]+:0000 0A" \
+		/proc/net/tcp /proc/net/tcp6
 }
 
 # alive PID: the process exists and is not a zombie.

@@ -7,26 +7,12 @@
 move_field() { tr ' ' '\n' < /sys/block/rswap0/rswap/moves | sed -n "s/^$1=//p"; }
 
 # wait_moves_idle SEC: no move under way on the client.
-wait_moves_idle() {
-	_i=0
-	while [ -n "$(move_field moving)" ]; do
-		_i=$((_i + 1))
-		[ $_i -gt $(($1 * 5)) ] && return 1
-		sleep 0.2
-	done
-	return 0
-}
+moves_idle() { [ -z "$(move_field moving)" ]; }
+wait_moves_idle() { wait_until "$1" moves_idle; }
 
 # wait_moving SEC: a move is copying (and has copied something).
-wait_moving() {
-	_i=0
-	while [ -z "$(move_field moving)" ] || [ "$(move_field copied)" = 0 ]; do
-		_i=$((_i + 1))
-		[ $_i -gt $(($1 * 10)) ] && return 1
-		sleep 0.1
-	done
-	return 0
-}
+copying() { [ -n "$(move_field moving)" ] && [ "$(move_field copied)" != 0 ]; }
+wait_moving() { wait_until "$1" copying; }
 
 move_delay() { echo "$1" > /sys/kernel/debug/rswap_client/move_window_delay_ms; }
 

@@ -33,16 +33,11 @@ coord_health() {
 # A move or resync runs (block device only: frontswap has no moves file).
 moving_now() { [ -e /sys/block/rswap0/rswap/moves ] && [ -n "$(move_field moving)" ]; }
 
-wait_healthy() {
-	_i=0
-	while [ "$(repl_field degraded)" != 0 ] || [ "$(repl_field stale_copies)" != 0 ] ||
-	      moving_now || [ "$(coord_health "$1")" != "0 0 0 " ]; do
-		_i=$((_i + 1))
-		[ $_i -gt $(($2 * 5)) ] && return 1
-		sleep 0.2
-	done
-	return 0
+all_healthy() {
+	[ "$(repl_field degraded)" = 0 ] && [ "$(repl_field stale_copies)" = 0 ] &&
+		! moving_now && [ "$(coord_health "$1")" = "0 0 0 " ]
 }
+wait_healthy() { wait_until "$2" all_healthy "$1"; }
 
 kill_poold() {
 	kill -9 "$(poold_pid "$1")"

@@ -17,15 +17,9 @@ sess_line() { rsysfs poolds | grep "^$1 "; }
 
 sess_field() { sess_line "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 
-wait_sess() {
-	_i=0
-	while [ "$(sess_field "$1" "$2")" != "$3" ]; do
-		_i=$((_i + 1))
-		[ $_i -gt $((${4:-60} * 10)) ] && return 1
-		sleep 0.1
-	done
-	return 0
-}
+sess_is() { [ "$(sess_field "$1" "$2")" = "$3" ]; }
+
+wait_sess() { wait_until "${4:-60}" sess_is "$1" "$2" "$3"; }
 
 inject_fault() {
 	echo "$1" > "$RSWAP_INJECT" || fail "cannot inject a fault into the session to $1"
